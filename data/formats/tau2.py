@@ -1,0 +1,20 @@
+"""tau2 importer (to be written)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from toolcast.data.formats.base import OnError, Records, TraceFormat
+from toolcast.data.schema import Trace
+
+
+def sniff(record: Any) -> bool:
+    return False
+
+
+def read(records: Records, on_error: OnError) -> Iterator[Trace]:
+    raise NotImplementedError
+
+
+FORMAT = TraceFormat("tau2", "tau2 (not yet)", sniff, read)

@@ -1,0 +1,98 @@
+"""Reading records from log files: gzip or plain, one JSON document or JSON lines.
+
+A file is one of:
+- one JSON document (a tau2 results file, a JSON list of chat records, an OTLP export): records are
+  the document itself, located by line 1;
+- JSON lines: each non-blank line is a record, located by its line number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from toolcast.data.errors import Location, TraceFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files named, and every file under a folder named (sorted, hidden files left out)."""
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(sorted(f for f in path.rglob("*")
+                              if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                              and f.name not in ("MANIFEST.json", "README.md")))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise TraceFormatError(Location(str(path)), "no such file or folder")
+    return out
+
+
+def read_text(path: Path) -> str:
+    """The file's text; gzip is detected by content, not by name."""
+    where = Location(str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise TraceFormatError(where, f"cannot read: {e.strerror or e}") from None
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise TraceFormatError(where, f"broken gzip data ({e})") from None
+    if not raw.strip():
+        raise TraceFormatError(where, "the file is empty")
+    if b"\x00" in raw[:8192]:
+        raise TraceFormatError(where, "binary file, not JSON or JSON lines")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise TraceFormatError(Location(str(path), line), "not UTF-8 text (binary file?)") from None
+
+
+def iter_records(path: Path) -> Iterator[tuple[Location, Any]]:
+    """Yield (location, parsed JSON) for each record of the file."""
+    text = read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data" or _first_line_parses(text):
+            yield from _iter_json_lines(path, text)
+            return
+        hint = " (truncated?)" if e.pos >= len(text.rstrip()) - 1 else ""
+        raise TraceFormatError(Location(str(path), e.lineno),
+                               f"invalid JSON: {e.msg} (column {e.colno}){hint}") from None
+    yield Location(str(path), 1 if "\n" not in text.strip() else None), doc
+
+
+def _first_line_parses(text: str) -> bool:
+    """True for JSON lines whose later line is broken: the first line is a whole JSON value."""
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return True
+    return False
+
+
+def _iter_json_lines(path: Path, text: str) -> Iterator[tuple[Location, Any]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = Location(str(path), lineno)
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as e:
+            hint = " (truncated?)" if e.pos >= len(line.rstrip()) - 1 else ""
+            yield where, TraceFormatError(where, f"invalid JSON: {e.msg} (column {e.colno}){hint}")

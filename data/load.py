@@ -1,0 +1,93 @@
+"""`load_traces`: read log files of any supported format into canonical traces."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from toolcast.data.errors import ImportReport, Location, TraceFormatError
+from toolcast.data.formats import FORMATS
+from toolcast.data.formats.base import TraceFormat
+from toolcast.data.io import expand_paths, iter_records
+from toolcast.data.schema import Trace
+
+log = logging.getLogger(__name__)
+
+ErrorPolicy = Literal["raise", "skip"]
+FORMAT_NAMES: tuple[str, ...] = ("auto", *FORMATS)
+
+
+def detect_format(path: Path, first_record: object) -> TraceFormat:
+    """The one format whose sniffer accepts the file's first record."""
+    if isinstance(first_record, TraceFormatError):
+        raise first_record
+    for fmt in FORMATS.values():
+        if fmt.sniff(first_record):
+            return fmt
+    if isinstance(first_record, dict):
+        seen = "an object with keys " + ", ".join(sorted(first_record)[:8])
+    elif isinstance(first_record, list):
+        seen = f"a list of {len(first_record)} items"
+    else:
+        seen = f"a JSON {type(first_record).__name__}"
+    raise TraceFormatError(Location(str(path), 1), f"unknown format: found {seen}; expected one of "
+                           + ", ".join(FORMATS) + " (see `toolcast import --help`)")
+
+
+def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
+                report: ImportReport | None = None, progress: bool = False) -> Iterator[Trace]:
+    """Yield traces from files and folders (every file under a folder), gzip or plain.
+
+    errors="raise" stops at the first bad record with a `TraceFormatError` naming file, line and field;
+    errors="skip" leaves bad records (or whole unreadable files) out and lists them in `report.skipped`.
+    """
+    if format not in FORMAT_NAMES:
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMAT_NAMES)}")
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    report = report if report is not None else ImportReport()
+
+    def on_error(e: TraceFormatError) -> None:
+        if errors == "raise":
+            raise e
+        log.warning("skipped: %s", e)
+        report.skipped.append(e)
+
+    files = expand_paths(list(paths))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), desc="import", unit="file", leave=False)
+    for path in files:
+        report.files += 1
+        try:
+            records = iter_records(path)
+            first = next(records, None)
+            if first is None:
+                raise TraceFormatError(Location(str(path)), "the file holds no records")
+            fmt = FORMATS[format] if format != "auto" else detect_format(path, first[1])
+
+            def all_records(first=first, records=records):
+                yield first
+                yield from records
+
+            for trace in fmt.read(all_records(), on_error):
+                report.traces += 1
+                report.formats[fmt.name] = report.formats.get(fmt.name, 0) + 1
+                yield trace
+        except TraceFormatError as e:
+            on_error(e)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def load_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
+                report: ImportReport | None = None, progress: bool = False) -> list[Trace]:
+    """Read every trace from the given files and folders. See `iter_traces`."""
+    return list(iter_traces(*paths, format=format, errors=errors, report=report, progress=progress))

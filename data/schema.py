@@ -1,0 +1,300 @@
+"""The canonical trace: what every importer produces and every other part reads.
+
+One trace per JSONL line (see ../shared/DESIGN.md, "Canonical trace"):
+
+    {"trace_id", "group", "source", "metadata", "tools": [ToolSpec], "events": [Message | ToolCall]}
+
+`turn` groups the calls that one assistant message issued together (parallel calls); the assistant
+message itself is a `Message` event with the same `turn` placed right before its calls (its text may be
+empty). Timings are seconds since the Unix epoch, `None` where the log has none.
+
+Validation lives in the `from_dict` constructors: they raise `SchemaError` naming the field path, and
+the importers add file and line. Only numpy-free, torch-free stdlib here: the runtime imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RESPOND = "<respond>"
+"""Label of a decision point where the LLM answers in text instead of calling a tool."""
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+
+
+class SchemaError(ValueError):
+    """A record does not fit the canonical schema. `field` is a dotted path inside the record."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"field '{field}': {message}")
+
+
+def canonical_args(args: Any) -> str:
+    """The one string two calls' arguments must share to count as the same call."""
+    return json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---- small typed readers: each names the field it rejects ------------------------------------------
+
+
+def _get(d: dict, key: str, path: str, types: type | tuple[type, ...], *, required: bool = True,
+         default: Any = None, nullable: bool = False) -> Any:
+    if key not in d:
+        if required:
+            raise SchemaError(f"{path}{key}", "is missing")
+        return default
+    value = d[key]
+    if value is None and nullable:
+        return None
+    # bool is an int subclass; never accept it where a number is meant.
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise SchemaError(f"{path}{key}", f"expected {_type_name(types)}, got bool")
+    if not isinstance(value, types):
+        raise SchemaError(f"{path}{key}", f"expected {_type_name(types)}, got {type(value).__name__}")
+    return value
+
+
+def _type_name(types: type | tuple[type, ...]) -> str:
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
+
+
+def _time(d: dict, key: str, path: str) -> float | None:
+    value = _get(d, key, path, (int, float), required=False, nullable=True)
+    return None if value is None else float(value)
+
+
+# ---- the records -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ToolSpec:
+    """A tool the agent could call: name, description, JSON-schema parameters, MCP-style annotations."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "parameters": self.parameters,
+                "annotations": self.annotations}
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str = "") -> ToolSpec:
+        if not isinstance(d, dict):
+            raise SchemaError(path.rstrip(".") or "tool", f"expected object, got {type(d).__name__}")
+        return cls(
+            name=_get(d, "name", path, str),
+            description=_get(d, "description", path, str, required=False, default="", nullable=True) or "",
+            parameters=_get(d, "parameters", path, dict, required=False, default=None, nullable=True) or {},
+            annotations=_get(d, "annotations", path, dict, required=False, default=None, nullable=True) or {},
+        )
+
+    @property
+    def param_names(self) -> list[str]:
+        props = self.parameters.get("properties") if isinstance(self.parameters, dict) else None
+        return list(props) if isinstance(props, dict) else []
+
+
+@dataclass
+class Message:
+    """A text message. Assistant messages that issued calls carry the `turn` of those calls."""
+
+    role: str
+    text: str = ""
+    t_start: float | None = None
+    t_end: float | None = None
+    tokens: int | None = None
+    turn: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    type: Literal["message"] = "message"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "message", "role": self.role, "text": self.text,
+                             "t_start": self.t_start, "t_end": self.t_end, "tokens": self.tokens}
+        if self.turn is not None:
+            d["turn"] = self.turn
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, path: str = "") -> Message:
+        role = _get(d, "role", path, str)
+        if role not in ROLES:
+            raise SchemaError(f"{path}role", f"expected one of {', '.join(ROLES)}, got {role!r}")
+        tokens = _get(d, "tokens", path, int, required=False, nullable=True)
+        return cls(
+            role=role,
+            text=_get(d, "text", path, str, required=False, default="", nullable=True) or "",
+            t_start=_time(d, "t_start", path),
+            t_end=_time(d, "t_end", path),
+            tokens=tokens,
+            turn=_get(d, "turn", path, int, required=False, nullable=True),
+            extra=_get(d, "extra", path, dict, required=False, default=None, nullable=True) or {},
+        )
+
+
+@dataclass
+class ToolCall:
+    """One tool call and its result. `output` is the result as text (JSON results stay JSON text)."""
+
+    call_id: str
+    turn: int
+    tool: str
+    args: dict[str, Any]
+    output: str | None = None
+    error: bool = False
+    t_start: float | None = None
+    t_end: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    type: Literal["tool_call"] = "tool_call"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "tool_call", "call_id": self.call_id, "turn": self.turn,
+                             "tool": self.tool, "args": self.args, "output": self.output,
+                             "error": self.error, "t_start": self.t_start, "t_end": self.t_end}
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, path: str = "") -> ToolCall:
+        return cls(
+            call_id=_get(d, "call_id", path, str),
+            turn=_get(d, "turn", path, int),
+            tool=_get(d, "tool", path, str),
+            args=_get(d, "args", path, dict),
+            output=_get(d, "output", path, str, required=False, nullable=True),
+            error=_get(d, "error", path, bool, required=False, default=False),
+            t_start=_time(d, "t_start", path),
+            t_end=_time(d, "t_end", path),
+            extra=_get(d, "extra", path, dict, required=False, default=None, nullable=True) or {},
+        )
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(tool, canonical args): what a speculative result must match to be served."""
+        return self.tool, canonical_args(self.args)
+
+    def output_json(self) -> Any:
+        """The output parsed as JSON, or None when it is not JSON."""
+        if self.output is None:
+            return None
+        try:
+            return json.loads(self.output)
+        except (ValueError, RecursionError):
+            return None
+
+
+Event = Message | ToolCall
+
+
+def event_from_dict(d: Any, path: str = "") -> Event:
+    if not isinstance(d, dict):
+        raise SchemaError(path.rstrip(".") or "event", f"expected object, got {type(d).__name__}")
+    kind = _get(d, "type", path, str)
+    if kind == "message":
+        return Message.from_dict(d, path)
+    if kind == "tool_call":
+        return ToolCall.from_dict(d, path)
+    raise SchemaError(f"{path}type", f"expected 'message' or 'tool_call', got {kind!r}")
+
+
+@dataclass
+class Context:
+    """What a predictor sees at a decision point: everything that happened before the LLM started."""
+
+    events: list[Event]
+    tools: list[ToolSpec]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return [e for e in self.events if isinstance(e, ToolCall)]
+
+
+@dataclass
+class Label:
+    """What the LLM did next: the calls of its next turn (parallel calls: several), or none = respond."""
+
+    calls: list[ToolCall]
+
+    @property
+    def is_respond(self) -> bool:
+        return not self.calls
+
+    @property
+    def tools(self) -> list[str]:
+        return [c.tool for c in self.calls] or [RESPOND]
+
+
+@dataclass
+class Trace:
+    trace_id: str
+    group: str
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[ToolSpec] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    # ---- JSON ----
+    def to_dict(self) -> dict[str, Any]:
+        return {"trace_id": self.trace_id, "group": self.group, "source": self.source,
+                "metadata": self.metadata, "tools": [t.to_dict() for t in self.tools],
+                "events": [e.to_dict() for e in self.events]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Trace:
+        if not isinstance(d, dict):
+            raise SchemaError("trace", f"expected object, got {type(d).__name__}")
+        tools = _get(d, "tools", "", list, required=False, default=None, nullable=True) or []
+        events = _get(d, "events", "", list)
+        trace = cls(
+            trace_id=_get(d, "trace_id", "", str),
+            group=_get(d, "group", "", str),
+            source=_get(d, "source", "", str),
+            metadata=_get(d, "metadata", "", dict, required=False, default=None, nullable=True) or {},
+            tools=[ToolSpec.from_dict(t, f"tools[{i}].") for i, t in enumerate(tools)],
+            events=[event_from_dict(e, f"events[{i}].") for i, e in enumerate(events)],
+        )
+        trace.validate()
+        return trace
+
+    def validate(self) -> None:
+        """Cross-record checks: unique call ids."""
+        seen: set[str] = set()
+        for i, e in enumerate(self.events):
+            if isinstance(e, ToolCall):
+                if e.call_id in seen:
+                    raise SchemaError(f"events[{i}].call_id", f"duplicate call id {e.call_id!r}")
+                seen.add(e.call_id)
+
+    # ---- views ----
+    @property
+    def calls(self) -> list[ToolCall]:
+        return [e for e in self.events if isinstance(e, ToolCall)]
+
+    def decision_points(self) -> Iterator[tuple[Context, Label]]:
+        """Yield (context, label) at each moment the agent's LLM starts generating.
+
+        Those moments are: before each assistant message (the LLM produced it), and after each user
+        message and each finished tool turn that no assistant message follows, when the trace goes on
+        after a tool turn or the agent then made no call (logs such as BFCL's ground truth carry no
+        assistant text: the agent would have answered there). The label is the calls of the turn the LLM
+        then issued, or none (`<respond>`). Because decision points are placed at the assistant message,
+        a parallel turn gives one point, after the last result of the turn before it.
+        """
+        from toolcast.data.decisions import decision_points
+
+        yield from decision_points(self)
