@@ -45,6 +45,8 @@ class ImportReport:
     files: int = 0
     traces: int = 0
     skipped: list[TraceFormatError] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    """Files inside a named folder that are in no known format (a README, a manifest): left out."""
     formats: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -52,4 +54,6 @@ class ImportReport:
         s = f"{self.traces} traces from {self.files} files ({fmts})"
         if self.skipped:
             s += f"; skipped {len(self.skipped)} records"
+        if self.ignored:
+            s += f"; ignored {len(self.ignored)} files in no known format"
         return s

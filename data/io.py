@@ -26,14 +26,16 @@ def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out.extend(sorted(f for f in path.rglob("*")
-                              if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                              and f.name not in ("MANIFEST.json", "README.md")))
+            out.extend(sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path)))
         elif path.is_file():
             out.append(path)
         else:
             raise TraceFormatError(Location(str(path)), "no such file or folder")
     return out
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in f.relative_to(root).parts)
 
 
 def read_text(path: Path) -> str:

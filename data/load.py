@@ -37,6 +37,18 @@ def detect_format(path: Path, first_record: object) -> TraceFormat:
                            + ", ".join(FORMATS) + " (see `toolcast import --help`)")
 
 
+def _detect_in_folder(path: Path, first_record: object, report: ImportReport) -> TraceFormat | None:
+    """Inside a folder, a file in no known format (a README, a manifest) is left out with a warning."""
+    try:
+        return detect_format(path, first_record)
+    except TraceFormatError as e:
+        if not e.reason.startswith("unknown format"):
+            raise
+        log.warning("ignored %s: no known log format", path)
+        report.ignored.append(str(path))
+        return None
+
+
 def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
                 report: ImportReport | None = None, progress: bool = False) -> Iterator[Trace]:
     """Yield traces from files and folders (every file under a folder), gzip or plain.
@@ -57,6 +69,7 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
         report.skipped.append(e)
 
     files = expand_paths(list(paths))
+    named = {Path(p) for p in paths}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -69,7 +82,14 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
             first = next(records, None)
             if first is None:
                 raise TraceFormatError(Location(str(path)), "the file holds no records")
-            fmt = FORMATS[format] if format != "auto" else detect_format(path, first[1])
+            if format != "auto":
+                fmt = FORMATS[format]
+            elif path in named or isinstance(first[1], TraceFormatError):
+                fmt = detect_format(path, first[1])
+            else:
+                fmt = _detect_in_folder(path, first[1], report)
+                if fmt is None:
+                    continue
 
             def all_records(first=first, records=records):
                 yield first
@@ -81,8 +101,9 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 yield trace
         except TraceFormatError as e:
             on_error(e)
-        if bar is not None:
-            bar.update(1)
+        finally:
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
 

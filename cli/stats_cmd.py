@@ -1,0 +1,56 @@
+"""`toolcast stats`: what a set of agent logs holds, and how much of it speculation could use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from toolcast.cli.common import add_input_args, report_format_error
+from toolcast.data import ImportReport, TraceFormatError, load_traces
+from toolcast.data.stats import corpus_stats
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stats", help="counts, tool transitions and argument provenance of agent logs",
+        description="Count traces, calls, distinct tools and task groups; list the most frequent tool "
+        "transitions; and measure where argument values come from (earlier tool outputs, earlier "
+        "arguments, the user's text, constants that recur across tasks, or nowhere).")
+    add_input_args(p)
+    p.add_argument("--top", type=int, default=15, help="how many transitions and tools to list")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = ImportReport()
+    try:
+        traces = load_traces(*args.inputs, format=args.format, errors=args.errors, report=report,
+                             progress=True)
+    except TraceFormatError as e:
+        return report_format_error(e)
+    s = corpus_stats(traces, top=args.top)
+    if args.json:
+        d = s.to_dict()
+        d["skipped"] = [str(e) for e in report.skipped]
+        print(json.dumps(d, indent=1))
+        return 0
+    print(f"{report.summary()}")
+    print(f"traces {s.traces} (unique ids {s.unique_trace_ids})  calls {s.calls}  distinct tools {s.tools}  "
+          f"task groups {s.groups}")
+    print(f"decision points {s.decision_points} ({s.respond_points} where the agent answered in text)")
+    print("\nby source")
+    for name, c in s.by_source.items():
+        print(f"  {name:<32} traces {c['traces']:>6}  calls {c['calls']:>7}")
+    print("\ntop transitions (previous call -> next call)")
+    for a, b, n in s.transitions:
+        print(f"  {n:>6}  {a} -> {b}")
+    print(f"\nargument values ({s.arg_leaves} leaves): where first seen before the call")
+    for kind, share in s.provenance.items():
+        print(f"  {kind:<10} {share:6.1%}")
+    print("\nby tool (calls, share of argument values from earlier outputs, share derivable at all)")
+    for tool, d in list(s.by_tool.items())[: args.top]:
+        print(f"  {tool:<36} {d['calls']:>6}  {d['from_output']:6.1%}  {d['derivable']:6.1%}")
+    for e in report.skipped:
+        print(f"skipped: {e}")
+    return 0
