@@ -4,8 +4,10 @@ from collections import Counter
 
 import pytest
 
-from toolcast.data import Message, ToolCall, Trace
-from toolcast.data.splits import SPLITS, load_splits, split_of, split_traces, traces_of
+pytest.importorskip("datasets")
+
+from toolcast.data import Message, ToolCall, Trace  # noqa: E402
+from toolcast.data.splits import SPLITS, load_splits, split_of, split_traces, traces_of  # noqa: E402
 
 
 def many_traces(n_groups=60, per_group=3):
