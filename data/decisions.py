@@ -28,8 +28,12 @@ def _turn_calls(events: list[Event], start: int, turn: int) -> list[ToolCall]:
 def decision_positions(events: list[Event]) -> Iterator[tuple[int, list[ToolCall]]]:
     """Yield (i, calls): a decision point whose context is events[:i] and whose label is `calls`."""
     n = len(events)
+    started = False
     for i, e in enumerate(events):
         prev = events[i - 1] if i else None
+        if isinstance(e, Message) and e.role == "assistant" and not started and e.turn is None:
+            continue  # a greeting before anything happened (tau2 scripts one) is no decision of the LLM
+        started = started or isinstance(e, ToolCall) or (isinstance(e, Message) and e.role == "user")
         if isinstance(e, Message) and e.role == "assistant":
             calls = _turn_calls(events, i + 1, e.turn) if e.turn is not None else []
             yield i, calls

@@ -55,5 +55,5 @@ class ImportReport:
         if self.skipped:
             s += f"; skipped {len(self.skipped)} records"
         if self.ignored:
-            s += f"; ignored {len(self.ignored)} files in no known format"
+            s += f"; ignored {len(self.ignored)} files that hold no agent log"
         return s

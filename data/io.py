@@ -20,8 +20,22 @@ from toolcast.data.errors import Location, TraceFormatError
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+LOG_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+def is_log_name(path: Path) -> bool:
+    """Inside a folder, files named like JSON logs (gzip or not) are read; a README or a script is not."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return bool(suffixes) and suffixes[-1] in LOG_SUFFIXES
+
+
 def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
-    """Files named, and every file under a folder named (sorted, hidden files left out)."""
+    """Files named, and every file under a folder named (sorted, hidden files left out).
+
+    Files inside a folder are kept whatever their name; `iter_traces` decides which to read.
+    """
     out: list[Path] = []
     for p in paths:
         path = Path(p)

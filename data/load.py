@@ -11,7 +11,7 @@ from typing import Literal
 from toolcast.data.errors import ImportReport, Location, TraceFormatError
 from toolcast.data.formats import FORMATS
 from toolcast.data.formats.base import TraceFormat
-from toolcast.data.io import expand_paths, iter_records
+from toolcast.data.io import expand_paths, is_log_name, iter_records
 from toolcast.data.schema import Trace
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,12 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
 
         bar = tqdm(total=len(files), desc="import", unit="file", leave=False)
     for path in files:
+        if path not in named and not is_log_name(path):
+            log.info("ignored %s: not named like a JSON log (.json, .jsonl, .ndjson, optionally .gz)", path)
+            report.ignored.append(str(path))
+            if bar is not None:
+                bar.update(1)
+            continue
         report.files += 1
         try:
             records = iter_records(path)

@@ -288,12 +288,14 @@ class Trace:
     def decision_points(self) -> Iterator[tuple[Context, Label]]:
         """Yield (context, label) at each moment the agent's LLM starts generating.
 
-        Those moments are: before each assistant message (the LLM produced it), and after each user
-        message and each finished tool turn that no assistant message follows, when the trace goes on
-        after a tool turn or the agent then made no call (logs such as BFCL's ground truth carry no
-        assistant text: the agent would have answered there). The label is the calls of the turn the LLM
-        then issued, or none (`<respond>`). Because decision points are placed at the assistant message,
-        a parallel turn gives one point, after the last result of the turn before it.
+        Those moments are:
+        - before each assistant message: the LLM produced it (a text-only greeting before any user
+          message or tool call is left out: harnesses script it);
+        - after a user message or a finished tool turn that no assistant message follows, when the
+          trace goes on (or ends on a tool result): logs such as BFCL's ground truth keep no assistant
+          text, but the agent answered there.
+        The label is the calls of the turn the LLM then issued (several for parallel calls), or none:
+        `<respond>`. A parallel turn gives one point, after the last result of the turn before it.
         """
         from toolcast.data.decisions import decision_points
 

@@ -89,10 +89,11 @@ def test_folder_reads_every_file_and_ignores_non_logs(tmp_path, make_trace):
     (tmp_path / "sub").mkdir()
     write_lines(tmp_path / "sub" / "b.jsonl", [make_trace("b").to_json()])
     (tmp_path / "MANIFEST.json").write_text('{"files": []}', encoding="utf-8")
+    (tmp_path / "README.md").write_text("# not a log\n", encoding="utf-8")
     report = ImportReport()
     traces = load_traces(tmp_path, report=report)
     assert sorted(t.trace_id for t in traces) == ["a", "b"]
-    assert report.ignored == [str(tmp_path / "MANIFEST.json")]
+    assert sorted(report.ignored) == [str(tmp_path / "MANIFEST.json"), str(tmp_path / "README.md")]
 
 
 def test_named_file_of_unknown_format_is_an_error_even_beside_good_ones(tmp_path, make_trace):
