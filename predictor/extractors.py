@@ -1,0 +1,371 @@
+"""Symbolic argument extractors: the values in a context that a next call could copy.
+
+An agent's next call mostly reuses values it has seen: an id from an earlier tool output, an earlier
+argument, a file name or an order number the user typed. The extractors list those values, so that a
+predictor (the pattern pool, the learned model's argument head) only has to *rank* them. This is PASTE's
+value-mapping idea made into a candidate generator (arXiv 2603.18897).
+
+Each extractor is a pure function of one event, registered in `EXTRACTORS` under its *kind*, returning
+`(path, value)` pairs in reading order. Paths are `jsonpaths` paths (`reservations[0].id`) for JSON
+values and `<field>[i:j]` spans for text (`text[12:20]`, `output[0:19]`, `result[3:9]` inside a JSON
+string leaf). Because extractors see one event at a time, their results are cached per event object and a
+context costs only a merge; contexts of one trace share their event objects, so a replay is linear.
+
+`mentions(context)` adds where and when: event index, role or tool, rank in the kind's list (newest event
+first, distinct values), recency. `extract_candidates(context)` merges mentions of equal values into
+`Candidate`s: the unit a learned argument head scores. Nothing here imports torch.
+
+Public name: `toolcast.runtime.extractors` (re-exported there); it lives on the predictor side because
+the predictors consume it and dependencies point one way (runtime -> predictor -> data).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from toolcast.data import jsonpaths
+from toolcast.data.schema import Context, Event, Message, ToolCall, canonical_args
+
+Found = list[tuple[str, Any]]
+"""(path, value) pairs an extractor found in one event, in reading order."""
+
+MAX_TEXT = 20_000
+"""Characters of one text read by the text extractors: a long document is not a list of arguments."""
+MAX_WHOLE_OUTPUT = 256
+"""A non-JSON tool output at most this long (one line) is itself a candidate value (an id, a path)."""
+
+
+# ---- where text lives in an event ------------------------------------------------------------------
+
+
+def _texts(event: Event) -> Iterator[tuple[str, str]]:
+    """(field path, text) of the free text in an event: message text, a non-JSON output, long string
+    leaves of a JSON output (sentences such as "'a.pdf' moved to 'temp/a.pdf'")."""
+    if isinstance(event, Message):
+        if event.text:
+            yield "text", event.text[:MAX_TEXT]
+        return
+    if not event.output:
+        return
+    parsed = _output_json(event)
+    if isinstance(parsed, dict | list):
+        for path, value in jsonpaths.leaves(parsed, with_keys=False):
+            if isinstance(value, str) and len(value) >= 16 and " " in value:
+                yield path, value[:MAX_TEXT]
+    elif not isinstance(parsed, str):
+        yield "output", event.output[:MAX_TEXT]
+    else:
+        yield "output", parsed[:MAX_TEXT]
+
+
+def _output_json(call: ToolCall) -> Any:
+    out = call.output
+    if out is None or not out.strip() or out.lstrip()[0] not in '[{"':
+        return None  # cheap guard: most non-JSON outputs fail here without an exception
+    return call.output_json()
+
+
+def _spans(event: Event, pattern: re.Pattern, convert: Callable[[str], Any] = str,
+           group: int = 0) -> Found:
+    out: Found = []
+    for base, text in _texts(event):
+        for m in pattern.finditer(text):
+            i, j = m.span(group)
+            value = convert(m.group(group))
+            if value is not None and value != "":
+                out.append((f"{base}[{i}:{j}]", value))
+    return out
+
+
+# ---- the extractors ---------------------------------------------------------------------------------
+
+
+def json_leaf(event: Event) -> Found:
+    """Scalar leaves of a JSON tool output, with their paths; dict keys that name objects too."""
+    if not isinstance(event, ToolCall):
+        return []
+    parsed = _output_json(event)
+    if isinstance(parsed, dict | list):
+        return list(jsonpaths.leaves(parsed))
+    return []
+
+
+def output_text(event: Event) -> Found:
+    """A short, one-line, non-JSON tool output as a whole (tau2's `find_user_id_by_email` -> the id)."""
+    if not isinstance(event, ToolCall) or not event.output:
+        return []
+    parsed = _output_json(event)
+    if isinstance(parsed, dict | list):
+        return []
+    text = parsed if isinstance(parsed, str) else event.output
+    text = text.strip()
+    if not text or len(text) > MAX_WHOLE_OUTPUT or "\n" in text:
+        return []
+    return [("output", text)]
+
+
+def argument(event: Event) -> Found:
+    """An earlier call's argument values: every scalar leaf, and each whole top-level slot value that
+    is a list or an object (an agent often passes the same list on)."""
+    if not isinstance(event, ToolCall):
+        return []
+    out: Found = []
+    for slot, value in event.args.items():
+        if isinstance(value, dict | list) and value:
+            out.append((slot, value))
+        out.extend(jsonpaths.leaves(value, slot, with_keys=False))
+    return out
+
+
+_URL = re.compile(r"https?://[^\s\"'<>()\[\]{}]+")
+_TRAIL = ".,;:!?"
+
+
+def url(event: Event) -> Found:
+    """http(s) URLs in text."""
+    return [(p, v) for p, v in _spans(event, _URL, lambda s: s.rstrip(_TRAIL))]
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def email(event: Event) -> Found:
+    """E-mail addresses in text (user lookups take them verbatim)."""
+    return _spans(event, _EMAIL)
+
+
+_FILE = re.compile(
+    r"(?<![\w@/.~-])(?:~|\.{1,2})?/?(?:[\w.-]+/)+[\w.-]*|(?<![\w@/.-])[\w-]+(?:\.[\w-]+)*\.[A-Za-z][A-Za-z0-9]{0,4}\b(?![@/])")
+
+
+def file_path(event: Event) -> Found:
+    """File paths and file names (`docs/a.md`, `/tmp/x`, `report.pdf`) in text."""
+    return _spans(event, _FILE, lambda s: s.rstrip(_TRAIL) if len(s.rstrip(_TRAIL)) > 1 else None)
+
+
+_TOKEN = re.compile(r"#?[A-Za-z0-9]+(?:[_\-][A-Za-z0-9]+)*")
+
+
+def _id_like(token: str) -> str | None:
+    core = token.lstrip("#")
+    has_digit = any(c.isdigit() for c in core)
+    has_alpha = any(c.isalpha() for c in core)
+    if has_digit and has_alpha and len(core) >= 3:
+        return token  # ZFA04Y, HAT170, #W4923227, user_6490
+    if "_" in core and len(core) >= 5:
+        return token  # credit_card_8897086, mia_li
+    if has_alpha and not has_digit and 2 <= len(core) <= 8 and core.isupper():
+        return token  # JFK, LAX, an all-caps code
+    if token.startswith("#") and has_digit:
+        return token
+    return None
+
+
+def ident(event: Event) -> Found:
+    """ID-like tokens in text: letters with digits, snake_case names, all-caps codes, #-numbers."""
+    return _spans(event, _TOKEN, _id_like)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w])")
+
+
+def _number(s: str) -> int | float | None:
+    s = s.replace(",", "")
+    try:
+        return int(s) if "." not in s else float(s)
+    except ValueError:
+        return None
+
+
+def number(event: Event) -> Found:
+    """Numbers standing alone in text ("$60.00" -> 60.0, "2 bags" -> 2), as JSON numbers."""
+    return _spans(event, _NUMBER, _number)
+
+
+_QUOTED = re.compile(r"""(?:(?<![\w])'([^'\n]{1,200})'(?![\w])|"([^"\n]{1,200})"|`([^`\n]{1,200})`"""
+                     r"""|\u2018([^\u2019\n]{1,200})\u2019|\u201c([^\u201d\n]{1,200})\u201d)""")
+
+
+def quoted(event: Event) -> Found:
+    """Quoted strings in text ('temp', "budget analysis", `ls -l`): users quote what they mean literally."""
+    out: Found = []
+    for base, text in _texts(event):
+        for m in _QUOTED.finditer(text):
+            g = next(k for k in range(1, 6) if m.group(k) is not None)
+            i, j = m.span(g)
+            if m.group(g).strip():
+                out.append((f"{base}[{i}:{j}]", m.group(g)))
+    return out
+
+
+_WORD = re.compile(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def word(event: Event) -> Found:
+    """Every word of a user message: names and plain nouns the agent copies ("go to document")."""
+    if not isinstance(event, Message) or event.role != "user":
+        return []
+    return [(p, v) for p, v in _spans(event, _WORD) if len(v) >= 2]
+
+
+@dataclass(frozen=True)
+class Extractor:
+    kind: str
+    fn: Callable[[Event], Found]
+    doc: str
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    e.__name__: Extractor(e.__name__, e, (e.__doc__ or "").strip().splitlines()[0])
+    for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, quoted, word)
+}
+"""Every extractor, by kind. A test exercises each one; add a case there when you add one here."""
+
+KINDS: tuple[str, ...] = tuple(EXTRACTORS)
+
+
+# ---- per-event cache ---------------------------------------------------------------------------------
+
+
+class _EventCache:
+    """Extraction results per event object. Keyed by id() with the event kept alive (and compared by
+    identity), because events are mutable dataclasses and so unhashable; bounded, cleared when full."""
+
+    def __init__(self, size: int = 100_000):
+        self._size = size
+        self._d: dict[int, tuple[Event, dict[str, list[tuple[str, Any, str]]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, event: Event) -> dict[str, list[tuple[str, Any, str]]]:
+        hit = self._d.get(id(event))
+        if hit is not None and hit[0] is event:
+            return hit[1]
+        found = {kind: [(p, v, value_id(v)) for p, v in ex.fn(event)] for kind, ex in EXTRACTORS.items()}
+        with self._lock:
+            if len(self._d) >= self._size:
+                self._d.clear()
+            self._d[id(event)] = (event, found)
+        return found
+
+
+_CACHE = _EventCache()
+
+
+def extract_event(event: Event) -> dict[str, list[tuple[str, Any, str]]]:
+    """All extractors' findings in one event, by kind, as (path, value, value id); cached, do not mutate."""
+    return _CACHE.get(event)
+
+
+# ---- mentions and candidates -------------------------------------------------------------------------
+
+
+def role_of(event: Event) -> str:
+    """Who wrote the text or value: a message role, "output" (a tool result) or "call" (arguments)."""
+    return event.role if isinstance(event, Message) else "output"
+
+
+_SPAN = re.compile(r"\[\d+:\d+\]")
+
+
+def path_shape(path: str) -> str:
+    """The shape a rule is written in: list indexes and text spans generalised
+    (`reservations[3].id` -> `reservations[*].id`, `text[12:20]` -> `text`)."""
+    return jsonpaths.generalize(_SPAN.sub("", path))
+
+
+def value_id(value: Any) -> str:
+    """Type-exact identity of a value: 12 and "12" are different candidates (the call must match)."""
+    return canonical_args(value)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One place a value was found."""
+
+    value: Any
+    kind: str
+    event: int
+    """Index in context.events."""
+    role: str
+    """"user", "assistant", "system" (message text), "output" (tool result) or "call" (arguments)."""
+    tool: str | None
+    """The tool whose output or arguments hold the value; None for messages."""
+    path: str
+    rank: int
+    """Rank in this kind's list for the context: newest event first, distinct values, from 0."""
+    recency: int
+    """Events between the source and the decision point: 0 = the latest event."""
+
+    @property
+    def shape(self) -> str:
+        return path_shape(self.path)
+
+
+def _role(kind: str, event: Event) -> str:
+    return "call" if kind == "argument" else role_of(event)
+
+
+def mentions(context: Context, kinds: Iterable[str] | None = None) -> list[Mention]:
+    """Every mention in the context, newest event first, then kind, then reading order."""
+    wanted = tuple(kinds) if kinds is not None else KINDS
+    unknown = [k for k in wanted if k not in EXTRACTORS]
+    if unknown:
+        raise ValueError(f"unknown extractor kind(s) {unknown}; known: {', '.join(KINDS)}")
+    ranks: dict[str, dict[str, int]] = {k: {} for k in wanted}  # kind -> value id -> rank
+    out: list[Mention] = []
+    n = len(context.events)
+    for idx in range(n - 1, -1, -1):
+        event = context.events[idx]
+        found = extract_event(event)
+        tool = event.tool if isinstance(event, ToolCall) else None
+        for kind in wanted:
+            kind_ranks = ranks[kind]
+            for path, value, vid in found[kind]:
+                rank = kind_ranks.setdefault(vid, len(kind_ranks))
+                out.append(Mention(value, kind, idx, _role(kind, event), tool, path, rank, n - 1 - idx))
+    return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A distinct value in the context, with every place it was found (newest first)."""
+
+    value: Any
+    mentions: tuple[Mention, ...]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.kind for m in self.mentions))
+
+    @property
+    def source_event(self) -> int:
+        return self.mentions[0].event
+
+    @property
+    def source_tool(self) -> str | None:
+        return self.mentions[0].tool
+
+    @property
+    def source_path(self) -> str:
+        return self.mentions[0].path
+
+    @property
+    def rank(self) -> int:
+        """Best rank over the kinds that proposed it."""
+        return min(m.rank for m in self.mentions)
+
+    @property
+    def recency(self) -> int:
+        return self.mentions[0].recency
+
+
+def extract_candidates(context: Context, kinds: Iterable[str] | None = None) -> list[Candidate]:
+    """Distinct values of the context (type-exact), ordered by their newest mention."""
+    groups: dict[str, list[Mention]] = {}
+    for m in mentions(context, kinds):
+        groups.setdefault(value_id(m.value), []).append(m)
+    return [Candidate(ms[0].value, tuple(ms)) for ms in groups.values()]
