@@ -1,0 +1,174 @@
+"""What the chat-log importers (openai, anthropic, otel) share: matching results to calls, parsing
+arguments, default trace ids, and telling an OpenAI chat record from an Anthropic one.
+
+Kept apart so the three importers apply one rule each: a result matches the latest unanswered call
+with its id; call ids in a trace are unique (a log that reuses an id gets `id#2`, with the log's id
+kept in `extra["source_call_id"]`); arguments are a JSON object or an error naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePath
+from typing import Any
+
+from toolcast.data.errors import Location, TraceFormatError
+from toolcast.data.schema import ToolCall
+
+# ---- calls and their results ------------------------------------------------------------------------
+
+
+class CallBook:
+    """The calls of one trace, by the id the log gave them, so that results can find their call."""
+
+    def __init__(self) -> None:
+        self._by_source: dict[str, list[ToolCall]] = {}
+        self._answered: set[int] = set()
+        self._used: set[str] = set()
+
+    def add(self, source_id: str, turn: int, tool: str, args: dict[str, Any],
+            extra: dict[str, Any] | None = None, **fields: Any) -> ToolCall:
+        call_id, n = source_id, 2
+        while call_id in self._used:
+            call_id, n = f"{source_id}#{n}", n + 1
+        extra = dict(extra or {})
+        if call_id != source_id:
+            extra["source_call_id"] = source_id
+        call = ToolCall(call_id=call_id, turn=turn, tool=tool, args=args, extra=extra, **fields)
+        self._used.add(call_id)
+        self._by_source.setdefault(source_id, []).append(call)
+        return call
+
+    def knows(self, source_id: str) -> bool:
+        return source_id in self._by_source
+
+    def answer(self, source_id: str) -> ToolCall | None:
+        """The latest call with this id that has no result yet (now marked answered), else None."""
+        for call in reversed(self._by_source.get(source_id, [])):
+            if id(call) not in self._answered:
+                self._answered.add(id(call))
+                return call
+        return None
+
+    def answer_or_fail(self, source_id: str, where: Location, field: str) -> ToolCall:
+        """`answer`, or an error that says whether the id is unknown or already answered."""
+        call = self.answer(source_id)
+        if call is not None:
+            return call
+        if self.knows(source_id):
+            raise TraceFormatError(where, f"a second result for call id {source_id!r}", field=field)
+        raise TraceFormatError(where, f"tool result for call id {source_id!r}, but no earlier tool call "
+                               "has that id", field=field)
+
+
+def parse_arguments(value: Any, where: Location, field: str) -> dict[str, Any]:
+    """A call's arguments: a JSON object, or a string holding one. Empty or null means no arguments."""
+    if isinstance(value, dict):
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if not isinstance(value, str):
+        raise TraceFormatError(where, f"expected a JSON object or a string holding one, got "
+                               f"{type(value).__name__}", field=field)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise TraceFormatError(where, f"arguments are not valid JSON: {e.msg} (column {e.colno})",
+                               field=field) from None
+    except RecursionError:
+        raise TraceFormatError(where, "arguments are nested too deeply", field=field) from None
+    if not isinstance(parsed, dict):
+        raise TraceFormatError(where, f"arguments must be a JSON object, got {_json_type(parsed)}",
+                               field=field)
+    return parsed
+
+
+def output_text(value: Any) -> str | None:
+    """A tool result as text: strings stay as they are, anything structured becomes JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), "null" if value is None else type(value).__name__)
+
+
+# ---- trace ids ---------------------------------------------------------------------------------------
+
+_SUFFIXES = (".gz", ".jsonl", ".ndjson", ".json")
+
+
+def default_trace_id(where: Location, index: int | None) -> str:
+    """`<file stem>:<line>` for a JSON line, `<file stem>:<index>` for an item of a JSON list."""
+    name = PurePath(where.path).name
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    parts = [name]
+    if where.line is not None:
+        parts.append(str(where.line))
+    if index is not None:
+        parts.append(str(index))
+    return ":".join(parts)
+
+
+def record_ids(metadata: dict[str, Any], where: Location, index: int | None) -> tuple[str, str]:
+    """(trace_id, group): `metadata.id` and `metadata.group` when the record has them."""
+    trace_id = metadata.get("id")
+    if isinstance(trace_id, bool) or not isinstance(trace_id, (str, int)) or trace_id == "":
+        trace_id = default_trace_id(where, index)
+    group = metadata.get("group")
+    if isinstance(group, bool) or not isinstance(group, (str, int)) or group == "":
+        group = trace_id
+    return str(trace_id), str(group)
+
+
+# ---- which chat dialect ------------------------------------------------------------------------------
+
+OPENAI_MESSAGE_KEYS = ("tool_calls", "function_call", "tool_call_id")
+OPENAI_ROLES = ("system", "developer", "tool", "function")
+ANTHROPIC_BLOCKS = ("tool_use", "tool_result", "thinking", "redacted_thinking", "server_tool_use",
+                    "mcp_tool_use", "mcp_tool_result", "document", "search_result")
+
+
+def chat_dialect(record: Any) -> str | None:
+    """'openai', 'anthropic', or None (not a chat record, or one with signs of both).
+
+    A record is a chat record when it is {"messages": [...]}, a list of such records, or a bare list
+    of messages (objects with a string "role"). OpenAI signs: tool_calls / function_call /
+    tool_call_id, a system/developer/tool/function role inside the messages, OpenAI-style tools.
+    Anthropic signs: a top-level "system", tool_use / tool_result / thinking blocks, tools with an
+    input_schema. Plain text chats carry neither and count as OpenAI (both importers read them alike).
+    """
+    head, messages = _head_and_messages(record)
+    if messages is None or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        return None
+    openai = anthropic = False
+    tools = head.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict):
+            openai |= isinstance(tool.get("function"), dict)
+            anthropic |= "input_schema" in tool
+    openai |= "functions" in head
+    anthropic |= "system" in head
+    for m in messages:
+        openai |= m["role"] in OPENAI_ROLES or any(k in m for k in OPENAI_MESSAGE_KEYS)
+        content = m.get("content")
+        if isinstance(content, list):
+            anthropic |= any(isinstance(b, dict) and b.get("type") in ANTHROPIC_BLOCKS for b in content)
+    if openai and anthropic:
+        return None
+    return "anthropic" if anthropic else "openai"
+
+
+def _head_and_messages(record: Any) -> tuple[dict, list | None]:
+    if isinstance(record, dict):
+        messages = record.get("messages")
+        return record, messages if isinstance(messages, list) else None
+    if isinstance(record, list) and record and isinstance(record[0], dict):
+        if "messages" in record[0]:
+            return _head_and_messages(record[0])
+        return {}, record
+    return {}, None
