@@ -88,7 +88,8 @@ def load_splits(*paths: str | os.PathLike, seed: int = 0, fractions: Sequence[fl
     if (target / "dataset_dict.json").exists():
         log.info("splits from cache %s", target)
         return load_from_disk(str(target))
-    dd = split_traces(load_traces(*files, format=format, progress=True), seed, fractions)
+    # The paths as given: inside a named folder, files in no log format (a README) are left out.
+    dd = split_traces(load_traces(*paths, format=format, progress=True), seed, fractions)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     dd.save_to_disk(str(tmp))
