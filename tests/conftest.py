@@ -36,3 +36,35 @@ def build_trace(trace_id: str = "t1") -> Trace:
 def make_trace():
     """Factory for `build_trace`: `make_trace("id")`."""
     return build_trace
+
+
+def mutations(record, values=(5, None, [], {}, "x", "{bad", True)):
+    """Copies of a JSON record with one value replaced by each of `values`, at every position in it.
+
+    For "bad input is a clear error, never a crash" tests of the importers.
+    """
+    import copy
+
+    def positions(node, prefix=()):
+        yield prefix
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in items:
+            yield from positions(child, (*prefix, key))
+
+    for path in list(positions(record)):
+        for value in values:
+            if not path:
+                yield value
+                continue
+            copied = copy.deepcopy(record)
+            node = copied
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            yield copied
+
+
+@pytest.fixture
+def mutate():
+    """`mutate(record)`: see `mutations`."""
+    return mutations

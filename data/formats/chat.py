@@ -115,10 +115,15 @@ def default_trace_id(where: Location, index: int | None) -> str:
 
 
 def record_ids(metadata: dict[str, Any], where: Location, index: int | None) -> tuple[str, str]:
-    """(trace_id, group): `metadata.id` and `metadata.group` when the record has them."""
+    """(trace_id, group): `metadata.id` and `metadata.group` when the record has them.
+
+    Also copies a top-level `model` to `agent_model`, the key the featurizer reads.
+    """
     trace_id = metadata.get("id")
     if isinstance(trace_id, bool) or not isinstance(trace_id, (str, int)) or trace_id == "":
         trace_id = default_trace_id(where, index)
+    if isinstance(metadata.get("model"), str):  # a logged request body names its model
+        metadata.setdefault("agent_model", metadata["model"])
     group = metadata.get("group")
     if isinstance(group, bool) or not isinstance(group, (str, int)) or group == "":
         group = trace_id

@@ -20,6 +20,10 @@ overlap in time). A tool call that an inference span requested in its output mes
 execute_tool span still becomes a `ToolCall` (no times), with the result later input messages carry.
 System and user messages come from the first inference span's input messages, and later user turns from
 the user messages that end a later span's input. error = status code 2 (ERROR) or an `error.type`.
+Metadata: agent_model (gen_ai.request.model), agent_implementation (gen_ai.agent.name, else service.name),
+provider, service, conversation_id (also the group: a session's traces stay on one side of a split).
+Not read: the per-message events of conventions <= v1.36 (gen_ai.user.message, gen_ai.choice, ...),
+which were log records with a body, not span attributes.
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolcast.data.errors import TraceFormatError
-from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
 from toolcast.data.formats.chat import CallBook, output_text, parse_arguments
 from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document
-from toolcast.data.schema import Event, Message, ToolCall, ToolSpec, Trace
+from toolcast.data.schema import Event, Message, SchemaError, ToolCall, ToolSpec, Trace
 
 SOURCE = "otel"
 INFERENCE_OPS = ("chat", "generate_content", "text_completion")
@@ -102,9 +106,10 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
     chats = [s for s in spans if _op(s) in INFERENCE_OPS]
     tools = [s for s in spans if _op(s) == TOOL_OP]
     owned: dict[str, list[Span]] = {c.span_id: [] for c in chats}
+    chat_by_id = {c.span_id: c for c in chats}
     orphans: list[Span] = []
     for t in tools:
-        owner = next((c for c in chats if c.span_id == t.parent_id), None) or _preceding(chats, t)
+        owner = chat_by_id.get(t.parent_id) or _preceding(chats, t)
         (owned[owner.span_id] if owner else orphans).append(t)
     traced_ids = {_get(t, "gen_ai.tool.call.id") for t in tools} - {None}
     responses = {r_id: r for c in chats for r_id, r in _responses(c)}
@@ -198,6 +203,7 @@ def _messages(span: Span, key: str) -> list[dict]:
                                    field=span.field(key)) from None
     for i, m in enumerate(expect(value, list, span.where, span.field(key))):
         m = expect(m, dict, span.where, f"{span.field(key)}[{i}]")
+        expect(m.get("role"), str, span.where, f"{span.field(key)}[{i}].role")
         expect(m.get("parts", []), list, span.where, f"{span.field(key)}[{i}].parts")
     return value
 
@@ -247,8 +253,9 @@ def _check_new_results(chat: Span, known_ids: set | None) -> None:
     last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
     for i in range(last + 1 if last is not None else 0, len(messages)):
         for j, part in enumerate(messages[i].get("parts") or []):
-            if isinstance(part, dict) and part.get("type") == "tool_call_response" and part.get("id"):
-                if str(part["id"]).strip() not in known_ids:
+            if isinstance(part, dict) and part.get("type") == "tool_call_response" \
+                    and isinstance(part.get("id"), str):
+                if part["id"].strip() not in known_ids:
                     raise TraceFormatError(chat.where, f"tool result for call id {part['id']!r}, but no "
                                            "tool call in this trace has that id",
                                            field=f"{chat.field('gen_ai.input.messages')}[{i}].parts[{j}].id")
@@ -271,8 +278,10 @@ def _assistant(chat: Span) -> tuple[Message, list[tuple[str | None, str, dict]]]
         if isinstance(part, dict) and part.get("type") == "tool_call":
             field = f"{chat.field('gen_ai.output.messages')}[0].parts[{k}]"
             name = expect(part.get("name"), str, chat.where, f"{field}.name")
-            requested.append((part.get("id"), name, parse_arguments(part.get("arguments"), chat.where,
-                                                                     f"{field}.arguments")))
+            call_id = part.get("id")
+            call_id = expect(call_id, str, chat.where, f"{field}.id") if call_id is not None else None
+            requested.append((call_id, name, parse_arguments(part.get("arguments"), chat.where,
+                                                             f"{field}.arguments")))
     if chat.status_code == STATUS_ERROR or _get(chat, "error.type") is not None:
         extra["error"] = _get(chat, "error.type") or chat.status_message or True
     tokens = _get(chat, "gen_ai.usage.output_tokens")
@@ -284,8 +293,9 @@ def _assistant(chat: Span) -> tuple[Message, list[tuple[str | None, str, dict]]]
 def _responses(chat: Span) -> Iterator[tuple[str, Any]]:
     for m in _messages(chat, "gen_ai.input.messages"):
         for part in m.get("parts") or []:
-            if isinstance(part, dict) and part.get("type") == "tool_call_response" and part.get("id"):
-                yield str(part["id"]).strip(), part.get("response")
+            if isinstance(part, dict) and part.get("type") == "tool_call_response" \
+                    and isinstance(part.get("id"), str):
+                yield part["id"].strip(), part.get("response")
 
 
 def _tool_specs(spans: list[Span]) -> list[ToolSpec]:
@@ -301,13 +311,16 @@ def _tool_specs(spans: list[Span]) -> list[ToolSpec]:
                 raise TraceFormatError(s.where, f"not valid JSON: {e.msg} (column {e.colno})",
                                        field=s.field("gen_ai.tool.definitions")) from None
         for i, d in enumerate(expect(value, list, s.where, s.field("gen_ai.tool.definitions"))):
-            d = expect(d, dict, s.where, f"{s.field('gen_ai.tool.definitions')}[{i}]")
-            d = d["function"] if isinstance(d.get("function"), dict) else d  # tolerate OpenAI-style nesting
-            name = d.get("name")
-            if isinstance(name, str) and name not in specs:
-                params = d.get("parameters")
-                specs[name] = ToolSpec(name, d.get("description") or "",
-                                       params if isinstance(params, dict) else {})
+            path = f"{s.field('gen_ai.tool.definitions')}[{i}]"
+            d = expect(d, dict, s.where, path)
+            if isinstance(d.get("function"), dict):  # tolerate OpenAI-style nesting
+                d, path = d["function"], f"{path}.function"
+            try:
+                spec = ToolSpec.from_dict({k: d.get(k) for k in ("name", "description", "parameters")},
+                                          f"{path}.")
+            except SchemaError as e:
+                raise schema_error(s.where, e) from None
+            specs.setdefault(spec.name, spec)
     return list(specs.values())
 
 
@@ -315,11 +328,14 @@ def _metadata(spans: list[Span], chats: list[Span]) -> dict[str, Any]:
     def first(key: str, among: list[Span]) -> Any:
         return next((_get(s, key) for s in among if _get(s, key) is not None), None)
 
-    found = {
-        "model": first("gen_ai.request.model", chats) or first("gen_ai.response.model", chats),
+    agent = first("gen_ai.agent.name", spans)
+    service = next((s.resource["service.name"] for s in spans if "service.name" in s.resource), None)
+    found = {  # agent_model / agent_implementation: the keys the other importers and the featurizer use
+        "agent_model": first("gen_ai.request.model", chats) or first("gen_ai.response.model", chats),
+        "agent_implementation": agent or service,
+        "agent_name": agent,
         "provider": first("gen_ai.provider.name", spans),
-        "agent": first("gen_ai.agent.name", spans),
-        "service": next((s.resource["service.name"] for s in spans if "service.name" in s.resource), None),
+        "service": service,
         "conversation_id": first("gen_ai.conversation.id", spans),
     }
     return {k: v for k, v in found.items() if v is not None}

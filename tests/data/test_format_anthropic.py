@@ -30,6 +30,8 @@ def test_fixture_is_detected_as_anthropic_only(name):
 def test_parallel_tool_use_results_errors_and_user_text_after_results():
     trace = load_traces(FIXTURES / "conversations.jsonl")[0]
     assert (trace.trace_id, trace.group, trace.source) == ("sf-weather", "weather", "anthropic")
+    assert trace.metadata == {"id": "sf-weather", "group": "weather", "model": "claude-sonnet-4-5",
+                              "max_tokens": 1024, "agent_model": "claude-sonnet-4-5"}
     assert [(t.name, t.param_names) for t in trace.tools] == [("get_weather", ["location", "unit"]),
                                                               ("get_time", ["timezone"])]
     shape = [(type(e).__name__, getattr(e, "role", None), e.turn) for e in trace.events]
@@ -131,3 +133,19 @@ def test_bad_record_names_file_line_and_field_and_skip_goes_on(tmp_path, record,
     traces = load_traces(path, format="anthropic", errors="skip", report=report)
     assert [t.trace_id for t in traces] == ["bad:1", "bad:3"]
     assert [e.field for e in report.skipped] == [field]
+
+
+def _raise(error):
+    raise error
+
+
+@pytest.mark.parametrize("name", ["conversations.jsonl", "messages.json"])
+def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
+    for where, record in iter_records(FIXTURES / name):
+        for mutated in mutate(record):
+            try:
+                traces = list(FORMATS["anthropic"].read([(where, mutated)], _raise))
+            except TraceFormatError:
+                continue
+            for trace in traces:  # what it accepts is a valid canonical trace
+                Trace.from_dict(json.loads(trace.to_json()))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.data import ImportReport, Message, ToolCall, TraceFormatError, load_traces
+from toolcast.data import ImportReport, Message, ToolCall, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.io import iter_records
 
@@ -84,8 +84,6 @@ def test_bare_message_list_and_json_list_of_records():
 
 
 def test_round_trip_through_the_canonical_schema():
-    from toolcast.data import Trace
-
     for trace in load_traces(FIXTURES / "finetune.jsonl"):
         assert Trace.from_dict(json.loads(trace.to_json())).to_dict() == trace.to_dict()
 
@@ -165,3 +163,19 @@ def test_bad_item_of_a_json_list_names_the_item(tmp_path):
 def test_events_are_messages_and_calls_only():
     for trace in load_traces(FIXTURES / "finetune.jsonl"):
         assert all(isinstance(e, (Message, ToolCall)) for e in trace.events)
+
+
+def _raise(error):
+    raise error
+
+
+@pytest.mark.parametrize("name", ["finetune.jsonl", "messages.json", "records.json"])
+def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
+    for where, record in iter_records(FIXTURES / name):
+        for mutated in mutate(record):
+            try:
+                traces = list(FORMATS["openai"].read([(where, mutated)], _raise))
+            except TraceFormatError:
+                continue
+            for trace in traces:  # what it accepts is a valid canonical trace
+                Trace.from_dict(json.loads(trace.to_json()))

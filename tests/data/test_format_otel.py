@@ -56,8 +56,9 @@ def test_fixture_is_detected_as_otel_only(name):
 def test_agent_run_with_parallel_tools_and_a_failed_call():
     agent, chat = load_traces(FIXTURES / "agent_trace.json")
     assert (agent.trace_id, agent.group, agent.source) == (TRACE, "conv_5j66UpCpwteGg4YSxUnt7lPY", "otel")
-    assert agent.metadata == {"model": "gpt-4o", "provider": "openai", "agent": "Weather Agent",
-                              "service": "weather-agent", "conversation_id": "conv_5j66UpCpwteGg4YSxUnt7lPY"}
+    assert agent.metadata == {"agent_model": "gpt-4o", "agent_implementation": "Weather Agent",
+                              "agent_name": "Weather Agent", "provider": "openai", "service": "weather-agent",
+                              "conversation_id": "conv_5j66UpCpwteGg4YSxUnt7lPY"}
     assert [(t.name, t.param_names) for t in agent.tools] == [("get_weather", ["location"])]
     shape = [(type(e).__name__, getattr(e, "role", None), e.turn) for e in agent.events]
     assert shape == [("Message", "system", None), ("Message", "user", None), ("Message", "assistant", 0),
@@ -81,7 +82,8 @@ def test_agent_run_with_parallel_tools_and_a_failed_call():
 def test_file_export_lines_merge_structured_values_and_old_attribute_names():
     (trace,) = load_traces(FIXTURES / "file_export.jsonl")
     assert trace.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"  # hex ids are case-insensitive
-    assert trace.metadata == {"model": "claude-sonnet-4-5", "provider": "anthropic", "service": "support-bot"}
+    assert trace.metadata == {"agent_model": "claude-sonnet-4-5", "agent_implementation": "support-bot",
+                              "provider": "anthropic", "service": "support-bot"}
     user, ask, call, answer = trace.events
     assert (user.text, ask.text, ask.tokens, ask.turn) == ("Where is order 42?", "Let me check.", 12, 0)
     # No gen_ai.tool.call.id: the span id names the call, and the requested tool_call is not counted twice.
@@ -169,3 +171,19 @@ def test_base64_ids_are_refused_with_a_hint(tmp_path):
     doc = document({**chat, "traceId": "W47/95gDgQPSabYzgT/GDA=="})
     with pytest.raises(TraceFormatError, match="hex, not base64"):
         load_traces(write_jsonl(tmp_path / "b64.jsonl", [doc]))
+
+
+def _raise(error):
+    raise error
+
+
+@pytest.mark.parametrize("name", ["agent_trace.json", "file_export.jsonl"])
+def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
+    for where, record in iter_records(FIXTURES / name):
+        for mutated in mutate(record):
+            try:
+                traces = list(FORMATS["otel"].read([(where, mutated)], _raise))
+            except TraceFormatError:
+                continue
+            for trace in traces:  # what it accepts is a valid canonical trace
+                Trace.from_dict(json.loads(trace.to_json()))
