@@ -179,3 +179,11 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+def test_token_usage_on_an_assistant_message(tmp_path):
+    usage = {"prompt_tokens": 9, "completion_tokens": 3}
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello", "usage": usage}]
+    (trace,) = load_traces(write_jsonl(tmp_path / "u.jsonl", [{"messages": messages, "model": "gpt-4.1"}]))
+    assert trace.events[1].tokens == 3
+    assert trace.metadata == {"model": "gpt-4.1", "agent_model": "gpt-4.1"}
