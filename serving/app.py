@@ -1,0 +1,112 @@
+"""`create_app(settings)`: the FastAPI app of `toolcast serve`. Nothing happens at import.
+
+The predictor is built inside the lifespan, by `settings.loader` or `loading.load_predictor`, in a
+worker thread: by default in the background, so /healthz answers at once and /readyz turns ready when
+the model is in (a big model loading is not a dead process). Then the scheduler starts: the
+micro-batcher (`batching.MicroBatcher`) or, with batching off, one predictor run per request.
+
+Layers, outermost first: request id + metrics + catch-all 500 (`middleware`), body size (`limits`),
+FastAPI's routing with the error handlers (`errors`), the routers (`routes_*`), each with the bearer
+token check (`auth`) on /v1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from toolcast import __version__
+from toolcast.serving import routes_health, routes_model, routes_predict
+from toolcast.serving.batching import DirectScheduler, MicroBatcher, Scheduler, run_predictor
+from toolcast.serving.errors import install_error_handlers
+from toolcast.serving.limits import BodyLimitMiddleware, document_limits
+from toolcast.serving.loading import ModelLoadError, describe, load_predictor
+from toolcast.serving.middleware import RequestContextMiddleware
+from toolcast.serving.settings import ServeSettings
+from toolcast.serving.state import ServingState
+
+log = logging.getLogger("toolcast.serving")
+
+DESCRIPTION = """\
+Predicts which tool call an LLM agent will make next, with which arguments and how likely, from the
+history of its session (the canonical toolcast context). Limits of this server: body {max_body_bytes}
+bytes, {max_events} events per context, k <= {max_k}, {max_batch_items} contexts per batch request.
+"""
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    app = FastAPI(title="toolcast", version=__version__, lifespan=_lifespan,
+                  description=DESCRIPTION.format(**vars(settings)))
+    state = ServingState(settings)
+    app.state.serving = state
+    install_error_handlers(app)
+    routers = (routes_predict.router, routes_model.router, routes_health.router)
+    for router in routers:
+        app.include_router(router)
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=state.metrics,
+                       routes=[r.path for router in routers for r in router.routes])
+    generate = app.openapi
+    app.openapi = lambda: document_limits(generate(), settings)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app from TOOLCAST_SERVE_* variables: what each `uvicorn --workers N` worker builds."""
+    return create_app(ServeSettings.from_env())
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: ServingState = app.state.serving
+    if state.settings.load_in_background:
+        loading: asyncio.Task | None = asyncio.create_task(_load(state), name="toolcast-load-model")
+    else:
+        loading = None
+        await _load(state)
+        if state.status != "ready":
+            raise ModelLoadError(state.reason)
+    try:
+        yield
+    finally:
+        if loading is not None and not loading.done():
+            loading.cancel()  # the loader thread finishes on its own; nobody waits for it
+        if state.scheduler is not None:
+            await state.scheduler.stop()
+        close = getattr(state.predictor, "close", None)
+        if callable(close):
+            close()
+        state.metrics.model_loaded.set(0)
+
+
+async def _load(state: ServingState) -> None:
+    settings = state.settings
+    loader = settings.loader or load_predictor
+    try:
+        predictor = await asyncio.to_thread(loader, settings.model_dir)
+        info = describe(predictor, settings.version)
+    except Exception as e:
+        state.status, state.reason = "failed", str(e) or type(e).__name__
+        # A ModelLoadError already says what is wrong; anything else gets its traceback in the log.
+        log.error("cannot serve: %s", state.reason, exc_info=not isinstance(e, ModelLoadError))
+        return
+    run = functools.partial(run_predictor, predictor)
+    scheduler: Scheduler
+    if settings.batching:
+        scheduler = MicroBatcher(run, max_batch_size=settings.max_batch_size,
+                                 max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue,
+                                 metrics=state.metrics)
+    else:
+        scheduler = DirectScheduler(run, max_queue=settings.max_queue, metrics=state.metrics)
+    scheduler.start()
+    state.predictor, state.info, state.scheduler = predictor, info, scheduler
+    state.status = "ready"
+    state.metrics.model_loaded.set(1)
+    log.info("serving %s (version %s, batching %s)", info.name, info.version or "-",
+             "on" if settings.batching else "off")

@@ -1,0 +1,74 @@
+"""POST /v1/predict and POST /v1/predict/batch: contexts in, top-k calls out.
+
+Both go through the app's scheduler (micro-batcher or direct), so a batch request's contexts may share
+predictor runs with other requests'. The limits are checked before any context is converted.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from toolcast.data.schema import SchemaError
+from toolcast.predictor.base import CallPrediction
+from toolcast.serving.auth import Authorized
+from toolcast.serving.batching import Item, Overloaded, ShuttingDown
+from toolcast.serving.errors import ApiError
+from toolcast.serving.limits import check_batch_size, check_predict_request
+from toolcast.serving.schemas import (
+    BatchPredictRequest,
+    BatchPredictResponse,
+    CallPredictionOut,
+    PredictRequest,
+    PredictResponse,
+    error_responses,
+)
+from toolcast.serving.state import Ready, ServingState
+
+router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Authorized],
+                   responses=error_responses(400, 401, 413, 422, 500, 503))
+
+
+@router.post("/predict", response_model=PredictResponse, summary="Top-k next calls for one context")
+async def predict(body: PredictRequest, state: Ready) -> PredictResponse:
+    """The k most likely next calls (or `<respond>`), best first, each with p(tool), p(call), the argument
+    values the model could fill, where each came from (`sources`) and the slots it could not (`free`)."""
+    check_predict_request(body, state.settings)
+    (answer,) = await _run(state, [(_context(body, ""), body.k)])
+    return _response(state, answer, body.k)
+
+
+@router.post("/predict/batch", response_model=BatchPredictResponse,
+             summary="Top-k next calls for several contexts")
+async def predict_batch(body: BatchPredictRequest, state: Ready) -> BatchPredictResponse:
+    """One answer per request, in order; each request has its own k."""
+    check_batch_size(len(body.requests), state.settings)
+    for i, req in enumerate(body.requests):
+        check_predict_request(req, state.settings, f"requests[{i}].")
+    items = [(_context(req, f"requests[{i}]."), req.k) for i, req in enumerate(body.requests)]
+    answers = await _run(state, items)
+    return BatchPredictResponse(results=[_response(state, a, req.k)
+                                         for a, req in zip(answers, body.requests, strict=True)])
+
+
+def _context(req: PredictRequest, path: str):
+    try:
+        return req.to_context(path)
+    except SchemaError as e:
+        raise ApiError.from_schema_error(e) from None
+
+
+async def _run(state: ServingState, items: list[Item]) -> list[list[CallPrediction]]:
+    assert state.scheduler is not None  # Ready guarantees it
+    try:
+        return await state.scheduler.predict(items)
+    except Overloaded as e:
+        raise ApiError(503, f"server overloaded: {e}; retry shortly", code="overloaded",
+                       headers={"Retry-After": "1"}) from None
+    except ShuttingDown as e:
+        raise ApiError(503, str(e), code="unavailable") from None
+
+
+def _response(state: ServingState, answer: list[CallPrediction], k: int) -> PredictResponse:
+    name = state.info.name if state.info is not None else "unknown"
+    return PredictResponse(predictions=[CallPredictionOut.from_prediction(p) for p in answer],
+                           predictor=name, k=k)
