@@ -76,8 +76,11 @@ def _spans(event: Event, pattern: re.Pattern, convert: Callable[[str], Any] = st
         for m in pattern.finditer(text):
             i, j = m.span(group)
             value = convert(m.group(group))
-            if value is not None and value != "":
-                out.append((f"{base}[{i}:{j}]", value))
+            if value is None or value == "":
+                continue
+            if isinstance(value, str) and text.startswith(value, i):
+                j = i + len(value)  # the converter trimmed trailing punctuation: so does the span
+            out.append((f"{base}[{i}:{j}]", value))
     return out
 
 
@@ -202,6 +205,26 @@ def quoted(event: Event) -> Found:
     return out
 
 
+_CAPS_RUN = re.compile(r"[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)*")
+
+
+def capitalized(event: Event) -> Found:
+    """Capitalised words of a user message, each run ("Crescent Hollow") and each of its words: names,
+    cities, product names."""
+    if not isinstance(event, Message) or event.role != "user":
+        return []
+    out: Found = []
+    for m in _CAPS_RUN.finditer(event.text[:MAX_TEXT]):
+        run = m.group(0)
+        words = list(re.finditer(r"\S+", run))
+        if len(words) > 1:
+            out.append((f"text[{m.start()}:{m.end()}]", run))
+        for w in words:
+            if len(w.group(0)) >= 2:
+                out.append((f"text[{m.start() + w.start()}:{m.start() + w.end()}]", w.group(0)))
+    return out
+
+
 _WORD = re.compile(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
@@ -221,7 +244,8 @@ class Extractor:
 
 EXTRACTORS: dict[str, Extractor] = {
     e.__name__: Extractor(e.__name__, e, (e.__doc__ or "").strip().splitlines()[0])
-    for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, quoted, word)
+    for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, quoted, capitalized,
+              word)
 }
 """Every extractor, by kind. A test exercises each one; add a case there when you add one here."""
 
