@@ -17,6 +17,7 @@ from toolcast import __version__
 COMMANDS: tuple[str, ...] = (
     "import_cmd",
     "stats_cmd",
+    "eval_cmd",
     "serve_cmd",
 )
 

@@ -41,29 +41,72 @@ MIN_GROUPS = 2
 """A source (and a constant) must hold the right value in this many task groups to be kept."""
 MAX_RANK = 4
 """Values a source offers per slot: the first `MAX_RANK` of its list."""
+PRIOR_STRENGTH = 2.0
+"""Pseudo-count of the prior when estimating a (source, rank)'s hit rate for one slot."""
+FRESH = "fresh"
+"""Marks a variant of a list source that skips the values this slot already took (iterate a list)."""
 
 _OUTPUT_KINDS = {"json_leaf", "output_text"}
+USER_TEXT_KINDS: tuple[str, ...] = ("ident", "quoted", "number", "file_path", "email", "url", "capitalized",
+                                    "word")
+
+GENERIC: tuple[SourceKey, ...] = (
+    ("same_slot",),  # this tool's own earlier value for the slot
+    ("same_name",),  # an earlier argument of any tool under the same slot name
+    ("any_argument",),  # any earlier argument value, newest first
+    ("output_key",),  # an earlier output leaf whose key is the slot's name
+    ("output_key", FRESH),
+    *(("text", kind, "user", "") for kind in USER_TEXT_KINDS),
+    CONSTANT,
+)
+"""Sources tried for every slot (with statistics pooled over slots as their prior), beside the specific
+ones each slot's training calls reveal."""
 
 
-def source_key(kind: str, role: str, tool: str | None, path: str) -> SourceKey:
-    """The value-mapping function a mention is an instance of."""
+def _last_key(path: str) -> str:
+    shape = path_shape(path)
+    return shape.rsplit(".", 1)[-1].replace("[*]", "")
+
+
+def index_keys(kind: str, role: str, tool: str | None, path: str) -> tuple[SourceKey, ...]:
+    """The sources a mention is an instance of (as the context index files it)."""
     if kind in _OUTPUT_KINDS:
-        return ("output", tool or "", path_shape(path))
+        return (("output", tool or "", path_shape(path)), ("outkey", _last_key(path)))
     if kind == "argument":
-        return ("argument", tool or "", path_shape(path))
-    return ("text", kind, role, tool or "")
+        shape = path_shape(path)
+        return (("argument", tool or "", shape), ("argument", "*", shape), ("argument", "*", "*"))
+    return (("text", kind, role, tool or ""),)
+
+
+def resolve(key: SourceKey, tool: str, slot: str) -> tuple[SourceKey, bool]:
+    """(index key, fresh?) of a source for a given tool and slot."""
+    head = key[0]
+    fresh = key[-1] == FRESH
+    if head == "same_slot":
+        return ("argument", tool, slot), False
+    if head == "same_name":
+        return ("argument", "*", slot), False
+    if head == "any_argument":
+        return ("argument", "*", "*"), False
+    if head == "output_key":
+        return ("outkey", slot), fresh
+    return (key[:-1] if fresh else key), fresh
 
 
 def describe(key: SourceKey) -> str:
     """`get_user_details output reservations[*]`, `earlier argument cd.folder`, `ident in user text`."""
-    if key[0] == "output":
-        return f"{key[1]} output {key[2] or '(whole)'}"
-    if key[0] == "argument":
+    fresh = " (not yet used)" if key[-1] == FRESH else ""
+    head = key[0]
+    if head == "output":
+        return f"{key[1]} output {key[2] or '(whole)'}{fresh}"
+    if head == "argument":
         return f"earlier argument {key[1]}.{key[2]}"
-    if key[0] == "text":
+    if head == "text":
         where = f"{key[3]} output" if key[2] == "output" else f"{key[2]} text"
         return f"{key[1]} in {where}"
-    return "constant"
+    return {"same_slot": "same slot, earlier call", "same_name": "same slot name, any earlier call",
+            "any_argument": "any earlier argument", "output_key": f"earlier output key = slot name{fresh}",
+            "constant": "constant"}[head]
 
 
 def match_key(value: Any) -> str:
@@ -127,9 +170,10 @@ class ContextIndex:
         per_event: dict[SourceKey, list[tuple[Any, str]]] = {}
         for kind in KINDS:
             for path, value, vid in found[kind]:
-                key = source_key(kind, "call" if kind == "argument" else role, tool, path)
-                per_event.setdefault(key, []).append((value, vid))
-                self._where[match_key(value)].add(key)
+                keys = index_keys(kind, "call" if kind == "argument" else role, tool, path)
+                for key in keys:
+                    per_event.setdefault(key, []).append((value, vid))
+                self._where[match_key(value)].add(keys[0])
         for key, values in per_event.items():
             self._blocks[key].append(values)
         if isinstance(event, ToolCall):
@@ -141,9 +185,9 @@ class ContextIndex:
         """The sources whose lists hold `value` (loosely matched)."""
         return self._where.get(match_key(value), set())
 
-    def values(self, key: SourceKey, limit: int = MAX_RANK) -> list[Any]:
+    def values(self, key: SourceKey, limit: int = MAX_RANK, exclude: set[str] | None = None) -> list[Any]:
         out: list[Any] = []
-        seen: set[str] = set()
+        seen: set[str] = set(exclude) if exclude else set()
         for block in reversed(self._blocks.get(key, ())):
             for value, vid in block:
                 if vid not in seen:
@@ -202,7 +246,7 @@ class ConstantTable:
 
 @dataclass
 class SourceStats:
-    """How one source did for one slot on the training calls."""
+    """How one source did for one slot on the training calls (or, pooled, for all slots)."""
 
     applicable: int = 0
     """Calls where the source offered at least one value."""
@@ -210,39 +254,56 @@ class SourceStats:
     hits: list[int] = field(default_factory=lambda: [0] * MAX_RANK)
     """offered[m] / hits[m]: times its value at rank m was offered / was the agent's value."""
 
-    def p_hit(self, rank: int, strength: float = 1.0) -> float:
-        """P(the value at `rank` is the agent's), smoothed toward the source's rate over all ranks."""
-        total_o, total_h = sum(self.offered), sum(self.hits)
-        prior = (total_h + 0.5) / (total_o + 1.0)
-        return (self.hits[rank] + strength * prior) / (self.offered[rank] + strength)
+    def rate(self, rank: int | None = None) -> float:
+        """Smoothed hit rate at a rank (or over all ranks)."""
+        h = sum(self.hits) if rank is None else self.hits[rank]
+        o = sum(self.offered) if rank is None else self.offered[rank]
+        return (h + 0.5) / (o + 1.0)
 
-    @property
-    def precision(self) -> float:
-        """P(its first value is right | it applies), smoothed: what ranks sources."""
-        return (self.hits[0] + 0.5) / (self.offered[0] + 1.0)
+    def merge(self, other: SourceStats) -> None:
+        self.applicable += other.applicable
+        for m in range(MAX_RANK):
+            self.offered[m] += other.offered[m]
+            self.hits[m] += other.hits[m]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"applicable": self.applicable, "offered": self.offered, "hits": self.hits}
 
 
 @dataclass
 class SlotMap:
-    """A slot's ranked sources and type."""
+    """A slot's type and its sources' statistics."""
 
     type: str | None
     sources: dict[SourceKey, SourceStats]
     n: int = 0
 
-    def ranked(self) -> list[tuple[SourceKey, SourceStats]]:
-        return sorted(self.sources.items(), key=lambda kv: (-kv[1].precision, -kv[1].hits[0], kv[0]))
-
 
 @dataclass
 class ValueMaps:
-    """Everything mined: per (tool, slot) sources with their success, and the constant table."""
+    """Everything mined: per (tool, slot) sources with their success, pooled priors, constants."""
 
     slots: dict[tuple[str, str], SlotMap]
     constants: ConstantTable
+    pooled: dict[SourceKey, SourceStats] = field(default_factory=dict)
+    """Generic sources' statistics over all slots: the prior of each slot's estimate."""
+
+    def p_hit(self, key: SourceKey, stats: SourceStats, rank: int) -> float:
+        """P(the value a source offers at `rank` is the agent's): the slot's own count, smoothed toward
+        the source's pooled rate at that rank (generic sources) or its own rate over all ranks."""
+        prior_stats = self.pooled.get(key)
+        prior = prior_stats.rate(rank) if prior_stats is not None else stats.rate()
+        return (stats.hits[rank] + PRIOR_STRENGTH * prior) / (stats.offered[rank] + PRIOR_STRENGTH)
+
+    def ranked(self, tool: str, slot: str) -> list[tuple[SourceKey, SourceStats]]:
+        """The slot's sources, best first by their estimated precision at rank 0."""
+        slot_map = self.slots.get((tool, slot))
+        if slot_map is None:
+            return []
+        return sorted(slot_map.sources.items(), key=lambda kv: (-self.p_hit(kv[0], kv[1], 0), kv[0]))
 
     def candidates(self, index: ContextIndex, tool: str, slot: str, group: str | None = None,
-                   top_sources: int = 12) -> list[tuple[Any, float, str]]:
+                   top_sources: int = 16) -> list[tuple[Any, float, str]]:
         """(value, p, source description) for a slot in a context, best first; p's sum to <= 1.
 
         Each source offers its first values; a value's p is the best empirical hit rate among the
@@ -252,9 +313,9 @@ class ValueMaps:
         if slot_map is None:
             return []
         best: dict[str, tuple[Any, float, str]] = {}
-        for key, stats in slot_map.ranked()[:top_sources]:
+        for key, stats in self.ranked(tool, slot)[:top_sources]:
             for rank, value in enumerate(self.offer(index, key, tool, slot, slot_map.type, group)):
-                p = stats.p_hit(rank)
+                p = self.p_hit(key, stats, rank)
                 vid = value_id(value)
                 if vid not in best or p > best[vid][1]:
                     best[vid] = (value, p, describe(key))
@@ -267,8 +328,12 @@ class ValueMaps:
     def offer(self, index: ContextIndex, key: SourceKey, tool: str, slot: str, type_: str | None,
               group: str | None = None) -> list[Any]:
         """The values a source offers for a slot, converted to the slot's type, distinct, in rank order."""
-        raw = (self.constants.values(tool, slot, leave_out=group) if key == CONSTANT
-               else index.values(key, limit=MAX_RANK * 2))
+        if key == CONSTANT:
+            raw = self.constants.values(tool, slot, leave_out=group)
+        else:
+            where, fresh = resolve(key, tool, slot)
+            used = index.used.get((tool, slot)) if fresh else None
+            raw = index.values(where, limit=MAX_RANK * 2, exclude=used)
         out: list[Any] = []
         seen: set[str] = set()
         for value in raw:
@@ -307,8 +372,20 @@ def slot_types(traces: Iterable[Trace]) -> dict[tuple[str, str], str]:
     return {k: c.most_common(1)[0][0] for k, c in counts.items()}
 
 
+def _specific(key: SourceKey) -> list[SourceKey]:
+    """The slot-specific sources a place that held the value stands for (list outputs: also fresh)."""
+    if key[0] == "output":
+        return [key, (*key, FRESH)] if "[*]" in key[2] else [key]
+    if key[0] == "argument" and key[1] != "*":
+        return [key]
+    if key[0] == "text" and key[2] != "user":
+        return [key]
+    return []  # user text, wildcard arguments: covered by GENERIC
+
+
 def mine_value_maps(traces: list[Trace], min_groups: int = MIN_GROUPS, progress: bool = False) -> ValueMaps:
-    """Find each slot's sources (pass 1), then measure each source's success at each rank (pass 2)."""
+    """Find each slot's specific sources (pass 1), then measure every source's success at every rank
+    for every slot (pass 2); pool the generic sources' statistics over slots as their prior."""
     types = slot_types(traces)
     constants = ConstantTable.fit(traces)
     hit_groups: dict[tuple[str, str], dict[SourceKey, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -316,14 +393,13 @@ def mine_value_maps(traces: list[Trace], min_groups: int = MIN_GROUPS, progress:
         for index, calls in label_contexts(trace):
             for call in calls:
                 for slot, value in call.args.items():
-                    for key in index.sources_holding(value):
-                        hit_groups[(call.tool, slot)][key].add(trace.group)
+                    for place in index.sources_holding(value):
+                        for key in _specific(place):
+                            hit_groups[(call.tool, slot)][key].add(trace.group)
     slots: dict[tuple[str, str], SlotMap] = {}
     for ts, type_ in types.items():
         keys = {k for k, gs in hit_groups.get(ts, {}).items() if len(gs) >= min_groups}
-        if constants.values(*ts, min_groups=min_groups):
-            keys.add(CONSTANT)
-        slots[ts] = SlotMap(type_, {k: SourceStats() for k in keys})
+        slots[ts] = SlotMap(type_, {k: SourceStats() for k in (*GENERIC, *sorted(keys))})
     maps = ValueMaps(slots, constants)
     for trace in _progress(traces, progress, "value maps 2/2"):
         for index, calls in label_contexts(trace):
@@ -338,8 +414,11 @@ def mine_value_maps(traces: list[Trace], min_groups: int = MIN_GROUPS, progress:
                         for rank, v in enumerate(offered):
                             stats.offered[rank] += 1
                             stats.hits[rank] += value_id(v) == want
-    for slot_map in slots.values():  # a source that never hit after conversion is noise
-        slot_map.sources = {k: s for k, s in slot_map.sources.items() if sum(s.hits)}
+    for slot_map in slots.values():
+        for key in GENERIC:
+            maps.pooled.setdefault(key, SourceStats()).merge(slot_map.sources[key])
+        # A source that never offered the right value adds nothing but noise.
+        slot_map.sources = {k: st for k, st in slot_map.sources.items() if sum(st.hits)}
     log.info("value maps: %d slots, %d sources", len(slots), sum(len(s.sources) for s in slots.values()))
     return maps
 

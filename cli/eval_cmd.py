@@ -1,0 +1,137 @@
+"""`toolcast eval`: next-call accuracy and calibration of a predictor on held-out decision points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from typing import Any
+
+from toolcast.cli.common import add_input_args, atomic_output, fail, report_format_error
+from toolcast.data import ImportReport, TraceFormatError, load_traces
+from toolcast.predictor.base import Predictor
+from toolcast.predictor.baselines import BASELINES, fit_baseline
+from toolcast.training.evaluate import EvalReport, evaluate, plot_reliability, split_for_eval
+
+log = logging.getLogger("toolcast")
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The learned model cannot be loaded in this build."""
+
+
+def load_model(path: str) -> Predictor:
+    """Hook: load the learned model in `path` as a `Predictor`. The learned-model work fills this in."""
+    raise ModelNotAvailableError(
+        f"--model {path}: the learned model is not available yet in this version of toolcast; "
+        "use --baseline markov or --baseline pattern")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="accuracy and calibration of next-call predictions on held-out traces",
+        description="Measure a predictor on the decision points of held-out traces: tool top-1/top-3 and "
+        "call (tool + exact arguments) top-1/top-3 over the points where the agent called a tool, "
+        "<respond> precision/recall and expected calibration error over all points. A point counts as "
+        "right when the prediction matches any call of the agent's turn (parallel calls). Without "
+        "--train, --data is split by task group (--seed; 80/10/10): baselines are fitted on "
+        "train+validation and everything is measured on the test split.")
+    add_input_args(p, flag="--data")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", metavar="DIR", help="a trained model directory")
+    who.add_argument("--baseline", choices=BASELINES, help="fit and measure a baseline instead of a model")
+    p.add_argument("--train", nargs="+", metavar="PATH",
+                   help="logs to fit the baseline on; then all of --data is measured")
+    p.add_argument("--no-split", action="store_true",
+                   help="measure on all of --data (it is already held out), not on its test split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the task-grouped split (default 0)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--plot", metavar="FILE", help="write a reliability diagram (PNG)")
+    p.add_argument("--top", type=int, default=20, help="rows of the per-tool table (default 20)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = ImportReport()
+    try:
+        data = load_traces(*args.data, format=args.format, errors=args.errors, report=report, progress=True)
+        train = (load_traces(*args.train, format=args.format, errors=args.errors, report=report,
+                             progress=True) if args.train else None)
+    except TraceFormatError as e:
+        return report_format_error(e)
+    if args.model and args.train:
+        return fail("--train fits a baseline; a --model is already trained (drop --train)")
+    if train is None and not args.no_split:
+        fit, test = split_for_eval(data, args.seed)
+        setup = {"measured_on": "test split of --data", "fitted_on": "train+validation splits of --data",
+                 "split": "task-grouped 80/10/10", "seed": args.seed}
+    else:
+        fit, test = (train or []), data
+        setup = {"measured_on": "all of --data", "fitted_on": "--train" if train else "(model)"}
+    if args.model:
+        setup.pop("fitted_on", None)
+    if not test:
+        return fail("no traces to measure on (the test split of --data is empty: give more task groups, "
+                    "another --seed, or --no-split)")
+    try:
+        if args.model:
+            predictor = load_model(args.model)
+        else:
+            if not fit:
+                return fail("no traces to fit the baseline on (give --train, or more task groups in --data)")
+            predictor = fit_baseline(args.baseline, fit, progress=True)
+    except ModelNotAvailableError as e:
+        return fail(str(e))
+    setup.update(fit_traces=len(fit) if not args.model else None, test_traces=len(test))
+    result = EvalReport(predictor.name, evaluate(predictor, test, progress=True), setup)
+    if args.plot:
+        with atomic_output(args.plot, "wb") as f:
+            plot_reliability(result.outcomes, f, title=predictor.name)
+    d = _finite(result.to_dict())
+    d["skipped"] = [str(e) for e in report.skipped]
+    if args.json:
+        print(json.dumps(d))
+        return 0
+    _print_human(d, args)
+    return 0
+
+
+def _finite(x: Any) -> Any:
+    """NaN (a rate over zero points) as null: JSON has no NaN."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _f(v: float | None) -> str:
+    return "    -" if v is None else f"{v:5.3f}"
+
+
+def _print_human(d: dict[str, Any], args: argparse.Namespace) -> None:
+    s = d["setup"]
+    who = f"model {args.model}" if args.model else f"{d['predictor']} baseline"
+    fitted = f", fitted on {s['fit_traces']} traces ({s['fitted_on']})" if s.get("fit_traces") else ""
+    split = f"; {s['split']}, seed {s['seed']}" if "split" in s else ""
+    print(f"{who}{fitted}; measured on {s['test_traces']} traces ({s['measured_on']}){split}")
+    print(f"decision points {d['n_decision_points']}: {d['n_points']} where the agent called a tool "
+          f"(n_points), {d['n_respond_points']} where it answered in text")
+    print("a prediction is right when it matches any call of the agent's turn (parallel calls)\n")
+    cols = ("tool_top1", "tool_top3", "call_top1", "call_top3", "respond_precision", "respond_recall", "ece")
+    print(f"{'':24} tool@1 tool@3 call@1 call@3 resp.P resp.R    ECE  n_points")
+    rows = [("all", d), *((f"  {k}", v) for k, v in d["by_source"].items())]
+    for name, r in rows:
+        print(f"{name:24} " + "  ".join(_f(r[c]) for c in cols) + f"  {r['n_points']:>8}")
+    print(f"\nper labelled tool (top {args.top} by points)")
+    print(f"  {'tool':<34} {'points':>6}  tool@1 tool@3 call@1 call@3")
+    for r in d["per_tool"][: args.top]:
+        print(f"  {r['tool']:<34} {r['n']:>6}  " + "  ".join(
+            _f(r[c]) for c in ("tool_top1", "tool_top3", "call_top1", "call_top3")))
+    if args.plot:
+        print(f"\nreliability diagram: {args.plot}")
+    for e in d["skipped"]:
+        print(f"skipped: {e}")
