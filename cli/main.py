@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "import_cmd",
     "stats_cmd",
     "eval_cmd",
+    "simulate_cmd",
     "serve_cmd",
 )
 

@@ -1,0 +1,188 @@
+"""`toolcast simulate`: how much task time speculation saves on real traces, against the oracle.
+
+Replays the traces (discrete-event, on a virtual clock) through the real speculation runtime: serial,
+the oracle (every next call known in advance), both baselines, and the learned model with `--model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from toolcast.cli.common import atomic_output, fail, report_format_error
+from toolcast.data import FORMAT_NAMES, TraceFormatError, load_traces
+from toolcast.data.schema import Trace
+from toolcast.predictor.base import Predictor
+
+log = logging.getLogger("toolcast.simulate")
+BASELINES = ("markov", "pattern")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate", help="replay traces: task time serial vs speculative vs the oracle",
+        description="Replay agent traces through the speculation runtime on a virtual clock: serial, the "
+        "oracle (every next call known in advance: the upper bound), the Markov and pattern-pool baselines "
+        "and, with --model, the learned model, all in the same run. LLM time comes from the logs' "
+        "timestamps where they have them, tool time from a latency profile (the logs' own tool timings "
+        "describe test harnesses, not production tools). Eligibility in replay: tools whose names read as "
+        "reads (get_*, list_*, search_*, ...) may run ahead, every other tool is state-changing; override "
+        "with --contracts. The live runtime stays default-deny.")
+    p.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                   help="traces to replay (files or folders)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", metavar="DIR", help="a trained model directory: adds the 'learned' policy")
+    who.add_argument("--baseline", choices=BASELINES,
+                     help="no learned model: feature this baseline (both baselines always run)")
+    p.add_argument("--train", nargs="+", metavar="PATH",
+                   help="traces to fit the baselines and the S/L priors on; without it the task-grouped "
+                   "train split of --data is used and the test split replayed")
+    p.add_argument("--split", choices=("test", "validation", "train", "all"),
+                   help="which split of --data to replay (default: test without --train, all with it)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0, as `toolcast import`)")
+    p.add_argument("--latency", metavar="PROFILE",
+                   help="latency profile JSON (default: the shipped profile, tools as remote APIs)")
+    p.add_argument("--tool-time", choices=("profile", "recorded"), default="profile",
+                   help="tool service times from the profile (default) or the logs' recorded durations")
+    p.add_argument("--contracts", metavar="FILE", help="replay contracts JSON overriding the name patterns")
+    p.add_argument("--sessions", type=int, default=1, help="traces replayed at once (default 1)")
+    p.add_argument("--workers", type=int, default=8, help="tool workers shared by all sessions (default 8)")
+    p.add_argument("-k", type=int, default=3, help="candidates asked of each predictor (default 3)")
+    p.add_argument("--lambda", dest="lambda0", type=float, default=1.0,
+                   help="price of a wasted tool-second against a saved second on an idle pool (default 1)")
+    p.add_argument("--limit", type=int, help="replay at most this many traces (the first, in file order)")
+    p.add_argument("--format", default="auto", choices=FORMAT_NAMES, help="log format (default: auto)")
+    p.add_argument("--errors", default="raise", choices=("raise", "skip"), help="on a bad record")
+    p.add_argument("--json", action="store_true", help="print one JSON object keyed by policy name")
+    p.add_argument("--plot", metavar="FILE", help="write a figure (PNG or SVG) of the results")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolcast.runtime.latency import LatencyProfile
+    from toolcast.runtime.planner import PlannerConfig
+    from toolcast.runtime.replay_contracts import load_replay_policy
+    from toolcast.runtime.simulate import SimConfig, simulate
+
+    if args.sessions < 1 or args.workers < 1 or args.k < 1:
+        return fail("--sessions, --workers and -k must be at least 1")
+    try:
+        profile = LatencyProfile.load(args.latency) if args.latency else LatencyProfile.default()
+        contracts = load_replay_policy(args.contracts)
+        config = SimConfig(sessions=args.sessions, workers=args.workers, k=args.k, tool_time=args.tool_time,
+                           planner=PlannerConfig(lambda0=args.lambda0))
+    except ValueError as e:
+        return fail(str(e))
+    try:
+        replay, train = _traces(args)
+    except TraceFormatError as e:
+        return report_format_error(e)
+    except ValueError as e:
+        return fail(str(e))
+    if not replay:
+        return fail("no traces to replay (check --data and --split)")
+    try:
+        predictors = _predictors(args, train)
+    except (ImportError, ValueError, OSError) as e:
+        return fail(str(e))
+    log.info("replaying %d traces (%d for fitting) with %s", len(replay), len(train),
+             ", ".join(["serial", "oracle", *predictors]))
+    report = simulate(replay, predictors, train=train, profile=profile, contracts=contracts, config=config,
+                      contracts_source=args.contracts or "builtin name patterns")
+    summary = report.summary()
+    if args.plot:
+        try:
+            _plot(summary, args.plot, featured="learned" if args.model else args.baseline)
+        except ImportError as e:
+            return fail(f"--plot needs matplotlib (pip install 'toolcast[train]'): {e}")
+    if args.json:
+        json.dump(summary, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(report.table())
+    return 0
+
+
+def _traces(args: argparse.Namespace) -> tuple[list[Trace], list[Trace]]:
+    data = load_traces(*args.data, format=args.format, errors=args.errors, progress=True)
+    split = args.split or ("all" if args.train else "test")
+    train = load_traces(*args.train, format=args.format, errors=args.errors) if args.train else None
+    if split != "all" or train is None:
+        from toolcast.data.splits import split_of
+
+        which = {t.trace_id: split_of(t.group, args.seed) for t in data}
+        if train is None:
+            train = [t for t in data if which[t.trace_id] == "train"]
+        if split != "all":
+            data = [t for t in data if which[t.trace_id] == split]
+    if train is not None and not args.train:
+        log.info("fitting on the train split of --data (%d traces), replaying the %s split",
+                 len(train), split)
+    if args.limit is not None:
+        data = data[: args.limit]
+    return data, train
+
+
+def _predictors(args: argparse.Namespace, train: list[Trace]) -> dict[str, Predictor]:
+    if not train:
+        raise ValueError("no training traces for the baselines (give --train, or --data with a train split)")
+    try:
+        from toolcast.predictor.baselines import fit_baseline
+    except ImportError as e:
+        raise ImportError(f"the baselines are not available in this install (toolcast.predictor.baselines: "
+                          f"{e})") from None
+    learned = _load_learned(args.model) if args.model else None  # fail fast, before fitting
+    out: dict[str, Predictor] = {}
+    for name in BASELINES:
+        log.info("fitting the %s baseline on %d traces", name, len(train))
+        out[name] = fit_baseline(name, train)
+    if learned is not None:
+        out["learned"] = learned
+    return out
+
+
+def _load_learned(path: str) -> Predictor:
+    try:
+        from toolcast.predictor.learned import LearnedPredictor
+        from toolcast.predictor.modeldir import ModelDirError
+    except ImportError as e:
+        raise ImportError(f"--model needs the learned predictor, not available in this install ({e}); "
+                          "pip install 'toolcast[train]'") from None
+    try:
+        return LearnedPredictor.load(path)
+    except ModelDirError as e:
+        raise ValueError(f"{path}: not a usable model directory: {e}") from None
+
+
+def _plot(summary: dict[str, dict[str, Any]], path: str, featured: str | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    colors = ["#d95f02" if n == featured else "#7570b3" if n == "oracle" else "#999999" for n in names]
+    ax1.bar(names, [summary[n]["mean_task_s"] for n in names], color=colors)
+    means = [summary[n]["mean_task_s"] for n in names]
+    tails = [summary[n]["p95_task_s"] - m for n, m in zip(names, means, strict=True)]
+    ax1.errorbar(names, means, yerr=[[0] * len(names), tails], fmt="none", ecolor="black", capsize=3)
+    ax1.set_ylabel("task time, s (mean; bar to p95)")
+    others = [n for n in names if n != "serial"]
+    ax2.bar(others, [100 * (summary[n]["saving_captured"] or 0) for n in others],
+            color=[c for n, c in zip(names, colors, strict=True) if n != "serial"])
+    ax2.set_ylabel("share of the oracle's saving, %")
+    for i, n in enumerate(others):
+        w = summary[n]["waste_per_saved_s"]
+        ax2.annotate("waste/saved " + ("-" if w is None else f"{w:.2f}"), (i, 2), ha="center", fontsize=7,
+                     rotation=90, va="bottom")
+    first = next(iter(summary.values()))
+    fig.suptitle(f"{first['traces']} traces, {first['sessions']} session(s), {first['workers']} workers, "
+                 f"profile {first['profile']}", fontsize=9)
+    fig.tight_layout()
+    with atomic_output(path, "wb") as f:
+        fig.savefig(f, format=path.rsplit(".", 1)[-1].lower() if "." in path else "png")
+    plt.close(fig)

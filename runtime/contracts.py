@@ -1,0 +1,201 @@
+"""Tool contracts: what a tool promises, and so whether it may run before the agent asks for it.
+
+Eligibility defaults to deny. A tool runs ahead only when its contract says all of:
+
+- `side_effect_free`: running it changes nothing anyone can observe (required);
+- `idempotent`: running it twice is harmless. Speculation can make a call the agent then also makes (the
+  speculative result was invalidated, or a hedged real run overlaps it), so this is required too. A read
+  from a metered API is side-effect-free for the data but not for the bill: mark it not idempotent;
+- `stable_for` > 0: how many seconds a result stays fresh (the TTL of a speculative result);
+- not `needs_confirmation`: a call a human must approve never runs ahead.
+
+`reads` / `mutates` are resource keys for invalidation. A key is a string that may name arguments
+(`"order:{order_id}"`, filled from the call's arguments; a missing argument becomes `*`) and may end in
+a wildcard (`"order:*"`). `None` means "not declared": an undeclared `mutates` invalidates the whole
+session (the epoch rule), an undeclared `reads` is invalidated by any state-changing call.
+
+MCP tool annotations fill a contract in only for a server the user trusts: the MCP specification calls
+annotations hints that clients must not base decisions on when they come from untrusted servers.
+`readOnlyHint` is necessary, not sufficient: trust, a freshness window and the absence of a
+confirmation requirement come from the user, never from the server.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class ToolContract:
+    """One tool's promises. The defaults describe a tool nobody vouched for: never run ahead."""
+
+    side_effect_free: bool = False
+    """Running it changes no state (required to run ahead at all)."""
+    idempotent: bool = False
+    """Running it twice with the same arguments is harmless (required to run ahead)."""
+    stable_for: float = 0.0
+    """Seconds a result stays fresh, counted from the start of the run (the TTL)."""
+    reads: tuple[str, ...] | None = None
+    """Resource keys its result depends on; None = undeclared (anything may change it)."""
+    mutates: tuple[str, ...] | None = None
+    """Resource keys a call changes; None = undeclared (everything in the session)."""
+    needs_confirmation: bool = False
+    """A human approves each call: never run ahead."""
+
+    def __post_init__(self) -> None:
+        if self.stable_for < 0:
+            raise ValueError(f"stable_for must be >= 0 seconds, got {self.stable_for}")
+        for name in ("reads", "mutates"):
+            keys = getattr(self, name)
+            if keys is not None:
+                if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+                    raise ValueError(f"{name} must be a list of resource-key strings, got {keys!r}")
+                object.__setattr__(self, name, tuple(keys))
+
+    @property
+    def speculable(self) -> bool:
+        """May this tool run before the agent asks? (Contract only; the planner adds cost and budgets.)"""
+        return (self.side_effect_free and self.idempotent and self.stable_for > 0
+                and not self.needs_confirmation)
+
+    @property
+    def state_changing(self) -> bool:
+        """A real call of this tool may invalidate speculative results."""
+        return not self.side_effect_free
+
+    def why_not(self) -> str | None:
+        """The first reason this tool may not run ahead, or None when it may."""
+        if not self.side_effect_free:
+            return "not side-effect-free"
+        if not self.idempotent:
+            return "not idempotent"
+        if self.needs_confirmation:
+            return "needs confirmation"
+        if self.stable_for <= 0:
+            return "no freshness window (stable_for = 0)"
+        return None
+
+    def read_keys(self, args: Mapping[str, Any]) -> frozenset[str] | None:
+        return None if self.reads is None else resolve_keys(self.reads, args)
+
+    def mutate_keys(self, args: Mapping[str, Any]) -> frozenset[str] | None:
+        return None if self.mutates is None else resolve_keys(self.mutates, args)
+
+    # ---- JSON ----
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for name in ("reads", "mutates"):
+            if d[name] is not None:
+                d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "contract") -> ToolContract:
+        """Build from JSON; an unknown field or a wrong type is a ValueError naming the field."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; "
+                             f"expected {', '.join(sorted(known))}")
+        kwargs: dict[str, Any] = {}
+        for name in ("side_effect_free", "idempotent", "needs_confirmation"):
+            if name in d:
+                if not isinstance(d[name], bool):
+                    raise ValueError(f"{where}.{name}: expected true or false, got {d[name]!r}")
+                kwargs[name] = d[name]
+        if "stable_for" in d:
+            v = d["stable_for"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{where}.stable_for: expected seconds (a number), got {v!r}")
+            kwargs["stable_for"] = float(v)
+        for name in ("reads", "mutates"):
+            if name in d and d[name] is not None:
+                v = d[name]
+                if not isinstance(v, list) or not all(isinstance(k, str) for k in v):
+                    raise ValueError(f"{where}.{name}: expected a list of strings, got {v!r}")
+                kwargs[name] = tuple(v)
+        try:
+            return cls(**kwargs)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    @classmethod
+    def from_mcp(cls, annotations: Mapping[str, Any] | None, *, trusted: bool, stable_for: float = 30.0,
+                 needs_confirmation: bool = False, allow_open_world: bool = True) -> ToolContract:
+        """A contract from MCP tool annotations, for a server the user marked `trusted`.
+
+        Untrusted server: deny, whatever it claims. Trusted: runs ahead only with `readOnlyHint: true`
+        (the spec's default is false); a read-only tool is idempotent by definition (the spec gives
+        `idempotentHint` meaning only for tools that are not read-only). `openWorldHint` (default true)
+        marks tools that reach outside systems; `allow_open_world=False` keeps those out.
+        """
+        ann = dict(annotations or {})
+        if not trusted or ann.get("readOnlyHint") is not True:
+            return DENY
+        if not allow_open_world and ann.get("openWorldHint", True) is not False:
+            return DENY
+        return cls(side_effect_free=True, idempotent=True, stable_for=stable_for,
+                   needs_confirmation=needs_confirmation)
+
+
+DENY = ToolContract()
+"""The contract of a tool nobody described: state-changing, mutating everything, never run ahead."""
+
+
+def read_only(stable_for: float = 30.0, reads: Iterable[str] | None = None) -> ToolContract:
+    """Shorthand for a side-effect-free, idempotent tool whose results stay fresh `stable_for` seconds."""
+    return ToolContract(side_effect_free=True, idempotent=True, stable_for=stable_for,
+                        reads=None if reads is None else tuple(reads))
+
+
+# ---- resource keys ---------------------------------------------------------------------------------
+
+
+class _Wild(dict):
+    def __missing__(self, key: str) -> str:
+        return "*"
+
+
+def resolve_keys(templates: Iterable[str], args: Mapping[str, Any]) -> frozenset[str]:
+    """Fill `{arg}` placeholders from the call's arguments; an absent argument becomes a wildcard."""
+    values = _Wild({k: v if isinstance(v, str) else repr(v) for k, v in args.items()})
+    return frozenset(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), t) for t in templates)
+
+
+def keys_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
+    """Could a change to keys `a` affect a result that depends on keys `b`? None = everything."""
+    if a is None or b is None:
+        return True
+    return any(_key_overlap(x, y) for x in a for y in b)
+
+
+def _key_overlap(x: str, y: str) -> bool:
+    return x == y or fnmatch.fnmatchcase(x, y) or fnmatch.fnmatchcase(y, x)
+
+
+# ---- a policy: contracts by tool name --------------------------------------------------------------
+
+
+@dataclass
+class ContractPolicy:
+    """Contracts by exact tool name, then by glob pattern (first match wins), else `default` (deny)."""
+
+    tools: dict[str, ToolContract] = field(default_factory=dict)
+    patterns: list[tuple[str, ToolContract]] = field(default_factory=list)
+    default: ToolContract = DENY
+
+    def for_tool(self, name: str) -> ToolContract:
+        if name in self.tools:
+            return self.tools[name]
+        for pattern, contract in self.patterns:
+            if fnmatch.fnmatchcase(name.lower(), pattern.lower()):
+                return contract
+        return self.default

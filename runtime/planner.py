@@ -1,0 +1,228 @@
+"""The cost-aware speculation planner: which predicted calls are worth running ahead, now.
+
+PASTE's net utility (arXiv 2603.18897), per candidate call:
+
+    U = p * min(S, L) - (1 - p) * lambda * C
+
+p: the predictor's p(call); S: expected service time of the tool; L: expected time until the LLM issues
+its call (so min(S, L) is what a hit takes off the critical path); C: what a wasted run costs (by default
+its tool-seconds, S); lambda: the price of waste, raised under load as lambda0 / (1 - utilisation) of the
+tool-worker pool, and infinite while authoritative calls wait for a worker. Candidates with U above the
+threshold launch, best first, within budgets: in flight per session, per tool and in total.
+
+S (per tool) and L (per model) start from priors (the logs' timings or a latency profile) and follow the
+observed times online as exponentially weighted moving averages. Pure and clock-free: the live runtime
+and the replay simulator share this code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolcast.predictor.base import CallPrediction
+from toolcast.runtime.contracts import ToolContract
+
+ANY_MODEL = "*"
+
+
+@dataclass
+class PlannerConfig:
+    lambda0: float = 1.0
+    """Price of one wasted tool-second relative to one saved second, on an idle pool."""
+    threshold: float = 0.0
+    """Launch only candidates with U above this many seconds."""
+    max_per_session: int = 4
+    """Speculative runs in flight per session."""
+    max_per_tool: int = 4
+    """Speculative runs in flight per tool, over all sessions."""
+    max_in_flight: int = 8
+    """Speculative runs in flight in total."""
+    ewma_alpha: float = 0.2
+    """Weight of a new observation in the S and L estimates."""
+    default_tool_s: float = 1.0
+    """S for a tool with no prior and no observation yet."""
+    default_llm_s: float = 3.0
+    """L for a model with no prior and no observation yet."""
+    tool_cost: dict[str, float] = field(default_factory=dict)
+    """Tool name -> C override (e.g. a paid API); else C = S."""
+
+    def __post_init__(self) -> None:
+        if self.lambda0 < 0:
+            raise ValueError(f"lambda0 must be >= 0, got {self.lambda0}")
+        if not 0 < self.ewma_alpha <= 1:
+            raise ValueError(f"ewma_alpha must be in (0, 1], got {self.ewma_alpha}")
+        for name in ("max_per_session", "max_per_tool", "max_in_flight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class Estimates:
+    """S per tool and L per model: priors, then EWMA of what is observed."""
+
+    def __init__(self, alpha: float = 0.2, default_tool_s: float = 1.0, default_llm_s: float = 3.0):
+        self.alpha = alpha
+        self.default_tool_s = default_tool_s
+        self.default_llm_s = default_llm_s
+        self.tool: dict[str, float] = {}
+        self.llm: dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, config: PlannerConfig) -> Estimates:
+        return cls(config.ewma_alpha, config.default_tool_s, config.default_llm_s)
+
+    def service_time(self, tool: str) -> float:
+        return self.tool.get(tool, self.default_tool_s)
+
+    def llm_time(self, model: str | None) -> float:
+        if model is not None and model in self.llm:
+            return self.llm[model]
+        return self.llm.get(ANY_MODEL, self.default_llm_s)
+
+    def seed_tool(self, tool: str, seconds: float) -> None:
+        """Set a prior (from logs or a profile); later observations move it."""
+        self.tool[tool] = float(seconds)
+
+    def seed_llm(self, model: str | None, seconds: float) -> None:
+        self.llm[model or ANY_MODEL] = float(seconds)
+
+    def observe_tool(self, tool: str, seconds: float) -> None:
+        self.tool[tool] = self._ewma(self.tool.get(tool), seconds)
+
+    def observe_llm(self, model: str | None, seconds: float) -> None:
+        if model is not None:
+            self.llm[model] = self._ewma(self.llm.get(model), seconds)
+        self.llm[ANY_MODEL] = self._ewma(self.llm.get(ANY_MODEL), seconds)
+
+    def _ewma(self, old: float | None, x: float) -> float:
+        x = max(0.0, float(x))
+        return x if old is None else (1 - self.alpha) * old + self.alpha * x
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tool": dict(self.tool), "llm": dict(self.llm)}
+
+
+@dataclass
+class Occupancy:
+    """What is running now: the planner's view of the budgets and of the load."""
+
+    session: int = 0
+    """Speculative runs in flight for the session being planned."""
+    per_tool: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    """Speculative runs in flight over all sessions."""
+    utilisation: float = 0.0
+    """Busy workers / workers in the tool pool (authoritative and speculative), in [0, 1]."""
+    queued: int = 0
+    """Authoritative calls waiting for a worker."""
+    free_workers: int = 1_000_000
+
+
+@dataclass
+class Choice:
+    """The planner's verdict on one candidate: launch, or why not."""
+
+    prediction: CallPrediction
+    utility: float
+    launch: bool
+    reason: str = ""
+
+
+class Planner:
+    def __init__(self, config: PlannerConfig | None = None, estimates: Estimates | None = None):
+        self.config = config or PlannerConfig()
+        self.estimates = estimates or Estimates.from_config(self.config)
+
+    def price_of_waste(self, occ: Occupancy) -> float:
+        """lambda: lambda0 on an idle pool, growing as it fills, infinite while real calls wait."""
+        if occ.queued > 0 or occ.utilisation >= 1.0:
+            return math.inf
+        return self.config.lambda0 / (1.0 - occ.utilisation)
+
+    def utility(self, p: float, tool: str, model: str | None, lam: float) -> float:
+        s = self.estimates.service_time(tool)
+        ll = self.estimates.llm_time(model)
+        c = self.config.tool_cost.get(tool, s)
+        waste = (1.0 - p) * c
+        return p * min(s, ll) - (lam * waste if waste > 0 else 0.0)
+
+    def plan(self, predictions: Iterable[CallPrediction], *,
+             contract_of: Callable[[str], ToolContract | None], model: str | None = None,
+             covered: set[tuple[str, str]] | frozenset = frozenset(),
+             occupancy: Occupancy | None = None,
+             schemas: Mapping[str, dict] | None = None) -> list[Choice]:
+        """Judge each candidate; `launch` is set on those to run now, best utility first.
+
+        `contract_of(tool)` returns None for a tool the runtime does not have. `covered` holds the
+        (tool, canonical args) keys already running or finished in the session's cache.
+        """
+        occ = occupancy or Occupancy()
+        lam = self.price_of_waste(occ)
+        choices: list[Choice] = []
+        seen: set[tuple[str, str]] = set()
+        for pred in predictions:
+            reason = self._ineligible(pred, contract_of, schemas)
+            if reason is None and pred.key in seen:
+                reason = "duplicate candidate"
+            if reason is None and pred.key in covered:
+                reason = "already running or finished"
+            seen.add(pred.key)
+            u = -math.inf if reason else self.utility(max(0.0, min(1.0, pred.p_call)), pred.tool, model, lam)
+            choices.append(Choice(pred, u, False, reason or ""))
+
+        per_session, total, free = occ.session, occ.total, occ.free_workers
+        per_tool = dict(occ.per_tool)
+        cfg = self.config
+        for ch in sorted((c for c in choices if not c.reason), key=lambda c: -c.utility):
+            tool = ch.prediction.tool
+            if not ch.utility > cfg.threshold:
+                ch.reason = "utility below threshold" if lam < math.inf else "pool busy with real calls"
+            elif per_session >= cfg.max_per_session:
+                ch.reason = "session budget"
+            elif per_tool.get(tool, 0) >= cfg.max_per_tool:
+                ch.reason = "tool budget"
+            elif total >= cfg.max_in_flight:
+                ch.reason = "global budget"
+            elif free <= 0:
+                ch.reason = "no idle worker"
+            else:
+                ch.launch = True
+                per_session += 1
+                total += 1
+                free -= 1
+                per_tool[tool] = per_tool.get(tool, 0) + 1
+        return sorted(choices, key=lambda c: (not c.launch, -c.utility))
+
+    @staticmethod
+    def _ineligible(pred: CallPrediction, contract_of: Callable[[str], ToolContract | None],
+                    schemas: Mapping[str, dict] | None) -> str | None:
+        if pred.is_respond:
+            return "respond"
+        if not pred.complete:
+            return "arguments not all known"
+        contract = contract_of(pred.tool)
+        if contract is None:
+            return "unknown tool"
+        why = contract.why_not()
+        if why:
+            return why
+        schema = (schemas or {}).get(pred.tool)
+        if schema:
+            return _schema_mismatch(pred.args, schema)
+        return None
+
+
+def _schema_mismatch(args: Mapping[str, Any], schema: Mapping[str, Any]) -> str | None:
+    """A cheap check against the tool's JSON schema: required slots present, no unknown slots."""
+    props = schema.get("properties")
+    required = schema.get("required") or []
+    missing = [r for r in required if r not in args]
+    if missing:
+        return f"missing required argument(s) {', '.join(map(str, missing))}"
+    if isinstance(props, dict) and schema.get("additionalProperties") is False:
+        extra = [k for k in args if k not in props]
+        if extra:
+            return f"unknown argument(s) {', '.join(extra)}"
+    return None

@@ -1,0 +1,432 @@
+"""`SpeculativeRuntime`: runs likely tool calls while the agent's LLM is still thinking.
+
+The agent calls `await runtime.call(session, tool, args)` instead of the tool, and reports the user's
+messages with `runtime.observe_user(session, text)`. Then, as ../shared/DESIGN.md numbers them:
+
+1. After each tool result (the last of a parallel turn) or user message, ask the predictor for the top-k
+   next calls with probabilities (in a background task: the agent's call returns at once).
+2. Check each candidate's eligibility: the tool's contract, default deny (`contracts.py`).
+3. Score it with the net utility U = p*min(S, L) - (1-p)*lambda*C and launch those above the threshold,
+   within budgets per session, per tool and in total (`planner.py`), on idle workers only (`pool.py`).
+4. Keep speculative results private (`cache.py`). A real call whose (tool, canonical args) match takes
+   over the finished result or joins the run in flight; otherwise it runs normally. Runs that no call
+   took are cancelled at the next decision point (losers) or expire with their freshness window.
+5. A real call of a state-changing tool invalidates, when it starts and again when it ends, the results
+   whose `reads` overlap its `mutates` (undeclared: the whole session, an epoch bump). Real calls pre-empt
+   speculative runs for workers.
+
+A speculative run that raises is never shown to the agent; one that hangs is raced by a real run once it
+is late (hedge), so the agent's call always gets its own, normal result. Speculative runs are tagged in
+logs (`[speculative]`, extra={"speculative": True}) and counted in `stats`.
+
+All times come from the event loop's clock, so the replay simulator runs this same code on a virtual
+clock. Call the methods from inside the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec, canonical_args
+from toolcast.predictor.base import Predictor
+from toolcast.runtime.cache import Entry, SpeculationCache, State
+from toolcast.runtime.contracts import ToolContract
+from toolcast.runtime.planner import Choice, Estimates, Occupancy, Planner, PlannerConfig
+from toolcast.runtime.pool import WorkerPool
+from toolcast.runtime.stats import RuntimeStats
+from toolcast.runtime.tools import Tool, as_text, invoke
+
+log = logging.getLogger("toolcast.runtime")
+
+
+@dataclass
+class RuntimeConfig:
+    k: int = 3
+    """Candidates asked of the predictor at each decision point."""
+    workers: int = 8
+    """Tool calls running at once (real and speculative)."""
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    hedge_factor: float = 4.0
+    """A joined run still going after hedge_factor x S (minus what it already ran) is raced by a real run."""
+    hedge_min: float = 0.05
+    cancel_losers: bool = True
+    """At a decision point, cancel unclaimed runs still in flight that are not among the new candidates."""
+    predict_in_thread: bool = False
+    """Run predict() in a worker thread (for slow predictors) instead of on the event loop."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.workers < 1:
+            raise ValueError(f"k and workers must be >= 1, got k={self.k}, workers={self.workers}")
+
+
+@dataclass(eq=False)
+class _Session:
+    id: str
+    specs: dict[str, ToolSpec] | None
+    """The session's tools as its agent sees them; None = every registered tool."""
+    metadata: dict[str, Any]
+    model: str | None
+    events: list[Event] = field(default_factory=list)
+    inflight: int = 0
+    decision: int = 0
+    decision_at: float | None = None
+    awaiting_llm: bool = False
+    turn: int = 0
+    calls: int = 0
+    closed: bool = False
+
+
+class UnknownToolError(KeyError):
+    pass
+
+
+class SpeculativeRuntime:
+    def __init__(self, tools: Iterable[Tool] = (), predictor: Predictor | None = None,
+                 config: RuntimeConfig | None = None, *, estimates: Estimates | None = None):
+        self.config = config or RuntimeConfig()
+        self.predictor = predictor
+        self.planner = Planner(self.config.planner, estimates)
+        self.cache = SpeculationCache()
+        self.pool = WorkerPool(self.config.workers)
+        self.stats = RuntimeStats()
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.add_tool(t)
+        self._sessions: dict[str, _Session] = {}
+        self._jobs = itertools.count(1)
+        self._spec_jobs: dict[int, Entry] = {}
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._background: set[asyncio.Task] = set()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def estimates(self) -> Estimates:
+        return self.planner.estimates
+
+    def add_tool(self, tool: Tool) -> None:
+        self._tools[tool.name] = tool
+
+    # ---- sessions and what the agent reports ----------------------------------------------------------
+    def start_session(self, session: str, *, tools: Iterable[str | ToolSpec] | None = None,
+                      metadata: Mapping[str, Any] | None = None, model: str | None = None) -> None:
+        """Optional: the session's tools (names, or specs as its agent's LLM sees them; default all
+        registered), its metadata and the agent's model (for L, the LLM-time estimate)."""
+        specs = None
+        if tools is not None:
+            specs = [t if isinstance(t, ToolSpec) else None for t in tools]
+            names = [t.name if isinstance(t, ToolSpec) else t for t in tools]
+            unknown = [n for n in names if n not in self._tools]
+            if unknown:
+                raise UnknownToolError(f"session {session!r}: unknown tool(s) {', '.join(unknown)}")
+            specs = {n: s or self._tools[n].spec for n, s in zip(names, specs, strict=True)}
+        meta = dict(metadata or {})
+        s = self._sessions.get(session)
+        if s is None:
+            s = self._sessions[session] = _Session(session, None, {}, None)
+        s.specs, s.metadata, s.model = specs, meta, model or meta.get("model")
+
+    def observe(self, session: str, role: str, text: str = "", *, tokens: int | None = None,
+                changed_state: bool = False) -> None:
+        """A message in the conversation. A user message is a decision point: speculation starts.
+
+        `changed_state`: the world changed outside the agent's calls (e.g. the user acted on the shared
+        state, as tau2's telecom users do on their phone): every speculative result of the session goes.
+        """
+        s = self._session(session)
+        now = self._now()
+        if changed_state:
+            self._invalidate(s, None)
+        if role == "assistant" and s.awaiting_llm:
+            self._llm_done(s, now)
+        s.events.append(Message(role, text, t_start=now, t_end=now, tokens=tokens,
+                                turn=s.turn if role == "assistant" else None))
+        if role == "user" and s.inflight == 0:
+            self._decision_point(s)
+
+    def observe_user(self, session: str, text: str) -> None:
+        self.observe(session, "user", text)
+
+    def observe_external_call(self, session: str, tool: str, args: Mapping[str, Any],
+                              output: str | None = None, error: bool = False) -> None:
+        """A call the runtime did not run (e.g. the user's side acting on shared state): only invalidates."""
+        s = self._session(session)
+        now = self._now()
+        s.calls += 1
+        s.events.append(ToolCall(f"{s.id}:x{s.calls}", s.turn, tool, dict(args), output, error, now, now))
+        contract = self._tools[tool].contract if tool in self._tools else ToolContract()
+        if contract.state_changing:
+            self._invalidate(s, contract.mutate_keys(args))
+
+    async def end_session(self, session: str) -> None:
+        s = self._sessions.pop(session, None)
+        if s is None:
+            return
+        s.closed = True
+        for e in list(self.cache.entries(session)):
+            self._retire(e, "closed")
+        self.cache.drop_session(session)
+
+    async def aclose(self) -> None:
+        for sid in list(self._sessions):
+            await self.end_session(sid)
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---- the agent's real call ----------------------------------------------------------------------
+    async def call(self, session: str, tool: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run the agent's call (or hand over its speculative result). Raises what the tool raises."""
+        s = self._session(session)
+        t = self._tools.get(tool)
+        if t is None:
+            raise UnknownToolError(f"unknown tool {tool!r}; registered: {', '.join(sorted(self._tools))}")
+        args = dict(args or {})
+        now = self._now()
+        if s.awaiting_llm:
+            self._llm_done(s, now)
+        s.calls += 1
+        event = ToolCall(f"{s.id}:{s.calls}", s.turn, tool, args, t_start=now)
+        s.events.append(event)
+        s.inflight += 1
+        contract = t.contract
+        try:
+            if contract.state_changing:
+                self._invalidate(s, contract.mutate_keys(args))
+            result = await self._serve_or_run(s, t, args, canonical_args(args))
+        except BaseException as e:
+            event.error, event.output = True, f"{type(e).__name__}: {e}"
+            raise
+        else:
+            event.output = as_text(result)
+            return result
+        finally:
+            event.t_end = self._now()
+            if contract.state_changing:
+                self._invalidate(s, contract.mutate_keys(args))
+            s.inflight -= 1
+            if s.inflight == 0 and not s.closed:
+                self._decision_point(s)
+
+    async def _serve_or_run(self, s: _Session, t: Tool, args: dict[str, Any], cargs: str) -> Any:
+        speculable = t.contract.speculable
+        self.stats.real_call(t.name, speculable=speculable)
+        if speculable:
+            entry = self.cache.claim(s.id, t.name, cargs, self._now())
+            if entry is not None:
+                if entry.state is State.DONE:
+                    self._served(entry, joined=False, saved=entry.busy_seconds(self._now()))
+                    return entry.result
+                return await self._join(t, entry, args)
+        return await self._run_real(t, args)
+
+    async def _join(self, t: Tool, entry: Entry, args: dict[str, Any]) -> Any:
+        """Wait for the speculative run; race it with a real run once it is late; serve only if valid."""
+        claimed_at = self._now()
+        expected = self.config.hedge_factor * self.estimates.service_time(t.name)
+        hedge = max(self.config.hedge_min, expected - entry.busy_seconds(claimed_at))
+        task: asyncio.Task = entry.handle
+        real: asyncio.Task | None = None
+        served = False
+        try:
+            await asyncio.wait({task}, timeout=hedge)
+            if not task.done():
+                log.debug("[speculative] %s run is late; racing a real run", t.name,
+                         extra={"speculative": True, "tool": t.name})
+                real = asyncio.create_task(self._run_real(t, args, hedge=True))
+                await asyncio.wait({task, real}, return_when=asyncio.FIRST_COMPLETED)
+            now = self._now()
+            if task.done() and entry.state is State.DONE and self.cache.servable(entry, now, check_ttl=False):
+                served = True
+                self._served(entry, joined=True, saved=claimed_at - entry.started_at)
+                return entry.result
+            reason = "failed" if entry.state is State.FAILED else "invalidated" if entry.invalid else "late"
+            self._retire(entry, reason)
+            if real is None:
+                return await self._run_real(t, args)
+            return await real
+        finally:
+            if not served:
+                self._retire(entry, "abandoned")
+            if real is not None and not real.done():
+                real.cancel()
+
+    async def _run_real(self, t: Tool, args: dict[str, Any], *, hedge: bool = False) -> Any:
+        """An authoritative run: takes a worker first, pre-empting speculation if it must."""
+        job = next(self._jobs)
+        admission = self.pool.authoritative(job)
+        if admission.preempted is not None:
+            victim = self._spec_jobs.get(admission.preempted)
+            if victim is not None:
+                self._retire(victim, "preempted")
+        if not admission.started:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiting[job] = fut
+            try:
+                await fut
+            except BaseException:
+                self._waiting.pop(job, None)
+                self.pool.withdraw(job)
+                if self.pool.is_running(job):
+                    self._release(job)
+                raise
+        started = self._now()
+        try:
+            result = await invoke(t, args, self._get_executor())
+        except asyncio.CancelledError:
+            if hedge:  # the speculative run won the race: this run's time was the hedge's price
+                self.stats.dropped(t.name, "hedge", self._now() - started)
+            raise
+        finally:
+            self._release(job)
+        self.estimates.observe_tool(t.name, self._now() - started)
+        return result
+
+    # ---- speculation --------------------------------------------------------------------------------
+    def _decision_point(self, s: _Session) -> None:
+        s.decision += 1
+        s.turn += 1
+        s.decision_at = self._now()
+        s.awaiting_llm = True
+        if self.predictor is None:
+            return
+        context = Context(events=list(s.events), tools=self._specs(s),
+                          metadata={**s.metadata, "session": s.id, "model": s.model})
+        task = asyncio.create_task(self._speculate(s, s.decision, context))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _speculate(self, s: _Session, decision: int, context: Context) -> None:
+        try:
+            if self.config.predict_in_thread:
+                preds = await asyncio.to_thread(self.predictor.predict, context, self.config.k)
+            else:
+                preds = self.predictor.predict(context, self.config.k)
+        except Exception:
+            log.warning("predictor %s failed; no speculation at this point",
+                        getattr(self.predictor, "name", "?"), exc_info=True)
+            return
+        if s.closed or s.decision != decision or not s.awaiting_llm:
+            return  # the agent has moved on while we predicted
+        now = self._now()
+        for e in self.cache.expire(now, s.id):
+            self._retire(e, "failed" if e.state is State.FAILED else "expired")
+        if self.config.cancel_losers:
+            wanted = {p.key for p in preds}
+            for e in [e for e in self.cache.running(s.id) if e.key not in wanted]:
+                self._retire(e, "loser")
+        specs = {t.name: t for t in self._specs(s)}
+        choices = self.planner.plan(
+            preds, model=s.model, covered=self.cache.covered(s.id, now), occupancy=self._occupancy(s),
+            contract_of=lambda n: self._tools[n].contract if n in specs else None,
+            schemas={n: t.parameters for n, t in specs.items()})
+        for ch in choices:
+            if ch.launch:
+                self._launch(s, ch)
+            else:
+                log.debug("[speculative] skip %s (%s, U=%.3f)", ch.prediction.tool, ch.reason, ch.utility,
+                          extra={"speculative": True, "session": s.id, "tool": ch.prediction.tool})
+
+    def _launch(self, s: _Session, ch: Choice) -> None:
+        pred = ch.prediction
+        t = self._tools[pred.tool]
+        job = next(self._jobs)
+        if not self.pool.try_speculative(job):
+            return
+        args = dict(pred.args)
+        entry = self.cache.add(s.id, t.name, canonical_args(args), args, reads=t.contract.read_keys(args),
+                               ttl=t.contract.stable_for, now=self._now())
+        entry.meta.update(job=job, p=pred.p_call, utility=ch.utility)
+        self._spec_jobs[job] = entry
+        self.stats.launched(t.name)
+        log.debug("[speculative] launch %s %s (p=%.2f, U=%.3f)", t.name, entry.cargs, pred.p_call, ch.utility,
+                 extra={"speculative": True, "session": s.id, "tool": t.name})
+        entry.handle = asyncio.create_task(self._run_speculative(t, entry, job))
+
+    async def _run_speculative(self, t: Tool, entry: Entry, job: int) -> None:
+        try:
+            result = await invoke(t, entry.args, self._get_executor())
+        except asyncio.CancelledError as e:
+            self.cache.finish(entry, now=self._now(), error=e)
+        except Exception as e:
+            log.debug("[speculative] %s raised %r (never shown to the agent)", t.name, e,
+                     extra={"speculative": True, "tool": t.name})
+            self.cache.finish(entry, now=self._now(), error=e)
+        else:
+            self.cache.finish(entry, now=self._now(), result=result)
+            self.estimates.observe_tool(t.name, entry.busy_seconds(self._now()))
+        finally:
+            self._spec_jobs.pop(job, None)
+            self._release(job)
+            if entry.state is State.FAILED and not entry.claimed:
+                self._retire(entry, "failed")
+
+    def _served(self, entry: Entry, *, joined: bool, saved: float) -> None:
+        entry.meta["ended"] = "served"
+        self.cache.remove(entry)
+        self.stats.served(entry.tool, joined=joined, saved_s=saved)
+        log.debug("[speculative] %s %s %s", "joined" if joined else "hit", entry.tool, entry.cargs,
+                 extra={"speculative": True, "session": entry.session, "tool": entry.tool})
+
+    def _retire(self, entry: Entry, reason: str) -> None:
+        """An entry leaves unserved: stop it, count its tool-seconds as waste. Once per entry."""
+        if "ended" in entry.meta:
+            return
+        entry.meta["ended"] = reason
+        self.cache.drop([entry])
+        failed = entry.state is State.FAILED and not isinstance(entry.error, asyncio.CancelledError)
+        if entry.state is State.RUNNING and entry.handle is not None:
+            entry.handle.cancel()
+        self.stats.dropped(entry.tool, reason, entry.busy_seconds(self._now()), failed=failed)
+
+    def _invalidate(self, s: _Session, mutated: frozenset[str] | None) -> None:
+        for e in self.cache.invalidate(s.id, mutated):
+            self._retire(e, "invalidated")
+
+    # ---- small helpers ------------------------------------------------------------------------------
+    def _occupancy(self, s: _Session) -> Occupancy:
+        running = list(self.cache.running())
+        return Occupancy(session=sum(e.session == s.id for e in running),
+                         per_tool=dict(Counter(e.tool for e in running)), total=len(running),
+                         utilisation=self.pool.utilisation, queued=self.pool.queued,
+                         free_workers=self.pool.idle)
+
+    def _release(self, job: int) -> None:
+        for j in self.pool.release(job):
+            fut = self._waiting.pop(j, None)
+            if fut is None or fut.done():
+                self._release(j)
+            else:
+                fut.set_result(None)
+
+    def _llm_done(self, s: _Session, now: float) -> None:
+        s.awaiting_llm = False
+        if s.decision_at is not None:
+            self.estimates.observe_llm(s.model, now - s.decision_at)
+
+    def _session(self, session: str) -> _Session:
+        s = self._sessions.get(session)
+        if s is None:
+            s = self._sessions[session] = _Session(session, None, {}, None)
+        return s
+
+    def _specs(self, s: _Session) -> list[ToolSpec]:
+        return [t.spec for t in self._tools.values()] if s.specs is None else list(s.specs.values())
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            # Twice the workers: a cancelled speculative run of a sync tool finishes in its thread.
+            self._executor = ThreadPoolExecutor(self.config.workers * 2, thread_name_prefix="toolcast-tool")
+        return self._executor
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()

@@ -1,0 +1,252 @@
+"""The speculative runtime on a virtual clock: hits, joins, misses, invalidation, TTL, failures, priority."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from toolcast.runtime.contracts import ToolContract, read_only
+from toolcast.runtime.planner import PlannerConfig
+from toolcast.runtime.runtime import RuntimeConfig, SpeculativeRuntime, UnknownToolError
+from toolcast.runtime.simclock import run_virtual
+from toolcast.runtime.tools import Tool
+
+
+def first_point(fk, *preds):
+    """A predictor that proposes `preds` at the first decision point only (after the user's message)."""
+    return fk.ScriptedPredictor(lambda ctx: list(preds) if len(ctx.events) == 1 else [])
+
+
+def runtime(tools, predictor, **kw) -> SpeculativeRuntime:
+    planner = kw.pop("planner", PlannerConfig())
+    return SpeculativeRuntime(tools, predictor, RuntimeConfig(planner=planner, **kw))
+
+
+def test_a_finished_speculative_result_is_handed_over(fk):
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", fk.READ)], fk.ScriptedPredictor([fk.pred("get", 0.9, x=1)]))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(2.0)  # the LLM thinks longer than the tool takes
+        out = await rt.call("s", "get", {"x": 1})
+        await rt.aclose()
+        return out
+
+    out = run_virtual(agent())
+    assert out["args"] == '{"x":1}'
+    assert len(tools.runs("get")) == 1  # ran once, ahead of the call
+    total = rt.stats.total()
+    assert (total.launched, total.hits, total.joins, total.misses) == (1, 1, 0, 0)
+    assert total.saved_s == pytest.approx(1.0)
+
+
+def test_a_call_joins_the_run_in_flight(fk):
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", fk.READ, duration=1.0)], first_point(fk, fk.pred("get", 0.9, x=1)))
+
+    async def agent():
+        loop = asyncio.get_running_loop()
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(0.25)
+        await rt.call("s", "get", {"x": 1})
+        return loop.time()
+
+    done_at = run_virtual(agent())
+    assert done_at == pytest.approx(1.0)  # virtual time: the call waited only for the rest of the run
+    assert len(tools.runs("get")) == 1 and rt.stats.total().joins == 1
+
+
+def test_different_arguments_are_never_served(fk):
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", fk.READ)], fk.ScriptedPredictor([fk.pred("get", 0.9, x=1)]))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(2.0)
+        out = await rt.call("s", "get", {"x": 2})
+        await rt.aclose()
+        return out
+
+    assert run_virtual(agent())["args"] == '{"x":2}'
+    assert [r.args for r in tools.runs("get")] == [{"x": 1}, {"x": 2}]
+    total = rt.stats.total()
+    assert total.hits == 0 and total.misses == 1 and total.wasted_s == pytest.approx(1.0)
+
+
+def test_state_changing_tools_never_run_ahead(fk):
+    tools = fk.FakeTools()
+    deny_all = [tools.make("put"), tools.make("confirm", ToolContract(
+        side_effect_free=True, idempotent=True, stable_for=10, needs_confirmation=True))]
+    rt = runtime(deny_all, fk.ScriptedPredictor([fk.pred("put", 1.0, x=1), fk.pred("confirm", 1.0)]))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(5.0)
+        assert tools.log == []  # nothing ran while the LLM thought
+        await rt.call("s", "put", {"x": 1})
+
+    run_virtual(agent())
+    assert [r.tool for r in tools.log] == ["put"]
+
+
+@pytest.mark.parametrize("mutates, served", [(None, False), (("item:{x}",), False), (("item:9",), True)])
+def test_a_state_changing_call_invalidates_overlapping_reads(fk, mutates, served):
+    tools = fk.FakeTools()
+    reads = read_only(100.0, reads=["item:{x}"])
+    writer = ToolContract(mutates=mutates)
+    predictor = fk.ScriptedPredictor(lambda ctx: [fk.pred("get", 0.9, x=1)] if len(ctx.events) == 1 else [])
+    rt = runtime([tools.make("get", reads), tools.make("put", writer, duration=0.1)], predictor)
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(2.0)  # get(x=1) has finished ahead
+        await rt.call("s", "put", {"x": 1})
+        await asyncio.sleep(1.0)
+        await rt.call("s", "get", {"x": 1})
+
+    run_virtual(agent())
+    assert (len(tools.runs("get")) == 1) is served
+    assert rt.stats.total().hits == int(served)
+
+
+def test_stale_results_expire(fk):
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", read_only(stable_for=1.5))], first_point(fk, fk.pred("get", 0.9, x=1)))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(3.0)  # finished at 1.0, fresh until 1.5
+        await rt.call("s", "get", {"x": 1})
+
+    run_virtual(agent())
+    assert len(tools.runs("get")) == 2 and rt.stats.total().hits == 0
+
+
+def test_user_reported_state_change_drops_everything(fk):
+    tools = fk.FakeTools()
+    script = fk.ScriptedPredictor(lambda ctx: [fk.pred("get", 0.9, x=1)] if len(ctx.events) in (1, 3) else [])
+    rt = runtime([tools.make("get", fk.READ)], script)
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(2.0)
+        rt.observe("s", "assistant", "please toggle it")
+        rt.observe("s", "user", "done, I toggled it", changed_state=True)  # launches again, fresh
+        await asyncio.sleep(0.5)
+        await rt.call("s", "get", {"x": 1})
+
+    run_virtual(agent())
+    assert len(tools.runs("get")) == 2 and rt.stats.total().joins == 1
+    assert rt.stats.tool("get").dropped["invalidated"] == 1
+
+
+@pytest.mark.parametrize("mode", ["raise", "hang"])
+def test_a_failing_speculative_run_never_touches_the_real_call(fk, mode):
+    tools = fk.FakeTools()
+    first = {"done": False}
+
+    def behave(inv):
+        if first["done"]:
+            return "ok"
+        first["done"] = True
+        return mode
+
+    rt = runtime([tools.make("get", fk.READ, behave=behave)], first_point(fk, fk.pred("get", 0.9, x=1)),
+                 hedge_factor=2.0)
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(0.5 if mode == "hang" else 2.0)
+        out = await rt.call("s", "get", {"x": 1})
+        await rt.aclose()
+        return out
+
+    out = run_virtual(agent())
+    assert out["args"] == '{"x":1}'
+    runs = tools.runs("get")
+    assert len(runs) == 2 and runs[1].outcome == "ok"
+    assert runs[0].outcome == ("raised" if mode == "raise" else "cancelled")
+    assert rt.stats.total().served == 0
+
+
+def test_real_calls_preempt_speculation_for_workers(fk):
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", fk.READ, duration=5.0), tools.make("other", fk.READ, duration=1.0)],
+                 first_point(fk, fk.pred("get", 0.95, x=1)), workers=1)
+
+    async def agent():
+        loop = asyncio.get_running_loop()
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(0.5)
+        await rt.call("s", "other", {})
+        return loop.time()
+
+    assert run_virtual(agent()) == pytest.approx(1.5)  # the real call did not wait for the speculative get
+    assert tools.runs("get")[0].outcome == "cancelled"
+    assert rt.stats.tool("get").dropped["preempted"] == 1
+
+
+def test_losers_are_cancelled_at_the_next_decision_point(fk):
+    tools = fk.FakeTools()
+    script = lambda ctx: [fk.pred("get", 0.9, x=len(ctx.events))]  # noqa: E731
+    rt = runtime([tools.make("get", fk.READ, duration=10.0), tools.make("other", fk.READ, duration=0.1)],
+                 fk.ScriptedPredictor(script))
+
+    async def agent():
+        rt.observe_user("s", "hi")  # predicts get(x=1)
+        await asyncio.sleep(0.5)
+        await rt.call("s", "other", {})  # the LLM did something else: next point predicts get(x=2)
+        await asyncio.sleep(0.5)
+        await rt.aclose()
+
+    run_virtual(agent())
+    assert [r.outcome for r in tools.runs("get")] == ["cancelled", "cancelled"]
+    assert rt.stats.tool("get").dropped["loser"] == 1
+
+
+def test_predictor_sees_the_session_and_a_broken_predictor_changes_nothing(fk):
+    tools = fk.FakeTools()
+    seen = fk.ScriptedPredictor([])
+    rt = runtime([tools.make("get", fk.READ)], seen)
+
+    async def agent():
+        rt.start_session("s", metadata={"domain": "d"}, model="m1")
+        rt.observe_user("s", "hello")
+        await asyncio.sleep(1)
+        await rt.call("s", "get", {"x": 1})
+        await asyncio.sleep(0)
+
+    run_virtual(agent())
+    last = seen.contexts[-1]
+    assert [e.type for e in last.events] == ["message", "tool_call"]
+    assert last.events[1].output is not None and last.metadata["session"] == "s"
+    assert last.metadata["model"] == "m1" and [t.name for t in last.tools] == ["get"]
+
+    rt2 = runtime([tools.make("get", fk.READ)], fk.FailingPredictor())
+
+    async def agent2():
+        rt2.observe_user("s", "hello")
+        await asyncio.sleep(1)
+        return await rt2.call("s", "get", {"x": 1})
+
+    assert run_virtual(agent2())["args"] == '{"x":1}'
+
+
+def test_unknown_tools_and_sync_tools():
+    def add(a, b):
+        time.sleep(0.001)
+        return a + b
+
+    async def agent():
+        rt = SpeculativeRuntime([Tool("add", add)])
+        with pytest.raises(UnknownToolError):
+            await rt.call("s", "nope", {})
+        out = await rt.call("s", "add", {"a": 1, "b": 2})
+        await rt.aclose()
+        return out, rt.stats.table()
+
+    out, table = asyncio.run(agent())
+    assert out == 3 and "add" in table and "total" in table
