@@ -43,7 +43,9 @@ def decision_positions(events: list[Event]) -> Iterator[tuple[int, list[ToolCall
                 isinstance(prev, Message) and prev.role == "assistant" and prev.turn == e.turn)
             if not opened:
                 yield i, _turn_calls(events, i, e.turn)
-        elif isinstance(e, Message) and e.role == "user" and prev is not None:
+        elif isinstance(e, Message) and e.role == "user" and prev is not None and not e.extra.get(
+                "with_tool_results"):
+            # (Anthropic's user text sent together with tool results is one input to one generation.)
             # After a tool turn or a user message the LLM generated, even if the log kept no text.
             if isinstance(prev, ToolCall) or (isinstance(prev, Message) and prev.role == "user"):
                 yield i, []
