@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-batching", dest="batching", action="store_false",
                    help="one predictor run per request instead of micro-batching")
     p.add_argument("--max-batch-size", type=int, default=64, help="contexts per predictor run (default: 64)")
-    p.add_argument("--max-wait-ms", type=float, default=2.0,
-                   help="how long a batch waits for more contexts to join (default: 2)")
+    p.add_argument("--max-wait-ms", type=float, default=0.5,
+                   help="how long a batch waits for more contexts to join (default: 0.5)")
     p.add_argument("--max-k", type=int, default=16, help="largest k a request may ask for (default: 16)")
     p.add_argument("--max-events", type=int, default=512, help="longest history accepted (default: 512)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000,

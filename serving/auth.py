@@ -18,7 +18,7 @@ from toolcast.serving.errors import ApiError
 _bearer = HTTPBearer(auto_error=False, description="Needed when the server was started with --token.")
 
 
-def require_token(request: Request,
+async def require_token(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     token: str | None = request.app.state.serving.settings.token
     if token is None:

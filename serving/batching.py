@@ -144,6 +144,10 @@ class MicroBatcher:
         t0 = time.perf_counter()
         try:
             answers = await loop.run_in_executor(self._executor, self._run, items)
+        except asyncio.CancelledError:  # stop() while this batch ran: its requests get an answer too
+            for p in batch:
+                _settle(p.future, exc=ShuttingDown("the server is shutting down"))
+            raise
         except Exception as e:
             if len(batch) == 1:
                 _settle(batch[0].future, exc=e)

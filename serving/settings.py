@@ -46,7 +46,7 @@ class ServeSettings:
     """Micro-batch concurrent requests into one predictor run (off: one run per request)."""
     max_batch_size: int = 64
     """Most contexts in one predictor run."""
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.5
     """How long the first request of a batch waits for others to join it."""
     max_queue: int = 4096
     """Contexts waiting for the predictor before new requests get 503 (back-pressure)."""
@@ -65,6 +65,9 @@ class ServeSettings:
                      "max_queue"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServeSettings.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_queue < self.max_batch_items:
+            raise ValueError(f"ServeSettings.max_queue ({self.max_queue}) must be >= max_batch_items "
+                             f"({self.max_batch_items}), or a full batch request could never be served")
         if self.max_k > K_CEILING:
             raise ValueError(f"ServeSettings.max_k must be <= {K_CEILING}, got {self.max_k}")
         if self.max_wait_ms < 0:

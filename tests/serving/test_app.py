@@ -181,3 +181,16 @@ def test_openapi_documents_limits_and_examples(fake, settings):
     assert spec["components"]["schemas"]["BatchPredictRequest"]["properties"]["requests"]["maxItems"] == 5
     assert set(spec["paths"]) == {"/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz", "/readyz",
                                   "/metrics"}
+
+
+def test_a_card_with_nan_is_served_as_null(settings):
+    class CardPredictor:
+        name = "carded"
+        card = {"ece": float("nan"), "tool_top1": 0.4}
+
+        def predict(self, context, k=3):
+            return []
+
+    with TestClient(create_app(settings(CardPredictor()))) as client:
+        r = client.get("/v1/model")
+    assert r.status_code == 200 and r.json()["card"] == {"ece": None, "tool_top1": 0.4}
