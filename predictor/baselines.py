@@ -71,17 +71,6 @@ class SignatureModel:
         out = [(sig, k / total) for sig, k in c.most_common(n)]
         return [s for s in out if s[1] >= min_p] or out[:1]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {t: [[list(s), k] for s, k in c.items()] for t, c in self.counts.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SignatureModel:
-        m = cls()
-        for t, rows in d.items():
-            for s, k in rows:
-                m.counts[t][tuple(s)] = k
-        return m
-
 
 # ---- from tool and slot distributions to ranked calls ---------------------------------------------------
 
@@ -222,7 +211,7 @@ class MarkovPredictor:
                 self.signatures.add(call.tool, call.args)
                 self.values.add(call.tool, call.args)
         examples = [Example(self._chain(ctx), label_symbols(calls), self.toolsets.allowed(ctx), set(),
-                            t.group) for t in traces for ctx, calls in _points(t)]
+                            t.group) for t in traces for ctx, calls in decision_contexts(t)]
         beta, _ = choose_smoothing(examples, levels=2)
         self.ngram = fit_ngram(examples, levels=2, beta=beta)
         log.info("markov: %d transitions counted, beta %.1f", len(examples), beta)
@@ -238,8 +227,8 @@ class MarkovPredictor:
         return rank_calls(probs, make, k)
 
 
-def _points(trace: Trace) -> Iterable[tuple[Context, list]]:
-    """(context, label calls) of a trace's decision points, cheaply (no metadata copies)."""
+def decision_contexts(trace: Trace) -> Iterable[tuple[Context, list]]:
+    """(context, the calls of the label) at each decision point of a trace: what the baselines fit on."""
     for i, calls in decision_positions(trace.events):
         yield Context(events=trace.events[:i], tools=trace.tools,
                       metadata={"source": trace.source, **trace.metadata}), calls

@@ -89,14 +89,6 @@ class Toolsets:
         names.add(RESPOND)
         return sorted(names)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"by_setup": {k: sorted(v) for k, v in self.by_setup.items()},
-                "vocabulary": sorted(self.vocabulary)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Toolsets:
-        return cls({k: set(v) for k, v in d["by_setup"].items()}, set(d["vocabulary"]))
-
 
 # ---- the n-gram -----------------------------------------------------------------------------------
 
@@ -141,19 +133,6 @@ class InterpolatedNGram:
             p = {s: (c.get(s, 0) + w * p[s]) / (total + w) for s in names}
         z = sum(p.values())
         return {s: v / z for s, v in p.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"beta": self.beta,
-                "levels": [[[list(ctx) if isinstance(ctx, tuple) else ctx, dict(c)] for ctx, c in lvl.items()]
-                           for lvl in self.counts]}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> InterpolatedNGram:
-        model = cls(len(d["levels"]), d["beta"])
-        for level, rows in enumerate(d["levels"]):
-            for ctx, c in rows:
-                model.counts[level][tuple(ctx) if isinstance(ctx, list) else ctx] = Counter(c)
-        return model
 
 
 def label_symbols(calls: list[ToolCall]) -> list[str]:

@@ -21,7 +21,13 @@ from typing import Any
 
 from toolcast.data.schema import RESPOND, Context, Trace
 from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.baselines import SignatureModel, _points, rank_calls, spec_of, tool_calls
+from toolcast.predictor.baselines import (
+    SignatureModel,
+    decision_contexts,
+    rank_calls,
+    spec_of,
+    tool_calls,
+)
 from toolcast.predictor.ngram import (
     START,
     Example,
@@ -74,7 +80,7 @@ class PatternPoolPredictor:
                 self.signatures.add(call.tool, call.args)
         examples = []
         for trace in traces:
-            for ctx, calls in _points(trace):
+            for ctx, calls in decision_contexts(trace):
                 allowed = self.toolsets.allowed(ctx)
                 cued = cued_tools(ctx, allowed) if self.text_cue else set()
                 examples.append(Example(pattern_chain(ctx), label_symbols(calls), allowed, cued, trace.group))

@@ -229,17 +229,6 @@ class ConstantTable:
         scored.sort(key=lambda s: s[:2])
         return [v for _, _, v in scored[:limit]]
 
-    def to_dict(self) -> list[dict[str, Any]]:
-        return [{"tool": t, "slot": s, "value": v, "groups": sorted(g)}
-                for (t, s), d in self.table.items() for v, g in d.values()]
-
-    @classmethod
-    def from_dict(cls, rows: list[dict[str, Any]]) -> ConstantTable:
-        table: dict[tuple[str, str], dict[str, tuple[Any, set[str]]]] = defaultdict(dict)
-        for r in rows:
-            table[(r["tool"], r["slot"])][value_id(r["value"])] = (r["value"], set(r["groups"]))
-        return cls(dict(table))
-
 
 # ---- mined value maps -------------------------------------------------------------------------------
 
@@ -265,9 +254,6 @@ class SourceStats:
         for m in range(MAX_RANK):
             self.offered[m] += other.offered[m]
             self.hits[m] += other.hits[m]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"applicable": self.applicable, "offered": self.offered, "hits": self.hits}
 
 
 @dataclass
