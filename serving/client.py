@@ -12,6 +12,7 @@ are no retries, because a prediction that arrives late is worth nothing to a spe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,11 +75,14 @@ class Client:
         self._async_http = async_http
         self._owns_http = http is None
         self._owns_async_http = async_http is None
+        self._lock = threading.Lock()  # the runtime may call predict() from several threads
 
     # ---- sync -------------------------------------------------------------------------------------
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(base_url=self._base_url, timeout=self._timeout)
+            with self._lock:
+                if self._http is None:
+                    self._http = httpx.Client(base_url=self._base_url, timeout=self._timeout)
         return self._http
 
     def _request(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
