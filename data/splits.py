@@ -3,6 +3,9 @@
 A trace's split is a function of its task group and the seed alone (a hash), so one group never sits
 on both sides, the split is the same on every machine, and adding logs never moves an old group.
 Traces that share a trace id (the same run exported twice) are kept once.
+
+`split_of` needs only the standard library (baseline evaluation runs on the base install); building
+the `datasets.DatasetDict` imports `datasets` when called.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-from datasets import Dataset, DatasetDict, load_from_disk
+from typing import TYPE_CHECKING
 
 from toolcast.data.io import expand_paths
 from toolcast.data.load import load_traces
 from toolcast.data.schema import Trace
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ def split_of(group: str, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIO
 
 def split_traces(traces: Iterable[Trace], seed: int = 0,
                  fractions: Sequence[float] = DEFAULT_FRACTIONS) -> DatasetDict:
+    from datasets import Dataset, DatasetDict
+
     columns = (COL_ID, COL_GROUP, COL_SOURCE, COL_CALLS, COL_TRACE)
     rows: dict[str, dict[str, list]] = {s: {c: [] for c in columns} for s in SPLITS}
     seen: set[str] = set()
@@ -82,6 +89,8 @@ def _fingerprint(paths: list[Path], seed: int, fractions: Sequence[float]) -> st
 def load_splits(*paths: str | os.PathLike, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS,
                 cache_dir: str | os.PathLike | None = None, format: str = "auto") -> DatasetDict:
     """Import the logs and split them by task group; reuse the cached splits when the files are unchanged."""
+    from datasets import load_from_disk
+
     files = expand_paths(list(paths))
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache / _fingerprint(files, seed, fractions)
