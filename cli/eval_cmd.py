@@ -22,10 +22,18 @@ class ModelNotAvailableError(RuntimeError):
 
 
 def load_model(path: str) -> Predictor:
-    """Hook: load the learned model in `path` as a `Predictor`. The learned-model work fills this in."""
-    raise ModelNotAvailableError(
-        f"--model {path}: the learned model is not available yet in this version of toolcast; "
-        "use --baseline markov or --baseline pattern")
+    """The learned model in `path` as a `Predictor` (torch; needs the [train] extra)."""
+    from toolcast.predictor.modeldir import ModelDirError
+
+    try:
+        from toolcast.predictor.learned import LearnedPredictor
+    except ImportError as e:
+        raise ModelNotAvailableError(f"--model {path}: loading a model needs the [train] extra ({e})") \
+            from None
+    try:
+        return LearnedPredictor.load(path)
+    except ModelDirError as e:
+        raise ModelNotAvailableError(str(e)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -68,3 +68,52 @@ def mutations(record, values=(5, None, [], {}, "x", "{bad", True)):
 def mutate():
     """`mutate(record)`: see `mutations`."""
     return mutations
+
+
+def build_shop_traces(n: int = 12, offset: int = 0) -> list[Trace]:
+    """`n` small customer-service traces, one task group each, with a regular call pattern the learned
+    model can pick up: get_user(id from the user's text) -> get_order(id from the output) -> text ->
+    cancel_order(same id, an enum reason) -> text. For the predictor and training tests."""
+    import json
+
+    tools = [
+        ToolSpec("get_user", "Look up a user by id.", {"type": "object", "properties": {
+            "user_id": {"type": "string"}}, "required": ["user_id"]}),
+        ToolSpec("get_order", "Details of an order.", {"type": "object", "properties": {
+            "order_id": {"type": "string"}}, "required": ["order_id"]}),
+        ToolSpec("cancelOrder", "Cancel a pending order.", {"type": "object", "properties": {
+            "order_id": {"type": "string"},
+            "reason": {"type": "string", "enum": ["no longer needed", "ordered by mistake"]}},
+            "required": ["order_id", "reason"]}),
+    ]
+    traces = []
+    for k in range(offset, offset + n):
+        user, orders = f"user_{k}", [f"#W{k}01", f"#W{k}02"]
+        pick = orders[k % 2]
+        t0 = 1000.0 * k
+        events = [
+            Message("system", "You are a shop assistant."),
+            Message("user", f"Hi, I am {user}. Please cancel my order {pick}.", t_end=t0 + 1),
+            Message("assistant", "", t_start=t0 + 1, t_end=t0 + 2, turn=1),
+            ToolCall(f"c{k}a", 1, "get_user", {"user_id": user},
+                     json.dumps({"user_id": user, "orders": orders}),
+                     t_start=t0 + 2, t_end=t0 + 2.1),
+            Message("assistant", "", t_start=t0 + 2.1, t_end=t0 + 3, turn=2),
+            ToolCall(f"c{k}b", 2, "get_order", {"order_id": pick},
+                     json.dumps({"order_id": pick, "status": "pending"}),
+                     t_start=t0 + 3, t_end=t0 + 3.2),
+            Message("assistant", "Shall I cancel it?", t_start=t0 + 3.2, t_end=t0 + 4),
+            Message("user", "yes", t_end=t0 + 5),
+            Message("assistant", "", t_start=t0 + 5, t_end=t0 + 6, turn=3),
+            ToolCall(f"c{k}c", 3, "cancelOrder", {"order_id": pick, "reason": "no longer needed"},
+                     json.dumps({"status": "cancelled"}), t_start=t0 + 6, t_end=t0 + 6.5),
+            Message("assistant", "Done.", t_start=t0 + 6.5, t_end=t0 + 7),
+        ]
+        traces.append(Trace(f"shop{k}", f"shop:{k}", "test", {"agent_model": "m"}, list(tools), events))
+    return traces
+
+
+@pytest.fixture
+def shop_traces():
+    """Factory for `build_shop_traces`: `shop_traces(n)`."""
+    return build_shop_traces

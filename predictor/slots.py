@@ -1,0 +1,330 @@
+"""Argument slots -> fixed-rank arrays: for each (tool, slot), the value candidates and their features.
+
+NumPy only, shared by training and the embedded predictor. The candidate values come from the symbolic
+extractors (`toolcast.runtime.extractors`, passed in: the predictor package never imports the runtime)
+plus, per slot, the slot's cross-task constants (learned from the training logs with each value counted
+once per task group, so a user id of one task never becomes a "constant") and its JSON-schema enum.
+
+A slot row scores `<free>` (the LLM will invent the value), `<absent>` (the call leaves the slot out) and
+up to `max_candidates` values, pre-ranked by a cheap rule so the true value survives the cut. Values
+are coerced to the slot's schema type first (a "12" read from text fills an integer slot as 12), since a
+speculative call only counts when its canonical arguments match exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from toolcast.data.schema import Context, ToolCall, ToolSpec, canonical_args
+from toolcast.predictor.text import split_identifier
+
+SLOT_FEATURE_SIZES: tuple[int, ...] = (3, 8, 2)
+"""(required: 1 yes / 2 no, schema type, has enum)."""
+CAND_FEATURE_SIZES: tuple[int, ...] = (32, 8, 10, 6, 12, 4, 4, 2, 3, 3)
+"""(kind, rank, recency, value type, length, key match, earlier use, constant, same tool, type fits)."""
+_TYPES = {"string": 1, "integer": 2, "number": 3, "boolean": 4, "array": 5, "object": 6, "null": 7}
+_INDEX = re.compile(r"\[\d+\]|\{key\}|\[\d*:\d*\]")
+KIND_CONSTANT, KIND_ENUM = "constant", "enum"
+
+
+class Candidate(Protocol):
+    """What an extractor proposes: a value seen in the context, and where (`runtime.extractors.Candidate`
+    fits; its kind is read from its newest mention as "kind:role", e.g. "json_leaf:output")."""
+
+    value: Any
+    source_event: int | None
+    source_tool: str | None
+    source_path: str | None
+    rank: int
+
+
+def kind_of(cand: Any) -> str:
+    """ "extractor kind:role" of a candidate's newest mention ("word:user"), or its own `kind`."""
+    ms = getattr(cand, "mentions", None)
+    if ms:
+        return f"{ms[0].kind}:{ms[0].role}"
+    return str(getattr(cand, "kind", ""))
+
+
+@dataclass
+class SlotValue:
+    """One scored value of one slot (what the predictor reports back for a chosen index)."""
+
+    value: Any
+    source: str
+    canon: str
+
+
+@dataclass
+class SlotRow:
+    tool: str
+    slot: str
+    values: list[SlotValue]
+
+
+def _schema_types(prop: Any) -> list[str]:
+    t = prop.get("type") if isinstance(prop, dict) else None
+    return [t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] if isinstance(t, list) else []
+
+
+def slot_names(spec: ToolSpec, context: Context, max_slots: int) -> list[str]:
+    """The slots scored for a tool: required parameters first, then the others; else earlier calls' keys."""
+    names = spec.param_names
+    if not names:
+        for e in reversed(context.events):
+            if isinstance(e, ToolCall) and e.tool == spec.name:
+                names = list(e.args)
+                break
+    required = spec.parameters.get("required") if isinstance(spec.parameters, dict) else None
+    req = set(required) if isinstance(required, list) else set()
+    return sorted(names, key=lambda n: n not in req)[:max_slots]
+
+
+def coerce(value: Any, types: list[str]) -> Any:
+    """A candidate value in the slot's schema type when it converts losslessly; else unchanged."""
+    if not types or not isinstance(value, str | int | float):
+        return value
+    if isinstance(value, str):
+        s = value.strip()
+        if "integer" in types and re.fullmatch(r"-?\d+", s):
+            return int(s)
+        if "number" in types and re.fullmatch(r"-?\d+(\.\d+)?", s):
+            return float(s) if "." in s else int(s)
+        if "boolean" in types and s.lower() in ("true", "false"):
+            return s.lower() == "true"
+        return value
+    if isinstance(value, bool):
+        return value
+    if "string" in types and "integer" not in types and "number" not in types:
+        return str(value)
+    if "integer" in types and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _value_type(v: Any) -> int:
+    if isinstance(v, bool):
+        return 4
+    if isinstance(v, int):
+        return 2
+    if isinstance(v, float):
+        return 3
+    if isinstance(v, str):
+        return 1
+    return 5
+
+
+def _fits(v: Any, types: list[str]) -> int:
+    if not types:
+        return 0
+    t = _value_type(v)
+    ok = {1: "string", 2: "integer", 4: "boolean", 5: "array"}.get(t)
+    fits = (
+        (ok in types)
+        or (t == 2 and "number" in types)
+        or (t == 3 and "number" in types)
+        or (t == 5 and ("object" in types or "array" in types))
+    )
+    return 1 if fits else 2
+
+
+def last_key(path: str | None) -> str:
+    if not path or path.startswith("text["):
+        return ""
+    return _INDEX.sub("", path).rsplit(".", 1)[-1]
+
+
+def _key_match(key: str, slot_words: set[str], slot_text: str) -> int:
+    if not key:
+        return 0
+    words = split_identifier(key)
+    if words == slot_text:
+        return 3
+    return 2 if set(words.split()) & slot_words else 1
+
+
+def _bucket(n: int, size: int) -> int:
+    return 0 if n <= 0 else min(size - 1, 1 + int(math.log2(n)))
+
+
+class SlotFeaturizer:
+    """Builds the slot rows of the tools asked for. `encoder` encodes key names, `kinds` / `constants`
+    come from the vocabularies."""
+
+    def __init__(
+        self,
+        encoder,
+        kinds: dict[str, int],
+        constants: dict[str, dict[str, list[Any]]],
+        max_slots: int,
+        max_candidates: int,
+        max_name_tokens: int,
+        max_events: int,
+    ):
+        self.encoder, self.kinds, self.constants = encoder, kinds, constants
+        self.max_slots, self.max_candidates = max_slots, max_candidates
+        self.max_name_tokens, self.max_events = max_name_tokens, max_events
+
+    def build(
+        self,
+        context: Context,
+        candidates: Sequence[Candidate],
+        tools: Sequence[tuple[int, ToolSpec]],
+        n_rows: int | None = None,
+    ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
+        """Arrays for `tools` ((candidate index, spec) pairs) and the rows' values, in row order."""
+        s_max = n_rows if n_rows is not None else self.max_slots * max(1, len(tools))
+        m, tk = self.max_candidates, self.max_name_tokens
+        arr = {
+            "slot_tool": np.zeros(s_max, np.int64),
+            "slot_num": np.zeros((s_max, len(SLOT_FEATURE_SIZES)), np.int64),
+            "slot_name": np.zeros((s_max, tk), np.int64),
+            "slot_mask": np.zeros(s_max, bool),
+            "cand_num": np.zeros((s_max, m, len(CAND_FEATURE_SIZES)), np.int64),
+            "cand_key": np.zeros((s_max, m, tk), np.int64),
+            "cand_event": np.zeros((s_max, m), np.int64),
+            "cand_mask": np.zeros((s_max, m), bool),
+        }
+        used = _earlier_uses(context)
+        rows: list[SlotRow] = []
+        n_events = len(context.events)
+        for tool_index, spec in tools:
+            props = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
+            props = props if isinstance(props, dict) else {}
+            required = spec.parameters.get("required") if isinstance(spec.parameters, dict) else None
+            for slot in slot_names(spec, context, self.max_slots):
+                r = len(rows)
+                if r >= s_max:
+                    break
+                prop = props.get(slot, {})
+                types = _schema_types(prop)
+                enum = (
+                    prop.get("enum") if isinstance(prop, dict) and isinstance(prop.get("enum"), list) else []
+                )
+                arr["slot_tool"][r], arr["slot_mask"][r] = tool_index, True
+                arr["slot_num"][r] = (
+                    1 if isinstance(required, list) and slot in required else 2,
+                    _TYPES.get(types[0], 0) if types else 0,
+                    1 if enum else 0,
+                )
+                ids = self.encoder.encode_identifier(slot, tk)
+                arr["slot_name"][r, : len(ids)] = ids
+                chosen = self._rank(spec.name, slot, types, enum, candidates, used)
+                values = []
+                for j, (score_row, cand, value, canon) in enumerate(chosen):
+                    arr["cand_num"][r, j] = score_row
+                    key = last_key(cand.source_path)
+                    if key:
+                        kid = self.encoder.encode_identifier(key, tk)
+                        arr["cand_key"][r, j, : len(kid)] = kid
+                    ev = cand.source_event
+                    back = n_events - ev if ev is not None and 0 <= ev < n_events else 0
+                    arr["cand_event"][r, j] = back if back <= self.max_events else 0
+                    arr["cand_num"][r, j, 2] = _bucket(back, CAND_FEATURE_SIZES[2])
+                    arr["cand_mask"][r, j] = True
+                    where = f"{kind_of(cand)}:{cand.source_tool or ''}" + (
+                        f".{cand.source_path}" if cand.source_path else ""
+                    )
+                    values.append(SlotValue(value, where, canon))
+                rows.append(SlotRow(spec.name, slot, values))
+        return arr, rows
+
+    def _rank(
+        self,
+        tool: str,
+        slot: str,
+        types: list[str],
+        enum: list[Any],
+        candidates: Sequence[Candidate],
+        used: dict[tuple[str, str], set[str]],
+    ) -> list[tuple[tuple[int, ...], Candidate, Any, str]]:
+        slot_text = split_identifier(slot)
+        slot_words = set(slot_text.split())
+        pool: list[Candidate] = list(candidates)
+        pool += [
+            _Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(self.constants.get(tool, {}).get(slot, []))
+        ]
+        pool += [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
+        same_slot = used.get((tool, slot), set())
+        any_tool = used.get(("", slot), set())
+        any_slot = used.get(("", ""), set())
+        const = {canonical_args(v) for v in self.constants.get(tool, {}).get(slot, [])}
+        best: dict[str, tuple[float, tuple[int, ...], Candidate, Any]] = {}
+        for cand in pool:
+            value = coerce(cand.value, types)
+            canon = canonical_args(value)
+            earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
+            key = _key_match(last_key(cand.source_path), slot_words, slot_text)
+            fits = _fits(value, types)
+            kind = kind_of(cand)
+            is_const = 1 if canon in const or kind == KIND_ENUM else 0
+            prio = (
+                {1: 8, 2: 3, 3: 1}.get(earlier, 0)
+                + {3: 6, 2: 3}.get(key, 0)
+                + 4 * is_const
+                + (-6 if fits == 2 else 0)
+                - 0.05 * min(cand.rank, 40)
+            )
+            text = value if isinstance(value, str) else canon
+            kid = self.kinds.get(kind, 0)
+            feats = (
+                kid if kid < CAND_FEATURE_SIZES[0] else 0,
+                _bucket(cand.rank + 1, CAND_FEATURE_SIZES[1]),
+                0,
+                _value_type(value),
+                _bucket(len(text), CAND_FEATURE_SIZES[4]),
+                key,
+                earlier,
+                is_const,
+                0 if cand.source_tool is None else 2 if cand.source_tool == tool else 1,
+                fits,
+            )
+            hit = best.get(canon)
+            if hit is None or prio > hit[0]:
+                best[canon] = (prio, feats, cand, value)
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[: self.max_candidates]
+        return [(feats, cand, value, canon) for canon, (_p, feats, cand, value) in ranked]
+
+
+@dataclass
+class _Fixed:
+    """A candidate that comes from the slot itself (a constant or an enum member), not the context."""
+
+    value: Any
+    kind: str
+    rank: int
+    source_event: int | None = None
+    source_tool: str | None = None
+    source_path: str | None = None
+
+
+def _earlier_uses(context: Context) -> dict[tuple[str, str], set[str]]:
+    """(tool, slot) / ("", slot) / ("", "") -> canonical values the context's calls already passed."""
+    used: dict[tuple[str, str], set[str]] = {}
+    for e in context.events:
+        if isinstance(e, ToolCall):
+            for slot, v in e.args.items():
+                c = canonical_args(v)
+                for key in ((e.tool, slot), ("", slot), ("", "")):
+                    used.setdefault(key, set()).add(c)
+    return used
+
+
+def slot_targets(rows: Iterable[SlotRow], args: dict[str, Any] | None, n_rows: int) -> np.ndarray:
+    """Per row: 0 `<free>`, 1 `<absent>`, 2 + j the candidate equal to the true value; -100 padding."""
+    out = np.full(n_rows, -100, np.int64)
+    if args is None:
+        return out
+    for r, row in enumerate(rows):
+        if row.slot not in args:
+            out[r] = 1
+            continue
+        canon = canonical_args(args[row.slot])
+        out[r] = next((2 + j for j, v in enumerate(row.values) if v.canon == canon), 0)
+    return out

@@ -1,0 +1,116 @@
+"""Training: temperature calibration, the holdout filter, and `train` end to end on a tiny log set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from toolcast.predictor.config import ModelConfig, TrainConfig
+from toolcast.training.calibrate import fit_calibration, fit_temperature, multi_nll, reliability, top1
+from toolcast.training.datamodule import holdout_predicate
+
+TINY = ModelConfig(
+    hidden=16,
+    layers=1,
+    heads=2,
+    intermediate=32,
+    max_events=8,
+    max_text_tokens=6,
+    max_key_tokens=4,
+    max_tools=8,
+    max_name_tokens=4,
+    max_desc_tokens=6,
+    max_param_tokens=4,
+    max_slots=3,
+    max_candidates=5,
+    dropout=0.0,
+    tool_id_dropout=0.0,
+)
+
+
+def miscalibrated(n: int = 4000, k: int = 6, scale: float = 4.0, seed: int = 0):
+    """Labels drawn from softmax(z), logits reported as scale * z: an over-confident model."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.0, (n, k))
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    y = np.array([rng.choice(k, p=row) for row in p])
+    targets = np.zeros((n, k), bool)
+    targets[np.arange(n), y] = True
+    return scale * z, targets
+
+
+def test_temperature_scaling_lowers_nll_and_ece_on_an_overconfident_model():
+    logits, targets = miscalibrated()
+    t = fit_temperature(logits, targets)
+    assert 3.0 < t < 5.0  # recovers the scale it was made with
+    assert multi_nll(logits, targets, t) < multi_nll(logits, targets)
+    ece_before = reliability(*top1(logits, targets, 1.0))["ece"]
+    ece_after = reliability(*top1(logits, targets, t))["ece"]
+    assert ece_after < ece_before / 2
+
+
+def test_fit_calibration_reports_both_heads():
+    logits, targets = miscalibrated(n=500)
+    slot_logits = logits[:, None, :]
+    slot_target = targets.argmax(-1)[:, None]
+    cal, report = fit_calibration(logits, targets, slot_logits, slot_target)
+    assert cal.tool_temperature > 1 and cal.slot_temperature > 1
+    assert report["tool"]["nll_after"] <= report["tool"]["nll_before"]
+    assert report["n_slot_rows"] == 500
+
+
+def test_holdout_predicate(make_trace):
+    t = make_trace()
+    t.metadata.update(domain="retail", involved_classes=["TravelAPI", "MathAPI"])
+    assert holdout_predicate("domain=retail")(t)
+    assert not holdout_predicate("domain=airline")(t)
+    assert holdout_predicate("involved_classes=MathAPI")(t)
+    assert holdout_predicate(None) is None
+    with pytest.raises(ValueError, match="key=value"):
+        holdout_predicate("retail")
+
+
+def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, monkeypatch):
+    from toolcast.cli.eval_cmd import load_model
+    from toolcast.training.train import train
+
+    monkeypatch.setenv("TOOLCAST_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "logs.jsonl"
+    data.write_text("".join(t.to_json() + "\n" for t in shop_traces(30)), encoding="utf-8")
+    out = train(
+        [data],
+        tmp_path / "model",
+        max_epochs=3,
+        seed=0,
+        model=TINY,
+        train_config=TrainConfig(batch_size=16, warmup_steps=2),
+        progress=False,
+    )
+    assert out is not None
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "config.json",
+        "tokenizer.json",
+        "vocab.json",
+        "model.safetensors",
+        "calibration.json",
+        "metrics.json",
+    } <= names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["examples"]["train"] > 0 and "calibrated" in metrics["test"]
+    predictor = load_model(str(out))
+    context, _label = next(iter(shop_traces(1, offset=99)[0].decision_points()))
+    preds = predictor.predict(context, k=3)
+    assert preds and all(0 <= p.p_call <= 1 for p in preds)
+
+
+def test_train_command_is_registered():
+    from toolcast.cli.main import COMMANDS, build_parser
+
+    assert "train_cmd" in COMMANDS
+    args = build_parser().parse_args(
+        ["train", "--data", "x", "--out", "y", "--devices", "2", "--strategy", "ddp"]
+    )
+    assert args.devices == "2" and args.strategy == "ddp" and args.max_epochs == 12

@@ -1,0 +1,199 @@
+"""`train`: logs in, a calibrated model directory out. One typed function; `toolcast train` maps onto it.
+
+Steps: featurize the task-grouped splits (cached; one process), fit with Lightning (early stopping on the
+validation loss, best weights kept in memory: no pickled checkpoints), fit the temperatures on
+validation, evaluate on test, write the model directory (config, tokenizer, vocabularies, safetensors,
+calibration, metrics card). The same call runs on one CPU, on several processes (`strategy="ddp"`,
+gloo on CPU) and on GPUs / nodes: Lightning launches the ranks; only rank 0 calibrates and writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+from toolcast.data.splits import default_cache_dir
+from toolcast.predictor.config import Config, ModelConfig, TrainConfig
+from toolcast.predictor.extractors import extract_candidates
+from toolcast.predictor.learned import LearnedPredictor, save_pretrained
+from toolcast.predictor.model import INPUT_NAMES, NextCallModel
+from toolcast.predictor.modeldir import Calibration, ModelParts
+from toolcast.training.calibrate import fit_calibration
+from toolcast.training.datamodule import NextCallDataModule
+from toolcast.training.module import NextCallModule
+
+log = logging.getLogger(__name__)
+
+
+class KeepBest(Callback):
+    """Keeps a copy of the weights of the epoch with the lowest validation loss (in memory)."""
+
+    def __init__(self, monitor: str = "val_loss"):
+        self.monitor, self.best, self.state, self.epoch = monitor, float("inf"), None, -1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best, self.epoch = float(value), trainer.current_epoch
+            self.state = copy.deepcopy(pl_module.state_dict())
+
+
+class EpochLog(Callback):
+    """One log line per epoch with the validation figures (the progress bar is off in logs and CI)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+        log.info(
+            "epoch %d (%.0f s): %s",
+            trainer.current_epoch,
+            time.perf_counter() - self.started,
+            ", ".join(f"{k} {v:.4f}" for k, v in sorted(m.items())),
+        )
+
+
+@torch.inference_mode()
+def predict_logits(model: NextCallModel, loader) -> dict[str, np.ndarray]:
+    """Raw outputs over a loader, with the targets beside them."""
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {
+        "tool_logits": [],
+        "slot_logits": [],
+        "tool_multi": [],
+        "slot_target": [],
+    }
+    for batch in loader:
+        tool_logits, slot_logits = model(*(batch[n] for n in INPUT_NAMES))
+        out["tool_logits"].append(tool_logits.numpy())
+        out["slot_logits"].append(slot_logits.numpy())
+        out["tool_multi"].append(batch["tool_multi"].numpy())
+        out["slot_target"].append(batch["slot_target"].numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def train(
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    max_epochs: int = 12,
+    seed: int = 0,
+    devices: int | str = 1,
+    strategy: str = "auto",
+    accelerator: str = "cpu",
+    model: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    holdout: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    evaluate_test: bool = True,
+) -> Path | None:
+    """Train on the logs at `data` and write a model directory to `out`.
+
+    data: log files or folders (any supported format). out: the model directory to write.
+    max_epochs: upper bound (early stopping on the validation loss usually ends sooner). seed: fixes the
+    split, the initialisation and the batch order. devices / strategy / accelerator: Lightning's (e.g.
+    devices=2, strategy="ddp" for two CPU processes; accelerator="gpu" on GPUs). holdout: `key=value` on
+    trace metadata (e.g. `domain=retail`) moves those traces to the test split (unseen tool sets).
+    Returns `out` on rank 0, None on the other ranks.
+    """
+    started = time.perf_counter()
+    L.seed_everything(seed, workers=True)
+    tc = replace(train_config or TrainConfig(), max_epochs=max_epochs, seed=seed)
+    config = Config(model=model or ModelConfig(), train=tc)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "examples"
+    dm = NextCallDataModule(data, config, cache, extract_candidates, seed=seed, holdout=holdout)
+    dm.prepare_data()
+    dm.setup("fit")
+    config = dm.config
+    featurized = time.perf_counter() - started
+    module = NextCallModule(config)
+    keep = KeepBest()
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        max_epochs=tc.max_epochs,
+        deterministic=True,
+        callbacks=[EarlyStopping("val_loss", patience=tc.patience), keep, EpochLog()],
+        enable_checkpointing=False,
+        logger=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=20,
+        default_root_dir=str(out),
+    )
+    trainer.fit(module, datamodule=dm)
+    if not trainer.is_global_zero:
+        return None
+    if keep.state is not None:
+        module.load_state_dict(keep.state)
+    fitted = time.perf_counter() - started
+    val = predict_logits(module.model, dm.val_dataloader())
+    calibration, cal_report = fit_calibration(
+        val["tool_logits"], val["tool_multi"], val["slot_logits"], val["slot_target"]
+    )
+    log.info(
+        "calibration: tool T=%.3f (ECE %.4f -> %.4f), slot T=%.3f (ECE %.4f -> %.4f)",
+        calibration.tool_temperature,
+        cal_report["tool"]["ece_before"],
+        cal_report["tool"]["ece_after"],
+        calibration.slot_temperature,
+        cal_report["slot"]["ece_before"],
+        cal_report["slot"]["ece_after"],
+    )
+    metrics: dict[str, Any] = {
+        "data": [str(p) for p in data],
+        "seed": seed,
+        "holdout": holdout,
+        "examples": {k: len(v) for k, v in dm.examples.items()},
+        "best_epoch": keep.epoch,
+        "best_val_loss": keep.best,
+        "epochs_run": trainer.current_epoch,
+        "devices": str(devices),
+        "strategy": strategy,
+        "seconds": {"featurize": round(featurized, 1), "fit": round(fitted - featurized, 1)},
+        "calibration": cal_report,
+    }
+    assert dm.encoder is not None and dm.vocab is not None and dm.tokenizer_json is not None
+    parts = ModelParts(Path(out), config, dm.tokenizer_json, dm.vocab, calibration, metrics)
+    path = save_pretrained(module.model, parts, out)
+    if evaluate_test and "test" in dm.examples:
+        metrics["test"] = evaluate_split(path, dm, holdout)
+    metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    save_pretrained(module.model, replace(parts, metrics=metrics), out)
+    log.info("model written to %s in %.0f s", path, metrics["seconds"]["total"])
+    return path
+
+
+def evaluate_split(path: Path, dm: NextCallDataModule, holdout: str | None) -> dict[str, Any]:
+    """`toolcast eval`'s figures on the test traces, calibrated and not, for the metrics card."""
+    from toolcast.training.evaluate import evaluate
+    from toolcast.training.metrics import summarize
+
+    test = dm.split_traces()["test"]
+    out = {}
+    for calibrated in (True, False):
+        predictor = LearnedPredictor.load(path, calibrated=calibrated)
+        out["calibrated" if calibrated else "uncalibrated"] = summarize(evaluate(predictor, test))
+    return out
+
+
+__all__ = ["train", "Calibration"]
