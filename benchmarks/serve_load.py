@@ -26,11 +26,12 @@ import argparse
 import asyncio
 import itertools
 import json
-import multiprocessing
 import os
 import re
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -92,12 +93,18 @@ def bench_app() -> Any:
                                     load_in_background=False, **kwargs))
 
 
-def serve(port: int, cfg: dict[str, Any], workers: int, http: str) -> None:
+def serve(port: int, workers: int, http: str) -> None:
+    """The server child: uvicorn on 127.0.0.1; each worker builds `bench_app` from the environment."""
     import uvicorn
 
-    os.environ[CONFIG_ENV] = json.dumps(cfg)  # this child's own environment, inherited by its workers
     uvicorn.run("serve_load:bench_app", factory=True, app_dir=str(Path(__file__).parent), host="127.0.0.1",
                 port=port, workers=workers, log_level="warning", access_log=False, http=http)
+
+
+def start_server(port: int, cfg: dict[str, Any], workers: int, http: str) -> subprocess.Popen:
+    env = {**os.environ, CONFIG_ENV: json.dumps(cfg)}
+    return subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(workers), http], env=env,
+                            stdin=subprocess.DEVNULL)
 
 
 # ---- the load (this process) ---------------------------------------------------------------------------
@@ -183,10 +190,10 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def wait_ready(port: int, process: multiprocessing.Process, timeout: float = 120) -> None:
+def wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process.is_alive():
+        if process.poll() is not None:
             raise SystemExit("the server exited during start-up (see its log above)")
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
@@ -204,6 +211,9 @@ def free_port() -> int:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:  # the server child started by start_server
+        serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--predictor", choices=("fake", "markov", "model"), default="fake")
     p.add_argument("--model", help="model directory (implies --predictor model)")
@@ -244,13 +254,11 @@ def main() -> None:
                                  if kind == "fake" else "") + f"; workers {args.workers}; http {args.http}")
     print(f"{path}: {len(bodies)} bodies of {per} context(s), median {sizes[len(sizes) // 2]} bytes")
     rows = []
-    spawn = multiprocessing.get_context("spawn")
     for batching in [b.strip() == "on" for b in args.batching.split(",")]:
         cfg = {"kind": kind, "model": args.model, "batching": batching, "max_wait_ms": args.max_wait_ms,
                "fake_ms": args.fake_ms, "fake_per_item_ms": args.fake_per_item_ms, "data": args.data}
         port = free_port()
-        server = spawn.Process(target=serve, args=(port, cfg, args.workers, args.http))
-        server.start()
+        server = start_server(port, cfg, args.workers, args.http)
         try:
             wait_ready(port, server)
             wire = [http_request(port, path, b) for b in bodies]
@@ -273,9 +281,11 @@ def main() -> None:
                       f"  ({row['requests']} requests, {row['errors']} errors)", flush=True)
         finally:
             server.terminate()
-            server.join(10)
-            if server.is_alive():
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
                 server.kill()
+                server.wait()
     print("\n| batching | clients | predictions/s | p50 ms | p99 ms | mean batch | server CPU | client CPU |"
           " load avg | errors |")
     print("|---|---|---|---|---|---|---|---|---|---|")
