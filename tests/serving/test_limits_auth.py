@@ -104,6 +104,8 @@ def test_settings_refuse_impossible_values(fake):
         ServeSettings(loader=lambda d: fake, token=" ")
     with pytest.raises(ValueError, match="model_dir"):
         ServeSettings()
+    with pytest.raises(ValueError, match="could never be served"):
+        ServeSettings(loader=lambda d: fake, max_queue=10, max_batch_items=20)
 
 
 def test_settings_round_trip_through_the_environment(tmp_path):
