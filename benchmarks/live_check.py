@@ -13,7 +13,9 @@ finishes in seconds; its wall-clock task times are divided by the scale before t
 Agreement is reported per policy as the relative difference of the mean task time and of the saving
 against serial, and per trace as the median and p95 relative difference. What the live run adds that the
 simulator leaves out: event-loop scheduling and timer slack, and the predictor's own compute time (it runs
-on the loop while the agent "thinks"). Prints a markdown table; with --json FILE also writes the figures.
+on the loop while the agent "thinks"). That compute is not scaled, so in the unscaled live figures it
+weighs 1/scale times its real cost: the table reports it per decision point. Prints a markdown table;
+with --json FILE also writes the figures.
 """
 
 from __future__ import annotations
@@ -75,9 +77,13 @@ def main() -> None:
         return run_policy_async(name, replayed, pred, contracts=contracts, profile=profile, config=cfg,
                                 prior=prior, sessions=args.sessions, scale=scale)
 
+    # The oracle is registered per session by the replay, so it is not wrapped (it costs nothing anyway).
+    timer = predictor if isinstance(predictor, OraclePredictor) else _Timed(predictor)
     results = {}
-    for name, pred in (("serial", None), (args.predictor, predictor)):
+    for name, pred in (("serial", None), (args.predictor, timer)):
         sim = run_virtual(run(name, pred, 1.0, config))
+        if isinstance(timer, _Timed):
+            timer.seconds, timer.calls = 0.0, 0
         start = time.perf_counter()
         live = asyncio.run(run(name, pred, s, live_config))
         wall = time.perf_counter() - start
@@ -86,7 +92,7 @@ def main() -> None:
     rows, figures = [], {}
     base_sim = _mean(results["serial"][0])
     base_live = _mean(results["serial"][1]) / s
-    for name, (sim, live, wall) in results.items():
+    for (name, (sim, live, wall)), pred in zip(results.items(), (None, timer), strict=True):
         m_sim, m_live = _mean(sim), _mean(live) / s
         pairs = zip(sim.traces, live.traces, strict=True)
         per_trace = [abs(b.task_s / s - a.task_s) / a.task_s for a, b in pairs if a.task_s > 0]
@@ -98,21 +104,43 @@ def main() -> None:
                "per_trace_p95_rel_diff": round(_p95(per_trace), 4),
                "sim_saving_s": round(save_sim, 3), "live_saving_s": round(save_live, 3),
                "sim_hits": sim.stats.total().served, "live_hits": live.stats.total().served,
-               "live_wall_s": round(wall, 1)}
+               "live_wall_s": round(wall, 1),
+               "predict_ms": _ms(timer) if pred is timer else 0.0}
         figures[name] = fig
         rows.append(f"| {name} | {fig['sim_mean_task_s']:.2f} | {fig['live_mean_task_s']:.2f} | "
                     f"{100 * fig['mean_rel_diff']:.1f}% | {100 * fig['per_trace_median_rel_diff']:.1f}% / "
                     f"{100 * fig['per_trace_p95_rel_diff']:.1f}% | {fig['sim_saving_s']:.2f} / "
-                    f"{fig['live_saving_s']:.2f} | {fig['sim_hits']} / {fig['live_hits']} | {wall:.1f} |")
+                    f"{fig['live_saving_s']:.2f} | {fig['sim_hits']} / {fig['live_hits']} | "
+                    f"{fig['predict_ms']:.1f} | {wall:.1f} |")
     print(f"live check: {len(replayed)} test-split traces of {', '.join(args.paths)}, "
           f"{args.sessions} sessions, {args.workers} workers, profile {profile.label}, live time scale x{s}")
     print("\n| policy | sim mean task s | live mean task s (unscaled) | mean diff "
-          "| per-trace diff median / p95 | saving s sim / live | hits sim / live | live wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| per-trace diff median / p95 | saving s sim / live | hits sim / live | predict ms "
+          "| live wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.json_out:
         out = {"scale": s, "sessions": args.sessions, "profile": profile.label, "policies": figures}
         Path(args.json_out).write_text(json.dumps(out, indent=1))
+
+
+class _Timed:
+    """The predictor, timed (wall clock per predict call), with the oracle's session hooks passed on."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.seconds, self.calls = inner, inner.name, 0.0, 0
+
+    def predict(self, context, k=3):
+        start = time.perf_counter()
+        try:
+            return self.inner.predict(context, k)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+
+
+def _ms(timer) -> float:
+    return round(1000 * timer.seconds / timer.calls, 2) if isinstance(timer, _Timed) and timer.calls else 0.0
 
 
 def _mean(run: PolicyRun) -> float:

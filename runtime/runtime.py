@@ -174,12 +174,14 @@ class SpeculativeRuntime:
         self.cache.drop_session(session)
 
     async def aclose(self) -> None:
+        """End every session and wait for the cancelled speculative runs to unwind."""
+        runs = [e.handle for e in self.cache.entries() if e.handle is not None]
         for sid in list(self._sessions):
             await self.end_session(sid)
         for task in list(self._background):
             task.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if runs or self._background:
+            await asyncio.gather(*runs, *self._background, return_exceptions=True)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 

@@ -117,7 +117,7 @@ class SimReport:
         lines.append("")
         lines.append(f"{first['traces']} traces, {self.config.sessions} concurrent session(s), "
                      f"{self.config.workers} tool workers; tool times: {self.config.tool_time} "
-                     f"({self.profile.label}); LLM times recorded at "
+                     f"{self.profile.label}; LLM times recorded at "
                      f"{first['llm_time_recorded_share']:.0%} of decision points, else the profile; "
                      f"eligibility: replay contracts ({self.contracts_source}); user time not replayed.")
         return "\n".join(lines)

@@ -250,3 +250,51 @@ def test_unknown_tools_and_sync_tools():
 
     out, table = asyncio.run(agent())
     assert out == 3 and "add" in table and "total" in table
+
+
+def test_mcp_tools_and_external_calls(fk):
+    async def lookup(q):
+        await asyncio.sleep(1)
+        return q
+
+    trusted = Tool.from_mcp("lookup", lookup, annotations={"readOnlyHint": True}, trusted=True)
+    untrusted = Tool.from_mcp("lookup2", lookup, annotations={"readOnlyHint": True}, trusted=False)
+    assert trusted.contract.speculable and not untrusted.contract.speculable
+    assert trusted.spec.annotations == {"readOnlyHint": True}
+
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", fk.READ)], first_point(fk, fk.pred("get", 0.9, x=1)))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(2.0)
+        rt.observe_external_call("s", "toggle", {})  # someone else changed the state: unknown tool, deny
+        await rt.call("s", "get", {"x": 1})
+
+    run_virtual(agent())
+    assert len(tools.runs("get")) == 2 and rt.stats.total().hits == 0
+
+
+def test_predict_in_a_thread(fk):
+    calls = []
+
+    async def get(x):
+        calls.append(x)
+        await asyncio.sleep(0.01)
+        return x
+
+    async def agent():
+        predictor = first_point(fk, fk.pred("get", 0.9, x=1))
+        config = RuntimeConfig(predict_in_thread=True)
+        rt = SpeculativeRuntime([Tool("get", get, contract=fk.READ)], predictor, config)
+        rt.observe_user("s", "hi")
+        for _ in range(200):  # wait (briefly, on the real clock) until the speculative run has finished
+            if rt.cache.entries("s") and all(e.state.value == "done" for e in rt.cache.entries("s")):
+                break
+            await asyncio.sleep(0.005)
+        out = await rt.call("s", "get", {"x": 1})
+        await rt.aclose()
+        return out, rt.stats.total()
+
+    out, total = asyncio.run(agent())
+    assert out == 1 and calls == [1] and total.hits == 1
