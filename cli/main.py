@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "eval_cmd",
     "simulate_cmd",
     "serve_cmd",
+    "demo_cmd",
     "train_cmd",
 )
 

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     summary = report.summary()
     if args.plot:
         try:
-            _plot(summary, args.plot, featured="learned" if args.model else args.baseline)
+            plot_summary(summary, args.plot, featured="learned" if args.model else args.baseline)
         except ImportError as e:
             return fail(f"--plot needs matplotlib (pip install 'toolcast[train]'): {e}")
     if args.json:
@@ -157,7 +157,7 @@ def _load_learned(path: str) -> Predictor:
         raise ValueError(f"{path}: not a usable model directory: {e}") from None
 
 
-def _plot(summary: dict[str, dict[str, Any]], path: str, featured: str | None) -> None:
+def plot_summary(summary: dict[str, dict[str, Any]], path: str, featured: str | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
