@@ -67,9 +67,12 @@ def test_human_output_and_reliability_plot(logs, tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_model_flag_is_not_available_yet(logs, tmp_path, capsys):
-    assert main(["eval", "--data", logs, "--model", str(tmp_path)]) == 1
-    assert "not available yet" in capsys.readouterr().err
+def test_model_dir_without_a_model_says_what_is_missing(logs, tmp_path, capsys):
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    assert main(["eval", "--data", logs, "--model", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert "toolcast: error:" in err and "config.json" in err and "Traceback" not in err
 
 
 def test_bad_input_names_the_file(tmp_path, capsys):
