@@ -22,14 +22,26 @@ class ModelNotAvailableError(RuntimeError):
 
 
 def load_model(path: str) -> Predictor:
-    """The learned model in `path` as a `Predictor` (torch; needs the [train] extra)."""
-    from toolcast.predictor.modeldir import ModelDirError
+    """The learned model in `path` as a `Predictor`: the ONNX predictor when the directory has an export
+    (`model.onnx`), else the torch one (needs the [train] extra)."""
+    from pathlib import Path
 
+    from toolcast.predictor.modeldir import ONNX_FILE, ModelDirError
+
+    if (Path(path) / ONNX_FILE).exists():
+        from toolcast.predictor.onnx_predictor import Predictor as OnnxPredictor
+
+        try:
+            return OnnxPredictor.load(path)
+        except ModelDirError as e:
+            raise ModelNotAvailableError(str(e)) from None
     try:
         from toolcast.predictor.learned import LearnedPredictor
     except ImportError as e:
-        raise ModelNotAvailableError(f"--model {path}: loading a model needs the [train] extra ({e})") \
-            from None
+        raise ModelNotAvailableError(
+            f"--model {path}: no {ONNX_FILE} (run `toolcast export {path}`), and loading the torch model "
+            f"needs the [train] extra ({e})"
+        ) from None
     try:
         return LearnedPredictor.load(path)
     except ModelDirError as e:

@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "serve_cmd",
     "demo_cmd",
     "train_cmd",
+    "export_cmd",
 )
 
 

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Split the logs by task group (80/10/10, --seed), train the next-call transformer with "
         "early stopping on the validation loss, fit its temperatures on validation, measure it on the test "
         "split, and write the model directory (config.json, tokenizer.json, vocab.json, model.safetensors, "
-        "calibration.json, metrics.json). Runs on CPU here and, unchanged, on GPUs or several processes "
-        "or nodes through Lightning (--devices, --strategy ddp).",
+        "calibration.json, metrics.json), then export it to ONNX for the embedded predictor (model.onnx, "
+        "slots.onnx, onnx.json; --no-export skips it). Runs on CPU here and, unchanged, on GPUs or several "
+        "processes or nodes through Lightning (--devices, --strategy ddp).",
     )
     p.add_argument(
         "--data",
@@ -53,7 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hidden", type=int, help="model width (default from the config, 96)")
     p.add_argument("--layers", type=int, help="transformer layers (default 2)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads per process on CPU (default 1: fastest here, safe on a shared CPU)")
     p.add_argument("--no-eval", action="store_true", help="skip measuring the test split at the end")
+    p.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip the ONNX export (`toolcast export DIR`) that otherwise runs at the end",
+    )
     p.set_defaults(func=run)
 
 
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             model=model,
             holdout=args.holdout,
             evaluate_test=not args.no_eval,
+            threads=args.threads,
         )
     except TraceFormatError as e:
         return report_format_error(e)
@@ -110,4 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{k} {test[k]:.3f}" for k in ("tool_top1", "tool_top3", "call_top1", "call_top3", "ece")
             )
         )
-    return 0
+    if args.no_export:
+        return 0
+    from toolcast.cli.export_cmd import export_and_report
+
+    return export_and_report(str(out))

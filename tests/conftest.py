@@ -113,7 +113,8 @@ def build_shop_traces(n: int = 12, offset: int = 0) -> list[Trace]:
     return traces
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shop_traces():
-    """Factory for `build_shop_traces`: `shop_traces(n)`."""
+    """Factory for `build_shop_traces`: `shop_traces(n)` (a pure function: session scope lets module
+    fixtures train on it once)."""
     return build_shop_traces

@@ -33,7 +33,8 @@ def test_uses_predictor_load_when_installed(tmp_path, monkeypatch):
 
 
 def test_falls_back_to_a_module_level_loader(tmp_path, monkeypatch):
-    monkeypatch.delattr(toolcast.predictor, "Predictor", raising=False)
+    # `toolcast.predictor.Predictor` is a lazy module attribute (deleting it would only re-import it).
+    monkeypatch.setattr(toolcast.predictor, "Predictor", None, raising=False)
     monkeypatch.setattr(toolcast.predictor, "load_predictor", Loadable.load, raising=False)
     assert load_predictor(tmp_path).name == "onnx"
 

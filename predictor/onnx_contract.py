@@ -1,0 +1,139 @@
+"""The ONNX contract, declared once: graphs, input/output names, dynamic axes, opset, tolerance, files.
+
+Torch-free, so both sides read the same declaration: the exporter (`predictor/export.py`, torch) builds
+the graphs from it, and the embedded predictor (`predictor/onnx_predictor.py`, onnxruntime) trims and
+pads its arrays by it. The predictor still takes the names it feeds and fetches from the session itself
+(`session.get_inputs()`), and checks them against what the featurizer produces.
+
+Two graphs, because the argument slots to score depend on the tools the first one ranks highest (the
+featurizer builds slot rows only for the top tools, as the torch predictor does):
+- `encoder`: the context and its tool candidates -> `tool_logits` and the states the slot head reads;
+- `slots`: those states plus the slot rows of the chosen tools -> `slot_logits`.
+
+Every padded axis is dynamic, so a context is run at its own size (a history of 16 events costs a
+history of 16, not the configured maximum) and a batch is padded only to its longest context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from toolcast.predictor.modeldir import ONNX_FILE
+
+OPSET = 17
+"""ONNX opset of the exported graphs (onnxruntime >= 1.17, the base install's floor, runs it)."""
+TOLERANCE = 1e-4
+"""Largest absolute difference allowed between onnxruntime and PyTorch on any output (logits, states)."""
+MANIFEST_FILE = "onnx.json"
+"""What the export wrote, from which model files (sha256), how it validated; the predictor checks it."""
+
+Variant = Literal["float", "int8"]
+VARIANTS: tuple[Variant, ...] = ("float", "int8")
+
+# Axis names per dimension of every tensor that crosses a graph boundary; None = fixed size.
+AXES: dict[str, tuple[str | None, ...]] = {
+    # encoder inputs: events (position 0 = the summary), then the tool candidates
+    "ev_type": ("batch", "events"),
+    "ev_tool": ("batch", "events"),
+    "ev_num": ("batch", "events", None),
+    "ev_keys": ("batch", "events", "key_tokens"),
+    "ev_text": ("batch", "events", "text_tokens"),
+    "ev_mask": ("batch", "events"),
+    "agent": ("batch",),
+    "tool_id": ("batch", "tools"),
+    "tool_num": ("batch", "tools", None),
+    "tool_name": ("batch", "tools", "name_tokens"),
+    "tool_desc": ("batch", "tools", "desc_tokens"),
+    "tool_params": ("batch", "tools", "param_tokens"),
+    "tool_mask": ("batch", "tools"),
+    # encoder outputs; all but tool_logits are slot inputs too
+    "tool_logits": ("batch", "tools"),
+    "state": ("batch", None),
+    "states": ("batch", "events", None),
+    "tool_repr": ("batch", "tools", None),
+    # slot inputs: rows of (chosen tool, slot), each with value candidates
+    "slot_tool": ("batch", "slots"),
+    "slot_num": ("batch", "slots", None),
+    "slot_name": ("batch", "slots", "slot_name_tokens"),
+    "slot_mask": ("batch", "slots"),
+    "cand_num": ("batch", "slots", "candidates", None),
+    "cand_key": ("batch", "slots", "candidates", "cand_key_tokens"),
+    "cand_event": ("batch", "slots", "candidates"),
+    "cand_mask": ("batch", "slots", "candidates"),
+    # slot output: <free>, <absent>, then the candidates
+    "slot_logits": ("batch", "slots", "outcomes"),
+}
+
+LENGTH_OF: dict[str, str] = {
+    "events": "ev_mask",
+    "tools": "tool_mask",
+    "key_tokens": "ev_keys",
+    "text_tokens": "ev_text",
+    "name_tokens": "tool_name",
+    "desc_tokens": "tool_desc",
+    "param_tokens": "tool_params",
+    "slots": "slot_mask",
+    "candidates": "cand_mask",
+    "slot_name_tokens": "slot_name",
+    "cand_key_tokens": "cand_key",
+}
+"""Which featurizer array tells an axis's used length (padding is zeros / False at the end of it)."""
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    files: dict[str, str]
+    """Variant -> file name in the model directory."""
+
+
+ENCODER = Graph(
+    "encoder",
+    inputs=(
+        "ev_type",
+        "ev_tool",
+        "ev_num",
+        "ev_keys",
+        "ev_text",
+        "ev_mask",
+        "agent",
+        "tool_id",
+        "tool_num",
+        "tool_name",
+        "tool_desc",
+        "tool_params",
+        "tool_mask",
+    ),
+    outputs=("tool_logits", "state", "states", "tool_repr"),
+    files={"float": ONNX_FILE, "int8": "model.int8.onnx"},
+)
+SLOTS = Graph(
+    "slots",
+    inputs=(
+        "state",
+        "states",
+        "tool_repr",
+        "slot_tool",
+        "slot_num",
+        "slot_name",
+        "slot_mask",
+        "cand_num",
+        "cand_key",
+        "cand_event",
+        "cand_mask",
+    ),
+    outputs=("slot_logits",),
+    files={"float": "slots.onnx", "int8": "slots.int8.onnx"},
+)
+GRAPHS: tuple[Graph, ...] = (ENCODER, SLOTS)
+
+
+def dynamic_axes(graph: Graph) -> dict[str, dict[int, str]]:
+    """`torch.onnx.export`'s dynamic_axes for one graph, from `AXES`."""
+    return {
+        name: {i: axis for i, axis in enumerate(AXES[name]) if axis is not None}
+        for name in (*graph.inputs, *graph.outputs)
+    }

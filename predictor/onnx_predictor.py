@@ -1,0 +1,405 @@
+"""The embedded predictor: onnxruntime + numpy inside the agent's own process, no torch.
+
+`Predictor.load(model_dir)` reads the JSON parts of a model directory (`modeldir.read_parts`), the export
+manifest (`onnx.json`) and the two exported graphs (`onnx_contract`), and checks that they belong
+together: a missing, corrupt, truncated or mismatched file is a `ModelDirError` naming the file and what
+was expected. It then predicts exactly as the torch `LearnedPredictor` does, with the same featurizer and
+`decode`:
+
+1. featurize the context (event rows cached per event, so a growing session re-encodes only new events);
+2. run the `encoder` graph -> tool logits and the context states;
+3. build slot rows for the likeliest tools (`DecodeSettings.beam_tools`), run the `slots` graph on them;
+4. decode: calibrated softmax, a small beam over slot values -> the top-k calls.
+
+Arrays are cut to the context's own sizes (every padded axis is dynamic) and, in `predict_batch`, padded
+to the longest context: one encoder run and one slot run per batch. Names fed and fetched come from the
+sessions (`get_inputs()` / `get_outputs()`); the contract only says which axes may be cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from toolcast.data.schema import Context, Event, Message, ToolCall
+from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.decode import DecodeSettings, decode, top_tools
+from toolcast.predictor.extractors import extract_candidates
+from toolcast.predictor.featurize import EventRow, Extract, Features, event_row
+from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
+from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, MANIFEST_FILE, SLOTS, Variant
+from toolcast.predictor.slots import SlotRow
+
+MANIFEST_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- the manifest ------------------------------------------------------------------------------------
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """`onnx.json`: format version, variants and their files, sha256 of every file the export used."""
+    f = path / MANIFEST_FILE
+    if not f.is_file():
+        raise ModelDirError(
+            path,
+            f"{MANIFEST_FILE} is missing: no ONNX model was exported here (run `toolcast export {path}`)",
+        )
+    try:
+        m = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelDirError(path, f"{MANIFEST_FILE} is not valid JSON (corrupt or truncated?): {e}") from None
+    if (
+        not isinstance(m, dict)
+        or not isinstance(m.get("variants"), dict)
+        or not isinstance(m.get("files"), dict)
+    ):
+        raise ModelDirError(path, f"{MANIFEST_FILE}: expected an object with 'variants' and 'files' objects")
+    if m.get("format_version") != MANIFEST_VERSION:
+        raise ModelDirError(
+            path,
+            f"{MANIFEST_FILE}: format_version {m.get('format_version')!r} is not supported "
+            f"(expected {MANIFEST_VERSION}; re-run `toolcast export`)",
+        )
+    return m
+
+
+def check_files(path: Path, manifest: dict[str, Any], names: Sequence[str], required: bool) -> None:
+    """Every file the export read or wrote is still the one it hashed: catches truncation, corruption,
+    and a model retrained (`--no-export`) under a stale `model.onnx`. A source file that is absent
+    (`required=False`: an agent may ship the directory without `model.safetensors`) is not checked."""
+    recorded: dict[str, str] = manifest["files"]
+    for name in names:
+        f = path / name
+        want = recorded.get(name)
+        if want is None:
+            if required:
+                raise ModelDirError(
+                    path, f"{MANIFEST_FILE} has no sha256 of {name} (re-run `toolcast export`)"
+                )
+            continue
+        if not f.is_file():
+            if not required:
+                continue
+            raise ModelDirError(
+                path, f"{name} is missing ({MANIFEST_FILE} lists it; re-run `toolcast export`)"
+            )
+        got = sha256_file(f)
+        if got != want:
+            what = (
+                "was replaced, truncated or corrupted after the export"
+                if name.endswith(".onnx")
+                else "changed since the ONNX graphs were exported from it (files from different models?)"
+            )
+            raise ModelDirError(
+                path,
+                f"{name} {what}: sha256 {got[:12]}..., {MANIFEST_FILE} expects {want[:12]}... "
+                f"(re-run `toolcast export {path}`)",
+            )
+
+
+# ---- arrays: cut to the used size, pad to a batch ------------------------------------------------------
+
+
+def _extent(a: np.ndarray, axis: int) -> int:
+    """1 + the last index along `axis` holding anything non-zero (padding is zeros at the end)."""
+    nz = a if a.dtype == np.bool_ else a != 0
+    if nz.ndim > 1:
+        nz = nz.any(axis=tuple(i for i in range(nz.ndim) if i != axis))
+    idx = np.flatnonzero(nz)
+    return int(idx[-1]) + 1 if idx.size else 0
+
+
+def trim(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One example's arrays (no batch axis) cut on every dynamic axis to the length it uses (>= 1)."""
+    lengths: dict[str, int] = {}
+    for axis, source in LENGTH_OF.items():
+        if source in arrays:
+            lengths[axis] = max(1, _extent(arrays[source], AXES[source][1:].index(axis)))
+    out = {}
+    for name, a in arrays.items():
+        axes = AXES[name][1:]
+        out[name] = (
+            a[tuple(slice(0, lengths[ax]) if ax in lengths else slice(None) for ax in axes)] if axes else a
+        )
+    return out
+
+
+def stack(examples: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """A batch: each array zero-padded to the largest example on every axis, then stacked."""
+    if len(examples) == 1:
+        return {n: np.ascontiguousarray(examples[0][n][None]) for n in names}
+    out = {}
+    for n in names:
+        parts = [e[n] for e in examples]
+        shape = tuple(max(s) for s in zip(*(p.shape for p in parts), strict=True))
+        batch = np.zeros((len(parts), *shape), parts[0].dtype)
+        for i, p in enumerate(parts):
+            batch[(i, *(slice(0, s) for s in p.shape))] = p
+        out[n] = batch
+    return out
+
+
+# ---- event rows, cached per event ----------------------------------------------------------------------
+
+
+def _fingerprint(e: Event, prev: Event | None) -> tuple:
+    """What an event row depends on. Events are mutable (the runtime fills `output` when a call returns),
+    so the cache compares this, not only identity; str hashes are cached by Python, so it is cheap."""
+    gap = None if prev is None else (prev.t_start, prev.t_end)
+    if isinstance(e, ToolCall):
+        return (e.tool, hash(e.output), e.error, hash(tuple(e.args)), e.t_start, e.t_end, gap)
+    assert isinstance(e, Message)
+    return (e.role, hash(e.text), e.t_start, e.t_end, gap)
+
+
+class RowCache:
+    """`event_row` results by event object: a session's contexts share their events, so each step
+    featurizes only the events it added. Bounded; cleared when full."""
+
+    def __init__(self, size: int = 50_000):
+        self._size = size
+        self._d: dict[int, tuple[Event, tuple, EventRow]] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, events: Sequence[Event], featurizer) -> list[EventRow]:
+        out = []
+        for i, e in enumerate(events):
+            fp = _fingerprint(e, events[i - 1] if i else None)
+            hit = self._d.get(id(e))
+            if hit is not None and hit[0] is e and hit[1] == fp:
+                out.append(hit[2])
+                continue
+            row = event_row(events, i, featurizer.encoder, featurizer.cfg)
+            with self._lock:
+                if len(self._d) >= self._size:
+                    self._d.clear()
+                self._d[id(e)] = (e, fp, row)
+            out.append(row)
+        return out
+
+
+# ---- the predictor -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one context fed the graphs and got back (batch axis of 1); the export validates with it."""
+
+    features: Features
+    encoder_inputs: dict[str, np.ndarray]
+    encoder_outputs: dict[str, np.ndarray]
+    slot_inputs: dict[str, np.ndarray]
+    slot_rows: list[SlotRow]
+    slot_logits: np.ndarray
+
+
+def _session(path: Path, name: str, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path / name), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+        raise ModelDirError(
+            path, f"{name} cannot be loaded by onnxruntime {ort.__version__} (corrupt or truncated?): {e}"
+        ) from None
+
+
+class Predictor:
+    """`Predictor` over an exported model directory, on onnxruntime (CPU). Thread-safe: onnxruntime
+    sessions may be run from several threads at once."""
+
+    name = "learned"
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        parts: ModelParts,
+        encoder: ort.InferenceSession,
+        slots: ort.InferenceSession,
+        extract: Extract | None = extract_candidates,
+        calibrated: bool = True,
+        settings: DecodeSettings | None = None,
+        variant: Variant = "float",
+    ):
+        self.parts, self.variant = parts, variant
+        self.settings = settings or DecodeSettings()
+        self.featurizer = parts.featurizer(extract)
+        self.sessions = {ENCODER.name: encoder, SLOTS.name: slots}
+        self.inputs = {k: [i.name for i in s.get_inputs()] for k, s in self.sessions.items()}
+        self.outputs = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
+        cal = parts.calibration
+        self.tool_t = cal.tool_temperature if calibrated else 1.0
+        self.slot_t = cal.slot_temperature if calibrated else 1.0
+        if variant != "float":
+            self.name = f"learned-{variant}"
+        if not calibrated:
+            self.name += "-uncalibrated"
+        self._rows = RowCache()
+        self._check_names()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        threads: int = 1,
+        variant: Variant | None = None,
+        calibrated: bool = True,
+        **kwargs: Any,
+    ) -> Predictor:
+        """Load and check an exported model directory. threads: onnxruntime intra-op threads (1 suits an
+        agent process; more helps only large batches). variant: "float" or "int8" (default: the one
+        `toolcast export` made the default)."""
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        parts = read_parts(path)
+        p = parts.path
+        manifest = read_manifest(p)
+        variant = variant or manifest.get("default", "float")
+        files = manifest["variants"].get(variant)
+        if not isinstance(files, dict) or set(files) != {g.name for g in GRAPHS}:
+            hint = " --quantize int8" if variant == "int8" else ""
+            raise ModelDirError(
+                p,
+                f"{MANIFEST_FILE} has no {variant!r} variant (exported: {', '.join(manifest['variants'])}); "
+                f"run `toolcast export {p}{hint}`",
+            )
+        check_files(p, manifest, [n for n in manifest["files"] if not n.endswith(".onnx")], required=False)
+        check_files(p, manifest, list(files.values()), required=True)
+        encoder = _session(p, files[ENCODER.name], threads)
+        slots = _session(p, files[SLOTS.name], threads)
+        predictor = cls(parts, encoder, slots, calibrated=calibrated, variant=variant, **kwargs)
+        predictor._smoke_test()
+        return predictor
+
+    # ---- checks at load ----
+    def _check_names(self) -> None:
+        """The graphs' inputs must be arrays this featurizer makes (or encoder outputs), by name."""
+        p = self.parts.path
+        enc_in, slot_in = self.inputs[ENCODER.name], self.inputs[SLOTS.name]
+        for graph, names, known in (
+            (ENCODER, enc_in, set(ENCODER.inputs)),
+            (SLOTS, slot_in, set(SLOTS.inputs)),
+        ):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ModelDirError(
+                    p,
+                    f"the {graph.name} graph expects input(s) {unknown} that this toolcast's featurizer does "
+                    f"not produce (expected names from {sorted(known)}; exported by another version?)",
+                )
+        fed = {n for n in slot_in if n in ENCODER.outputs}
+        missing = fed - set(self.outputs[ENCODER.name])
+        if missing or "tool_logits" not in self.outputs[ENCODER.name]:
+            raise ModelDirError(
+                p,
+                f"the encoder graph outputs {self.outputs[ENCODER.name]}, but tool_logits and the slot "
+                f"graph's inputs {sorted(fed)} are needed (graphs from different exports?)",
+            )
+        if "slot_logits" not in self.outputs[SLOTS.name]:
+            raise ModelDirError(p, f"the slot graph outputs {self.outputs[SLOTS.name]}, expected slot_logits")
+
+    def _smoke_test(self) -> None:
+        """One run on an empty context: a graph that does not fit the featurizer fails here, at load,
+        with the model directory named (and the first, slower run is not a user's)."""
+        try:
+            self.predict(Context(events=[], tools=[]), k=1)
+        except ModelDirError:
+            raise
+        except Exception as e:
+            raise ModelDirError(
+                self.parts.path,
+                f"the exported graphs do not run on this featurizer's arrays (config.json and the graphs "
+                f"from different models?): {e}",
+            ) from None
+
+    # ---- prediction ----
+    def info(self) -> dict[str, Any]:
+        """What a server reports about the model (GET /v1/model)."""
+        return {
+            "version": f"{self.parts.path.name} ({self.backend}, {self.variant})",
+            "tools": sorted(self.parts.vocab.tools),
+            "card": self.parts.metrics,
+        }
+
+    def features(self, context: Context) -> Features:
+        return self.featurizer.featurize(context, rows=self._rows.rows(context.events, self.featurizer))
+
+    def _run(self, graph: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        session = self.sessions[graph]
+        feeds = {n: arrays[n] for n in self.inputs[graph]}
+        return dict(zip(self.outputs[graph], session.run(self.outputs[graph], feeds), strict=True))
+
+    def runs(self, contexts: Sequence[Context]) -> list[Run]:
+        """Featurize, run both graphs once for all `contexts`; per context, what was fed and returned."""
+        feats = [self.features(c) for c in contexts]
+        enc_in = [trim({n: f.arrays[n] for n in ENCODER.inputs}) for f in feats]
+        enc_batch = stack(enc_in, ENCODER.inputs)
+        enc_out = self._run(ENCODER.name, enc_batch)
+        slot_in, slot_rows = [], []
+        for i, (context, f) in enumerate(zip(contexts, feats, strict=True)):
+            logits = enc_out["tool_logits"][i]
+            n = len(f.tools.names)
+            p = np.exp(logits[:n] / self.tool_t - (logits[:n] / self.tool_t).max())
+            chosen = top_tools(f.tools, p, self.settings.beam_tools)
+            arrays, rows = self.featurizer.slot_features(context, f.tools, chosen)
+            slot_in.append(trim(arrays))
+            slot_rows.append(rows)
+        slot_batch = stack(slot_in, [n for n in SLOTS.inputs if n in slot_in[0]])
+        slot_batch.update({n: enc_out[n] for n in SLOTS.inputs if n in enc_out})
+        slot_logits = self._run(SLOTS.name, slot_batch)["slot_logits"]
+        out = []
+        for i, f in enumerate(feats):
+            out.append(
+                Run(
+                    f,
+                    {n: a[None] for n, a in enc_in[i].items()},
+                    {n: a[i : i + 1] for n, a in enc_out.items()},
+                    {n: a[None] for n, a in slot_in[i].items()},
+                    slot_rows[i],
+                    slot_logits[i],
+                )
+            )
+        return out
+
+    def _decode(self, run: Run, k: int) -> list[CallPrediction]:
+        f = run.features
+        return decode(
+            f.tools,
+            run.encoder_outputs["tool_logits"][0],
+            run.slot_rows,
+            run.slot_logits,
+            k,
+            self.tool_t,
+            self.slot_t,
+            self.settings,
+        )
+
+    def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        """Top-k next calls of one context, best first by p(call) (ties by p(tool))."""
+        return self._decode(self.runs([context])[0], k)
+
+    def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
+        """`predict` for several contexts in one run of each graph (padded to the longest)."""
+        if not contexts:
+            return []
+        return [self._decode(r, k) for r in self.runs(contexts)]
