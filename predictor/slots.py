@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -153,6 +154,58 @@ def _bucket(n: int, size: int) -> int:
     return 0 if n <= 0 else min(size - 1, 1 + int(math.log2(n)))
 
 
+_EARLIER_PRIO = {1: 8, 2: 3, 3: 1}
+_KEY_PRIO = {3: 6, 2: 3}
+
+
+@dataclass
+class _Pool:
+    """One context's value candidates, with what does not depend on the slot computed once per build:
+    a slot row ranks the same few hundred values again and again (its type, key, earlier uses and
+    constants only lift a handful of them)."""
+
+    cands: list[Any]
+    values: list[Any]
+    kinds: list[str]
+    ranks: list[int]
+    keys: list[str]
+    """`last_key` of each candidate's source path ("" for text spans)."""
+    by_key: dict[str, list[int]]
+    """Last key -> candidate indices: a slot name matches a few keys, not every candidate."""
+    key_words: dict[str, tuple[str, set[str]]]
+    """Last key -> its words (`split_identifier`) and their set: what `_key_match` compares."""
+    enums: list[int]
+    """Candidates of the enum kind (boosted like constants; extractors never make them)."""
+    groups: dict[tuple[str, ...], _TypeGroup]
+
+
+@dataclass
+class _TypeGroup:
+    """The pool coerced to one list of schema types: values, canonical forms, fit, and the ranking every
+    slot of these types starts from (a value's best priority before slot-specific boosts)."""
+
+    values: list[Any]
+    canons: list[str]
+    fits: list[int]
+    base: list[float]
+    members: dict[str, list[int]]
+    """Canonical value -> candidate indices holding it, in pool order."""
+    ranking: list[tuple[float, int, str, int]]
+    """(-best base priority, first position, canon, index of the best member), best first."""
+
+
+def _canon(value: Any) -> str:
+    """`canonical_args`, memoised for scalars (typed: 1, 1.0 and True are different values)."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return _canon_scalar(value)
+    return canonical_args(value)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _canon_scalar(value: Any) -> str:
+    return canonical_args(value)
+
+
 class SlotFeaturizer:
     """Builds the slot rows of the tools asked for. `encoder` encodes key names, `kinds` / `constants`
     come from the vocabularies."""
@@ -170,6 +223,16 @@ class SlotFeaturizer:
         self.encoder, self.kinds, self.constants = encoder, kinds, constants
         self.max_slots, self.max_candidates = max_slots, max_candidates
         self.max_name_tokens, self.max_events = max_name_tokens, max_events
+        self._ids: dict[str, list[int]] = {}
+
+    def identifier_ids(self, name: str) -> list[int]:
+        """Token ids of a slot or key name; cached (a log has a bounded set of them)."""
+        ids = self._ids.get(name)
+        if ids is None:
+            if len(self._ids) >= 100_000:
+                self._ids.clear()
+            ids = self._ids[name] = self.encoder.encode_identifier(name, self.max_name_tokens)
+        return ids
 
     def build(
         self,
@@ -194,6 +257,7 @@ class SlotFeaturizer:
         used = _earlier_uses(context)
         rows: list[SlotRow] = []
         n_events = len(context.events)
+        pool = _pool(candidates) if tools else None
         for tool_index, spec in tools:
             props = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
             props = props if isinstance(props, dict) else {}
@@ -213,25 +277,28 @@ class SlotFeaturizer:
                     _TYPES.get(types[0], 0) if types else 0,
                     1 if enum else 0,
                 )
-                ids = self.encoder.encode_identifier(slot, tk)
+                ids = self.identifier_ids(slot)
                 arr["slot_name"][r, : len(ids)] = ids
-                chosen = self._rank(spec.name, slot, types, enum, candidates, used)
+                chosen = self._rank(spec.name, slot, types, enum, pool, used)
                 values = []
+                feats, events = [], []
                 for j, (score_row, cand, value, canon) in enumerate(chosen):
-                    arr["cand_num"][r, j] = score_row
                     key = last_key(cand.source_path)
                     if key:
-                        kid = self.encoder.encode_identifier(key, tk)
+                        kid = self.identifier_ids(key)
                         arr["cand_key"][r, j, : len(kid)] = kid
                     ev = cand.source_event
                     back = n_events - ev if ev is not None and 0 <= ev < n_events else 0
-                    arr["cand_event"][r, j] = back if back <= self.max_events else 0
-                    arr["cand_num"][r, j, 2] = _bucket(back, CAND_FEATURE_SIZES[2])
-                    arr["cand_mask"][r, j] = True
+                    events.append(back if back <= self.max_events else 0)
+                    feats.append((*score_row[:2], _bucket(back, CAND_FEATURE_SIZES[2]), *score_row[3:]))
                     where = f"{kind_of(cand)}:{cand.source_tool or ''}" + (
                         f".{cand.source_path}" if cand.source_path else ""
                     )
                     values.append(SlotValue(value, where, canon))
+                if chosen:
+                    arr["cand_num"][r, : len(chosen)] = feats
+                    arr["cand_event"][r, : len(chosen)] = events
+                    arr["cand_mask"][r, : len(chosen)] = True
                 rows.append(SlotRow(spec.name, slot, values))
         return arr, rows
 
@@ -241,41 +308,112 @@ class SlotFeaturizer:
         slot: str,
         types: list[str],
         enum: list[Any],
-        candidates: Sequence[Candidate],
+        pool: _Pool | None,
         used: dict[tuple[str, str], set[str]],
     ) -> list[tuple[tuple[int, ...], Candidate, Any, str]]:
+        """The slot's best `max_candidates` values, best first, with their features.
+
+        Priority of a value = earlier use (same slot 8, same slot name 3, any slot 1) + key match
+        (exact 6, a shared word 3) + 4 if a cross-task constant or enum member - 6 if its type does not
+        fit - 0.05 per rank; equal values keep the best of their mentions, ties keep pool order. Only the
+        values a boost touches are scored here; the rest keep their place in the type group's ranking.
+        """
+        assert pool is not None
         slot_text = split_identifier(slot)
         slot_words = set(slot_text.split())
-        pool: list[Candidate] = list(candidates)
-        pool += [
-            _Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(self.constants.get(tool, {}).get(slot, []))
-        ]
-        pool += [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
+        group = _group(pool, types)
+        n = len(pool.cands)
+        consts = self.constants.get(tool, {}).get(slot, [])
+        extras: list[_Fixed] = [_Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(consts)]
+        extras += [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
         same_slot = used.get((tool, slot), set())
         any_tool = used.get(("", slot), set())
         any_slot = used.get(("", ""), set())
-        const = {canonical_args(v) for v in self.constants.get(tool, {}).get(slot, [])}
-        best: dict[str, tuple[float, tuple[int, ...], Candidate, Any]] = {}
-        for cand in pool:
+        const = {canonical_args(v) for v in consts}
+        key_of = {
+            k: 0 if not k else 3 if words == slot_text else 2 if word_set & slot_words else 1
+            for k, (words, word_set) in pool.key_words.items()
+        }
+
+        def earlier_of(canon: str) -> int:
+            return 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
+
+        # Values whose priority a boost may change: earlier uses, constants, matching keys, the extras.
+        touched = {c for c in (*same_slot, *any_tool, *any_slot, *const) if c in group.members}
+        touched.update(group.canons[i] for i in pool.enums)
+        for k, kind in key_of.items():
+            if kind >= 2:
+                touched.update(group.canons[i] for i in pool.by_key[k])
+        extra_rows = []
+        for j, cand in enumerate(extras):
             value = coerce(cand.value, types)
-            canon = canonical_args(value)
-            earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
-            key = _key_match(last_key(cand.source_path), slot_words, slot_text)
-            fits = _fits(value, types)
-            kind = kind_of(cand)
+            canon = _canon(value)
+            extra_rows.append((n + j, cand, value, canon, _fits(value, types)))
+            touched.add(canon)
+        extra_by_canon: dict[str, list[tuple]] = {}
+        for row in extra_rows:
+            extra_by_canon.setdefault(row[3], []).append(row)
+
+        def scored(pos: int, cand: Any, value: Any, canon: str, fits: int, kind: str, rank: int, key: int):
+            earlier = earlier_of(canon)
             is_const = 1 if canon in const or kind == KIND_ENUM else 0
             prio = (
-                {1: 8, 2: 3, 3: 1}.get(earlier, 0)
-                + {3: 6, 2: 3}.get(key, 0)
+                _EARLIER_PRIO.get(earlier, 0)
+                + _KEY_PRIO.get(key, 0)
                 + 4 * is_const
                 + (-6 if fits == 2 else 0)
-                - 0.05 * min(cand.rank, 40)
+                - 0.05 * min(rank, 40)
             )
+            return prio, pos, cand, value, canon, fits, kind, rank, key, earlier, is_const
+
+        best: list[tuple] = []
+        for canon in touched:
+            top = None
+            for i in group.members.get(canon, ()):
+                row = scored(
+                    i,
+                    pool.cands[i],
+                    group.values[i],
+                    canon,
+                    group.fits[i],
+                    pool.kinds[i],
+                    pool.ranks[i],
+                    key_of[pool.keys[i]],
+                )
+                if top is None or row[0] > top[0]:
+                    top = row
+            for pos, cand, value, _c, fits in extra_by_canon.get(canon, ()):
+                row = scored(pos, cand, value, canon, fits, cand.kind, cand.rank, 0)
+                if top is None or row[0] > top[0]:
+                    top = row
+            first = group.members[canon][0] if canon in group.members else extra_by_canon[canon][0][0]
+            assert top is not None
+            best.append((-top[0], first, top))
+        m = self.max_candidates
+        for neg, first, canon, i in group.ranking:
+            if len(best) >= len(touched) + m:
+                break
+            if canon not in touched:
+                row = scored(
+                    i,
+                    pool.cands[i],
+                    group.values[i],
+                    canon,
+                    group.fits[i],
+                    pool.kinds[i],
+                    pool.ranks[i],
+                    key_of[pool.keys[i]],
+                )
+                best.append((neg, first, row))
+        best.sort(key=lambda b: (b[0], b[1]))
+        out = []
+        for _neg, _first, row in best[:m]:
+            _p, _pos, cand, value, canon, fits, kind, rank, key, earlier, is_const = row
             text = value if isinstance(value, str) else canon
             kid = self.kinds.get(kind, 0)
             feats = (
                 kid if kid < CAND_FEATURE_SIZES[0] else 0,
-                _bucket(cand.rank + 1, CAND_FEATURE_SIZES[1]),
+                _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
                 0,
                 _value_type(value),
                 _bucket(len(text), CAND_FEATURE_SIZES[4]),
@@ -285,11 +423,51 @@ class SlotFeaturizer:
                 0 if cand.source_tool is None else 2 if cand.source_tool == tool else 1,
                 fits,
             )
-            hit = best.get(canon)
-            if hit is None or prio > hit[0]:
-                best[canon] = (prio, feats, cand, value)
-        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[: self.max_candidates]
-        return [(feats, cand, value, canon) for canon, (_p, feats, cand, value) in ranked]
+            out.append((feats, cand, value, canon))
+        return out
+
+
+def _pool(candidates: Sequence[Candidate]) -> _Pool:
+    cands = list(candidates)
+    keys = [last_key(c.source_path) for c in cands]
+    by_key: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    by_key.setdefault("", [])
+    key_words = {}
+    for k in by_key:
+        words = split_identifier(k)
+        key_words[k] = (words, set(words.split()))
+    kinds = [kind_of(c) for c in cands]
+    enums = [i for i, k in enumerate(kinds) if k == KIND_ENUM]
+    return _Pool(
+        cands, [c.value for c in cands], kinds, [c.rank for c in cands], keys, by_key, key_words, enums, {}
+    )
+
+
+def _group(pool: _Pool, types: list[str]) -> _TypeGroup:
+    key = tuple(types)
+    group = pool.groups.get(key)
+    if group is not None:
+        return group
+    values = [coerce(v, types) for v in pool.values]
+    canons = [_canon(v) for v in values]
+    fits = [_fits(v, types) for v in values]
+    # Priority without any slot boost (enum-kind candidates are always rescored as touched).
+    base = [(-6 if f == 2 else 0) - 0.05 * min(r, 40) for f, r in zip(fits, pool.ranks, strict=True)]
+    members: dict[str, list[int]] = {}
+    for i, c in enumerate(canons):
+        members.setdefault(c, []).append(i)
+    ranking = []
+    for c, idx in members.items():
+        top = idx[0]
+        for i in idx[1:]:
+            if base[i] > base[top]:
+                top = i
+        ranking.append((-base[top], idx[0], c, top))
+    ranking.sort(key=lambda t: (t[0], t[1]))
+    group = pool.groups[key] = _TypeGroup(values, canons, fits, base, members, ranking)
+    return group
 
 
 @dataclass
