@@ -9,11 +9,14 @@ kept in `extra["source_call_id"]`); arguments are a JSON object or an error nami
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.schema import ToolCall
+from toolcast.data.formats.base import OnError, Records, expect, good_records, schema_error
+from toolcast.data.schema import SchemaError, ToolCall, Trace
 
 # ---- calls and their results ------------------------------------------------------------------------
 
@@ -177,3 +180,64 @@ def _head_and_messages(record: Any) -> tuple[dict, list | None]:
             return _head_and_messages(record[0])
         return {}, record
     return {}, None
+
+
+# ---- the record level both chat dialects share ----------------------------------------------------
+
+
+@dataclass
+class ChatRecord:
+    """One chat record opened: its other fields, its messages, and the ids of the trace it makes."""
+
+    fields: dict[str, Any]
+    messages: list
+    prefix: str
+    """Field path of the message list inside the record ("messages", or "" for a bare list)."""
+    metadata: dict[str, Any]
+    trace_id: str
+    group: str
+
+
+def open_record(at: Location, record: Any, index: int | None, record_keys: tuple[str, ...],
+                what: str) -> ChatRecord:
+    """A record ({"messages": [...], ...}) or a bare message list; unknown top-level keys go to metadata."""
+    if isinstance(record, list):
+        rec: dict[str, Any] = {}
+        messages, prefix = record, ""
+    else:
+        rec = expect(record, dict, at, "record")
+        if "messages" not in rec:
+            raise TraceFormatError(at, f"is missing (expected {what} with a messages list)", field="messages")
+        messages, prefix = expect(rec["messages"], list, at, "messages"), "messages"
+    raw_metadata = rec.get("metadata")
+    metadata = dict(expect(raw_metadata, dict, at, "metadata")) if raw_metadata is not None else {}
+    for key, value in rec.items():
+        if key not in record_keys:
+            metadata.setdefault(key, value)
+    trace_id, group = record_ids(metadata, at, index)
+    return ChatRecord(rec, messages, prefix, metadata, trace_id, group)
+
+
+def read_chat_records(records: Records, on_error: OnError,
+                      build: Callable[[Location, Any, int | None], Trace]) -> Iterator[Trace]:
+    """Each record of a file (a JSON list of records counts item by item) through `build`, one trace each.
+
+    A record that fails goes to `on_error` whole: no half-read trace is ever yielded.
+    """
+    for where, record in good_records(records, on_error):
+        for at, item, index in _items(where, record):
+            try:
+                yield build(at, item, index)
+            except TraceFormatError as e:
+                on_error(e)
+            except SchemaError as e:
+                on_error(schema_error(at, e))
+
+
+def _items(where: Location, record: Any) -> Iterator[tuple[Location, Any, int | None]]:
+    """(location, record or message list, index in a JSON list) for each trace the record holds."""
+    if isinstance(record, list) and record and isinstance(record[0], dict) and "messages" in record[0]:
+        for i, item in enumerate(record):
+            yield where.child(f"[{i}]"), item, i
+    else:
+        yield where, record, None

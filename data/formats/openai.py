@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
-from toolcast.data.formats.chat import CallBook, chat_dialect, parse_arguments, record_ids
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, schema_error
+from toolcast.data.formats.chat import CallBook, chat_dialect, open_record, parse_arguments, read_chat_records
 from toolcast.data.schema import Event, Message, SchemaError, ToolCall, ToolSpec, Trace
 
 SOURCE = "openai"
@@ -39,41 +39,13 @@ def sniff(record: Any) -> bool:
 
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
-    for where, record in good_records(records, on_error):
-        for at, item, index in _items(where, record):
-            try:
-                yield _trace(at, item, index)
-            except TraceFormatError as e:
-                on_error(e)
-            except SchemaError as e:
-                on_error(schema_error(at, e))
-
-
-def _items(where: Location, record: Any) -> Iterator[tuple[Location, Any, int | None]]:
-    """(location, record or message list, index in a JSON list) for each trace the record holds."""
-    if isinstance(record, list) and record and isinstance(record[0], dict) and "messages" in record[0]:
-        for i, item in enumerate(record):
-            yield where.child(f"[{i}]"), item, i
-    else:
-        yield where, record, None
+    return read_chat_records(records, on_error, _trace)
 
 
 def _trace(at: Location, record: Any, index: int | None) -> Trace:
-    if isinstance(record, list):
-        rec: dict[str, Any] = {}
-        messages, prefix = record, ""
-    else:
-        rec = expect(record, dict, at, "record")
-        if "messages" not in rec:
-            raise TraceFormatError(at, "is missing (expected a chat record with a messages list)",
-                                   field="messages")
-        messages, prefix = expect(rec["messages"], list, at, "messages"), "messages"
-    raw_metadata = rec.get("metadata")
-    metadata = dict(expect(raw_metadata, dict, at, "metadata")) if raw_metadata is not None else {}
-    for key, value in rec.items():
-        if key not in _RECORD_KEYS:
-            metadata.setdefault(key, value)
-    trace_id, group = record_ids(metadata, at, index)
+    opened = open_record(at, record, index, _RECORD_KEYS, "a chat record")
+    rec, messages, prefix, metadata = opened.fields, opened.messages, opened.prefix, opened.metadata
+    trace_id, group = opened.trace_id, opened.group
     tools = _tools(at, rec.get("tools"), "tools") + _tools(at, rec.get("functions"), "functions")
     events = _events(at, messages, prefix)
     trace = Trace(trace_id=trace_id, group=group, source=SOURCE, metadata=metadata, tools=tools,
