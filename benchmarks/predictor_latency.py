@@ -1,0 +1,283 @@
+"""Predictor latency: one context at history 16 / 64 / 256 and batch throughput, torch vs onnxruntime vs int8.
+
+    .venv/bin/python benchmarks/predictor_latency.py --model DIR [--data PATH ...] [--contexts 40]
+    .venv/bin/python benchmarks/predictor_latency.py --model DIR --accuracy PATH ...   # int8's accuracy
+
+DIR must be exported with int8 (`toolcast export DIR --quantize int8`). Contexts are real: the first H
+events of tau2 traces (default ../shared/data/tau2, else the bundled sample); a history longer than any
+trace is several traces of one tool set played back to back, as one long session. Per backend and
+thread count (1, 2), wall clock on this process:
+
+- step p50 / p99: `predict(context, k=3)` when the context's last event is new and the others were seen
+  at the step before (the agent-process case: featurizing included; the ONNX predictor caches event rows,
+  the extractors cache per event);
+- cold p50: every event new (the first prediction on a context);
+- model p50: the graph runs only (both graphs, on the arrays the predictor builds);
+- featurize p50: featurizing and slot rows only (the ONNX predictor's, after the step's warm-up);
+- batch: `predict_batch` over 32 contexts at history 64, contexts per second (featurizing included), and
+  model-only contexts per second.
+
+Prints markdown tables and the machine's load average before and after; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from toolcast.data.load import load_traces
+from toolcast.data.samples import sample_files
+from toolcast.data.schema import Context, Trace
+from toolcast.predictor.learned import LearnedPredictor, to_tensors
+from toolcast.predictor.model import SLOT_INPUTS
+from toolcast.predictor.onnx_contract import ENCODER, SLOTS
+from toolcast.predictor.onnx_predictor import Predictor, stack
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau2"
+HISTORIES = (16, 64, 256)
+BATCH = 32
+
+
+def contexts_at(traces: list[Trace], h: int, n: int) -> list[Context]:
+    """`n` contexts of exactly `h` events: prefixes of long traces, else traces of one tool set chained."""
+    out = [Context(t.events[:h], t.tools, t.metadata) for t in traces if len(t.events) >= h][:n]
+    by_tools: dict[tuple[str, ...], list[Trace]] = defaultdict(list)
+    for t in traces:
+        by_tools[tuple(sorted(s.name for s in t.tools))].append(t)
+    for group in sorted(by_tools.values(), key=len, reverse=True):
+        events, i = [], 0
+        while len(out) < n and i < len(group):
+            events += group[i].events
+            i += 1
+            if len(events) >= h:
+                out.append(Context(events[:h], group[0].tools, group[0].metadata))
+                events = []
+    return out[:n]
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.array(xs) * 1e3, q))
+
+
+def step_latency(predict, contexts: list[Context], repeats: int) -> tuple[list[float], list[float]]:
+    """(step, cold) latencies in seconds: fresh event objects every time (deep copies)."""
+    step, cold = [], []
+    for _ in range(repeats):
+        for c in contexts:
+            fresh = copy.deepcopy(c)
+            t0 = time.perf_counter()
+            predict(fresh, 3)
+            cold.append(time.perf_counter() - t0)
+            fresh = copy.deepcopy(c)
+            predict(Context(fresh.events[:-1], fresh.tools, fresh.metadata), 3)
+            t0 = time.perf_counter()
+            predict(fresh, 3)
+            step.append(time.perf_counter() - t0)
+    return step, cold
+
+
+def model_runs(onnx: Predictor, contexts: list[Context]):
+    """The arrays each graph is fed (from the ONNX predictor's own featurizing), per context."""
+    return [(r.encoder_inputs, r.slot_inputs) for r in onnx.runs(contexts)]
+
+
+def ort_model_time(onnx: Predictor, fed, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        for enc, slots in fed:
+            t0 = time.perf_counter()
+            e = onnx._run(ENCODER.name, enc)
+            onnx._run(SLOTS.name, {**slots, **{k: e[k] for k in SLOTS.inputs if k in e}})
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+@torch.inference_mode()
+def torch_model_time(model, fed, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        for enc, slots in fed:
+            t0 = time.perf_counter()
+            _logits, state, states, tool_repr = model.encode(*to_tensors(enc, ENCODER.inputs))
+            model.score_slots(state, states, tool_repr, *to_tensors(slots, SLOT_INPUTS))
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def featurize_time(onnx: Predictor, contexts: list[Context], repeats: int) -> list[float]:
+    out = []
+    fz = onnx.featurizer
+    for _ in range(repeats):
+        for c in contexts:
+            f = onnx.features(c)  # rows cached by the warm-up below
+            t0 = time.perf_counter()
+            f = onnx.features(c)
+            fz.slot_features(c, f.tools, f.tools.names[2:6])
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def batch_rate(
+    onnx: Predictor | None, model, contexts: list[Context], fed, repeats: int
+) -> tuple[float, float]:
+    """(contexts/s through predict_batch, contexts/s through the graphs alone)."""
+    chunks = [contexts[i : i + BATCH] for i in range(0, len(contexts), BATCH)]
+    fchunks = [fed[i : i + BATCH] for i in range(0, len(fed), BATCH)]
+    full = float("nan")
+    if onnx is not None:
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            for ch in chunks:
+                onnx.predict_batch(ch, 3)
+        full = repeats * len(contexts) / (time.perf_counter() - t0)
+    batches = []
+    for ch in fchunks:
+        enc = stack([{k: v[0] for k, v in e.items()} for e, _s in ch], ENCODER.inputs)
+        slots = stack([{k: v[0] for k, v in s.items()} for _e, s in ch], list(SLOT_INPUTS))
+        batches.append((enc, slots))
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for enc, slots in batches:
+            if onnx is not None:
+                e = onnx._run(ENCODER.name, enc)
+                onnx._run(SLOTS.name, {**slots, **{k: e[k] for k in SLOTS.inputs if k in e}})
+            else:
+                with torch.inference_mode():
+                    _l, state, states, tool_repr = model.encode(*to_tensors(enc, ENCODER.inputs))
+                    model.score_slots(state, states, tool_repr, *to_tensors(slots, SLOT_INPUTS))
+    return full, repeats * len(fed) / (time.perf_counter() - t0)
+
+
+def accuracy(model_dir: Path, data: list[str], seed: int) -> None:
+    """`toolcast eval`'s figures on the test split for torch, onnxruntime and int8, and how often int8's
+    top-1 call (and tool) is float's, over every test decision point."""
+    from toolcast.data.splits import split_of
+    from toolcast.training.evaluate import evaluate
+    from toolcast.training.metrics import summarize
+
+    test = [t for t in load_traces(*data) if split_of(t.group, seed) == "test"]
+    float_pred = Predictor.load(model_dir, variant="float")
+    int8_pred = Predictor.load(model_dir, variant="int8")
+    cols = ("tool_top1", "tool_top3", "call_top1", "call_top3", "respond_precision", "respond_recall", "ece")
+    print(f"\ntest split of {data} (seed {seed}): {len(test)} traces")
+    print("| predictor | " + " | ".join(cols) + " | decision points |")
+    print("|---|" + "---|" * (len(cols) + 1))
+    for name, pred in (
+        ("torch", LearnedPredictor.load(model_dir)),
+        ("onnxruntime", float_pred),
+        ("onnxruntime int8", int8_pred),
+    ):
+        s = summarize(evaluate(pred, test))
+        print(f"| {name} | " + " | ".join(f"{s[c]:.4f}" for c in cols) + f" | {s['n_decision_points']} |")
+    contexts = [c for t in test for c, _label in t.decision_points()]
+    call = tool = 0
+    for c in contexts:
+        a, b = float_pred.predict(c, 3), int8_pred.predict(c, 3)
+        call += a[0].key == b[0].key
+        tool += a[0].tool == b[0].tool
+    print(
+        f"int8 vs float top-1 agreement on {len(contexts)} test decision points: "
+        f"call {call / len(contexts):.4f}, tool {tool / len(contexts):.4f}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, type=Path, help="model directory exported with --quantize int8")
+    ap.add_argument(
+        "--data", nargs="+", default=[str(DATA)] if DATA.exists() else [str(p) for p in sample_files()]
+    )
+    ap.add_argument("--contexts", type=int, default=40, help="contexts per history length")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument(
+        "--accuracy",
+        nargs="+",
+        metavar="PATH",
+        help="instead of timing: eval figures of torch / onnxruntime / int8 on the test split of PATH",
+    )
+    args = ap.parse_args()
+    if args.accuracy:
+        import json
+
+        seed = json.loads((args.model / "metrics.json").read_text()).get("seed", 0)
+        accuracy(args.model, args.accuracy, seed)
+        return
+
+    traces = load_traces(*args.data)
+    sets = {h: contexts_at(traces, h, args.contexts) for h in HISTORIES}
+    print(
+        f"load average before: {os.getloadavg()}; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores; onnxruntime {ort.__version__}, torch {torch.__version__}"
+    )
+    print(f"contexts: {', '.join(f'{len(v)} at history {h}' for h, v in sets.items())}; data {args.data}")
+    rows, brows = [], []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        backends = {
+            "torch": LearnedPredictor.load(args.model),
+            "onnxruntime": Predictor.load(args.model, threads=threads, variant="float"),
+            "onnxruntime int8": Predictor.load(args.model, threads=threads, variant="int8"),
+        }
+        for h, contexts in sets.items():
+            onnx = backends["onnxruntime"]
+            fed = model_runs(onnx, contexts)
+            feat = featurize_time(onnx, contexts, args.repeats)
+            for name, pred in backends.items():
+                step, cold = step_latency(pred.predict, contexts, args.repeats)
+                if name == "torch":
+                    model = torch_model_time(pred.model, fed, args.repeats)
+                else:
+                    model = ort_model_time(pred, fed, args.repeats)
+                rows.append(
+                    (
+                        name,
+                        threads,
+                        h,
+                        pct(step, 50),
+                        pct(step, 99),
+                        pct(cold, 50),
+                        pct(model, 50),
+                        pct(model, 99),
+                        statistics.median(feat) * 1e3,
+                    )
+                )
+                print(
+                    "| "
+                    + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in rows[-1])
+                    + " |",
+                    flush=True,
+                )
+        contexts = sets[64]
+        fed = model_runs(backends["onnxruntime"], contexts)
+        for name, pred in backends.items():
+            full, model_only = batch_rate(
+                None if name == "torch" else pred, backends["torch"].model, contexts, fed, args.repeats
+            )
+            brows.append((name, threads, full, model_only))
+    print(f"\nload average after: {os.getloadavg()}")
+    print(
+        "\n| backend | threads | history | step p50 ms | step p99 ms | cold p50 ms | model p50 ms "
+        "| model p99 ms | featurize p50 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    print(f"\n| backend | threads | predict_batch ctx/s (batch {BATCH}, history 64) | model-only ctx/s |")
+    print("|---|---|---|---|")
+    for name, threads, full, model_only in brows:
+        print(f"| {name} | {threads} | {'-' if full != full else f'{full:.0f}'} | {model_only:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
