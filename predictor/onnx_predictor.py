@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from toolcast.data.schema import Context, Event, Message, ToolCall
+from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec
 from toolcast.predictor.base import CallPrediction
 from toolcast.predictor.decode import DecodeSettings, decode, top_tools
 from toolcast.predictor.extractors import extract_candidates
@@ -319,10 +319,11 @@ class Predictor:
             raise ModelDirError(p, f"the slot graph outputs {self.outputs[SLOTS.name]}, expected slot_logits")
 
     def _smoke_test(self) -> None:
-        """One run on an empty context: a graph that does not fit the featurizer fails here, at load,
+        """One run on a one-tool context: a graph that does not fit the featurizer fails here, at load,
         with the model directory named (and the first, slower run is not a user's)."""
+        spec = ToolSpec("check", "", {"type": "object", "properties": {"x": {"type": "string"}}})
         try:
-            self.predict(Context(events=[], tools=[]), k=1)
+            self.predict(Context(events=[Message("user", "x")], tools=[spec]), k=1)  # runs both graphs
         except ModelDirError:
             raise
         except Exception as e:
@@ -364,9 +365,12 @@ class Predictor:
             arrays, rows = self.featurizer.slot_features(context, f.tools, chosen)
             slot_in.append(trim(arrays))
             slot_rows.append(rows)
-        slot_batch = stack(slot_in, [n for n in SLOTS.inputs if n in slot_in[0]])
-        slot_batch.update({n: enc_out[n] for n in SLOTS.inputs if n in enc_out})
-        slot_logits = self._run(SLOTS.name, slot_batch)["slot_logits"]
+        if any(slot_rows):
+            slot_batch = stack(slot_in, [n for n in SLOTS.inputs if n in slot_in[0]])
+            slot_batch.update({n: enc_out[n] for n in SLOTS.inputs if n in enc_out})
+            slot_logits = self._run(SLOTS.name, slot_batch)["slot_logits"]
+        else:  # no likely tool has a slot (or only <respond> is left): decode reads no slot logits
+            slot_logits = np.zeros((len(contexts), 1, 3), np.float32)
         out = []
         for i, f in enumerate(feats):
             out.append(

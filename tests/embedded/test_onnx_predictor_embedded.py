@@ -29,7 +29,10 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor.load(FIXTURE)
+    try:
+        return Predictor.load(FIXTURE)
+    except ModelDirError as e:  # the featurizer or the model changed since the fixture was made
+        pytest.fail(f"{e}\nRebuild the fixture: .venv/bin/python scripts/make_tiny_model.py")
 
 
 @pytest.fixture(scope="module")
