@@ -1,4 +1,4 @@
-"""The model directory: what `toolcast train` writes and every predictor loads. JSON and safetensors only.
+"""The model directory: what `toolcast train` writes and every predictor loads. JSON, safetensors, ONNX.
 
     config.json        model + training configuration (`predictor.config.Config`)
     tokenizer.json     the WordPiece tokenizer trained on the logs (Hugging Face `tokenizers` format)
@@ -6,7 +6,10 @@
     model.safetensors  the weights (torch side; never a pickle)
     calibration.json   temperatures of the tool and slot heads, fitted on validation
     metrics.json       the metrics card: data, splits, figures before and after calibration
-    model.onnx         (written by the export step)
+    model.onnx         the context + tool graph   } written by `toolcast export` (`predictor/export.py`;
+    slots.onnx         the argument-slot graph    } names, axes, opset: `predictor/onnx_contract.py`)
+    onnx.json          the export manifest: variants, sha256 of every file used, validation figures
+    model.int8.onnx, slots.int8.onnx   with `toolcast export --quantize int8`
 
 Nothing here imports torch: the embedded (onnxruntime) predictor reads the JSON parts with this module.
 Every problem is a `ModelDirError` that names the directory, the file and what is wrong.
