@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import RESPOND, Context, Event, Message, ToolCall, ToolSpec
+from toolcast.predictor import cues
 from toolcast.predictor.config import ModelConfig
-from toolcast.predictor.slots import Candidate, SlotFeaturizer, SlotRow
+from toolcast.predictor.slots import Candidate, SlotFeaturizer, SlotRow, SourceCounts
 from toolcast.predictor.text import TextEncoder, split_identifier
 
 UNKNOWN = "<unknown>"
@@ -41,8 +42,20 @@ _ROLE_TYPE = {"system": EV_SYSTEM, "user": EV_USER, "assistant": EV_ASSISTANT}
 # Output kinds of an event (0 = not applicable).
 OUT_NONE, OUT_OBJECT, OUT_LIST, OUT_SCALAR, OUT_TEXT, OUT_EMPTY = 0, 1, 2, 3, 4, 5
 N_OUT_KINDS, N_LEN_BUCKETS, N_GAP_BUCKETS = 6, 12, 12
-# Tool-candidate context features: (calls of it so far, calls since its last call, listed/seen, last error).
-TOOL_FEATURE_SIZES: tuple[int, ...] = (6, 8, 4, 3)
+TOOL_FEATURE_SIZES: tuple[int, ...] = (
+    6,
+    8,
+    4,
+    3,
+    cues.N_P_BUCKETS,
+    cues.N_P_BUCKETS,
+    cues.N_OVERLAP,
+    cues.N_OVERLAP,
+    cues.N_DESC_OVERLAP,
+)
+"""Tool-candidate context features: (calls so far, calls since its last call, listed / seen only, last
+call failed, p(t | last tool), p(t | last two tools), words of its name in the latest user message / in
+the agent's latest text, content words of its description in the latest user message)."""
 
 
 def length_bucket(n: int) -> int:
@@ -76,6 +89,10 @@ class Vocabularies:
     """Extractor kind -> id (>= 1; 0 unknown kind)."""
     constants: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     """Tool -> slot -> values that recur across task groups (proposed as candidates for that slot)."""
+    transitions: dict[str, dict[str, int]] = field(default_factory=dict)
+    """`cues.transition_keys` key -> next tool (or `<respond>`) -> count, over the training logs."""
+    value_sources: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    """Tool -> slot -> `slots.source_sig` -> how many of the slot's values came from that source."""
 
     @property
     def n_tool_ids(self) -> int:
@@ -86,19 +103,30 @@ class Vocabularies:
         return max(self.agents.values(), default=0) + 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tools": self.tools, "agents": self.agents, "kinds": self.kinds, "constants": self.constants}
+        return {
+            "tools": self.tools,
+            "agents": self.agents,
+            "kinds": self.kinds,
+            "constants": self.constants,
+            "transitions": self.transitions,
+            "value_sources": self.value_sources,
+        }
 
     @classmethod
     def from_dict(cls, d: Any) -> Vocabularies:
         if not isinstance(d, dict) or not all(
-            isinstance(d.get(k, {}), dict) for k in ("tools", "agents", "kinds", "constants")
+            isinstance(d.get(k, {}), dict) for k in ("tools", "agents", "kinds", "constants", "transitions")
         ):
-            raise ValueError("vocab.json: expected an object with tools, agents, kinds, constants objects")
+            raise ValueError(
+                "vocab.json: expected an object with tools, agents, kinds, constants, transitions objects"
+            )
         return cls(
             tools={str(k): int(v) for k, v in d.get("tools", {}).items()},
             agents={str(k): int(v) for k, v in d.get("agents", {}).items()},
             kinds={str(k): int(v) for k, v in d.get("kinds", {}).items()},
             constants=d.get("constants", {}),
+            transitions=d.get("transitions", {}),
+            value_sources=d.get("value_sources", {}),
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -206,6 +234,7 @@ class Featurizer:
     ):
         self.cfg, self.encoder, self.vocab, self.extract = cfg, encoder, vocab, extract
         self._tool_text: dict[tuple[str, str, tuple[str, ...]], tuple[list[int], list[int], list[int]]] = {}
+        self._desc_words: dict[str, frozenset[str]] = {}
         self.slot_featurizer = SlotFeaturizer(
             encoder,
             vocab.kinds,
@@ -214,7 +243,14 @@ class Featurizer:
             cfg.max_candidates,
             cfg.max_name_tokens,
             cfg.max_events,
+            vocab.value_sources,
         )
+
+    def description_words(self, description: str) -> frozenset[str]:
+        hit = self._desc_words.get(description)
+        if hit is None:
+            hit = self._desc_words[description] = cues.description_words(description)
+        return hit
 
     def tool_text(self, spec: ToolSpec) -> tuple[list[int], list[int], list[int]]:
         """(name, description, parameter-name) tokens; cached per tool, a tool set is embedded once."""
@@ -236,22 +272,31 @@ class Featurizer:
         slot_tools: Sequence[str] = (),
         n_slot_rows: int | None = None,
         rows: Sequence[EventRow] | None = None,
+        minus: cues.Counts | None = None,
+        minus_sources: SourceCounts | None = None,
     ) -> Features:
         """The arrays of one context (no batch axis), with slot rows for `slot_tools` (names in the tool
         set; `n_slot_rows` pads the slot axis, default `max_slots` per tool). `rows`: precomputed
-        `event_rows(context.events)` (a trace's rows serve all its decision points)."""
+        `event_rows(context.events)` (a trace's rows serve all its decision points). `minus`: transition
+        counts (and `minus_sources` value-source counts) to leave out (training: the example's own task
+        group)."""
         cfg = self.cfg
         if rows is None:
             rows = event_rows(context.events, self.encoder, cfg)
         tools = tool_candidates(context, cfg.max_tools)
         out = self._events(rows, tools, context.metadata)
-        out.update(self._tools(context, tools))
-        slot_arrays, slot_rows = self.slot_features(context, tools, slot_tools, n_slot_rows)
+        out.update(self._tools(context, tools, minus))
+        slot_arrays, slot_rows = self.slot_features(context, tools, slot_tools, n_slot_rows, minus_sources)
         out.update(slot_arrays)
         return Features(out, tools, slot_rows)
 
     def slot_features(
-        self, context: Context, tools: ToolSet, slot_tools: Sequence[str], n_rows: int | None = None
+        self,
+        context: Context,
+        tools: ToolSet,
+        slot_tools: Sequence[str],
+        n_rows: int | None = None,
+        minus_sources: SourceCounts | None = None,
     ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
         """Slot rows (and their candidate values) of `slot_tools`; specials and tools not in the set are
         skipped."""
@@ -262,7 +307,7 @@ class Featurizer:
         ]
         candidates = self.extract(context) if self.extract is not None and wanted else []
         n = n_rows if n_rows is not None else self.cfg.max_slots * max(1, len(slot_tools))
-        return self.slot_featurizer.build(context, candidates, wanted, n)
+        return self.slot_featurizer.build(context, candidates, wanted, n, minus_sources)
 
     def _events(
         self, rows: Sequence[EventRow], tools: ToolSet, metadata: dict[str, Any]
@@ -292,7 +337,7 @@ class Featurizer:
             "agent": np.array(self.vocab.agents.get(agent_key(metadata), 0), np.int64),
         }
 
-    def _tools(self, context: Context, tools: ToolSet) -> dict[str, np.ndarray]:
+    def _tools(self, context: Context, tools: ToolSet, minus: cues.Counts | None) -> dict[str, np.ndarray]:
         cfg = self.cfg
         c = cfg.max_tools
         tool_id = np.zeros(c, np.int64)
@@ -308,9 +353,15 @@ class Featurizer:
         for k, call in enumerate(calls):
             count[call.tool] = count.get(call.tool, 0) + 1
             last[call.tool] = (len(calls) - k, call.error)
+        bigram, trigram = (
+            cues.probabilities(self.vocab.transitions, key, minus) for key in cues.transition_keys(context)
+        )
+        user_words, agent_words = cues.latest_texts(context)
+        tool_num[0, 4:6] = cues.p_bucket(bigram, RESPOND), cues.p_bucket(trigram, RESPOND)
         for i, (tname, spec) in enumerate(zip(tools.names, tools.specs, strict=True)):
             if spec is None:
                 continue
+            nw = cues.name_words(tname)
             tool_id[i] = self.vocab.tools.get(tname, TOOL_ID_UNSEEN)
             nt, dt, pt = self.tool_text(spec)
             name[i, : len(nt)], desc[i, : len(dt)], params[i, : len(pt)] = nt, dt, pt
@@ -320,6 +371,11 @@ class Featurizer:
                 0 if not ago else min(TOOL_FEATURE_SIZES[1] - 1, 1 + int(math.log2(ago))),
                 1 if tname in listed else 2,
                 0 if not ago else 1 + int(err),
+                cues.p_bucket(bigram, tname),
+                cues.p_bucket(trigram, tname),
+                cues.overlap(nw, user_words),
+                cues.overlap(nw, agent_words),
+                cues.desc_overlap(self.description_words(spec.description), user_words),
             )
         mask = np.zeros(c, bool)
         mask[: len(tools.names)] = True

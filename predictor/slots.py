@@ -23,12 +23,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from toolcast.data.schema import Context, ToolCall, ToolSpec, canonical_args
+from toolcast.predictor import cues
+from toolcast.predictor.extractors import path_shape
 from toolcast.predictor.text import split_identifier
+
+SourceCounts = dict[str, dict[str, dict[str, int]]]
+"""Tool -> slot -> `source_sig` -> how many of the slot's values came from that source."""
 
 SLOT_FEATURE_SIZES: tuple[int, ...] = (3, 8, 2)
 """(required: 1 yes / 2 no, schema type, has enum)."""
-CAND_FEATURE_SIZES: tuple[int, ...] = (32, 8, 10, 6, 12, 4, 4, 2, 3, 3)
-"""(kind, rank, recency, value type, length, key match, earlier use, constant, same tool, type fits)."""
+CAND_FEATURE_SIZES: tuple[int, ...] = (32, 8, 10, 6, 12, 4, 4, 2, 3, 3, cues.N_P_BUCKETS)
+"""(kind, rank, recency, value type, length, key match, earlier use, constant, same tool, type fits,
+p(source | tool, slot)): the last is the share of the slot's values that came from this candidate's
+source (`source_sig`) in the training logs, PASTE's mined value-mapping functions as a feature."""
 _TYPES = {"string": 1, "integer": 2, "number": 3, "boolean": 4, "array": 5, "object": 6, "null": 7}
 _INDEX = re.compile(r"\[\d+\]|\{key\}|\[\d*:\d*\]")
 KIND_CONSTANT, KIND_ENUM = "constant", "enum"
@@ -60,6 +67,8 @@ class SlotValue:
     value: Any
     source: str
     canon: str
+    sig: str = ""
+    """`source_sig` of the candidate: where values of this kind come from, generalised."""
 
 
 @dataclass
@@ -206,6 +215,29 @@ def _canon_scalar(value: Any) -> str:
     return canonical_args(value)
 
 
+def source_sig(cand: Any, kind: str) -> str:
+    """Where a candidate comes from, generalised across contexts: kind:role, source tool, path shape
+    (`json_leaf:output|get_user_details|reservations[*]`); constants and enum members by their kind."""
+    if kind in (KIND_CONSTANT, KIND_ENUM):
+        return kind
+    return f"{kind}|{cand.source_tool or ''}|{path_shape(cand.source_path or '')}"
+
+
+def source_probabilities(
+    sources: SourceCounts, tool: str, slot: str, minus: SourceCounts | None
+) -> dict[str, float] | None:
+    """p(source | tool, slot) from the counts, `minus` (a task group's own counts) left out."""
+    row = dict(sources.get(tool, {}).get(slot, {}))
+    if minus:
+        for sig, n in minus.get(tool, {}).get(slot, {}).items():
+            if row.get(sig, 0) - n > 0:
+                row[sig] -= n
+            else:
+                row.pop(sig, None)
+    total = sum(row.values())
+    return {k: v / total for k, v in row.items()} if total > 0 else None
+
+
 class SlotFeaturizer:
     """Builds the slot rows of the tools asked for. `encoder` encodes key names, `kinds` / `constants`
     come from the vocabularies."""
@@ -219,8 +251,10 @@ class SlotFeaturizer:
         max_candidates: int,
         max_name_tokens: int,
         max_events: int,
+        sources: SourceCounts | None = None,
     ):
         self.encoder, self.kinds, self.constants = encoder, kinds, constants
+        self.sources: SourceCounts = sources or {}
         self.max_slots, self.max_candidates = max_slots, max_candidates
         self.max_name_tokens, self.max_events = max_name_tokens, max_events
         self._ids: dict[str, list[int]] = {}
@@ -240,8 +274,10 @@ class SlotFeaturizer:
         candidates: Sequence[Candidate],
         tools: Sequence[tuple[int, ToolSpec]],
         n_rows: int | None = None,
+        minus: SourceCounts | None = None,
     ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
-        """Arrays for `tools` ((candidate index, spec) pairs) and the rows' values, in row order."""
+        """Arrays for `tools` ((candidate index, spec) pairs) and the rows' values, in row order;
+        `minus`: source counts to leave out (training: the example's own task group)."""
         s_max = n_rows if n_rows is not None else self.max_slots * max(1, len(tools))
         m, tk = self.max_candidates, self.max_name_tokens
         arr = {
@@ -280,6 +316,7 @@ class SlotFeaturizer:
                 ids = self.identifier_ids(slot)
                 arr["slot_name"][r, : len(ids)] = ids
                 chosen = self._rank(spec.name, slot, types, enum, pool, used)
+                p_source = source_probabilities(self.sources, spec.name, slot, minus)
                 values = []
                 feats, events = [], []
                 for j, (score_row, cand, value, canon) in enumerate(chosen):
@@ -290,11 +327,20 @@ class SlotFeaturizer:
                     ev = cand.source_event
                     back = n_events - ev if ev is not None and 0 <= ev < n_events else 0
                     events.append(back if back <= self.max_events else 0)
-                    feats.append((*score_row[:2], _bucket(back, CAND_FEATURE_SIZES[2]), *score_row[3:]))
-                    where = f"{kind_of(cand)}:{cand.source_tool or ''}" + (
+                    kind = kind_of(cand)
+                    sig = source_sig(cand, kind)
+                    feats.append(
+                        (
+                            *score_row[:2],
+                            _bucket(back, CAND_FEATURE_SIZES[2]),
+                            *score_row[3:],
+                            cues.p_bucket(p_source, sig),
+                        )
+                    )
+                    where = f"{kind}:{cand.source_tool or ''}" + (
                         f".{cand.source_path}" if cand.source_path else ""
                     )
-                    values.append(SlotValue(value, where, canon))
+                    values.append(SlotValue(value, where, canon, sig))
                 if chosen:
                     arr["cand_num"][r, : len(chosen)] = feats
                     arr["cand_event"][r, : len(chosen)] = events

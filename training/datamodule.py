@@ -28,11 +28,19 @@ from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, load_splits, traces_
 from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.featurize import Extract, Featurizer, Vocabularies
 from toolcast.predictor.text import TextEncoder, train_tokenizer
-from toolcast.training.examples import Examples, build_examples, build_vocabularies, corpus_texts
+from toolcast.training.examples import (
+    Examples,
+    build_examples,
+    build_vocabularies,
+    corpus_texts,
+    merge_sources,
+    transition_counts,
+    value_source_counts,
+)
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "examples-v1"
+CACHE_VERSION = "examples-v4"
 TOKENIZER_FILE, VOCAB_FILE = "tokenizer.json", "vocab.json"
 
 
@@ -202,7 +210,11 @@ class NextCallDataModule(L.LightningDataModule):
         tok_json = train_tokenizer(corpus_texts(train), vocab_size=self.vocab_size)
         encoder = TextEncoder.from_json(tok_json)
         vocab = build_vocabularies(train, self.extract)
-        featurizer = Featurizer(self.model_config(encoder, vocab), encoder, vocab, self.extract)
+        cfg = self.model_config(encoder, vocab)
+        transitions_by_group = transition_counts(train)
+        sources_by_group = value_source_counts(train, Featurizer(cfg, encoder, vocab, self.extract))
+        vocab.value_sources = merge_sources(sources_by_group.values())
+        featurizer = Featurizer(cfg, encoder, vocab, self.extract)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -210,7 +222,14 @@ class NextCallDataModule(L.LightningDataModule):
         vocab.save(tmp / VOCAB_FILE)
         for name, traces in splits.items():
             if traces:
-                build_examples(traces, featurizer, progress=True).save(tmp / f"{name}.npz")
+                fit = name == "train"
+                build_examples(
+                    traces,
+                    featurizer,
+                    progress=True,
+                    transitions_by_group=transitions_by_group if fit else None,
+                    sources_by_group=sources_by_group if fit else None,
+                ).save(tmp / f"{name}.npz")
         (tmp / "done").write_text("ok")
         try:
             os.replace(tmp, target)

@@ -17,6 +17,7 @@ import numpy as np
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args
+from toolcast.predictor import cues
 from toolcast.predictor.featurize import (
     TOOL_ID_UNKNOWN,
     Extract,
@@ -24,8 +25,9 @@ from toolcast.predictor.featurize import (
     Vocabularies,
     agent_key,
     event_rows,
+    tool_candidates,
 )
-from toolcast.predictor.slots import kind_of, slot_targets
+from toolcast.predictor.slots import SourceCounts, kind_of, slot_targets
 from toolcast.predictor.text import split_identifier
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,59 @@ def corpus_texts(traces: Iterable[Trace]) -> Iterator[str]:
                     yield e.output
 
 
+def transition_counts(traces: Iterable[Trace]) -> dict[str, dict[str, Counter]]:
+    """Per task group: transition key -> next tool (or `<respond>`) -> count, over the decision points."""
+    by_group: dict[str, dict[str, Counter]] = defaultdict(dict)
+    for t in traces:
+        for i, calls in decision_positions(t.events):
+            cues.add_counts(by_group[t.group], Context(t.events[:i], t.tools, {}), cues.label_symbol(calls))
+    return dict(by_group)
+
+
+def value_source_counts(traces: Iterable[Trace], featurizer: Featurizer) -> dict[str, SourceCounts]:
+    """Per task group: tool -> slot -> `source_sig` of the candidate equal to the value the agent passed.
+
+    Uses the featurizer's own candidate rows, so a source means what it means at prediction time (the
+    rows do not depend on the value-source counts themselves, only their features do)."""
+    by_group: dict[str, SourceCounts] = {}
+    for t in traces:
+        counts = by_group.setdefault(t.group, {})
+        for i, calls in decision_positions(t.events):
+            if not calls:
+                continue
+            first = calls[0]
+            context = Context(t.events[:i], t.tools, {})
+            tools = tool_candidates(context, featurizer.cfg.max_tools)
+            _arrays, rows = featurizer.slot_features(context, tools, [first.tool])
+            for r, target in enumerate(slot_targets(rows, first.args, len(rows))):
+                if target >= 2:
+                    sig = rows[r].values[target - 2].sig
+                    row = counts.setdefault(first.tool, {}).setdefault(rows[r].slot, {})
+                    row[sig] = row.get(sig, 0) + 1
+    return by_group
+
+
+def merge_sources(parts: Iterable[SourceCounts]) -> SourceCounts:
+    total: SourceCounts = {}
+    for part in parts:
+        for tool, slots in part.items():
+            for slot, row in slots.items():
+                dst = total.setdefault(tool, {}).setdefault(slot, {})
+                for sig, n in row.items():
+                    dst[sig] = dst.get(sig, 0) + n
+    return total
+
+
+def merge_counts(parts: Iterable[dict[str, Counter]]) -> dict[str, dict[str, int]]:
+    total: dict[str, Counter] = defaultdict(Counter)
+    for part in parts:
+        for key, row in part.items():
+            total[key].update(row)
+    return {key: dict(row) for key, row in sorted(total.items())}
+
+
 def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Vocabularies:
-    """Tool and agent ids, extractor kinds and slot constants of the training traces."""
+    """Tool and agent ids, extractor kinds, slot constants and tool transitions of the training traces."""
     tools: Counter[str] = Counter()
     agents: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -94,6 +147,7 @@ def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Voca
         agents={a: 1 + i for i, a in enumerate(sorted(agents))},
         kinds={k: 1 + i for i, k in enumerate(kind_names)},
         constants=constants,
+        transitions=merge_counts(transition_counts(traces).values()),
     )
 
 
@@ -117,8 +171,15 @@ class Examples:
             return cls(arrays, z["trace_index"])
 
 
-def trace_examples(trace: Trace, featurizer: Featurizer) -> Iterator[dict[str, np.ndarray]]:
-    """One example (inputs + targets) per decision point of `trace`."""
+def trace_examples(
+    trace: Trace,
+    featurizer: Featurizer,
+    minus: cues.Counts | None = None,
+    minus_sources: SourceCounts | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """One example (inputs + targets) per decision point of `trace`; `minus` / `minus_sources`: its
+    group's own transition / value-source counts, left out of the statistics (cross-fitting, see
+    `predictor.cues`)."""
     cfg = featurizer.cfg
     rows = event_rows(trace.events, featurizer.encoder, cfg)
     metadata = {"source": trace.source, **trace.metadata}
@@ -126,7 +187,12 @@ def trace_examples(trace: Trace, featurizer: Featurizer) -> Iterator[dict[str, n
         context = Context(events=trace.events[:i], tools=trace.tools, metadata=metadata)
         first: ToolCall | None = calls[0] if calls else None
         feats = featurizer.featurize(
-            context, slot_tools=[first.tool] if first else [], n_slot_rows=cfg.max_slots, rows=rows[:i]
+            context,
+            slot_tools=[first.tool] if first else [],
+            n_slot_rows=cfg.max_slots,
+            rows=rows[:i],
+            minus=minus,
+            minus_sources=minus_sources,
         )
         index = feats.tools.index
         multi = np.zeros(cfg.max_tools, bool)
@@ -142,8 +208,18 @@ def trace_examples(trace: Trace, featurizer: Featurizer) -> Iterator[dict[str, n
         yield out
 
 
-def build_examples(traces: Sequence[Trace], featurizer: Featurizer, progress: bool = False) -> Examples:
-    """All decision points of `traces`, stacked; integer inputs stored as int32 to halve the memory."""
+def build_examples(
+    traces: Sequence[Trace],
+    featurizer: Featurizer,
+    progress: bool = False,
+    transitions_by_group: dict[str, dict[str, Counter]] | None = None,
+    sources_by_group: dict[str, SourceCounts] | None = None,
+) -> Examples:
+    """All decision points of `traces`, stacked; integer inputs stored as int32 to halve the memory.
+    `*_by_group`: for the traces the statistics were counted on (training), each group's own counts,
+    left out of its examples' features (cross-fitting)."""
+    by_group = transitions_by_group or {}
+    sources_by_group = sources_by_group or {}
     items: list[dict[str, np.ndarray]] = []
     origin: list[int] = []
     it: Iterable = traces
@@ -152,7 +228,7 @@ def build_examples(traces: Sequence[Trace], featurizer: Featurizer, progress: bo
 
         it = tqdm(traces, desc="featurize", unit="trace", leave=False)
     for k, t in enumerate(it):
-        for ex in trace_examples(t, featurizer):
+        for ex in trace_examples(t, featurizer, by_group.get(t.group), sources_by_group.get(t.group)):
             items.append(ex)
             origin.append(k)
     if not items:
