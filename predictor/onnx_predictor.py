@@ -322,8 +322,12 @@ class Predictor:
         """One run on a one-tool context: a graph that does not fit the featurizer fails here, at load,
         with the model directory named (and the first, slower run is not a user's)."""
         spec = ToolSpec("check", "", {"type": "object", "properties": {"x": {"type": "string"}}})
+        context = Context(events=[Message("user", "x")], tools=[spec])
         try:
-            self.predict(Context(events=[Message("user", "x")], tools=[spec]), k=1)  # runs both graphs
+            f = self.features(context)
+            self._check_shapes(ENCODER.name, f.arrays)
+            self._check_shapes(SLOTS.name, self.featurizer.slot_features(context, f.tools, ["check"])[0])
+            self.predict(context, k=1)  # runs both graphs
         except ModelDirError:
             raise
         except Exception as e:
@@ -332,6 +336,25 @@ class Predictor:
                 f"the exported graphs do not run on this featurizer's arrays (config.json and the graphs "
                 f"from different models?): {e}",
             ) from None
+
+    def _check_shapes(self, graph: str, arrays: dict[str, np.ndarray]) -> None:
+        """Fixed sizes (features per event, tool, candidate) and element types must be the featurizer's:
+        a model trained with another version of the featurizer has other widths."""
+        file = {g.name: g.files[self.variant] for g in GRAPHS}[graph]
+        for meta in self.sessions[graph].get_inputs():
+            a = arrays.get(meta.name)
+            if a is None:  # an encoder output
+                continue
+            want = "tensor(bool)" if a.dtype == np.bool_ else f"tensor({a.dtype})"
+            fixed = {i: d for i, d in enumerate(meta.shape[1:]) if isinstance(d, int)}
+            bad = {i: d for i, d in fixed.items() if i >= a.ndim or a.shape[i] != d}
+            if meta.type != want or len(meta.shape) != a.ndim + 1 or bad:
+                raise ModelDirError(
+                    self.parts.path,
+                    f"{file} takes {meta.name} as {meta.type} {meta.shape[1:]} (batch axis left out), this "
+                    f"toolcast's featurizer makes {want} {list(a.shape)}: the model was trained with another "
+                    f"version of the featurizer (train it again with this version)",
+                )
 
     # ---- prediction ----
     def info(self) -> dict[str, Any]:

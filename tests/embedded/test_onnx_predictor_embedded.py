@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from toolcast.data.load import load_traces
@@ -185,6 +186,21 @@ def test_graphs_swapped(model_copy):
     rehash(model_copy, "model.onnx")
     rehash(model_copy, "slots.onnx")
     assert "expects input(s)" in load_error(model_copy)
+
+
+def test_model_of_another_featurizer_version(monkeypatch):
+    from toolcast.predictor.featurize import Featurizer
+
+    tools = Featurizer._tools
+
+    def one_more_feature(self, *args, **kwargs):
+        out = tools(self, *args, **kwargs)
+        out["tool_num"] = np.pad(out["tool_num"], ((0, 0), (0, 1)))
+        return out
+
+    monkeypatch.setattr(Featurizer, "_tools", one_more_feature)
+    msg = load_error(FIXTURE)
+    assert "model.onnx takes tool_num as tensor(int64)" in msg and "another version of the featurizer" in msg
 
 
 def test_variant_not_exported(model_copy):
