@@ -30,6 +30,7 @@ def test_json_output_is_one_object_keyed_by_policy(logs, capsys):
 
 
 def test_table_split_and_plot(logs, tmp_path, capsys):
+    pytest.importorskip("matplotlib")  # plots need the [train] extra; the base-install run skips this
     figure = tmp_path / "sim.png"
     code = main(["simulate", "--data", str(logs), "--baseline", "pattern", "--split", "all",
                  "--sessions", "4", "--workers", "2", "--plot", str(figure)])
