@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="move the traces whose metadata KEY is (or contains) VALUE to the test split, "
         "e.g. domain=retail: measures an unseen tool set",
     )
-    p.add_argument("--hidden", type=int, help="model width (default from the config, 96)")
+    p.add_argument("--hidden", type=int, help="model width (default from the config, 64)")
     p.add_argument("--layers", type=int, help="transformer layers (default 2)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads per process on CPU (default 1: fastest here, safe on a shared CPU)")

@@ -28,13 +28,13 @@ def _check_keys(cls: type, d: Any) -> dict[str, Any]:
 class ModelConfig:
     """Sizes of the model and of the padded arrays the featurizer produces."""
 
-    hidden: int = 96
+    hidden: int = 64
     """Width of every vector (event, tool, slot, candidate); the transformer's hidden size."""
     layers: int = 2
     """Transformer layers over the event sequence."""
     heads: int = 4
     """Attention heads; must divide `hidden`."""
-    intermediate: int = 192
+    intermediate: int = 128
     """Feed-forward width inside each transformer layer."""
     dropout: float = 0.1
     """Dropout in the transformer and the heads (training only)."""
@@ -123,12 +123,12 @@ class ModelConfig:
 class TrainConfig:
     """How the model is fitted."""
 
-    lr: float = 2e-3
+    lr: float = 1e-3
     """AdamW peak learning rate (linear warm-up, cosine decay)."""
     weight_decay: float = 0.01
     batch_size: int = 64
     max_epochs: int = 12
-    patience: int = 3
+    patience: int = 4
     """Early stopping: epochs without a better validation loss before stopping."""
     slot_loss_weight: float = 0.5
     """Weight of the argument-slot loss beside the next-tool loss."""
