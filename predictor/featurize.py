@@ -31,6 +31,21 @@ from toolcast.predictor.config import ModelConfig
 from toolcast.predictor.slots import Candidate, SlotFeaturizer, SlotRow, SourceCounts
 from toolcast.predictor.text import TextEncoder, split_identifier
 
+# The arrays the model takes, in the order its methods take them; the ONNX contract names its graph
+# inputs with these (torch-free here, so the exporter, the model and the contract share one list).
+EVENT_INPUTS = ("ev_type", "ev_tool", "ev_num", "ev_keys", "ev_text", "ev_mask", "agent")
+TOOL_INPUTS = ("tool_id", "tool_num", "tool_name", "tool_desc", "tool_params", "tool_mask")
+SLOT_INPUTS = (
+    "slot_tool",
+    "slot_num",
+    "slot_name",
+    "slot_mask",
+    "cand_num",
+    "cand_key",
+    "cand_event",
+    "cand_mask",
+)
+
 UNKNOWN = "<unknown>"
 SPECIAL_TOOLS: tuple[str, ...] = (RESPOND, UNKNOWN)
 TOOL_ID_UNSEEN, TOOL_ID_RESPOND, TOOL_ID_UNKNOWN = 0, 1, 2

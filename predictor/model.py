@@ -20,26 +20,17 @@ from transformers.models.bert.modeling_bert import BertEncoder
 
 from toolcast.predictor.config import ModelConfig
 from toolcast.predictor.featurize import (
+    EVENT_INPUTS,
     N_EVENT_TYPES,
     N_GAP_BUCKETS,
     N_LEN_BUCKETS,
     N_OUT_KINDS,
+    SLOT_INPUTS,
     TOOL_FEATURE_SIZES,
+    TOOL_INPUTS,
 )
 from toolcast.predictor.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
 
-EVENT_INPUTS = ("ev_type", "ev_tool", "ev_num", "ev_keys", "ev_text", "ev_mask", "agent")
-TOOL_INPUTS = ("tool_id", "tool_num", "tool_name", "tool_desc", "tool_params", "tool_mask")
-SLOT_INPUTS = (
-    "slot_tool",
-    "slot_num",
-    "slot_name",
-    "slot_mask",
-    "cand_num",
-    "cand_key",
-    "cand_event",
-    "cand_mask",
-)
 INPUT_NAMES: tuple[str, ...] = EVENT_INPUTS + TOOL_INPUTS + SLOT_INPUTS
 OUTPUT_NAMES: tuple[str, ...] = ("tool_logits", "slot_logits")
 SLOT_FREE, SLOT_ABSENT, SLOT_FIRST_CANDIDATE = 0, 1, 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from toolcast.predictor.featurize import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.modeldir import ONNX_FILE
 
 OPSET = 17
@@ -92,39 +93,13 @@ class Graph:
 
 ENCODER = Graph(
     "encoder",
-    inputs=(
-        "ev_type",
-        "ev_tool",
-        "ev_num",
-        "ev_keys",
-        "ev_text",
-        "ev_mask",
-        "agent",
-        "tool_id",
-        "tool_num",
-        "tool_name",
-        "tool_desc",
-        "tool_params",
-        "tool_mask",
-    ),
+    inputs=EVENT_INPUTS + TOOL_INPUTS,
     outputs=("tool_logits", "state", "states", "tool_repr"),
     files={"float": ONNX_FILE, "int8": "model.int8.onnx"},
 )
 SLOTS = Graph(
     "slots",
-    inputs=(
-        "state",
-        "states",
-        "tool_repr",
-        "slot_tool",
-        "slot_num",
-        "slot_name",
-        "slot_mask",
-        "cand_num",
-        "cand_key",
-        "cand_event",
-        "cand_mask",
-    ),
+    inputs=("state", "states", "tool_repr", *SLOT_INPUTS),
     outputs=("slot_logits",),
     files={"float": "slots.onnx", "int8": "slots.int8.onnx"},
 )
