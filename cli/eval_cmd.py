@@ -12,7 +12,13 @@ from toolcast.cli.common import add_input_args, atomic_output, fail, report_form
 from toolcast.data import ImportReport, TraceFormatError, load_traces
 from toolcast.predictor.base import Predictor
 from toolcast.predictor.baselines import BASELINES, fit_baseline
-from toolcast.training.evaluate import EvalReport, evaluate, plot_reliability, split_for_eval
+from toolcast.training.evaluate import (
+    EvalReport,
+    evaluate,
+    looping_left_out,
+    plot_reliability,
+    split_for_eval,
+)
 
 log = logging.getLogger("toolcast")
 
@@ -66,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-split", action="store_true",
                    help="measure on all of --data (it is already held out), not on its test split")
     p.add_argument("--seed", type=int, default=0, help="seed of the task-grouped split (default 0)")
+    p.add_argument("--keep-looping", action="store_true",
+                   help="also measure looping traces (an agent repeating one call more than 3 times), which "
+                   "the split leaves out by default, as training does; the count left out is reported")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--plot", metavar="FILE", help="write a reliability diagram (PNG)")
     p.add_argument("--top", type=int, default=20, help="rows of the per-tool table (default 20)")
@@ -83,9 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model and args.train:
         return fail("--train fits a baseline; a --model is already trained (drop --train)")
     if train is None and not args.no_split:
-        fit, test = split_for_eval(data, args.seed)
+        fit, test = split_for_eval(data, args.seed, keep_looping=args.keep_looping)
         setup = {"measured_on": "test split of --data", "fitted_on": "train+validation splits of --data",
-                 "split": "task-grouped 80/10/10", "seed": args.seed}
+                 "split": "task-grouped 80/10/10", "seed": args.seed,
+                 "looping_left_out": None if args.keep_looping else looping_left_out(data, args.seed)}
     else:
         fit, test = (train or []), data
         setup = {"measured_on": "all of --data", "fitted_on": "--train" if train else "(model)"}
@@ -138,6 +148,10 @@ def _print_human(d: dict[str, Any], args: argparse.Namespace) -> None:
     fitted = f", fitted on {s['fit_traces']} traces ({s['fitted_on']})" if s.get("fit_traces") else ""
     split = f"; {s['split']}, seed {s['seed']}" if "split" in s else ""
     print(f"{who}{fitted}; measured on {s['test_traces']} traces ({s['measured_on']}){split}")
+    lo = s.get("looping_left_out")
+    if lo and lo["traces"]:
+        print(f"left out {lo['traces']} looping trace(s) of the test split ({lo['points']} decision points; "
+              "--keep-looping measures them)")
     print(f"decision points {d['n_decision_points']}: {d['n_points']} where the agent called a tool "
           f"(n_points), {d['n_respond_points']} where it answered in text")
     print("a prediction is right when it matches any call of the agent's turn (parallel calls)\n")

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from toolcast.data.io import expand_paths
+from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
 from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, load_splits, traces_of
 from toolcast.predictor.config import Config, ModelConfig
@@ -40,7 +41,7 @@ from toolcast.training.examples import (
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "examples-v4"
+CACHE_VERSION = "examples-v6"  # v5: looping traces out of validation and test; v6: constants rule
 TOKENIZER_FILE, VOCAB_FILE = "tokenizer.json", "vocab.json"
 
 
@@ -237,20 +238,21 @@ class NextCallDataModule(L.LightningDataModule):
             shutil.rmtree(tmp, ignore_errors=True)
 
     def split_traces(self) -> dict[str, list[Trace]]:
-        """Train / validation / test traces: task-grouped, looping traces out of training, holdout applied."""
+        """Train / validation / test traces: task-grouped, looping traces out (`data.quality`: they teach
+        loops, and one stuck session outweighs dozens in validation and test), holdout applied."""
         dd = load_splits(*self.data, seed=self.seed, fractions=self.fractions)
         splits = {name: traces_of(dd[name]) for name in SPLITS}
         if self.config.train.drop_looping:
-            before = len(splits["train"])
-            splits["train"] = [t for t in splits["train"] if not t.metadata.get("looping")]
-            log.info("dropped %d looping traces from training", before - len(splits["train"]))
+            before = {name: len(ts) for name, ts in splits.items()}
+            splits = {name: [t for t in ts if not is_looping(t)] for name, ts in splits.items()}
+            log.info("left out looping traces: %s", {n: before[n] - len(ts) for n, ts in splits.items()})
         held = holdout_predicate(self.holdout)
         if held is not None:
             everything = [t for name in SPLITS for t in splits[name]]
             splits = {
                 "train": [t for t in splits["train"] if not held(t)],
                 "validation": [t for t in splits["validation"] if not held(t)],
-                "test": [t for t in everything if held(t) and not t.metadata.get("looping")],
+                "test": [t for t in everything if held(t)],
             }
             if not splits["test"]:
                 raise ValueError(f"holdout {self.holdout!r} matches no trace")

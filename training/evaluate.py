@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
 from toolcast.predictor.base import Predictor
 from toolcast.training.metrics import (
@@ -59,18 +60,31 @@ def evaluate(predictor: Predictor, traces: Iterable[Trace], k: int = K_EVAL,
     return out
 
 
-def split_for_eval(traces: Sequence[Trace], seed: int) -> tuple[list[Trace], list[Trace]]:
+def split_for_eval(
+    traces: Sequence[Trace], seed: int, keep_looping: bool = False
+) -> tuple[list[Trace], list[Trace]]:
     """(fit, test): train + validation vs. test of the task-grouped split (`data.splits.split_of`).
-    Traces sharing a trace id are kept once, as the cached splits do."""
+    Traces sharing a trace id are kept once, as the cached splits do. Looping traces
+    (`data.quality.is_looping`) are left out of both unless `keep_looping`: training leaves them out too,
+    and one stuck session would otherwise weigh as much as dozens of healthy ones."""
     from toolcast.data.splits import split_of
 
     fit, test, seen = [], [], set()
     for t in traces:
-        if t.trace_id in seen:
+        if t.trace_id in seen or (not keep_looping and is_looping(t)):
             continue
         seen.add(t.trace_id)
         (test if split_of(t.group, seed) == "test" else fit).append(t)
     return fit, test
+
+
+def looping_left_out(traces: Sequence[Trace], seed: int) -> dict[str, int]:
+    """What `split_for_eval` leaves out of the test split: looping traces and their decision points."""
+    from toolcast.data.splits import split_of
+
+    unique = {t.trace_id: t for t in traces}.values()
+    out = [t for t in unique if is_looping(t) and split_of(t.group, seed) == "test"]
+    return {"traces": len(out), "points": sum(1 for t in out for _ in t.decision_points())}
 
 
 @dataclass

@@ -36,13 +36,10 @@ from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records
-from toolcast.data.schema import Message, ToolCall, ToolSpec, Trace, canonical_args
+from toolcast.data.quality import mark_looping
+from toolcast.data.schema import Message, ToolCall, ToolSpec, Trace
 
 SOURCE = "tau2"
-LOOP_REPEATS = 3
-"""A simulation loops when more than this many agent calls repeat the call just before them (same tool,
-same canonical arguments). This is the rule of ../shared/data MANIFEST.json (`identical_consecutive_pairs`),
-which gives its 18 looping simulations."""
 
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
                (dict, "object"))
@@ -185,10 +182,7 @@ def _read_simulation(loc: Location, sim: Any, header: _Header) -> Trace:
             policy, hashlib.sha256(policy.encode()).hexdigest()[:16])
     trace = Trace(trace_id=str(sim_id), group=f"{domain}:{task_id}", source=SOURCE, metadata=metadata,
                   events=events)
-    repeats, longest = _repeats(trace.calls)
-    trace.metadata.update(looping=repeats > LOOP_REPEATS, identical_repeats=repeats,
-                          longest_identical_run=longest)
-    return trace
+    return mark_looping(trace)
 
 
 class _UserBlock:
@@ -350,19 +344,6 @@ def _epoch(value: Any, where: Location, field_name: str) -> float | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp.timestamp()
-
-
-def _repeats(calls: list[ToolCall]) -> tuple[int, int]:
-    """(how many calls repeat the call just before them, the longest run of identical calls)."""
-    repeats, best, run, prev = 0, 0, 0, None
-    for call in calls:
-        key = (call.tool, canonical_args(call.args))
-        if key == prev:
-            repeats, run = repeats + 1, run + 1
-        else:
-            run = 1
-        best, prev = max(best, run), key
-    return repeats, best
 
 
 # ---- tool specs ------------------------------------------------------------------------------------

@@ -91,3 +91,29 @@ def test_baseline_eval_runs_without_torch(logs):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["n_points"] > 0
+
+
+def stuck(i: int) -> Trace:
+    """An agent that calls get_user with the same id six times in a row (a looping trace)."""
+    t = world(i)
+    call = t.events[2]
+    t.events[3:3] = [ToolCall(f"r{i}{j}", 1 + j, "get_user", dict(call.args), call.output) for j in range(5)]
+    return t
+
+
+def test_looping_traces_are_left_out_and_counted_unless_kept(tmp_path, capsys):
+    from toolcast.data.splits import split_of
+
+    traces = [world(i) for i in range(60)] + [stuck(i) for i in range(60, 120)]
+    logs = write(tmp_path / "mixed.jsonl", traces)
+    looping_in_test = [t for t in traces[60:] if split_of(t.group, 0) == "test"]
+    assert looping_in_test  # the fixture must put some in the test split
+    assert main(["eval", "--data", logs, "--baseline", "pattern", "--json"]) == 0
+    left_out = json.loads(capsys.readouterr().out)
+    assert left_out["setup"]["looping_left_out"]["traces"] == len(looping_in_test)
+    assert main(["eval", "--data", logs, "--baseline", "pattern", "--json", "--keep-looping"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert kept["setup"]["looping_left_out"] is None
+    assert kept["setup"]["test_traces"] == left_out["setup"]["test_traces"] + len(looping_in_test)
+    assert main(["eval", "--data", logs, "--baseline", "pattern"]) == 0
+    assert f"left out {len(looping_in_test)} looping trace(s)" in capsys.readouterr().out
