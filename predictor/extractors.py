@@ -21,10 +21,12 @@ the predictors consume it and dependencies point one way (runtime -> predictor -
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from toolcast.data import jsonpaths
@@ -255,24 +257,42 @@ KINDS: tuple[str, ...] = tuple(EXTRACTORS)
 # ---- per-event cache ---------------------------------------------------------------------------------
 
 
+def event_key(event: Event) -> tuple:
+    """What an event's findings and mentions depend on, to tell a changed event from the one cached.
+    Events are mutable: the runtime appends a call and fills its `output` when it returns. Strings are
+    compared by identity first (cheap); `args` is compared with a copy taken when the event was seen,
+    so a dict changed in place is noticed too."""
+    if isinstance(event, ToolCall):
+        return (ToolCall, event.tool, event.output, event.args)
+    return (Message, event.role, event.text)
+
+
+def _frozen_key(event: Event) -> tuple:
+    """`event_key` with a private deep copy of the arguments (the one kept beside the cached results)."""
+    key = event_key(event)
+    return (*key[:3], copy.deepcopy(key[3])) if key[0] is ToolCall else key
+
+
 class _EventCache:
     """Extraction results per event object. Keyed by id() with the event kept alive (and compared by
-    identity), because events are mutable dataclasses and so unhashable; bounded, cleared when full."""
+    identity, then by `event_key`: an output filled in after the event was first seen is extracted
+    again), because events are mutable dataclasses and so unhashable; bounded, cleared when full."""
 
     def __init__(self, size: int = 100_000):
         self._size = size
-        self._d: dict[int, tuple[Event, dict[str, list[tuple[str, Any, str]]]]] = {}
+        self._d: dict[int, tuple[Event, tuple, dict[str, list[tuple[str, Any, str]]]]] = {}
         self._lock = threading.Lock()
 
     def get(self, event: Event) -> dict[str, list[tuple[str, Any, str]]]:
         hit = self._d.get(id(event))
-        if hit is not None and hit[0] is event:
-            return hit[1]
+        if hit is not None and hit[0] is event and hit[1] == event_key(event):
+            return hit[2]
+        key = _frozen_key(event)
         found = {kind: [(p, v, value_id(v)) for p, v in ex.fn(event)] for kind, ex in EXTRACTORS.items()}
         with self._lock:
             if len(self._d) >= self._size:
                 self._d.clear()
-            self._d[id(event)] = (event, found)
+            self._d[id(event)] = (event, key, found)
         return found
 
 
@@ -295,9 +315,10 @@ def role_of(event: Event) -> str:
 _SPAN = re.compile(r"\[\d+:\d+\]")
 
 
+@lru_cache(maxsize=65536)
 def path_shape(path: str) -> str:
     """The shape a rule is written in: list indexes and text spans generalised
-    (`reservations[3].id` -> `reservations[*].id`, `text[12:20]` -> `text`)."""
+    (`reservations[3].id` -> `reservations[*].id`, `text[12:20]` -> `text`); memoised (pure)."""
     return jsonpaths.generalize(_SPAN.sub("", path))
 
 
@@ -335,12 +356,17 @@ def _role(kind: str, event: Event) -> str:
 
 def mentions(context: Context, kinds: Iterable[str] | None = None) -> list[Mention]:
     """Every mention in the context, newest event first, then kind, then reading order."""
+    return [m for m, _vid in _mentions_with_ids(context, kinds)]
+
+
+def _mentions_with_ids(context: Context, kinds: Iterable[str] | None) -> list[tuple[Mention, str]]:
+    """`mentions`, each with its value id (computed once per event by the cache, not per context)."""
     wanted = tuple(kinds) if kinds is not None else KINDS
     unknown = [k for k in wanted if k not in EXTRACTORS]
     if unknown:
         raise ValueError(f"unknown extractor kind(s) {unknown}; known: {', '.join(KINDS)}")
     ranks: dict[str, dict[str, int]] = {k: {} for k in wanted}  # kind -> value id -> rank
-    out: list[Mention] = []
+    out: list[tuple[Mention, str]] = []
     n = len(context.events)
     for idx in range(n - 1, -1, -1):
         event = context.events[idx]
@@ -350,7 +376,8 @@ def mentions(context: Context, kinds: Iterable[str] | None = None) -> list[Menti
             kind_ranks = ranks[kind]
             for path, value, vid in found[kind]:
                 rank = kind_ranks.setdefault(vid, len(kind_ranks))
-                out.append(Mention(value, kind, idx, _role(kind, event), tool, path, rank, n - 1 - idx))
+                m = Mention(value, kind, idx, _role(kind, event), tool, path, rank, n - 1 - idx)
+                out.append((m, vid))
     return out
 
 
@@ -388,8 +415,9 @@ class Candidate:
 
 
 def extract_candidates(context: Context, kinds: Iterable[str] | None = None) -> list[Candidate]:
-    """Distinct values of the context (type-exact), ordered by their newest mention."""
+    """Distinct values of the context (type-exact), ordered by their newest mention. From scratch: the
+    specification `session_candidates.SessionCandidates` (a session's pool kept across steps) matches."""
     groups: dict[str, list[Mention]] = {}
-    for m in mentions(context, kinds):
-        groups.setdefault(value_id(m.value), []).append(m)
+    for m, vid in _mentions_with_ids(context, kinds):
+        groups.setdefault(vid, []).append(m)
     return [Candidate(ms[0].value, tuple(ms)) for ms in groups.values()]

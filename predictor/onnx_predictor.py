@@ -6,7 +6,9 @@ together: a missing, corrupt, truncated or mismatched file is a `ModelDirError` 
 was expected. It then predicts exactly as the torch `LearnedPredictor` does, with the same featurizer and
 `decode`:
 
-1. featurize the context (event rows cached per event, so a growing session re-encodes only new events);
+1. featurize the context (event rows cached per event, so a growing session re-encodes only new events;
+   argument-value candidates kept per session by `session_candidates.SessionCandidates`, which adds only
+   the new events' mentions);
 2. run the `encoder` graph -> tool logits and the context states;
 3. build slot rows for the likeliest tools (`DecodeSettings.beam_tools`), run the `slots` graph on them;
 4. decode: calibrated softmax, a small beam over slot values -> the top-k calls.
@@ -37,6 +39,7 @@ from toolcast.predictor.extractors import extract_candidates
 from toolcast.predictor.featurize import EventRow, Extract, Features, event_row
 from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
 from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, MANIFEST_FILE, SLOTS, Variant
+from toolcast.predictor.session_candidates import SessionCandidates
 from toolcast.predictor.slots import SlotRow
 
 MANIFEST_VERSION = 1
@@ -243,6 +246,8 @@ class Predictor:
     ):
         self.parts, self.variant = parts, variant
         self.settings = settings or DecodeSettings()
+        if extract is extract_candidates:  # the default: the same candidates, a session's pool kept
+            extract = SessionCandidates()
         self.featurizer = parts.featurizer(extract)
         self.sessions = {ENCODER.name: encoder, SLOTS.name: slots}
         self.inputs = {k: [i.name for i in s.get_inputs()] for k, s in self.sessions.items()}

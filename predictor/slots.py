@@ -25,6 +25,7 @@ import numpy as np
 from toolcast.data.schema import Context, ToolCall, ToolSpec, canonical_args
 from toolcast.predictor import cues
 from toolcast.predictor.extractors import path_shape
+from toolcast.predictor.session_candidates import CandidatePool, Source
 from toolcast.predictor.text import split_identifier
 
 SourceCounts = dict[str, dict[str, dict[str, int]]]
@@ -144,7 +145,9 @@ def _fits(v: Any, types: list[str]) -> int:
     return 1 if fits else 2
 
 
+@lru_cache(maxsize=65536)
 def last_key(path: str | None) -> str:
+    """The key a value sits under (`reservations[0].id` -> `id`); "" for text spans. Memoised (pure)."""
     if not path or path.startswith("text["):
         return ""
     return _INDEX.sub("", path).rsplit(".", 1)[-1]
@@ -186,6 +189,12 @@ class _Pool:
     enums: list[int]
     """Candidates of the enum kind (boosted like constants; extractors never make them)."""
     groups: dict[tuple[str, ...], _TypeGroup]
+    sources: list[Source] | None = None
+    """A session pool's newest mentions, in pool order (`session_candidates.CandidatePool`)."""
+    cids: list[int] | None = None
+    cache: dict[Any, Any] | None = None
+    """The session's per-candidate results, kept across steps: (types) -> candidate -> (its source,
+    coerced value, canonical form, fit)."""
 
 
 @dataclass
@@ -258,6 +267,7 @@ class SlotFeaturizer:
         self.max_slots, self.max_candidates = max_slots, max_candidates
         self.max_name_tokens, self.max_events = max_name_tokens, max_events
         self._ids: dict[str, list[int]] = {}
+        self._p_source: dict[tuple[str, str], dict[str, float] | None] = {}
 
     def identifier_ids(self, name: str) -> list[int]:
         """Token ids of a slot or key name; cached (a log has a bounded set of them)."""
@@ -290,10 +300,12 @@ class SlotFeaturizer:
             "cand_event": np.zeros((s_max, m), np.int64),
             "cand_mask": np.zeros((s_max, m), bool),
         }
-        used = _earlier_uses(context)
         rows: list[SlotRow] = []
+        if not tools:
+            return arr, rows
+        used = candidates.earlier_uses() if isinstance(candidates, CandidatePool) else _earlier_uses(context)
         n_events = len(context.events)
-        pool = _pool(candidates) if tools else None
+        pool = _pool(candidates)
         for tool_index, spec in tools:
             props = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
             props = props if isinstance(props, dict) else {}
@@ -316,7 +328,7 @@ class SlotFeaturizer:
                 ids = self.identifier_ids(slot)
                 arr["slot_name"][r, : len(ids)] = ids
                 chosen = self._rank(spec.name, slot, types, enum, pool, used)
-                p_source = source_probabilities(self.sources, spec.name, slot, minus)
+                p_source = self._source_probabilities(spec.name, slot, minus)
                 values = []
                 feats, events = [], []
                 for j, (score_row, cand, value, canon) in enumerate(chosen):
@@ -347,6 +359,17 @@ class SlotFeaturizer:
                     arr["cand_mask"][r, : len(chosen)] = True
                 rows.append(SlotRow(spec.name, slot, values))
         return arr, rows
+
+    def _source_probabilities(
+        self, tool: str, slot: str, minus: SourceCounts | None
+    ) -> dict[str, float] | None:
+        """`source_probabilities`, memoised when nothing is left out (the embedded predictor's case)."""
+        if minus:
+            return source_probabilities(self.sources, tool, slot, minus)
+        key = (tool, slot)
+        if key not in self._p_source:
+            self._p_source[key] = source_probabilities(self.sources, tool, slot, None)
+        return self._p_source[key]
 
     def _rank(
         self,
@@ -473,7 +496,62 @@ class SlotFeaturizer:
         return out
 
 
+@dataclass
+class _PoolCandidate:
+    """A session pool's candidate as the ranking reads it (made only for the values it scores)."""
+
+    value: Any
+    source_event: int
+    source_tool: str | None
+    source_path: str
+    rank: int
+    kind: str
+
+
+class _LazyCands(Sequence):
+    def __init__(self, sources: list[Source], ranks: list[int]):
+        self.sources, self.ranks = sources, ranks
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        s = self.sources[i]
+        return _PoolCandidate(s.value, s.event, s.tool, s.path, self.ranks[i], s.kind)
+
+
+def _session_pool(cp: CandidatePool) -> _Pool:
+    sources = cp.sources
+    keys = [last_key(s.path) for s in sources]
+    by_key: dict[str, list[int]] = {"": []}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    key_words = {k: _key_words(k) for k in by_key}
+    return _Pool(
+        _LazyCands(sources, cp.capped_ranks),  # type: ignore[arg-type]
+        [s.value for s in sources],
+        [s.kind for s in sources],
+        cp.capped_ranks,
+        keys,
+        by_key,
+        key_words,
+        [],  # extractors never make enum candidates
+        {},
+        sources,
+        cp.order,
+        cp.state.slot_cache,
+    )
+
+
+@lru_cache(maxsize=16384)
+def _key_words(key: str) -> tuple[str, set[str]]:
+    words = split_identifier(key)
+    return words, set(words.split())
+
+
 def _pool(candidates: Sequence[Candidate]) -> _Pool:
+    if isinstance(candidates, CandidatePool):
+        return _session_pool(candidates)
     cands = list(candidates)
     keys = [last_key(c.source_path) for c in cands]
     by_key: dict[str, list[int]] = {}
@@ -496,9 +574,21 @@ def _group(pool: _Pool, types: list[str]) -> _TypeGroup:
     group = pool.groups.get(key)
     if group is not None:
         return group
-    values = [coerce(v, types) for v in pool.values]
-    canons = [_canon(v) for v in values]
-    fits = [_fits(v, types) for v in values]
+    if pool.cache is not None and pool.sources is not None and pool.cids is not None:
+        per = pool.cache.setdefault(key, {})
+        values, canons, fits = [], [], []
+        for c, src in zip(pool.cids, pool.sources, strict=True):
+            hit = per.get(c)
+            if hit is None or hit[0] is not src:
+                v = coerce(src.value, types)
+                hit = per[c] = (src, v, _canon(v), _fits(v, types))
+            values.append(hit[1])
+            canons.append(hit[2])
+            fits.append(hit[3])
+    else:
+        values = [coerce(v, types) for v in pool.values]
+        canons = [_canon(v) for v in values]
+        fits = [_fits(v, types) for v in values]
     # Priority without any slot boost (enum-kind candidates are always rescored as touched).
     base = [(-6 if f == 2 else 0) - 0.05 * min(r, 40) for f, r in zip(fits, pool.ranks, strict=True)]
     members: dict[str, list[int]] = {}

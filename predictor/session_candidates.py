@@ -1,0 +1,224 @@
+"""A session's argument-value candidates kept across steps: a step adds only its new events' mentions.
+
+The agent process calls the predictor at every step with the history it saw before plus one new event.
+`extractors.extract_candidates` (the specification) re-merges every mention of the whole history each
+time: ~1,000 mentions at 64 events, 15 ms at 256. `SessionCandidates` keeps, per session, the merged
+pool (distinct values by value id, their newest mention, their rank in each extractor kind's list) and
+folds in the new events: a value mentioned by the new event moves to the front of the pool and of its
+kinds' lists, every other value keeps its order (its rank can only grow, by the new values ahead of it).
+
+A context is served from a kept pool only when the pool's events are a prefix of it: the same objects,
+each unchanged since it was folded in (`extractors.event_key`: a call whose output was filled in later,
+an edited message, changed arguments all count as changed). Anything else (another session, an edited
+or shortened history) starts a new pool from the first event: the from-scratch path. Pools are kept
+per first event object, least recently used dropped beyond `size`.
+
+What a step returns, `CandidatePool`, is a sequence of `extractors.Candidate` equal to
+`extract_candidates(context)` (built on demand: tests, other consumers) and carries what the slot
+featurizer reads directly: the pool in order, and each value's best rank capped at `RANK_CAP - 1` (the
+slot features cannot tell larger ranks apart: rank buckets end at 63, priorities at 40).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from toolcast.data.schema import Context, Event, ToolCall, canonical_args
+from toolcast.predictor.extractors import (
+    KINDS,
+    Candidate,
+    Mention,
+    _frozen_key,
+    event_key,
+    extract_event,
+    role_of,
+)
+
+RANK_CAP = 64
+"""Ranks kept exactly per kind; larger ones read as RANK_CAP - 1 by the slot featurizer."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A value's newest mention: what the slot featurizer reads of a candidate."""
+
+    value: Any
+    kind: str
+    """"extractor kind:role" ("json_leaf:output"), as `slots.kind_of` gives it."""
+    event: int
+    tool: str | None
+    path: str
+
+
+class _State:
+    """One session's merged pool after `len(events)` events."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.keys: list[tuple] = []
+        """`_frozen_key` of each event when it was folded in."""
+        self.cid: dict[str, int] = {}
+        """Value id -> candidate number (order of first sight)."""
+        self.vids: list[str] = []
+        self.src: list[Source] = []
+        """Newest mention of each candidate."""
+        self.blocks: list[list[tuple[int, list[tuple[str, str, str | None, str, Any]]]]] = []
+        """Per candidate: (event index, its mentions there in reading order: kind, role, tool, path,
+        value), oldest event first."""
+        self.order: list[int] = []
+        """Candidates by newest mention (the pool order)."""
+        self.top: dict[str, list[int]] = {k: [] for k in KINDS}
+        """Per kind: the first RANK_CAP distinct candidates, newest first (their ranks)."""
+        self.calls: list[list[tuple[str, str, str]]] = []
+        """Per event: (tool, slot, canonical value) of its arguments (earlier uses)."""
+        self.slot_cache: dict[Any, Any] = {}
+        """The slot featurizer's per-candidate results (by candidate and schema types)."""
+
+    def matches(self, events: Sequence[Event]) -> bool:
+        """This pool's events are a prefix of `events`, the same objects, none changed since."""
+        n = len(self.events)
+        if n > len(events):
+            return False
+        for i in range(n - 1, -1, -1):  # newest first: a filled-in output is most likely there
+            e = events[i]
+            if e is not self.events[i] or event_key(e) != self.keys[i]:
+                return False
+        return True
+
+    def fold(self, event: Event) -> None:
+        """Add the next event's mentions."""
+        idx = len(self.events)
+        found = extract_event(event)
+        self.events.append(event)
+        self.keys.append(_frozen_key(event))
+        tool = event.tool if isinstance(event, ToolCall) else None
+        erole = role_of(event)
+        front: list[int] = []  # distinct candidates of this event, in its reading order
+        seen: set[int] = set()
+        for kind in KINDS:
+            role = "call" if kind == "argument" else erole
+            head: list[int] = []
+            head_set: set[int] = set()
+            for path, value, vid in found[kind]:
+                c = self.cid.get(vid)
+                if c is None:
+                    c = self.cid[vid] = len(self.vids)
+                    self.vids.append(vid)
+                    self.src.append(None)  # type: ignore[arg-type]  # set just below
+                    self.blocks.append([])
+                if c not in seen:
+                    seen.add(c)
+                    front.append(c)
+                    self.src[c] = Source(value, f"{kind}:{role}", idx, tool, path)
+                    self.blocks[c].append((idx, []))
+                self.blocks[c][-1][1].append((kind, role, tool, path, value))
+                if c not in head_set:
+                    head_set.add(c)
+                    head.append(c)
+            if head:
+                old = self.top[kind]
+                self.top[kind] = (head + [c for c in old if c not in head_set])[:RANK_CAP]
+        if front:
+            self.order = front + [c for c in self.order if c not in seen]
+        if isinstance(event, ToolCall):
+            self.calls.append([(event.tool, s, canonical_args(v)) for s, v in event.args.items()])
+        else:
+            self.calls.append([])
+
+
+class CandidatePool(Sequence[Candidate]):
+    """One context's candidates (a `SessionCandidates` step): equal to `extract_candidates(context)`
+    as a sequence; `order`, `sources`, `capped_ranks` and `earlier_uses` for the slot featurizer."""
+
+    def __init__(self, state: _State, n_events: int):
+        self.state, self.n_events = state, n_events
+        self.order = list(state.order)
+        self.sources = [state.src[c] for c in self.order]
+        best: dict[int, int] = {}
+        for lst in state.top.values():
+            for r, c in enumerate(lst):
+                if r < best.get(c, RANK_CAP):
+                    best[c] = r
+        self.capped_ranks = [best.get(c, RANK_CAP - 1) for c in self.order]
+        used: dict[tuple[str, str], set[str]] = {}
+        for calls in state.calls[:n_events]:
+            for tool, slot, canon in calls:
+                for key in ((tool, slot), ("", slot), ("", "")):
+                    used.setdefault(key, set()).add(canon)
+        self.used = used
+        self._full: list[Candidate] | None = None
+
+    def earlier_uses(self) -> dict[tuple[str, str], set[str]]:
+        return self.used
+
+    # ---- the full candidates, on demand (the same objects `extract_candidates` makes) ----
+    def _materialize(self) -> list[Candidate]:
+        if self._full is None:
+            st, n = self.state, self.n_events
+            ranks: dict[str, dict[int, int]] = {k: {} for k in KINDS}
+            for idx in range(n - 1, -1, -1):  # exact ranks, as `mentions` numbers them
+                found = extract_event(st.events[idx])
+                for kind in KINDS:
+                    kr = ranks[kind]
+                    for _p, _v, vid in found[kind]:
+                        kr.setdefault(st.cid[vid], len(kr))
+            out = []
+            for c in self.order:
+                ms = []
+                for idx, block in reversed(st.blocks[c]):
+                    if idx >= n:  # folded in after this step (the pool went on to a longer context)
+                        continue
+                    for kind, role, tool, path, value in block:
+                        ms.append(Mention(value, kind, idx, role, tool, path, ranks[kind][c], n - 1 - idx))
+                out.append(Candidate(ms[0].value, tuple(ms)))
+            self._full = out
+        return self._full
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._materialize()[i]
+
+    def __iter__(self):
+        return iter(self._materialize())
+
+
+class SessionCandidates:
+    """`Extract` for an agent process: `extract_candidates` with each session's pool kept across steps.
+    Thread-safe (one lock; a step's fold is short). size: sessions kept (least recently used dropped)."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._pools: OrderedDict[int, _State] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __call__(self, context: Context, kinds: Any = None) -> Sequence[Candidate]:
+        if kinds is not None:
+            from toolcast.predictor.extractors import extract_candidates
+
+            return extract_candidates(context, kinds)
+        events = context.events
+        with self._lock:
+            if not events:
+                return CandidatePool(_State(), 0)
+            key = id(events[0])
+            state = self._pools.get(key)
+            if state is not None and state.matches(events):
+                self.hits += 1
+                self._pools.move_to_end(key)
+            else:
+                self.misses += 1
+                state = _State()
+                self._pools[key] = state
+                self._pools.move_to_end(key)
+                while len(self._pools) > self.size:
+                    self._pools.popitem(last=False)
+            for e in events[len(state.events) :]:
+                state.fold(e)
+            return CandidatePool(state, len(events))

@@ -1,0 +1,159 @@
+"""A session's candidate pool kept across steps gives exactly what the from-scratch path gives.
+
+`extract_candidates` (every mention of the whole history merged again) is the specification;
+`SessionCandidates` folds in only the new events. Checked over growing contexts of the bundled sample
+traces: the candidates themselves (every mention, rank and recency), the slot featurizer's arrays and
+rows (bitwise), and the embedded predictor's predictions (exactly equal probabilities). Also the cases
+a kept pool must not serve: a call whose output is filled in after it was first seen (the runtime does
+that), a message edited in place, an edited / shortened history, another session in between.
+Torch-free: runs in the base-install environment too (`make test-embedded`).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toolcast.data.load import load_traces
+from toolcast.data.samples import sample_files
+from toolcast.data.schema import Context, Message, ToolCall, Trace
+from toolcast.predictor import Predictor
+from toolcast.predictor.extractors import extract_candidates, extract_event
+from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.session_candidates import SessionCandidates
+from toolcast.predictor.slots import SlotFeaturizer
+from toolcast.predictor.text import TextEncoder
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
+VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "reservation": 6}
+
+
+@pytest.fixture(scope="module")
+def traces() -> list[Trace]:
+    """A few traces of each bundled sample file (tau2 airline / retail / telecom, BFCL)."""
+    return [t for path in sample_files() for t in load_traces(path)[:2]]
+
+
+def context_of(trace: Trace, events) -> Context:
+    return Context(events=list(events), tools=trace.tools, metadata=trace.metadata)
+
+
+def assert_same_candidates(got, context: Context) -> None:
+    want = extract_candidates(context)
+    assert len(got) == len(want)
+    assert list(got) == want  # values, and every mention: kind, event, role, tool, path, rank, recency
+
+
+def slot_featurizer() -> SlotFeaturizer:
+    return SlotFeaturizer(TextEncoder(VOCAB), {"json_leaf:output": 3, "word:user": 5}, {}, 8, 24, 8, 64)
+
+
+def assert_same_slots(sf: SlotFeaturizer, got, context: Context) -> None:
+    tools = tool_candidates(context, 48)
+    wanted = [(i, s) for i, s in enumerate(tools.specs) if i >= len(SPECIAL_TOOLS) and s is not None][:4]
+    a_got, rows_got = sf.build(context, got, wanted)
+    a_want, rows_want = sf.build(context, extract_candidates(context), wanted)
+    assert rows_got == rows_want
+    for name, a in a_want.items():
+        assert a_got[name].dtype == a.dtype and np.array_equal(a_got[name], a), name
+
+
+def test_growing_sessions_match_the_from_scratch_path(traces):
+    sc, sf = SessionCandidates(), slot_featurizer()
+    steps = 0
+    for trace in traces:
+        for n in range(1, len(trace.events) + 1):
+            context = context_of(trace, trace.events[:n])
+            pool = sc(context)
+            assert_same_candidates(pool, context)
+            if n % 3 == 0 or n == len(trace.events):
+                assert_same_slots(sf, pool, context)
+            steps += 1
+    assert sc.hits >= steps - 2 * len(traces)  # each session's pool was kept and extended
+
+
+def test_several_events_at_once_and_interleaved_sessions(traces):
+    sc, sf = SessionCandidates(size=2), slot_featurizer()
+    a, b, c = traces[0], traces[2], traces[4]
+    for n in range(2, 40, 5):  # three sessions in turn through a cache of two: evicted, rebuilt
+        for t in (a, b, c):
+            context = context_of(t, t.events[:n])
+            pool = sc(context)
+            assert_same_candidates(pool, context)
+            assert_same_slots(sf, pool, context)
+
+
+def test_an_output_filled_in_later_is_extracted_again(traces):
+    trace = traces[0]
+    calls = [i for i, e in enumerate(trace.events) if isinstance(e, ToolCall) and e.output and i > 3]
+    i = calls[0]
+    events = copy.deepcopy(trace.events[: i + 2])
+    call = events[i]
+    output, call.output = call.output, None  # the runtime appends the call, fills the output later
+    sc, sf = SessionCandidates(), slot_featurizer()
+    before = context_of(trace, events[: i + 1])
+    assert_same_candidates(sc(before), before)
+    found_before = extract_event(call)
+    call.output = output
+    assert extract_event(call) != found_before  # the per-event cache saw the change
+    for n in (i + 1, i + 2):  # the same context again, then with one more event
+        context = context_of(trace, events[:n])
+        pool = sc(context)
+        assert_same_candidates(pool, context)
+        assert_same_slots(sf, pool, context)
+    assert sc.misses == 2  # the pool from before the output was not reused
+
+
+def test_edited_shortened_and_foreign_histories_start_again(traces):
+    trace = traces[1]
+    events = copy.deepcopy(trace.events[:30])
+    sc, sf = SessionCandidates(), slot_featurizer()
+    sc(context_of(trace, events))
+    user = next(e for e in events[1:] if isinstance(e, Message) and e.role == "user")
+    user.text = "Actually my id is zz_9999 and I fly from LAX to 'Crescent Hollow'."  # edited in place
+    cases = [
+        events,
+        events[:10],  # shortened: the kept pool is not a prefix of it
+        [*events[:5], Message("user", "order #W1234567 please"), *events[6:]],  # one event replaced
+        [events[0], *copy.deepcopy(events[1:])],  # the same first event, new objects after it
+    ]
+    for evs in cases:
+        context = context_of(trace, evs)
+        pool = sc(context)
+        assert_same_candidates(pool, context)
+        assert_same_slots(sf, pool, context)
+    assert sc.misses == 1 + len(cases)
+    args_call = next(e for e in events if isinstance(e, ToolCall) and e.args)
+    context = context_of(trace, events)
+    sc(context)
+    key = next(iter(args_call.args))
+    args_call.args[key] = "changed-in-place"
+    assert_same_candidates(sc(context), context)
+
+
+def test_empty_context_and_kinds_fall_back():
+    sc = SessionCandidates()
+    assert list(sc(Context(events=[], tools=[]))) == []
+    ctx = Context(events=[Message("user", "order W123 for user_7")], tools=[])
+    assert sc(ctx, kinds=["ident"]) == extract_candidates(ctx, kinds=["ident"])
+
+
+def test_predictor_steps_match_the_from_scratch_predictor(traces):
+    """The embedded predictor's arrays and predictions with the kept pools are the from-scratch ones."""
+    session = Predictor.load(FIXTURE)
+    scratch = Predictor.load(FIXTURE, extract=lambda c: extract_candidates(c))
+    for trace in traces[:4]:
+        for n in range(1, min(len(trace.events), 40) + 1):
+            context = context_of(trace, trace.events[:n])
+            got, want = session.runs([context])[0], scratch.runs([context])[0]
+            assert got.slot_rows == want.slot_rows
+            for name, a in want.slot_inputs.items():
+                assert np.array_equal(got.slot_inputs[name], a), name
+            assert np.array_equal(got.slot_logits, want.slot_logits)
+            p_got, p_want = session.predict(context, 3), scratch.predict(context, 3)
+            assert [(c.key, c.p_tool, c.p_call, c.free) for c in p_got] == [
+                (c.key, c.p_tool, c.p_call, c.free) for c in p_want
+            ]
