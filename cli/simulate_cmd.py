@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=3, help="candidates asked of each predictor (default 3)")
     p.add_argument("--lambda", dest="lambda0", type=float, default=1.0,
                    help="price of a wasted tool-second against a saved second on an idle pool (default 1)")
+    p.add_argument("--online-calibration", action="store_true",
+                   help="price candidates with p corrected online by the outcomes seen so far in the run "
+                   "(each policy starts from nothing; only past outcomes are used)")
     p.add_argument("--limit", type=int, help="replay at most this many traces (the first, in file order)")
     p.add_argument("--format", default="auto", choices=FORMAT_NAMES, help="log format (default: auto)")
     p.add_argument("--errors", default="raise", choices=("raise", "skip"), help="on a bad record")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         profile = LatencyProfile.load(args.latency) if args.latency else LatencyProfile.default()
         contracts = load_replay_policy(args.contracts)
         config = SimConfig(sessions=args.sessions, workers=args.workers, k=args.k, tool_time=args.tool_time,
-                           planner=PlannerConfig(lambda0=args.lambda0))
+                           planner=PlannerConfig(lambda0=args.lambda0,
+                                                 online_calibration=args.online_calibration))
     except ValueError as e:
         return fail(str(e))
     try:

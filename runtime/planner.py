@@ -11,8 +11,9 @@ tool-worker pool, and infinite while authoritative calls wait for a worker. Cand
 threshold launch, best first, within budgets: in flight per session, per tool and in total.
 
 S (per tool) and L (per model) start from priors (the logs' timings or a latency profile) and follow the
-observed times online as exponentially weighted moving averages. Pure and clock-free: the live runtime
-and the replay simulator share this code.
+observed times online as exponentially weighted moving averages. With `online_calibration`, p itself is
+corrected by what the runtime has seen come true (`OnlineCalibration`). Pure and clock-free: the live
+runtime and the replay simulator share this code.
 """
 
 from __future__ import annotations
@@ -48,12 +49,18 @@ class PlannerConfig:
     """L for a model with no prior and no observation yet."""
     tool_cost: dict[str, float] = field(default_factory=dict)
     """Tool name -> C override (e.g. a paid API); else C = S."""
+    online_calibration: bool = False
+    """Price candidates with p corrected by the outcomes seen so far (`OnlineCalibration`)."""
+    calibration_weight: float = 5.0
+    """How many observations the predictor's own p counts as, per reliability bin."""
 
     def __post_init__(self) -> None:
         if self.lambda0 < 0:
             raise ValueError(f"lambda0 must be >= 0, got {self.lambda0}")
         if not 0 < self.ewma_alpha <= 1:
             raise ValueError(f"ewma_alpha must be in (0, 1], got {self.ewma_alpha}")
+        if self.calibration_weight <= 0:
+            raise ValueError(f"calibration_weight must be > 0, got {self.calibration_weight}")
         for name in ("max_per_session", "max_per_tool", "max_in_flight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -104,6 +111,41 @@ class Estimates:
         return {"tool": dict(self.tool), "llm": dict(self.llm)}
 
 
+class OnlineCalibration:
+    """p(call) as it comes true in this deployment: a reliability table filled online.
+
+    Every complete, eligible candidate the predictor gives is an observation once the agent's next turn
+    is known (hit: the turn issued that exact call), whether it was launched or not, so learning costs no
+    tool time and does not depend on what the planner chose. The corrected p of a candidate is the hit
+    rate of its p bin, shrunk toward p itself with `weight` pseudo-observations: with no outcomes yet it
+    is the predictor's p, and a predictor whose p runs high or low for this agent is corrected after a
+    few dozen candidates. Only past outcomes are used.
+    """
+
+    def __init__(self, bins: int = 10, weight: float = 5.0):
+        self.bins = bins
+        self.weight = weight
+        self.hits = [0.0] * bins
+        self.seen = [0.0] * bins
+
+    def _bin(self, p: float) -> int:
+        return min(self.bins - 1, max(0, int(p * self.bins)))
+
+    def adjust(self, p: float) -> float:
+        b = self._bin(p)
+        return (self.hits[b] + self.weight * p) / (self.seen[b] + self.weight)
+
+    def observe(self, p: float, hit: bool) -> None:
+        b = self._bin(p)
+        self.seen[b] += 1
+        self.hits[b] += 1.0 if hit else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bins": [{"p": f"{i / self.bins:.1f}-{(i + 1) / self.bins:.1f}", "seen": int(n),
+                          "hit_rate": round(h / n, 4) if n else None}
+                         for i, (h, n) in enumerate(zip(self.hits, self.seen, strict=True))]}
+
+
 @dataclass
 class Occupancy:
     """What is running now: the planner's view of the budgets and of the load."""
@@ -128,12 +170,20 @@ class Choice:
     utility: float
     launch: bool
     reason: str = ""
+    eligible: bool = True
+    """Complete, of a tool the session has, allowed by its contract and schema (launched or not)."""
 
 
 class Planner:
     def __init__(self, config: PlannerConfig | None = None, estimates: Estimates | None = None):
         self.config = config or PlannerConfig()
         self.estimates = estimates or Estimates.from_config(self.config)
+        self.calibration = OnlineCalibration(weight=self.config.calibration_weight)
+
+    def p_of(self, pred: CallPrediction) -> float:
+        """The p the planner prices a candidate with: the predictor's, or its online-corrected value."""
+        p = max(0.0, min(1.0, pred.p_call))
+        return self.calibration.adjust(p) if self.config.online_calibration else p
 
     def price_of_waste(self, occ: Occupancy) -> float:
         """lambda: lambda0 on an idle pool, growing as it fills, infinite while real calls wait."""
@@ -164,13 +214,14 @@ class Planner:
         seen: set[tuple[str, str]] = set()
         for pred in predictions:
             reason = self._ineligible(pred, contract_of, schemas)
+            eligible = reason is None
             if reason is None and pred.key in seen:
                 reason = "duplicate candidate"
             if reason is None and pred.key in covered:
                 reason = "already running or finished"
             seen.add(pred.key)
-            u = -math.inf if reason else self.utility(max(0.0, min(1.0, pred.p_call)), pred.tool, model, lam)
-            choices.append(Choice(pred, u, False, reason or ""))
+            u = -math.inf if reason else self.utility(self.p_of(pred), pred.tool, model, lam)
+            choices.append(Choice(pred, u, False, reason or "", eligible))
 
         per_session, total, free = occ.session, occ.total, occ.free_workers
         per_tool = dict(occ.per_tool)

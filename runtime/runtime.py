@@ -81,6 +81,10 @@ class _Session:
     turn: int = 0
     calls: int = 0
     closed: bool = False
+    pending: dict[tuple[str, str], float] = field(default_factory=dict)
+    """The last decision point's eligible candidates (key -> p), scored once the agent's turn is known."""
+    turn_keys: set[tuple[str, str]] = field(default_factory=set)
+    """(tool, canonical args) of the real calls since the last decision point."""
 
 
 class UnknownToolError(KeyError):
@@ -169,6 +173,7 @@ class SpeculativeRuntime:
         if s is None:
             return
         s.closed = True
+        self._score_candidates(s)
         for e in list(self.cache.entries(session)):
             self._retire(e, "closed")
         self.cache.drop_session(session)
@@ -197,6 +202,7 @@ class SpeculativeRuntime:
         if s.awaiting_llm:
             self._llm_done(s, now)
         s.calls += 1
+        s.turn_keys.add((tool, canonical_args(args)))
         event = ToolCall(f"{s.id}:{s.calls}", s.turn, tool, args, t_start=now)
         s.events.append(event)
         s.inflight += 1
@@ -295,6 +301,7 @@ class SpeculativeRuntime:
 
     # ---- speculation --------------------------------------------------------------------------------
     def _decision_point(self, s: _Session) -> None:
+        self._score_candidates(s)
         s.decision += 1
         s.turn += 1
         s.decision_at = self._now()
@@ -331,6 +338,10 @@ class SpeculativeRuntime:
             preds, model=s.model, covered=self.cache.covered(s.id, now), occupancy=self._occupancy(s),
             contract_of=lambda n: self._tools[n].contract if n in specs else None,
             schemas={n: t.parameters for n, t in specs.items()})
+        s.pending = {}
+        for ch in choices:
+            if ch.eligible:
+                s.pending.setdefault(ch.prediction.key, max(0.0, min(1.0, ch.prediction.p_call)))
         for ch in choices:
             if ch.launch:
                 self._launch(s, ch)
@@ -389,6 +400,13 @@ class SpeculativeRuntime:
         if entry.state is State.RUNNING and entry.handle is not None:
             entry.handle.cancel()
         self.stats.dropped(entry.tool, reason, entry.busy_seconds(self._now()), failed=failed)
+
+    def _score_candidates(self, s: _Session) -> None:
+        """The agent's turn is over: each candidate of the decision point before it came true or not."""
+        for key, p in s.pending.items():
+            self.planner.calibration.observe(p, key in s.turn_keys)
+        s.pending = {}
+        s.turn_keys = set()
 
     def _invalidate(self, s: _Session, mutated: frozenset[str] | None) -> None:
         for e in self.cache.invalidate(s.id, mutated):

@@ -121,3 +121,25 @@ def test_config_validates():
         PlannerConfig(lambda0=-1)
     with pytest.raises(ValueError):
         PlannerConfig(ewma_alpha=0)
+
+
+def test_online_calibration_starts_at_the_predictors_p_and_follows_outcomes():
+    from toolcast.runtime.planner import OnlineCalibration
+
+    cal = OnlineCalibration(weight=5.0)
+    assert cal.adjust(0.45) == pytest.approx(0.45)
+    for i in range(100):
+        cal.observe(0.45, hit=i % 10 != 0)  # p = 0.45 came true 90% of the time
+    assert cal.adjust(0.45) == pytest.approx((90 + 5 * 0.45) / 105)
+    assert cal.adjust(0.95) == pytest.approx(0.95)  # other bins untouched
+
+
+def test_online_calibration_changes_what_launches_only_when_enabled():
+    for enabled in (False, True):
+        p = planner(lambda0=1.0, online_calibration=enabled)
+        for _ in range(50):
+            p.calibration.observe(0.45, hit=True)
+        choice = p.plan([pred("get", 0.45, x=1)], contract_of=contracts)[0]
+        assert choice.launch is enabled
+    # A state-changing tool stays ineligible whatever the calibration says.
+    assert not p.plan([pred("put", 0.45, x=1)], contract_of=contracts)[0].eligible

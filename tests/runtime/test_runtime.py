@@ -298,3 +298,26 @@ def test_predict_in_a_thread(fk):
 
     out, total = asyncio.run(agent())
     assert out == 1 and calls == [1] and total.hits == 1
+
+
+def test_candidates_are_scored_against_the_agents_next_turn(fk):
+    """Every eligible candidate, launched or not, becomes one outcome for the online calibration."""
+    tools = fk.FakeTools()
+    preds = [fk.pred("get", 0.35, x=1), fk.pred("get", 0.15, x=2), fk.pred("put", 0.9, x=1)]
+    rt = runtime([tools.make("get", fk.READ), tools.make("put")], fk.ScriptedPredictor(preds))
+
+    async def agent():
+        for _ in range(3):
+            rt.observe_user("s", "hi")
+            await asyncio.sleep(2.0)
+            await rt.call("s", "get", {"x": 1})
+            await asyncio.sleep(1.0)  # the LLM writes its answer
+            rt.observe("s", "assistant", "done")
+        await rt.aclose()
+
+    run_virtual(agent())
+    cal = rt.planner.calibration
+    # Decision points: each user message and each call's result (6); the last is scored at close.
+    assert cal.seen[3] == 6 and cal.hits[3] == 3  # the x=1 candidate came true after each user message
+    assert cal.seen[1] == 6 and cal.hits[1] == 0
+    assert sum(cal.seen) == 12  # the state-changing candidate is not an observation
