@@ -96,6 +96,7 @@ class SimReport:
             "served": total.served,
             "joined": total.joins,
             "precision": _r(total.served / total.launched) if total.launched else None,
+            "dropped": dict(total.dropped),
             "llm_time_recorded_share": _r(run.llm_recorded_share),
             "profile": self.profile.label,
             "sessions": self.config.sessions,
