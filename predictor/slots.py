@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -25,7 +25,6 @@ import numpy as np
 from toolcast.data.schema import Context, ToolCall, ToolSpec, canonical_args
 from toolcast.predictor import cues
 from toolcast.predictor.extractors import path_shape
-from toolcast.predictor.session_candidates import CandidatePool, Source
 from toolcast.predictor.text import split_identifier
 
 SourceCounts = dict[str, dict[str, dict[str, int]]]
@@ -153,10 +152,26 @@ def last_key(path: str | None) -> str:
     return _INDEX.sub("", path).rsplit(".", 1)[-1]
 
 
+def key_text(name: str) -> str:
+    """A key or slot name as singular words: `orders` and `order_id` share "order", `file_names` and
+    `file_name` are equal. A list's key is plural where the argument that takes one of its elements is
+    singular, the commonest way a value moves from an output into the next call."""
+    return " ".join(_singular(w) for w in split_identifier(name).split())
+
+
+@lru_cache(maxsize=16384)
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
 def _key_match(key: str, slot_words: set[str], slot_text: str) -> int:
     if not key:
         return 0
-    words = split_identifier(key)
+    words = key_text(key)
     if words == slot_text:
         return 3
     return 2 if set(words.split()) & slot_words else 1
@@ -189,12 +204,8 @@ class _Pool:
     enums: list[int]
     """Candidates of the enum kind (boosted like constants; extractors never make them)."""
     groups: dict[tuple[str, ...], _TypeGroup]
-    sources: list[Source] | None = None
-    """A session pool's newest mentions, in pool order (`session_candidates.CandidatePool`)."""
-    cids: list[int] | None = None
-    cache: dict[Any, Any] | None = None
-    """The session's per-candidate results, kept across steps: (types) -> candidate -> (its source,
-    coerced value, canonical form, fit)."""
+    make_group: Callable[[list[str]], _TypeGroup] | None = None
+    """Builds a type group instead of `_group`'s loop (a session pool: `session_slots.SessionPool`)."""
 
 
 @dataclass
@@ -268,6 +279,7 @@ class SlotFeaturizer:
         self.max_name_tokens, self.max_events = max_name_tokens, max_events
         self._ids: dict[str, list[int]] = {}
         self._p_source: dict[tuple[str, str], dict[str, float] | None] = {}
+        self._sources: dict[Any, tuple[list[int], str, str, str]] = {}
 
     def identifier_ids(self, name: str) -> list[int]:
         """Token ids of a slot or key name; cached (a log has a bounded set of them)."""
@@ -303,7 +315,8 @@ class SlotFeaturizer:
         rows: list[SlotRow] = []
         if not tools:
             return arr, rows
-        used = candidates.earlier_uses() if isinstance(candidates, CandidatePool) else _earlier_uses(context)
+        earlier_uses = getattr(candidates, "earlier_uses", None)  # a session pool keeps them
+        used = earlier_uses() if earlier_uses is not None else _earlier_uses(context)
         n_events = len(context.events)
         pool = _pool(candidates)
         for tool_index, spec in tools:
@@ -330,17 +343,13 @@ class SlotFeaturizer:
                 chosen = self._rank(spec.name, slot, types, enum, pool, used)
                 p_source = self._source_probabilities(spec.name, slot, minus)
                 values = []
-                feats, events = [], []
-                for j, (score_row, cand, value, canon) in enumerate(chosen):
-                    key = last_key(cand.source_path)
-                    if key:
-                        kid = self.identifier_ids(key)
-                        arr["cand_key"][r, j, : len(kid)] = kid
+                feats, events, keys = [], [], []
+                for score_row, cand, value, canon in chosen:
+                    key_ids, kind, sig, where = self._source_info(cand)
+                    keys.append(key_ids)
                     ev = cand.source_event
                     back = n_events - ev if ev is not None and 0 <= ev < n_events else 0
                     events.append(back if back <= self.max_events else 0)
-                    kind = kind_of(cand)
-                    sig = source_sig(cand, kind)
                     feats.append(
                         (
                             *score_row[:2],
@@ -349,16 +358,36 @@ class SlotFeaturizer:
                             cues.p_bucket(p_source, sig),
                         )
                     )
-                    where = f"{kind}:{cand.source_tool or ''}" + (
-                        f".{cand.source_path}" if cand.source_path else ""
-                    )
                     values.append(SlotValue(value, where, canon, sig))
                 if chosen:
                     arr["cand_num"][r, : len(chosen)] = feats
+                    arr["cand_key"][r, : len(chosen)] = keys
                     arr["cand_event"][r, : len(chosen)] = events
                     arr["cand_mask"][r, : len(chosen)] = True
                 rows.append(SlotRow(spec.name, slot, values))
         return arr, rows
+
+    def _source_info(self, cand: Any) -> tuple[list[int], str, str, str]:
+        """What a candidate's source gives its slot rows: its key's token ids (padded), "kind:role",
+        `source_sig` and where it was found (for `SlotValue`); kept per session-pool source."""
+        src = getattr(cand, "src", None)
+        if src is not None:
+            hit = self._sources.get(src)
+            if hit is not None:
+                return hit
+        key = last_key(cand.source_path)
+        key_ids = [0] * self.max_name_tokens
+        if key:
+            kid = self.identifier_ids(key)
+            key_ids[: len(kid)] = kid
+        kind = kind_of(cand)
+        where = f"{kind}:{cand.source_tool or ''}" + (f".{cand.source_path}" if cand.source_path else "")
+        info = (key_ids, kind, source_sig(cand, kind), where)
+        if src is not None:
+            if len(self._sources) >= 100_000:
+                self._sources.clear()
+            self._sources[src] = info
+        return info
 
     def _source_probabilities(
         self, tool: str, slot: str, minus: SourceCounts | None
@@ -388,7 +417,7 @@ class SlotFeaturizer:
         values a boost touches are scored here; the rest keep their place in the type group's ranking.
         """
         assert pool is not None
-        slot_text = split_identifier(slot)
+        slot_text = key_text(slot)
         slot_words = set(slot_text.split())
         group = _group(pool, types)
         n = len(pool.cands)
@@ -496,72 +525,27 @@ class SlotFeaturizer:
         return out
 
 
-@dataclass
-class _PoolCandidate:
-    """A session pool's candidate as the ranking reads it (made only for the values it scores)."""
-
-    value: Any
-    source_event: int
-    source_tool: str | None
-    source_path: str
-    rank: int
-    kind: str
-
-
-class _LazyCands(Sequence):
-    def __init__(self, sources: list[Source], ranks: list[int]):
-        self.sources, self.ranks = sources, ranks
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        s = self.sources[i]
-        return _PoolCandidate(s.value, s.event, s.tool, s.path, self.ranks[i], s.kind)
-
-
-def _session_pool(cp: CandidatePool) -> _Pool:
-    sources = cp.sources
-    keys = [last_key(s.path) for s in sources]
-    by_key: dict[str, list[int]] = {"": []}
-    for i, k in enumerate(keys):
-        by_key.setdefault(k, []).append(i)
-    key_words = {k: _key_words(k) for k in by_key}
-    return _Pool(
-        _LazyCands(sources, cp.capped_ranks),  # type: ignore[arg-type]
-        [s.value for s in sources],
-        [s.kind for s in sources],
-        cp.capped_ranks,
-        keys,
-        by_key,
-        key_words,
-        [],  # extractors never make enum candidates
-        {},
-        sources,
-        cp.order,
-        cp.state.slot_cache,
-    )
-
-
 @lru_cache(maxsize=16384)
 def _key_words(key: str) -> tuple[str, set[str]]:
-    words = split_identifier(key)
+    words = key_text(key)
     return words, set(words.split())
 
 
 def _pool(candidates: Sequence[Candidate]) -> _Pool:
-    if isinstance(candidates, CandidatePool):
-        return _session_pool(candidates)
+    """The pool of a context's candidates. A session's kept pool (`session_candidates.CandidatePool`)
+    brings its own (`slot_pool`: per-candidate work kept across steps, `session_slots`)."""
+    slot_pool = getattr(candidates, "slot_pool", None)
+    if slot_pool is not None:
+        pool = slot_pool()
+        if pool is not None:
+            return pool
     cands = list(candidates)
     keys = [last_key(c.source_path) for c in cands]
     by_key: dict[str, list[int]] = {}
     for i, k in enumerate(keys):
         by_key.setdefault(k, []).append(i)
     by_key.setdefault("", [])
-    key_words = {}
-    for k in by_key:
-        words = split_identifier(k)
-        key_words[k] = (words, set(words.split()))
+    key_words = {k: _key_words(k) for k in by_key}
     kinds = [kind_of(c) for c in cands]
     enums = [i for i, k in enumerate(kinds) if k == KIND_ENUM]
     return _Pool(
@@ -574,21 +558,12 @@ def _group(pool: _Pool, types: list[str]) -> _TypeGroup:
     group = pool.groups.get(key)
     if group is not None:
         return group
-    if pool.cache is not None and pool.sources is not None and pool.cids is not None:
-        per = pool.cache.setdefault(key, {})
-        values, canons, fits = [], [], []
-        for c, src in zip(pool.cids, pool.sources, strict=True):
-            hit = per.get(c)
-            if hit is None or hit[0] is not src:
-                v = coerce(src.value, types)
-                hit = per[c] = (src, v, _canon(v), _fits(v, types))
-            values.append(hit[1])
-            canons.append(hit[2])
-            fits.append(hit[3])
-    else:
-        values = [coerce(v, types) for v in pool.values]
-        canons = [_canon(v) for v in values]
-        fits = [_fits(v, types) for v in values]
+    if pool.make_group is not None:
+        group = pool.groups[key] = pool.make_group(types)
+        return group
+    values = [coerce(v, types) for v in pool.values]
+    canons = [_canon(v) for v in values]
+    fits = [_fits(v, types) for v in values]
     # Priority without any slot boost (enum-kind candidates are always rescored as touched).
     base = [(-6 if f == 2 else 0) - 0.05 * min(r, 40) for f, r in zip(fits, pool.ranks, strict=True)]
     members: dict[str, list[int]] = {}

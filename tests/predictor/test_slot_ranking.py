@@ -35,17 +35,18 @@ from toolcast.predictor.slots import (
     _schema_types,
     _value_type,
     coerce,
+    key_text,
     kind_of,
     last_key,
     slot_names,
 )
-from toolcast.predictor.text import TextEncoder, split_identifier
+from toolcast.predictor.text import TextEncoder
 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "reason": 6, "status": 7}
 
 
 def reference_rank(sf: SlotFeaturizer, tool, slot, types, enum, candidates, used):
-    slot_text = split_identifier(slot)
+    slot_text = key_text(slot)
     slot_words = set(slot_text.split())
     pool: list[Any] = list(candidates)
     pool += [_Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(sf.constants.get(tool, {}).get(slot, []))]
@@ -193,3 +194,11 @@ def test_equal_values_keep_their_first_best_mention():
     assert_same_ranking(sf, context, [Cand("b", 1, None), first, second], [spec])
     got = sf._rank("f", "q", ["string"], [], _pool([first, second]), {})
     assert len(got) == 1 and got[0][1] is first
+
+
+def test_a_list_key_matches_the_singular_slot_that_takes_its_elements():
+    assert key_text("orders") == key_text("order") == "order"
+    assert key_text("file_names") == "file name" and key_text("categories") == "category"
+    assert key_text("status") == "status" and key_text("analysis") == "analysis"
+    assert key_text("address") == "address"  # "ss", "us", "is" are not plurals
+    assert _key_match("orders", set(key_text("order_id").split()), key_text("order_id")) == 2
