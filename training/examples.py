@@ -37,6 +37,36 @@ CONSTANT_MIN_GROUPS = 3
 """A slot value is a constant when at least this many task groups use it: one more than the two a
 task's own data could supply with a single look-alike task, a cheap stand-in for leaving the task out."""
 MAX_CONSTANTS = 16
+CONSTANT_MIN_CHARS = 4
+"""A text value this long only counts towards being a constant where the agent used it without it being
+anywhere in the trace before the call (see `_constant_uses`); shorter ones ("1", "yes") are everywhere."""
+CONSTANT_MAX_CHARS = 200
+
+
+def _constant_uses(trace: Trace) -> Iterator[tuple[str, str, object, str]]:
+    """(tool, slot, value, canonical) of the argument values that could be a slot constant: values the
+    agent wrote without reading them in the trace before the call. A constant exists to propose what the
+    context lacks; an order id that a frequent test user's tasks all read from a tool output is not one,
+    and proposing it where that user is absent (it was the top answer for `get_order_details` before this
+    rule) is wrong. Arrays and objects count too (`lockDoors(door=["driver", ...])`), by their canonical
+    JSON."""
+    seen: list[str] = []
+    for e in trace.events:
+        if isinstance(e, ToolCall):
+            before = "\n".join(seen)
+            for slot, v in e.args.items():
+                c = canonical_args(v)
+                if v is None or len(c) > CONSTANT_MAX_CHARS:
+                    continue
+                text = v if isinstance(v, str) else c
+                if len(text) >= CONSTANT_MIN_CHARS and text in before:
+                    continue
+                yield e.tool, slot, v, c
+            seen.append(canonical_args(e.args))
+            if e.output:
+                seen.append(e.output)
+        elif isinstance(e, Message) and e.text:
+            seen.append(e.text)
 
 
 def corpus_texts(traces: Iterable[Trace]) -> Iterator[str]:
@@ -123,11 +153,9 @@ def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Voca
             tools[spec.name] += 0
         for call in t.calls:
             tools[call.tool] += 1
-            for slot, v in call.args.items():
-                if isinstance(v, str | int | float | bool):
-                    c = canonical_args(v)
-                    values[c] = v
-                    groups[(call.tool, slot, c)].add(t.group)
+        for tool, slot, v, c in _constant_uses(t):
+            values[c] = v
+            groups[(tool, slot, c)].add(t.group)
         if extract is not None and t.events:  # the full trace's candidates: every kind:role it yields
             kinds.update(kind_of(c) for c in extract(Context(t.events, t.tools, t.metadata)))
     consts: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
