@@ -43,6 +43,25 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = "examples-v6"  # v5: looping traces out of validation and test; v6: constants rule
 TOKENIZER_FILE, VOCAB_FILE = "tokenizer.json", "vocab.json"
+_FEATURIZER_MODULES = tuple(
+    f"toolcast.{m}"
+    for m in (
+        "predictor.featurize", "predictor.slots", "predictor.extractors", "predictor.value_maps",
+        "predictor.cues", "predictor.text", "data.jsonpaths", "training.examples",
+    )
+)
+
+
+def _featurizer_code() -> str:
+    """A digest of the code that turns traces into arrays (the predictor's featurizer and extractors, the
+    vocabulary builder): cached examples made by other code are not reused, even when no shape changed."""
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _FEATURIZER_MODULES:
+        path = importlib.import_module(name).__file__
+        h.update(Path(path).read_bytes() if path else name.encode())
+    return h.hexdigest()[:16]
 
 
 def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
@@ -192,6 +211,7 @@ class NextCallDataModule(L.LightningDataModule):
                     self.vocab_size,
                     self.config.train.drop_looping,
                     self.extract is not None,
+                    _featurizer_code(),
                 ]
             ).encode()
         )
