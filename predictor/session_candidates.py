@@ -42,9 +42,10 @@ RANK_CAP = 64
 """Ranks kept exactly per kind; larger ones read as RANK_CAP - 1 by the slot featurizer."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Source:
-    """A value's newest mention: what the slot featurizer reads of a candidate."""
+    """A value's newest mention: what the slot featurizer reads of a candidate. Compared (and hashed)
+    by identity: a new mention of the value is a new `Source`, so results cached per source stay right."""
 
     value: Any
     kind: str
@@ -75,8 +76,11 @@ class _State:
         """Per kind: the first RANK_CAP distinct candidates, newest first (their ranks)."""
         self.calls: list[list[tuple[str, str, str]]] = []
         """Per event: (tool, slot, canonical value) of its arguments (earlier uses)."""
+        self.changed: list[int] = []
+        """Candidates whose newest mention changed, in fold order (a log the slot caches follow)."""
         self.slot_cache: dict[Any, Any] = {}
-        """The slot featurizer's per-candidate results (by candidate and schema types)."""
+        """The slot featurizer's per-candidate results (`session_slots`)."""
+        self.lock = threading.Lock()
 
     def matches(self, events: Sequence[Event]) -> bool:
         """This pool's events are a prefix of `events`, the same objects, none changed since."""
@@ -124,6 +128,7 @@ class _State:
                 self.top[kind] = (head + [c for c in old if c not in head_set])[:RANK_CAP]
         if front:
             self.order = front + [c for c in self.order if c not in seen]
+            self.changed.extend(front)
         if isinstance(event, ToolCall):
             self.calls.append([(event.tool, s, canonical_args(v)) for s, v in event.args.items()])
         else:
@@ -151,6 +156,17 @@ class CandidatePool(Sequence[Candidate]):
                     used.setdefault(key, set()).add(canon)
         self.used = used
         self._full: list[Candidate] | None = None
+        self._changed = len(state.changed)
+
+    def slot_pool(self) -> Any:
+        """The slot featurizer's `_Pool` over this step, its per-candidate work kept in the session;
+        None (build it from the candidates) when the session went on since this step."""
+        from toolcast.predictor.session_slots import SessionPool
+
+        with self.state.lock:
+            if len(self.state.changed) != self._changed or len(self.state.events) != self.n_events:
+                return None
+            return SessionPool(self).pool
 
     def earlier_uses(self) -> dict[tuple[str, str], set[str]]:
         return self.used
@@ -219,6 +235,7 @@ class SessionCandidates:
                 self._pools.move_to_end(key)
                 while len(self._pools) > self.size:
                     self._pools.popitem(last=False)
-            for e in events[len(state.events) :]:
-                state.fold(e)
-            return CandidatePool(state, len(events))
+            with state.lock:
+                for e in events[len(state.events) :]:
+                    state.fold(e)
+                return CandidatePool(state, len(events))

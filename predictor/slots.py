@@ -152,26 +152,10 @@ def last_key(path: str | None) -> str:
     return _INDEX.sub("", path).rsplit(".", 1)[-1]
 
 
-def key_text(name: str) -> str:
-    """A key or slot name as singular words: `orders` and `order_id` share "order", `file_names` and
-    `file_name` are equal. A list's key is plural where the argument that takes one of its elements is
-    singular, the commonest way a value moves from an output into the next call."""
-    return " ".join(_singular(w) for w in split_identifier(name).split())
-
-
-@lru_cache(maxsize=16384)
-def _singular(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
 def _key_match(key: str, slot_words: set[str], slot_text: str) -> int:
     if not key:
         return 0
-    words = key_text(key)
+    words = split_identifier(key)
     if words == slot_text:
         return 3
     return 2 if set(words.split()) & slot_words else 1
@@ -182,6 +166,7 @@ def _bucket(n: int, size: int) -> int:
 
 
 _EARLIER_PRIO = {1: 8, 2: 3, 3: 1}
+_RANK_BUCKETS = tuple(_bucket(r + 1, CAND_FEATURE_SIZES[1]) for r in range(64))
 _KEY_PRIO = {3: 6, 2: 3}
 
 
@@ -417,7 +402,7 @@ class SlotFeaturizer:
         values a boost touches are scored here; the rest keep their place in the type group's ranking.
         """
         assert pool is not None
-        slot_text = key_text(slot)
+        slot_text = split_identifier(slot)
         slot_words = set(slot_text.split())
         group = _group(pool, types)
         n = len(pool.cands)
@@ -464,54 +449,60 @@ class SlotFeaturizer:
             )
             return prio, pos, cand, value, canon, fits, kind, rank, key, earlier, is_const
 
+        # Values a boost touches: the best of their mentions (the first of equals), then any extras.
+        # Priorities are the formula's, term for term (the integer terms sum exactly in any order).
+        members, fits_of, keys, ranks, kinds = group.members, group.fits, pool.keys, pool.ranks, pool.kinds
+        has_enums = bool(pool.enums)
         best: list[tuple] = []
         for canon in touched:
+            earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
+            e_prio = _EARLIER_PRIO.get(earlier, 0)
+            const_c = canon in const
             top = None
-            for i in group.members.get(canon, ()):
-                row = scored(
-                    i,
-                    pool.cands[i],
-                    group.values[i],
-                    canon,
-                    group.fits[i],
-                    pool.kinds[i],
-                    pool.ranks[i],
-                    key_of[pool.keys[i]],
+            for i in members.get(canon, ()):
+                key = key_of[keys[i]]
+                is_const = 1 if const_c or (has_enums and kinds[i] == KIND_ENUM) else 0
+                prio = (
+                    e_prio
+                    + _KEY_PRIO.get(key, 0)
+                    + 4 * is_const
+                    + (-6 if fits_of[i] == 2 else 0)
+                    - 0.05 * min(ranks[i], 40)
                 )
-                if top is None or row[0] > top[0]:
-                    top = row
+                if top is None or prio > top[0]:
+                    top = (prio, i, key, is_const)
+            row = None
+            if top is not None:
+                prio, i, key, is_const = top
+                row = (prio, i, pool.cands[i], group.values[i], canon, fits_of[i], kinds[i], ranks[i], key,
+                       earlier, is_const)  # fmt: skip
             for pos, cand, value, _c, fits in extra_by_canon.get(canon, ()):
-                row = scored(pos, cand, value, canon, fits, cand.kind, cand.rank, 0)
-                if top is None or row[0] > top[0]:
-                    top = row
-            first = group.members[canon][0] if canon in group.members else extra_by_canon[canon][0][0]
-            assert top is not None
-            best.append((-top[0], first, top))
+                r = scored(pos, cand, value, canon, fits, cand.kind, cand.rank, 0)
+                if row is None or r[0] > row[0]:
+                    row = r
+            first = members[canon][0] if canon in members else extra_by_canon[canon][0][0]
+            assert row is not None
+            best.append((-row[0], first, row, canon))
+        # The rest keep their type group's order (no boost: earlier use 0, not constant, key below 2).
         m = self.max_candidates
         for neg, first, canon, i in group.ranking:
             if len(best) >= len(touched) + m:
                 break
             if canon not in touched:
-                row = scored(
-                    i,
-                    pool.cands[i],
-                    group.values[i],
-                    canon,
-                    group.fits[i],
-                    pool.kinds[i],
-                    pool.ranks[i],
-                    key_of[pool.keys[i]],
-                )
-                best.append((neg, first, row))
+                best.append((neg, first, i, canon))
         best.sort(key=lambda b: (b[0], b[1]))
         out = []
-        for _neg, _first, row in best[:m]:
+        for _neg, _first, row, canon in best[:m]:
+            if isinstance(row, int):
+                i = row
+                row = (None, i, pool.cands[i], group.values[i], canon, fits_of[i], kinds[i], ranks[i],
+                       key_of[keys[i]], 0, 0)  # fmt: skip
             _p, _pos, cand, value, canon, fits, kind, rank, key, earlier, is_const = row
             text = value if isinstance(value, str) else canon
             kid = self.kinds.get(kind, 0)
             feats = (
                 kid if kid < CAND_FEATURE_SIZES[0] else 0,
-                _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
+                _RANK_BUCKETS[rank] if rank < 64 else _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
                 0,
                 _value_type(value),
                 _bucket(len(text), CAND_FEATURE_SIZES[4]),
@@ -527,7 +518,7 @@ class SlotFeaturizer:
 
 @lru_cache(maxsize=16384)
 def _key_words(key: str) -> tuple[str, set[str]]:
-    words = key_text(key)
+    words = split_identifier(key)
     return words, set(words.split())
 
 
