@@ -8,6 +8,7 @@ featurizer settings. `setup` (every process, DDP ranks included) only loads that
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -52,9 +53,11 @@ _FEATURIZER_MODULES = tuple(
 )
 
 
+@functools.cache
 def _featurizer_code() -> str:
     """A digest of the code that turns traces into arrays (the predictor's featurizer and extractors, the
-    vocabulary builder): cached examples made by other code are not reused, even when no shape changed."""
+    vocabulary builder): cached examples made by other code are not reused, even when no shape changed.
+    Read once per process: the code this process runs, even if the files change while it trains."""
     import importlib
 
     h = hashlib.sha256()
