@@ -6,8 +6,10 @@ LLM time of that point (`timing.py`), then issues the turn's calls (parallel cal
 tools are stand-ins that sleep their service time and return the output the log recorded for the same
 (tool, canonical args), so the runtime, its predictor and its speculative runs see what the agent saw.
 
-User time is not replayed: a user message arrives the moment the agent's reply is done (speculation
-happens only while the agent's LLM thinks, so it gains nothing from the user's time either). A user
+User time is replayed on the clock but not counted in task time: a user message arrives after the
+user's recorded time (0 where the log has no timestamps), so the time gaps the predictor sees are the
+log's, and task time is the agent's own (LLM plus waiting for tools). Speculation gains nothing from the
+user's time (nothing is predicted between the agent's reply and the user's message). A user
 message that came with the user's own state-changing tool calls (tau2 telecom) invalidates the session's
 speculative results, as a real user acting on shared state would.
 
@@ -65,6 +67,8 @@ class TraceResult:
     stall_s: float
     """Time the agent waited for its tool calls."""
     calls: int
+    user_s: float = 0.0
+    """User time replayed on the clock, left out of task_s."""
 
 
 @dataclass
@@ -82,6 +86,8 @@ class _Replaying:
     cursor: int = 0
     """Index of the next event the replayed agent reaches; tool stand-ins answer from here on."""
     outputs: dict[tuple[str, str], list[tuple[int, ToolCall]]] = field(default_factory=dict)
+    user_s: float = 0.0
+    scale: float = 1.0
 
 
 _CURRENT: contextvars.ContextVar[_Replaying] = contextvars.ContextVar("toolcast_replaying")
@@ -130,7 +136,7 @@ async def replay_trace(rt: SpeculativeRuntime, trace: Trace, session: str, contr
     for j, e in enumerate(trace.events):
         if isinstance(e, ToolCall):
             outputs[e.key].append((j, e))
-    state = _Replaying(trace, timing, 0, dict(outputs))
+    state = _Replaying(trace, timing, 0, dict(outputs), scale=scale)
     token = _CURRENT.set(state)
     metadata = {"source": trace.source, **trace.metadata}
     rt.start_session(session, tools=_session_specs(trace), metadata=metadata, model=model_of(trace))
@@ -157,7 +163,8 @@ async def replay_trace(rt: SpeculativeRuntime, trace: Trace, session: str, contr
                 stall += loop.time() - start
                 i += len(calls)
         await _report(rt, session, contracts, events, i, n, state)
-        return TraceResult(trace.trace_id, loop.time() - t0, llm, stall, len(trace.calls))
+        return TraceResult(trace.trace_id, loop.time() - t0 - state.user_s, llm, stall, len(trace.calls),
+                           state.user_s)
     finally:
         _CURRENT.reset(token)
         if oracle is not None:
@@ -172,6 +179,10 @@ async def _report(rt: SpeculativeRuntime, session: str, contracts: ContractPolic
         e = events[j]
         state.cursor = j
         if isinstance(e, Message):
+            wait = state.timing.user_s.get(j, 0.0) * state.scale if e.role == "user" else 0.0
+            if wait > 0:
+                await asyncio.sleep(wait)
+                state.user_s += wait
             user_calls = e.extra.get("user_tool_calls") or []
             changed = any(contracts.for_tool(str(c.get("name"))).state_changing for c in user_calls
                           if isinstance(c, dict))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from toolcast.data.decisions import decision_positions
@@ -46,6 +46,10 @@ class TraceTiming:
 
     llm_s: dict[int, float]
     recorded: dict[int, bool]
+    user_s: dict[int, float] = field(default_factory=dict)
+    """Position of a user message -> the user's recorded time before it (0 where the log has none).
+    Replay advances the clock by it so the time gaps a predictor sees are the log's; it is not agent
+    time, and speculation cannot use it (nothing is predicted between the agent's reply and the user)."""
 
     @property
     def share_recorded(self) -> float:
@@ -67,7 +71,24 @@ def llm_timing(trace: Trace, profile: LatencyProfile) -> TraceTiming:
         if seconds is None:
             seconds = _profile_llm(events[i] if i < n else None, calls, profile)
         llm_s[i] = seconds
-    return TraceTiming(llm_s, recorded)
+    user_s = {}
+    for j, e in enumerate(events):
+        if isinstance(e, Message) and e.role == "user" and j > 0:
+            gap = _gap_before(events, j, _time_of(e))
+            if gap is not None:
+                user_s[j] = gap
+    return TraceTiming(llm_s, recorded, user_s)
+
+
+def _gap_before(events: list, i: int, end: float | None) -> float | None:
+    """Seconds from the last timed event before events[i] to `end`, if both are known and plausible."""
+    if end is None:
+        return None
+    prev = next((t for t in (_time_of(p) for p in reversed(events[:i])) if t is not None), None)
+    if prev is None:
+        return None
+    gap = end - prev
+    return gap if 0 <= gap <= MAX_RECORDED_LLM_S else None
 
 
 def _recorded_llm(events: list, i: int, calls: list[ToolCall]) -> float | None:
@@ -78,14 +99,7 @@ def _recorded_llm(events: list, i: int, calls: list[ToolCall]) -> float | None:
         return None  # the agent answered here but the log kept no message: nothing timed it
     if isinstance(e, Message) and e.t_start is not None and e.t_end is not None and e.t_end >= e.t_start:
         return e.t_end - e.t_start
-    end = _time_of(e) if isinstance(e, Message) else e.t_start
-    if end is None:
-        return None
-    prev = next((t for t in (_time_of(p) for p in reversed(events[:i])) if t is not None), None)
-    if prev is None:
-        return None
-    gap = end - prev
-    return gap if 0 <= gap <= MAX_RECORDED_LLM_S else None
+    return _gap_before(events, i, _time_of(e) if isinstance(e, Message) else e.t_start)
 
 
 def _profile_llm(e, calls: list[ToolCall], profile: LatencyProfile) -> float:

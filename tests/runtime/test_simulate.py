@@ -131,3 +131,22 @@ def test_virtual_clock_jumps_and_detects_a_stall():
 
     with pytest.raises(SimulationStalled):
         run_virtual(stuck())
+
+
+def test_user_time_is_replayed_on_the_clock_but_not_counted_as_task_time(fk):
+    """The predictor sees the log's gap before a user message (a feature), task time stays the agent's."""
+    seen: list[Context] = []
+
+    class Recorder:
+        name = "recorder"
+
+        def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+            seen.append(context)
+            return []
+
+    report = simulate(traces(fk, 1), {"recorder": Recorder()}, profile=FIXED)
+    assert report.summary()["serial"]["mean_task_s"] == pytest.approx(16.0)  # as without user time
+    assert report.runs["recorder"].traces[0].user_s == pytest.approx(1.0)  # "yes" came 1 s after the ask
+    after_yes = next(c for c in seen if getattr(c.events[-1], "text", None) == "yes")
+    gap = after_yes.events[-1].t_end - after_yes.events[-2].t_end
+    assert gap == pytest.approx(1.0)
