@@ -39,9 +39,10 @@ WRONG = "\x00wrong"
 class NoisyOracle(OraclePredictor):
     """Right with probability `accuracy` at each decision point, p = accuracy on every candidate."""
 
-    def __init__(self, accuracy: float, seed: int = 0, errors_at: str = "all"):
+    def __init__(self, accuracy: float, seed: int = 0, errors_at: str = "all", p: float | None = None):
         super().__init__()
         self.accuracy = accuracy
+        self.p = accuracy if p is None else p
         self.errors_at = errors_at
         self.seed = seed
         self.name = f"acc_{accuracy:g}"
@@ -51,7 +52,7 @@ class NoisyOracle(OraclePredictor):
     def register(self, session: str, trace: Trace) -> None:
         super().register(session, trace)
         reads = [c for c in trace.calls if c.args and self._contracts.for_tool(c.tool).speculable]
-        self._decoy[session] = _wrong(reads[0].tool, reads[0].args, self.accuracy) if reads else None
+        self._decoy[session] = _wrong(reads[0].tool, reads[0].args, self.p) if reads else None
 
     def forget(self, session: str) -> None:
         super().forget(session)
@@ -60,10 +61,10 @@ class NoisyOracle(OraclePredictor):
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
         session = context.metadata.get("session")
         pos = len(context.events)
-        a = self.accuracy
+        a = self.p
         calls = self._labels.get(session, {}).get(pos)
         digest = hashlib.sha256(f"{self.seed}:{session}:{pos}".encode()).digest()
-        right = int.from_bytes(digest[:8], "big") / 2**64 < a
+        right = int.from_bytes(digest[:8], "big") / 2**64 < self.accuracy
         eligible = [c for c in calls or [] if c.args and self._contracts.for_tool(c.tool).speculable]
         if right or (self.errors_at == "eligible" and not eligible):
             if not calls:
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lambda", dest="lam", type=float, default=1.0)
     ap.add_argument("--sessions", type=int, default=1)
     ap.add_argument("--errors-at", choices=("all", "eligible"), default="all")
+    ap.add_argument("--p", type=float, help="state this p on every candidate instead of the accuracy "
+                    "(e.g. --acc 0 --p 0.95: always wrong, overconfident)")
+    ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--limit", type=int)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -95,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     train = [t for t in data if which[t.trace_id] == "train"]
     test = [t for t in data if which[t.trace_id] == "test"][: a.limit]
     n_points = sum(1 for t in test for _ in decision_positions(t.events))
-    predictors = {f"acc_{x:g}": NoisyOracle(x, errors_at=a.errors_at) for x in a.acc}
-    report = simulate(test, predictors, train=train,
-                      config=SimConfig(sessions=a.sessions, planner=PlannerConfig(lambda0=a.lam)))
-    keep = ("mean_task_s", "saving_captured", "waste_per_saved_s", "hit_rate", "launched", "served")
-    out = {"decision_points": n_points, "errors_at": a.errors_at, "lambda": a.lam, "sessions": a.sessions,
+    predictors = {f"acc_{x:g}": NoisyOracle(x, errors_at=a.errors_at, p=a.p) for x in a.acc}
+    config = SimConfig(sessions=a.sessions, workers=a.workers, planner=PlannerConfig(lambda0=a.lam))
+    report = simulate(test, predictors, train=train, config=config)
+    keep = ("mean_task_s", "saving_captured", "waste_per_saved_s", "hit_rate", "launched", "served",
+            "wasted_tool_s")
+    out = {"decision_points": n_points, "errors_at": a.errors_at, "lambda": a.lam, "workers": a.workers,
+           "sessions": a.sessions,
            **{n: {k: m[k] for k in keep} for n, m in report.summary().items()}}
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
