@@ -152,10 +152,26 @@ def last_key(path: str | None) -> str:
     return _INDEX.sub("", path).rsplit(".", 1)[-1]
 
 
+def key_text(name: str) -> str:
+    """A key or slot name as singular words: `orders` and `order_id` share "order", `file_names` and
+    `file_name` are equal. A list's key is plural where the argument that takes one of its elements is
+    singular, the commonest way a value moves from an output into the next call."""
+    return " ".join(_singular(w) for w in split_identifier(name).split())
+
+
+@lru_cache(maxsize=16384)
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
 def _key_match(key: str, slot_words: set[str], slot_text: str) -> int:
     if not key:
         return 0
-    words = split_identifier(key)
+    words = key_text(key)
     if words == slot_text:
         return 3
     return 2 if set(words.split()) & slot_words else 1
@@ -402,7 +418,7 @@ class SlotFeaturizer:
         values a boost touches are scored here; the rest keep their place in the type group's ranking.
         """
         assert pool is not None
-        slot_text = split_identifier(slot)
+        slot_text = key_text(slot)
         slot_words = set(slot_text.split())
         group = _group(pool, types)
         n = len(pool.cands)
@@ -518,7 +534,7 @@ class SlotFeaturizer:
 
 @lru_cache(maxsize=16384)
 def _key_words(key: str) -> tuple[str, set[str]]:
-    words = split_identifier(key)
+    words = key_text(key)
     return words, set(words.split())
 
 
