@@ -160,6 +160,12 @@ def _print_human(d: dict[str, Any], args: argparse.Namespace) -> None:
     rows = [("all", d), *((f"  {k}", v) for k, v in d["by_source"].items())]
     for name, r in rows:
         print(f"{name:24} " + "  ".join(_f(r[c]) for c in cols) + f"  {r['n_points']:>8}")
+    ci = d.get("ci95") or {}
+    if ci:
+        names = {"tool_top1": "tool@1", "tool_top3": "tool@3", "call_top1": "call@1", "call_top3": "call@3",
+                 "ece": "ECE"}
+        print(f"95% intervals, resampling the {ci['groups']} task groups: " + ", ".join(
+            f"{n} {ci[m][0]:.3f}-{ci[m][1]:.3f}" for m, n in names.items() if ci.get(m)))
     print(f"\nper labelled tool (top {args.top} by points)")
     print(f"  {'tool':<34} {'points':>6}  tool@1 tool@3 call@1 call@3")
     for r in d["per_tool"][: args.top]:

@@ -20,6 +20,7 @@ from toolcast.training.metrics import (
     ECE_BINS,
     PointOutcome,
     by_source,
+    group_bootstrap,
     outcome,
     per_tool,
     reliability_bins,
@@ -52,7 +53,7 @@ def evaluate(predictor: Predictor, traces: Iterable[Trace], k: int = K_EVAL,
     for trace in traces:
         source = trace_source(trace)
         for context, label in trace.decision_points():
-            out.append(outcome(predictor.predict(context, k=k), label, source))
+            out.append(outcome(predictor.predict(context, k=k), label, source, trace.group))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -96,6 +97,7 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"predictor": self.predictor, **summarize(self.outcomes), "setup": self.setup,
+                "ci95": group_bootstrap(self.outcomes),
                 "by_source": by_source(self.outcomes), "per_tool": per_tool(self.outcomes),
                 "reliability": reliability_bins([o.confidence for o in self.outcomes],
                                                 [o.top1_correct for o in self.outcomes])}

@@ -44,6 +44,8 @@ class PointOutcome:
     """Predicted calls in the predictor's order; None for a candidate that cannot match (free slots,
     `<respond>`)."""
     source: str = ""
+    group: str = ""
+    """The trace's task group: the unit `group_bootstrap` resamples."""
 
     @property
     def is_respond(self) -> bool:
@@ -66,7 +68,9 @@ class PointOutcome:
         return any(c is not None and c in self.label_calls for c in self.calls[:k])
 
 
-def outcome(predictions: Sequence[CallPrediction], label: Label, source: str = "") -> PointOutcome:
+def outcome(
+    predictions: Sequence[CallPrediction], label: Label, source: str = "", group: str = ""
+) -> PointOutcome:
     best: dict[str, float] = {}
     for p in predictions:
         best[p.tool] = max(best.get(p.tool, 0.0), p.p_tool)
@@ -79,6 +83,7 @@ def outcome(predictions: Sequence[CallPrediction], label: Label, source: str = "
         tool_probs=tuple(p for _, p in ranked),
         calls=calls,
         source=source,
+        group=group,
     )
 
 
@@ -178,3 +183,44 @@ def per_tool(outcomes: Sequence[PointOutcome]) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda r: (-r["n"], r["tool"]))
     return rows
+
+
+CI_METRICS = ("tool_top1", "tool_top3", "call_top1", "call_top3", "ece")
+
+
+def group_bootstrap(
+    outcomes: Sequence[PointOutcome],
+    others: Sequence[Sequence[PointOutcome]] = (),
+    n: int = 400,
+    seed: int = 0,
+    metrics: Sequence[str] = CI_METRICS,
+) -> dict[str, Any]:
+    """95% intervals of the headline metrics, resampling whole task groups (points of one task are not
+    independent: a test split of 20 tasks per source moves accuracy by several points from one split seed
+    to the next). With `others` (other predictors' outcomes on the same points, in the same order) also
+    the interval of each difference `outcomes - other`, paired: the same resampled groups for both."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, o in enumerate(outcomes):
+        groups[o.group].append(i)
+    keys = sorted(groups)
+    if len(keys) < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    runs: list[list[dict[str, Any]]] = [[] for _ in range(1 + len(others))]
+    for _ in range(n):
+        pick = rng.integers(0, len(keys), len(keys))
+        idx = [i for g in pick for i in groups[keys[g]]]
+        for r, outs in enumerate((outcomes, *others)):
+            runs[r].append(summarize([outs[i] for i in idx]))
+
+    def interval(values: list[float]) -> list[float]:
+        v = np.asarray([x for x in values if x == x], float)
+        return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v.size else []
+
+    out: dict[str, Any] = {"groups": len(keys), "resamples": n}
+    out.update({m: interval([s[m] for s in runs[0]]) for m in metrics})
+    out["differences"] = [
+        {m: interval([a[m] - b[m] for a, b in zip(runs[0], runs[r], strict=True)]) for m in metrics}
+        for r in range(1, len(runs))
+    ]
+    return out

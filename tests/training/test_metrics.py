@@ -107,3 +107,23 @@ def test_per_tool_table():
 def test_empty_predictions_count_as_wrong():
     o = outcome([], Label([call("a", x=1)]))
     assert not o.tool_hit(3) and not o.call_hit(3) and o.confidence == 0.0 and not o.top1_correct
+
+
+def test_group_bootstrap_intervals_cover_the_estimate_and_pair_differences():
+    from toolcast.data.schema import Label, ToolCall
+    from toolcast.predictor.base import CallPrediction
+    from toolcast.training.metrics import group_bootstrap, outcome, summarize
+
+    def point(g: int, right: bool):
+        label = Label([ToolCall("c", 0, "get", {"id": g})])
+        guess = CallPrediction("get" if right else "other", args={"id": g}, p_tool=0.7, p_call=0.7)
+        return outcome([guess], label, "s", f"g{g}")
+
+    good = [point(g, g % 4 != 0) for g in range(40) for _ in range(3)]
+    bad = [point(g, g % 4 == 1) for g in range(40) for _ in range(3)]
+    ci = group_bootstrap(good, [bad], n=200)
+    est = summarize(good)["tool_top1"]
+    assert ci["groups"] == 40 and ci["tool_top1"][0] <= est <= ci["tool_top1"][1]
+    lo, hi = ci["differences"][0]["tool_top1"]
+    assert 0 < lo <= hi  # good is right wherever bad is, and on half the groups more: the difference > 0
+    assert group_bootstrap(good[:3]) == {}  # one group: no interval
