@@ -22,7 +22,7 @@ from toolcast.predictor.baselines import fit_baseline
 from toolcast.predictor.learned import LearnedPredictor
 from toolcast.training.datamodule import holdout_predicate
 from toolcast.training.evaluate import evaluate, split_for_eval
-from toolcast.training.metrics import by_source, summarize
+from toolcast.training.metrics import CI_METRICS, by_source, group_bootstrap, summarize
 
 COLS = ("tool_top1", "tool_top3", "call_top1", "call_top3", "respond_precision", "respond_recall", "ece")
 
@@ -48,10 +48,10 @@ def main() -> None:
     predictors = [("learned (calibrated)", LearnedPredictor.load(args.model)),
                   ("learned (uncalibrated)", LearnedPredictor.load(args.model, calibrated=False))]
     predictors += [(name, fit_baseline(name, fit)) for name in args.baselines]
-    results = {}
+    results, all_outcomes = {}, {}
     for name, predictor in predictors:
         t0 = time.perf_counter()
-        outcomes = evaluate(predictor, test)
+        outcomes = all_outcomes[name] = evaluate(predictor, test)
         unseen = [o for o in outcomes if o.label_tools != (RESPOND,) and not set(o.label_tools) & seen_tools]
         results[name] = {"all": summarize(outcomes), "by_source": by_source(outcomes),
                          "unseen_tool_points": summarize(unseen) if unseen else None,
@@ -68,6 +68,16 @@ def main() -> None:
         for subset, s in rows:
             cells = " | ".join("-" if s[c] != s[c] else f"{s[c]:.3f}" for c in COLS)
             print(f"| {name} | {subset} | {cells} | {s['n_points']} |")
+    first, *rest = all_outcomes
+    ci = group_bootstrap(all_outcomes[first], [all_outcomes[r] for r in rest])
+    if ci:
+        print(f"\n95% intervals resampling the {ci['groups']} task groups ({ci['resamples']} resamples):")
+        print("| predictor | " + " | ".join(CI_METRICS) + " |\n|---|" + "---|" * len(CI_METRICS))
+        print(f"| {first} | " + " | ".join(f"{ci[m][0]:.3f} - {ci[m][1]:.3f}" for m in CI_METRICS) + " |")
+        for other, diff in zip(rest, ci["differences"], strict=True):
+            print(f"| {first} minus {other} | "
+                  + " | ".join(f"{diff[m][0]:+.3f} - {diff[m][1]:+.3f}" for m in CI_METRICS) + " |")
+    results["ci95"] = ci
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"setup": setup, "results": results}, f, indent=1, default=str)
