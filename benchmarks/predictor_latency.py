@@ -9,12 +9,13 @@ trace is several traces of one tool set played back to back, as one long session
 thread count (1, 2), wall clock on this process:
 
 - step p50 / p99: `predict(context, k=3)` when the context's last event is new and the others were seen
-  at the step before (the agent-process case: featurizing included; the ONNX predictor caches event rows,
-  the extractors cache per event);
+  at the step before (the agent-process case: featurizing included; the ONNX predictor caches event rows
+  and keeps each session's candidate pool, the torch one re-merges the candidates from scratch);
 - cold p50: every event new (the first prediction on a context);
 - model p50: the graph runs only (both graphs, on the arrays the predictor builds);
-- featurizing, each part alone (after the step's warm-up): event and tool arrays, the extractors'
-  candidates, slot rows for 4 tools;
+- featurizing, each part alone, in the step's situation: event and tool arrays, the predictor's
+  argument-value candidates (a session's pool kept across steps, `session_candidates`), slot rows for
+  4 tools;
 - batch: `predict_batch` over 32 contexts at history 64, contexts per second (featurizing included, the
   contexts' event rows cached as after earlier steps), and model-only contexts per second.
 
@@ -41,7 +42,6 @@ import torch
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Trace
-from toolcast.predictor.extractors import extract_candidates
 from toolcast.predictor.learned import LearnedPredictor, to_tensors
 from toolcast.predictor.model import SLOT_INPUTS
 from toolcast.predictor.onnx_contract import ENCODER, SLOTS
@@ -49,6 +49,7 @@ from toolcast.predictor.onnx_predictor import Predictor, stack
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau2"
 HISTORIES = (16, 64, 256)
+BACKENDS = ("torch", "onnxruntime", "onnxruntime int8")
 BATCH = 32
 
 
@@ -120,20 +121,24 @@ def torch_model_time(model, fed, repeats: int) -> list[float]:
 
 
 def featurize_time(onnx: Predictor, contexts: list[Context], repeats: int) -> dict[str, list[float]]:
-    """The featurizing parts of a step, each timed alone: event and tool arrays (rows cached), the
-    extractors' candidates (per-event results cached), slot rows of 4 tools from those candidates."""
+    """The featurizing parts of a step, each timed alone, in the step's situation (the context's last
+    event new, the rest seen at the step before: fresh copies, the prefix predicted first): event and
+    tool arrays (event rows cached but the new one's), the argument-value candidates (the predictor's
+    own extractor: a session's pool kept, the new event folded in), slot rows of 4 tools from them."""
     out: dict[str, list[float]] = {"arrays": [], "extract": [], "slots": []}
     fz = onnx.featurizer
     for _ in range(repeats):
         for c in contexts:
-            f = onnx.features(c)  # warms the row and extractor caches, as the step before would
+            gc.collect()
+            fresh = copy.deepcopy(c)
+            onnx.predict(Context(fresh.events[:-1], fresh.tools, fresh.metadata), 3)
             t0 = time.perf_counter()
-            f = onnx.features(c)
+            f = onnx.features(fresh)
             t1 = time.perf_counter()
-            cands = extract_candidates(c)
+            cands = fz.extract(fresh) if fz.extract is not None else []
             t2 = time.perf_counter()
             wanted = [(i, f.tools.specs[i]) for i in range(2, min(6, len(f.tools.names)))]
-            fz.slot_featurizer.build(c, cands, wanted, fz.cfg.max_slots * 4)
+            fz.slot_featurizer.build(fresh, cands, wanted, fz.cfg.max_slots * 4)
             t3 = time.perf_counter()
             out["arrays"].append(t1 - t0)
             out["extract"].append(t2 - t1)
@@ -216,6 +221,10 @@ def main() -> None:
     ap.add_argument("--contexts", type=int, default=40, help="contexts per history length")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--histories", type=int, nargs="+", default=list(HISTORIES))
+    ap.add_argument(
+        "--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS, help="default: all three"
+    )
     ap.add_argument(
         "--accuracy",
         nargs="+",
@@ -231,7 +240,7 @@ def main() -> None:
         return
 
     traces = load_traces(*args.data)
-    sets = {h: contexts_at(traces, h, args.contexts) for h in HISTORIES}
+    sets = {h: contexts_at(traces, h, args.contexts) for h in args.histories}
     gc.disable()  # collected between samples instead (see step_latency), as timeit does
     print(
         f"load average before: {os.getloadavg()}; {platform.processor() or platform.machine()}, "
@@ -241,13 +250,14 @@ def main() -> None:
     rows, brows = [], []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        backends = {
-            "torch": LearnedPredictor.load(args.model),
-            "onnxruntime": Predictor.load(args.model, threads=threads, variant="float"),
-            "onnxruntime int8": Predictor.load(args.model, threads=threads, variant="int8"),
+        loaders = {
+            "torch": lambda: LearnedPredictor.load(args.model),
+            "onnxruntime": lambda t=threads: Predictor.load(args.model, threads=t, variant="float"),
+            "onnxruntime int8": lambda t=threads: Predictor.load(args.model, threads=t, variant="int8"),
         }
+        backends = {name: loaders[name]() for name in BACKENDS if name in args.backends}
+        onnx = backends.get("onnxruntime") or Predictor.load(args.model, threads=threads, variant="float")
         for h, contexts in sets.items():
-            onnx = backends["onnxruntime"]
             fed = model_runs(onnx, contexts)
             feat = featurize_time(onnx, contexts, args.repeats)
             for name, pred in backends.items():
@@ -275,12 +285,13 @@ def main() -> None:
                     + " |",
                     flush=True,
                 )
-        contexts = sets[64]
-        fed = model_runs(backends["onnxruntime"], contexts)
-        for name, pred in backends.items():
-            full, model_only = batch_rate(
-                None if name == "torch" else pred, backends["torch"].model, contexts, fed, args.repeats
-            )
+        contexts = sets.get(64, [])
+        fed = model_runs(onnx, contexts)
+        for name, pred in backends.items() if contexts else ():
+            if name == "torch":
+                full, model_only = batch_rate(None, pred.model, contexts, fed, args.repeats)
+            else:
+                full, model_only = batch_rate(pred, None, contexts, fed, args.repeats)
             brows.append((name, threads, full, model_only))
     print(f"\nload average after: {os.getloadavg()}")
     print(

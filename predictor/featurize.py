@@ -250,6 +250,7 @@ class Featurizer:
         self.cfg, self.encoder, self.vocab, self.extract = cfg, encoder, vocab, extract
         self._tool_text: dict[tuple[str, str, tuple[str, ...]], tuple[list[int], list[int], list[int]]] = {}
         self._desc_words: dict[str, frozenset[str]] = {}
+        self._name_words: dict[str, Any] = {}
         self.slot_featurizer = SlotFeaturizer(
             encoder,
             vocab.kinds,
@@ -376,7 +377,9 @@ class Featurizer:
         for i, (tname, spec) in enumerate(zip(tools.names, tools.specs, strict=True)):
             if spec is None:
                 continue
-            nw = cues.name_words(tname)
+            nw = self._name_words.get(tname)
+            if nw is None:
+                nw = self._name_words[tname] = cues.name_words(tname)
             tool_id[i] = self.vocab.tools.get(tname, TOOL_ID_UNSEEN)
             nt, dt, pt = self.tool_text(spec)
             name[i, : len(nt)], desc[i, : len(dt)], params[i, : len(pt)] = nt, dt, pt

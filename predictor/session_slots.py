@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.predictor.slots import _canon, _fits, _key_words, _Pool, _TypeGroup, coerce, last_key
+from toolcast.predictor.slots import (
+    _EARLIER_PRIO,
+    _canon,
+    _fits,
+    _key_words,
+    _Pool,
+    _TypeGroup,
+    coerce,
+    last_key,
+)
 
 
 @dataclass
@@ -223,7 +232,7 @@ class SessionPool:
             make_group=self.group,
         )
 
-    def group(self, types: list[str]) -> _TypeGroup:
+    def group(self, types: list[str], used_anywhere: set[str] | frozenset[str]) -> _TypeGroup:
         key = ("types", tuple(types))
         index = self.cache.get(key)
         if index is None:
@@ -232,7 +241,11 @@ class SessionPool:
         codes = index.codes[self.order]
         fits = index.fits[self.order]
         n = len(codes)
-        base = np.where(fits == 2, -6.0, 0.0) - 0.05 * np.minimum(self.ranks, 40)
+        # `slots._group`'s base priority, term for term: (earlier-use boost + fit) - 0.05 * rank.
+        boosted = np.zeros(len(index.strs), bool)
+        boosted[[c for c in map(index.ids.get, used_anywhere) if c is not None]] = True
+        ints = np.where(fits == 2, -6, 0) + np.where(boosted[codes], _EARLIER_PRIO[3], 0)
+        base = ints.astype(np.float64) - 0.05 * np.minimum(self.ranks, 40)
         pos = np.arange(n)
         by_code = np.argsort(codes, kind="stable")  # members of a value, in pool order
         sorted_codes = codes[by_code]

@@ -181,7 +181,9 @@ def _bucket(n: int, size: int) -> int:
     return 0 if n <= 0 else min(size - 1, 1 + int(math.log2(n)))
 
 
+_NONE: frozenset[str] = frozenset()
 _EARLIER_PRIO = {1: 8, 2: 3, 3: 1}
+_BACK_BUCKETS = tuple(_bucket(b, CAND_FEATURE_SIZES[2]) for b in range(64))
 _RANK_BUCKETS = tuple(_bucket(r + 1, CAND_FEATURE_SIZES[1]) for r in range(64))
 _KEY_PRIO = {3: 6, 2: 3}
 
@@ -204,8 +206,9 @@ class _Pool:
     """Last key -> its words (`split_identifier`) and their set: what `_key_match` compares."""
     enums: list[int]
     """Candidates of the enum kind (boosted like constants; extractors never make them)."""
-    groups: dict[tuple[str, ...], _TypeGroup]
-    make_group: Callable[[list[str]], _TypeGroup] | None = None
+    groups: dict[Any, tuple[Any, _TypeGroup]]
+    """(types, id of the used-anywhere set) -> (that set, the type group)."""
+    make_group: Callable[[list[str], set[str] | frozenset[str]], _TypeGroup] | None = None
     """Builds a type group instead of `_group`'s loop (a session pool: `session_slots.SessionPool`)."""
 
 
@@ -281,6 +284,8 @@ class SlotFeaturizer:
         self._ids: dict[str, list[int]] = {}
         self._p_source: dict[tuple[str, str], dict[str, float] | None] = {}
         self._sources: dict[Any, tuple[list[int], str, str, str]] = {}
+        self._p_buckets: dict[int, tuple[Any, dict[str, int]]] = {}
+        """id(p(source | tool, slot)) -> (it, source_sig -> bucket): memoised with nothing left out."""
 
     def identifier_ids(self, name: str) -> list[int]:
         """Token ids of a slot or key name; cached (a log has a bounded set of them)."""
@@ -343,6 +348,7 @@ class SlotFeaturizer:
                 arr["slot_name"][r, : len(ids)] = ids
                 chosen = self._rank(spec.name, slot, types, enum, pool, used)
                 p_source = self._source_probabilities(spec.name, slot, minus)
+                p_buckets = self._p_buckets.setdefault(id(p_source), (p_source, {}))[1] if not minus else {}
                 values = []
                 feats, events, keys = [], [], []
                 for score_row, cand, value, canon in chosen:
@@ -351,12 +357,15 @@ class SlotFeaturizer:
                     ev = cand.source_event
                     back = n_events - ev if ev is not None and 0 <= ev < n_events else 0
                     events.append(back if back <= self.max_events else 0)
+                    pb = p_buckets.get(sig)
+                    if pb is None:
+                        pb = p_buckets[sig] = cues.p_bucket(p_source, sig)
                     feats.append(
                         (
                             *score_row[:2],
-                            _bucket(back, CAND_FEATURE_SIZES[2]),
+                            _BACK_BUCKETS[back] if back < 64 else _bucket(back, CAND_FEATURE_SIZES[2]),
                             *score_row[3:],
-                            cues.p_bucket(p_source, sig),
+                            pb,
                         )
                     )
                     values.append(SlotValue(value, where, canon, sig))
@@ -420,14 +429,14 @@ class SlotFeaturizer:
         assert pool is not None
         slot_text = key_text(slot)
         slot_words = set(slot_text.split())
-        group = _group(pool, types)
+        any_slot = used.get(("", ""), _NONE)
+        group = _group(pool, types, any_slot)
         n = len(pool.cands)
         consts = self.constants.get(tool, {}).get(slot, [])
         extras: list[_Fixed] = [_Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(consts)]
         extras += [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
         same_slot = used.get((tool, slot), set())
         any_tool = used.get(("", slot), set())
-        any_slot = used.get(("", ""), set())
         const = {canonical_args(v) for v in consts}
         key_of = {
             k: 0 if not k else 3 if words == slot_text else 2 if word_set & slot_words else 1
@@ -437,8 +446,9 @@ class SlotFeaturizer:
         def earlier_of(canon: str) -> int:
             return 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
 
-        # Values whose priority a boost may change: earlier uses, constants, matching keys, the extras.
-        touched = {c for c in (*same_slot, *any_tool, *any_slot, *const) if c in group.members}
+        # Values whose priority a slot's own boost may change: earlier uses in this slot / of this slot
+        # name, constants, matching keys, the extras (a use in any slot is in the group's ranking).
+        touched = {c for c in (*same_slot, *any_tool, *const) if c in group.members}
         touched.update(group.canons[i] for i in pool.enums)
         for k, kind in key_of.items():
             if kind >= 2:
@@ -499,7 +509,8 @@ class SlotFeaturizer:
             first = members[canon][0] if canon in members else extra_by_canon[canon][0][0]
             assert row is not None
             best.append((-row[0], first, row, canon))
-        # The rest keep their type group's order (no boost: earlier use 0, not constant, key below 2).
+        # The rest keep their type group's order (no slot boost: not constant, key below 2; earlier use
+        # 3 or 0, already in the ranking).
         m = self.max_candidates
         for neg, first, canon, i in group.ranking:
             if len(best) >= len(touched) + m:
@@ -512,7 +523,7 @@ class SlotFeaturizer:
             if isinstance(row, int):
                 i = row
                 row = (None, i, pool.cands[i], group.values[i], canon, fits_of[i], kinds[i], ranks[i],
-                       key_of[keys[i]], 0, 0)  # fmt: skip
+                       key_of[keys[i]], 3 if canon in any_slot else 0, 0)  # fmt: skip
             _p, _pos, cand, value, canon, fits, kind, rank, key, earlier, is_const = row
             text = value if isinstance(value, str) else canon
             kid = self.kinds.get(kind, 0)
@@ -560,19 +571,28 @@ def _pool(candidates: Sequence[Candidate]) -> _Pool:
     )
 
 
-def _group(pool: _Pool, types: list[str]) -> _TypeGroup:
-    key = tuple(types)
-    group = pool.groups.get(key)
-    if group is not None:
-        return group
+def _group(pool: _Pool, types: list[str], used_anywhere: set[str] | frozenset[str] = _NONE) -> _TypeGroup:
+    """The pool coerced to `types`, ranked by the priority every slot gives a value: type fit, rank, and
+    the earlier-use boost for a value any call already passed (`used_anywhere`, the same for every slot
+    of a context; the slot-specific boosts are added by `_rank`)."""
+    key = (tuple(types), id(used_anywhere))
+    hit = pool.groups.get(key)  # type: ignore[call-overload]
+    if hit is not None:
+        return hit[1]
     if pool.make_group is not None:
-        group = pool.groups[key] = pool.make_group(types)
+        group = pool.make_group(types, used_anywhere)
+        pool.groups[key] = (used_anywhere, group)  # type: ignore[index]  # the set kept: its id is the key
         return group
     values = [coerce(v, types) for v in pool.values]
     canons = [_canon(v) for v in values]
     fits = [_fits(v, types) for v in values]
-    # Priority without any slot boost (enum-kind candidates are always rescored as touched).
-    base = [(-6 if f == 2 else 0) - 0.05 * min(r, 40) for f, r in zip(fits, pool.ranks, strict=True)]
+    # Priority without a slot-specific boost (enum-kind candidates are always rescored as touched):
+    # the formula's terms, the integer ones summed first as `_rank` sums them.
+    base = [
+        (_EARLIER_PRIO[3] + (-6 if f == 2 else 0) if c in used_anywhere else (-6 if f == 2 else 0))
+        - 0.05 * min(r, 40)
+        for f, r, c in zip(fits, pool.ranks, canons, strict=True)
+    ]
     members: dict[str, list[int]] = {}
     for i, c in enumerate(canons):
         members.setdefault(c, []).append(i)
@@ -584,7 +604,8 @@ def _group(pool: _Pool, types: list[str]) -> _TypeGroup:
                 top = i
         ranking.append((-base[top], idx[0], c, top))
     ranking.sort(key=lambda t: (t[0], t[1]))
-    group = pool.groups[key] = _TypeGroup(values, canons, fits, base, members, ranking)
+    group = _TypeGroup(values, canons, fits, base, members, ranking)
+    pool.groups[key] = (used_anywhere, group)  # type: ignore[index]
     return group
 
 
