@@ -285,6 +285,7 @@ class SlotFeaturizer:
         self._p_source: dict[tuple[str, str], dict[str, float] | None] = {}
         self._sources: dict[Any, tuple[list[int], str, str, str]] = {}
         self._p_buckets: dict[int, tuple[Any, dict[str, int]]] = {}
+        self._const_rows: dict[tuple[str, str, tuple[str, ...]], tuple[set[str], list[tuple]]] = {}
         """id(p(source | tool, slot)) -> (it, source_sig -> bucket): memoised with nothing left out."""
 
     def identifier_ids(self, name: str) -> list[int]:
@@ -399,6 +400,22 @@ class SlotFeaturizer:
             self._sources[src] = info
         return info
 
+    def _constants(self, tool: str, slot: str, types: list[str]) -> tuple[set[str], list[tuple]]:
+        """The slot's cross-task constants: their canonical forms, and each as (candidate, value coerced
+        to `types`, canonical form, fit), in order; memoised (the vocabularies do not change)."""
+        key = (tool, slot, tuple(types))
+        hit = self._const_rows.get(key)
+        if hit is None:
+            consts = self.constants.get(tool, {}).get(slot, [])
+            rows = []
+            for i, v in enumerate(consts):
+                value = coerce(v, types)
+                rows.append((_Fixed(v, KIND_CONSTANT, i), value, _canon(value), _fits(value, types)))
+            if len(self._const_rows) >= 100_000:
+                self._const_rows.clear()
+            hit = self._const_rows[key] = ({canonical_args(v) for v in consts}, rows)
+        return hit
+
     def _source_probabilities(
         self, tool: str, slot: str, minus: SourceCounts | None
     ) -> dict[str, float] | None:
@@ -432,12 +449,10 @@ class SlotFeaturizer:
         any_slot = used.get(("", ""), _NONE)
         group = _group(pool, types, any_slot)
         n = len(pool.cands)
-        consts = self.constants.get(tool, {}).get(slot, [])
-        extras: list[_Fixed] = [_Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(consts)]
-        extras += [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
+        const, const_rows = self._constants(tool, slot, types)
+        enums = [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
         same_slot = used.get((tool, slot), set())
         any_tool = used.get(("", slot), set())
-        const = {canonical_args(v) for v in consts}
         key_of = {
             k: 0 if not k else 3 if words == slot_text else 2 if word_set & slot_words else 1
             for k, (words, word_set) in pool.key_words.items()
@@ -453,12 +468,11 @@ class SlotFeaturizer:
         for k, kind in key_of.items():
             if kind >= 2:
                 touched.update(group.canons[i] for i in pool.by_key[k])
-        extra_rows = []
-        for j, cand in enumerate(extras):
+        extra_rows = [(n + j, *row) for j, row in enumerate(const_rows)]
+        for j, cand in enumerate(enums, start=len(const_rows)):
             value = coerce(cand.value, types)
-            canon = _canon(value)
-            extra_rows.append((n + j, cand, value, canon, _fits(value, types)))
-            touched.add(canon)
+            extra_rows.append((n + j, cand, value, _canon(value), _fits(value, types)))
+        touched.update(row[3] for row in extra_rows)
         extra_by_canon: dict[str, list[tuple]] = {}
         for row in extra_rows:
             extra_by_canon.setdefault(row[3], []).append(row)
