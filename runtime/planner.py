@@ -114,9 +114,13 @@ class Estimates:
 class OnlineCalibration:
     """p(call) as it comes true in this deployment: a reliability table filled online.
 
-    Every complete, eligible candidate the predictor gives is an observation once the agent's next turn
-    is known (hit: the turn issued that exact call), whether it was launched or not, so learning costs no
-    tool time and does not depend on what the planner chose. The corrected p of a candidate is the hit
+    Every complete, eligible candidate the predictor gives is an observation, launched or not (so learning
+    costs no tool time and does not depend on what the planner chose), scored the way a speculative result
+    of it would have fared: a hit when the agent makes that exact call while the result would still be
+    servable (in this turn or a later one), a miss when a state change would have invalidated it, its
+    freshness window ran out or the session ended. That is the p the utility needs: the chance a launched
+    result is claimed, which the predictor's next-turn p(call) understates for calls the agent makes a
+    few turns later (reading each of a user's orders in turn). The corrected p of a candidate is the hit
     rate of its p bin, shrunk toward p itself with `weight` pseudo-observations: with no outcomes yet it
     is the predictor's p, and a predictor whose p runs high or low for this agent is corrected after a
     few dozen candidates. Only past outcomes are used.

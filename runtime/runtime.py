@@ -37,7 +37,7 @@ from typing import Any
 from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec, canonical_args
 from toolcast.predictor.base import Predictor
 from toolcast.runtime.cache import Entry, SpeculationCache, State
-from toolcast.runtime.contracts import ToolContract
+from toolcast.runtime.contracts import ToolContract, keys_overlap
 from toolcast.runtime.planner import Choice, Estimates, Occupancy, Planner, PlannerConfig
 from toolcast.runtime.pool import WorkerPool
 from toolcast.runtime.stats import RuntimeStats
@@ -66,6 +66,22 @@ class RuntimeConfig:
             raise ValueError(f"k and workers must be >= 1, got k={self.k}, workers={self.workers}")
 
 
+@dataclass
+class _Candidate:
+    """A candidate the predictor gave, scored the way a speculative result of it would have fared: a hit
+    when the agent makes that call while such a result would still be servable, a miss when the result
+    would have been invalidated (a state change overlapping what it reads), expired or left unclaimed."""
+
+    key: tuple[str, str]
+    p: float
+    reads: frozenset[str] | None
+    expires_at: float
+
+
+MAX_PENDING = 64
+"""Candidates kept per session awaiting their outcome; the oldest are scored as misses beyond it."""
+
+
 @dataclass(eq=False)
 class _Session:
     id: str
@@ -81,10 +97,8 @@ class _Session:
     turn: int = 0
     calls: int = 0
     closed: bool = False
-    pending: dict[tuple[str, str], float] = field(default_factory=dict)
-    """The last decision point's eligible candidates (key -> p), scored once the agent's turn is known."""
-    turn_keys: set[tuple[str, str]] = field(default_factory=set)
-    """(tool, canonical args) of the real calls since the last decision point."""
+    pending: list[_Candidate] = field(default_factory=list)
+    """Eligible candidates not yet scored for the online calibration (see `_Candidate`)."""
 
 
 class UnknownToolError(KeyError):
@@ -173,7 +187,7 @@ class SpeculativeRuntime:
         if s is None:
             return
         s.closed = True
-        self._score_candidates(s)
+        self._score(s, lambda c: True, hit=False)
         for e in list(self.cache.entries(session)):
             self._retire(e, "closed")
         self.cache.drop_session(session)
@@ -202,7 +216,7 @@ class SpeculativeRuntime:
         if s.awaiting_llm:
             self._llm_done(s, now)
         s.calls += 1
-        s.turn_keys.add((tool, canonical_args(args)))
+        self._score(s, lambda c: c.key == (tool, canonical_args(args)), hit=True)
         event = ToolCall(f"{s.id}:{s.calls}", s.turn, tool, args, t_start=now)
         s.events.append(event)
         s.inflight += 1
@@ -301,7 +315,8 @@ class SpeculativeRuntime:
 
     # ---- speculation --------------------------------------------------------------------------------
     def _decision_point(self, s: _Session) -> None:
-        self._score_candidates(s)
+        now = self._now()
+        self._score(s, lambda c: now >= c.expires_at, hit=False)
         s.decision += 1
         s.turn += 1
         s.decision_at = self._now()
@@ -338,10 +353,17 @@ class SpeculativeRuntime:
             preds, model=s.model, covered=self.cache.covered(s.id, now), occupancy=self._occupancy(s),
             contract_of=lambda n: self._tools[n].contract if n in specs else None,
             schemas={n: t.parameters for n, t in specs.items()})
-        s.pending = {}
+        keys = set()
         for ch in choices:
-            if ch.eligible:
-                s.pending.setdefault(ch.prediction.key, max(0.0, min(1.0, ch.prediction.p_call)))
+            pred = ch.prediction
+            if ch.eligible and pred.key not in keys:
+                keys.add(pred.key)
+                contract = self._tools[pred.tool].contract
+                s.pending.append(_Candidate(pred.key, max(0.0, min(1.0, pred.p_call)),
+                                            contract.read_keys(pred.args), now + contract.stable_for))
+        for c in s.pending[:-MAX_PENDING]:
+            self.planner.calibration.observe(c.p, False)
+        s.pending = s.pending[-MAX_PENDING:]
         for ch in choices:
             if ch.launch:
                 self._launch(s, ch)
@@ -401,14 +423,18 @@ class SpeculativeRuntime:
             entry.handle.cancel()
         self.stats.dropped(entry.tool, reason, entry.busy_seconds(self._now()), failed=failed)
 
-    def _score_candidates(self, s: _Session) -> None:
-        """The agent's turn is over: each candidate of the decision point before it came true or not."""
-        for key, p in s.pending.items():
-            self.planner.calibration.observe(p, key in s.turn_keys)
-        s.pending = {}
-        s.turn_keys = set()
+    def _score(self, s: _Session, which, *, hit: bool) -> None:
+        """Score the pending candidates `which(c)` selects as hits or misses for the online calibration."""
+        keep = []
+        for c in s.pending:
+            if which(c):
+                self.planner.calibration.observe(c.p, hit)
+            else:
+                keep.append(c)
+        s.pending = keep
 
     def _invalidate(self, s: _Session, mutated: frozenset[str] | None) -> None:
+        self._score(s, lambda c: mutated is None or keys_overlap(mutated, c.reads), hit=False)
         for e in self.cache.invalidate(s.id, mutated):
             self._retire(e, "invalidated")
 

@@ -300,8 +300,9 @@ def test_predict_in_a_thread(fk):
     assert out == 1 and calls == [1] and total.hits == 1
 
 
-def test_candidates_are_scored_against_the_agents_next_turn(fk):
-    """Every eligible candidate, launched or not, becomes one outcome for the online calibration."""
+def test_candidates_are_scored_as_their_speculative_results_would_have_fared(fk):
+    """Every eligible candidate, launched or not, is one outcome for the online calibration: a hit when
+    the agent makes that call while its result would still be servable (here: any later turn)."""
     tools = fk.FakeTools()
     preds = [fk.pred("get", 0.35, x=1), fk.pred("get", 0.15, x=2), fk.pred("put", 0.9, x=1)]
     rt = runtime([tools.make("get", fk.READ), tools.make("put")], fk.ScriptedPredictor(preds))
@@ -317,7 +318,24 @@ def test_candidates_are_scored_against_the_agents_next_turn(fk):
 
     run_virtual(agent())
     cal = rt.planner.calibration
-    # Decision points: each user message and each call's result (6); the last is scored at close.
-    assert cal.seen[3] == 6 and cal.hits[3] == 3  # the x=1 candidate came true after each user message
-    assert cal.seen[1] == 6 and cal.hits[1] == 0
-    assert sum(cal.seen) == 12  # the state-changing candidate is not an observation
+    # 6 decision points (each user message, each call's result); the x=1 candidate came true after each
+    # but the last, which the session's end scores as a miss. The state-changing candidate is no outcome.
+    assert (cal.seen[3], cal.hits[3]) == (6, 5)
+    assert (cal.seen[1], cal.hits[1]) == (6, 0)
+    assert sum(cal.seen) == 12
+
+
+def test_a_state_change_scores_the_candidates_it_would_have_invalidated_as_misses(fk):
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", fk.READ), tools.make("put")], first_point(fk, fk.pred("get", 0.35, x=1)))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(2.0)
+        await rt.call("s", "put", {"x": 1})  # undeclared effects: a result of get(x=1) would be gone
+        await rt.call("s", "get", {"x": 1})
+        await rt.aclose()
+
+    run_virtual(agent())
+    cal = rt.planner.calibration
+    assert (cal.seen[3], cal.hits[3]) == (1, 0)
