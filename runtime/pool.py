@@ -76,6 +76,20 @@ class WorkerPool:
         self._queue.append(job)
         return Admission(False)
 
+    def promote(self, job: int) -> bool:
+        """A running speculative job became a real call's (the agent joined it): never pre-empt it now."""
+        if job not in self._running:
+            return False
+        self._running[job] = False
+        return True
+
+    def demote(self, job: int) -> bool:
+        """Make a promoted job pre-emptable again (it is late and a real run races it)."""
+        if job not in self._running:
+            return False
+        self._running[job] = True
+        return True
+
     def release(self, job: int) -> list[int]:
         """The job ended (or was cancelled). Returns queued jobs that now hold a worker."""
         if self._running.pop(job, None) is None:

@@ -254,6 +254,9 @@ class SpeculativeRuntime:
     async def _join(self, t: Tool, entry: Entry, args: dict[str, Any]) -> Any:
         """Wait for the speculative run; race it with a real run once it is late; serve only if valid."""
         claimed_at = self._now()
+        # The agent waits on this run now: it is a real call's, and real calls do not pre-empt it.
+        if entry.meta.get("job") is not None:
+            self.pool.promote(entry.meta["job"])
         expected = self.config.hedge_factor * self.estimates.service_time(t.name)
         hedge = max(self.config.hedge_min, expected - entry.busy_seconds(claimed_at))
         task: asyncio.Task = entry.handle
@@ -264,6 +267,8 @@ class SpeculativeRuntime:
             if not task.done():
                 log.debug("[speculative] %s run is late; racing a real run", t.name,
                          extra={"speculative": True, "tool": t.name})
+                if entry.meta.get("job") is not None:  # the race may take its worker
+                    self.pool.demote(entry.meta["job"])
                 real = asyncio.create_task(self._run_real(t, args, hedge=True))
                 await asyncio.wait({task, real}, return_when=asyncio.FIRST_COMPLETED)
             now = self._now()

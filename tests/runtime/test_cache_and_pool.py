@@ -87,3 +87,12 @@ def test_pool_real_calls_preempt_the_newest_speculation():
     pool.authoritative(13)
     pool.withdraw(13)
     assert pool.queued == 0
+
+
+def test_pool_a_promoted_speculative_job_is_never_preempted():
+    pool = WorkerPool(1)
+    assert pool.try_speculative(1) and pool.promote(1)
+    adm = pool.authoritative(10)
+    assert not adm.started and adm.preempted is None  # waits for the run a real call depends on
+    assert pool.release(1) == [10]
+    assert not pool.promote(999)

@@ -189,6 +189,39 @@ def test_real_calls_preempt_speculation_for_workers(fk):
     assert rt.stats.tool("get").dropped["preempted"] == 1
 
 
+def test_a_joined_speculative_run_is_not_preempted_by_another_sessions_real_call(fk):
+    """Once the agent waits on a speculative run it is that agent's real call: pre-empting it would make
+    the agent wait longer than without speculation."""
+    tools = fk.FakeTools()
+    def script(ctx):
+        return [fk.pred("get", 0.95, x=1)] if ctx.metadata["session"] == "a" and len(ctx.events) == 1 else []
+
+    rt = runtime([tools.make("get", fk.READ, duration=2.0), tools.make("other", fk.READ, duration=1.0)],
+                 fk.ScriptedPredictor(script), workers=1)
+
+    async def agent_a():
+        loop = asyncio.get_running_loop()
+        rt.observe_user("a", "hi")
+        await asyncio.sleep(0.5)
+        await rt.call("a", "get", {"x": 1})  # joins the run started at 0
+        return loop.time()
+
+    async def agent_b():
+        loop = asyncio.get_running_loop()
+        rt.observe_user("b", "hi")
+        await asyncio.sleep(1.0)
+        await rt.call("b", "other", {})  # no idle worker: must wait, not pre-empt a's joined run
+        return loop.time()
+
+    async def both():
+        return await asyncio.gather(agent_a(), agent_b())
+
+    done_a, done_b = run_virtual(both())
+    assert done_a == pytest.approx(2.0)  # the speculative run's end, not later
+    assert done_b == pytest.approx(3.0)
+    assert rt.stats.tool("get").joins == 1 and not rt.stats.tool("get").dropped
+
+
 def test_losers_are_cancelled_at_the_next_decision_point(fk):
     tools = fk.FakeTools()
     script = lambda ctx: [fk.pred("get", 0.9, x=len(ctx.events))]  # noqa: E731
