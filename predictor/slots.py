@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -225,6 +225,8 @@ class _TypeGroup:
     """Canonical value -> candidate indices holding it, in pool order."""
     ranking: list[tuple[float, int, str, int]]
     """(-best base priority, first position, canon, index of the best member), best first."""
+    rows: dict[tuple[int, str], tuple] = field(default_factory=dict)
+    """(position, tool) -> the ranked row of a value no slot boost touched (`_rank`)."""
 
 
 def _canon(value: Any) -> str:
@@ -534,7 +536,15 @@ class SlotFeaturizer:
         best.sort(key=lambda b: (b[0], b[1]))
         out = []
         for _neg, _first, row, canon in best[:m]:
+            memo = None
             if isinstance(row, int):
+                # Untouched: its row is the same in every slot of this group but for the tool (key
+                # match 0 or 1, earlier use 3 or 0, not constant), so it is made once per step and tool.
+                memo = (row, tool)
+                hit = group.rows.get(memo)
+                if hit is not None:
+                    out.append(hit)
+                    continue
                 i = row
                 row = (None, i, pool.cands[i], group.values[i], canon, fits_of[i], kinds[i], ranks[i],
                        key_of[keys[i]], 3 if canon in any_slot else 0, 0)  # fmt: skip
@@ -553,6 +563,8 @@ class SlotFeaturizer:
                 0 if cand.source_tool is None else 2 if cand.source_tool == tool else 1,
                 fits,
             )
+            if memo is not None:
+                group.rows[memo] = (feats, cand, value, canon)
             out.append((feats, cand, value, canon))
         return out
 
