@@ -287,6 +287,7 @@ class SlotFeaturizer:
         self._p_source: dict[tuple[str, str], dict[str, float] | None] = {}
         self._sources: dict[Any, tuple[list[int], str, str, str]] = {}
         self._p_buckets: dict[int, tuple[Any, dict[str, int]]] = {}
+        self._slot_text: dict[str, tuple[str, set[str]]] = {}
         self._const_rows: dict[tuple[str, str, tuple[str, ...]], tuple[set[str], list[tuple]]] = {}
         """id(p(source | tool, slot)) -> (it, source_sig -> bucket): memoised with nothing left out."""
 
@@ -383,6 +384,8 @@ class SlotFeaturizer:
     def _source_info(self, cand: Any) -> tuple[list[int], str, str, str]:
         """What a candidate's source gives its slot rows: its key's token ids (padded), "kind:role",
         `source_sig` and where it was found (for `SlotValue`); kept per session-pool source."""
+        if isinstance(cand, _Fixed):  # a constant or enum member: no key, its kind is its source
+            return [0] * self.max_name_tokens, cand.kind, cand.kind, f"{cand.kind}:"
         src = getattr(cand, "src", None)
         if src is not None:
             hit = self._sources.get(src)
@@ -401,6 +404,14 @@ class SlotFeaturizer:
                 self._sources.clear()
             self._sources[src] = info
         return info
+
+    def _slot_words(self, slot: str) -> tuple[str, set[str]]:
+        """`key_text` of a slot name and its words; memoised (do not mutate)."""
+        hit = self._slot_text.get(slot)
+        if hit is None:
+            text = key_text(slot)
+            hit = self._slot_text[slot] = (text, set(text.split()))
+        return hit
 
     def _constants(self, tool: str, slot: str, types: list[str]) -> tuple[set[str], list[tuple]]:
         """The slot's cross-task constants: their canonical forms, and each as (candidate, value coerced
@@ -446,8 +457,7 @@ class SlotFeaturizer:
         values a boost touches are scored here; the rest keep their place in the type group's ranking.
         """
         assert pool is not None
-        slot_text = key_text(slot)
-        slot_words = set(slot_text.split())
+        slot_text, slot_words = self._slot_words(slot)
         any_slot = used.get(("", ""), _NONE)
         group = _group(pool, types, any_slot)
         n = len(pool.cands)
