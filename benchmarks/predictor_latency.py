@@ -293,7 +293,7 @@ def main() -> None:
                     flush=True,
                 )
         contexts = sets.get(64, [])
-        fed = model_runs(onnx, contexts)
+        fed = model_runs(onnx, contexts) if contexts else []
         for name, pred in backends.items() if contexts else ():
             if name == "torch":
                 full, model_only = batch_rate(None, pred.model, contexts, fed, args.repeats)
