@@ -5,13 +5,21 @@ clients, with micro-batching on and off.
     .venv/bin/python benchmarks/serve_load.py --predictor markov   # the Markov baseline, fit on tau2
     .venv/bin/python benchmarks/serve_load.py --model DIR          # a model directory (the ONNX model)
     .venv/bin/python benchmarks/serve_load.py --workers 2          # two uvicorn worker processes
+    .venv/bin/python benchmarks/serve_load.py --model DIR --data ../shared/data/tau2 ../shared/data/bfcl \
+        --split test --contexts 3000                               # the test split's decision points
+    ... --model DIR --split test --breakdown 300                   # no server: a request's parts timed
+    ... --model DIR --split test --session-replay 400              # no server: what interning events buys
 
 The script starts the server itself (uvicorn in a child process, 127.0.0.1 only), waits for /readyz,
 drives it from this process with N keep-alive connections (a minimal asyncio HTTP/1.1 client, so the
 client costs the two cores as little as possible), and stops the server. Each run is bounded by
---requests and --seconds, whichever comes first, after a short warm-up. Request bodies are real decision
-points of the tau2 development logs (canonical events + the tools list, k=3); `--per-request B` sends B
-contexts per request to /v1/predict/batch instead (throughput then counts contexts).
+--requests and --seconds, whichever comes first, after a short warm-up; the bodies are sent in turn
+across a server's runs (none twice before all were sent once). Request bodies are real decision points
+(canonical events + the tools list, k=3): by default the first --contexts of the tau2 logs; with
+--split, every decision point of that split's task groups (seed 0, as training splits), shuffled, so the
+history lengths are those agents send step by step. `--per-request B` sends B contexts per request to
+/v1/predict/batch instead (throughput then counts contexts). --breakdown and --session-replay
+(serve_breakdown.py) time the parts of a request in this process, without a server.
 
 The fake predictor costs `--fake-ms` + `--fake-per-item-ms` x batch size per run, holds one lock (one
 model instance using the machine) and sleeps (releasing the GIL, as onnxruntime does): it measures the
@@ -83,7 +91,7 @@ def bench_app() -> Any:
             from toolcast.data import load_traces
             from toolcast.predictor.baselines import fit_baseline
 
-            return fit_baseline("markov", load_traces(cfg["data"]))
+            return fit_baseline("markov", load_traces(*cfg["data"]))
         from toolcast.serving.loading import load_predictor
 
         return load_predictor(Path(cfg["model"]))
@@ -110,17 +118,50 @@ def start_server(port: int, cfg: dict[str, Any], workers: int, http: str) -> sub
 # ---- the load (this process) ---------------------------------------------------------------------------
 
 
-def contexts_as_json(data: str, n: int) -> list[dict[str, Any]]:
+def contexts_as_json(data: list[str], n: int, split: str | None = None, seed: int = 0,
+                     max_events: int | None = None) -> list[dict[str, Any]]:
+    """Request bodies (k=3) for the decision points of the logs in `data`.
+
+    With `split` (train / validation / test), only traces whose task group falls in that split of the
+    project's task-grouped split (`toolcast.data.splits.split_of`, seed `seed`, as training uses), every
+    decision point of every such trace, shuffled (fixed seed) and cut to `n`: the history lengths are the
+    ones an agent sends step by step. Without it, the first `n` decision points in file order.
+    """
+    import random
+
     from toolcast.data import load_traces
+    from toolcast.data.splits import split_of
     from toolcast.serving.client import context_body
 
-    out = []
-    for trace in load_traces(data):
+    out: list[dict[str, Any]] = []
+    for trace in load_traces(*data):
+        if split is not None and split_of(trace.group, seed) != split:
+            continue
         for context, _ in trace.decision_points():
-            out.append(context_body(context, 3))
-            if len(out) >= n:
+            if max_events is not None and len(context.events) > max_events:
+                continue
+            body = context_body(context, 3)
+            body["source"] = trace.source  # dropped before sending; for the mix summary
+            out.append(body)
+            if split is None and len(out) >= n:
                 return out
-    return out
+    if split is not None:
+        random.Random(seed).shuffle(out)
+    return out[:n]
+
+
+def describe_mix(contexts: list[dict[str, Any]]) -> str:
+    """Sources and history lengths (events) of the request bodies."""
+    from collections import Counter
+
+    lengths = sorted(len(c["events"]) for c in contexts)
+    by_source = Counter(str(c.get("source", "?")) for c in contexts)
+
+    def q(f: float) -> int:
+        return lengths[min(len(lengths) - 1, int(f * len(lengths)))]
+
+    return (f"{len(contexts)} contexts ({', '.join(f'{k} {v}' for k, v in sorted(by_source.items()))}); "
+            f"events per context p10 {q(0.1)} / p50 {q(0.5)} / p90 {q(0.9)} / max {lengths[-1]}")
 
 
 def http_request(port: int, path: str, body: bytes) -> bytes:
@@ -149,8 +190,9 @@ async def one_client(port: int, requests: itertools.cycle, budget: dict, latenci
         writer.close()
 
 
-async def drive(port: int, requests: list[bytes], clients: int, max_requests: int, seconds: float) -> dict:
-    cycle = itertools.cycle(requests)
+async def drive(port: int, cycle: itertools.cycle, clients: int, max_requests: int, seconds: float) -> dict:
+    """One bounded run; `cycle` goes on where the previous run (or warm-up) on this server stopped, so
+    no body is sent twice before all have been sent once."""
     budget = {"left": max_requests, "until": time.perf_counter() + seconds}
     latencies: list[float] = []
     errors: list[int] = []
@@ -230,16 +272,39 @@ def main() -> None:
     p.add_argument("--fake-per-item-ms", type=float, default=0.05,
                    help="fake predictor: extra cost per context in a run (default: 0.05)")
     p.add_argument("--http", default="auto", help="uvicorn HTTP implementation: auto, h11, httptools")
-    p.add_argument("--data", default=str(DATA / "tau2"), help="logs the request bodies come from")
+    p.add_argument("--data", nargs="+", default=[str(DATA / "tau2")],
+                   help="logs the request bodies come from (default: ../shared/data/tau2)")
+    p.add_argument("--split", choices=("train", "validation", "test"),
+                   help="only decision points of this split's task groups (seed 0), shuffled")
+    p.add_argument("--contexts", type=int, default=500, help="distinct request bodies (default: 500)")
+    p.add_argument("--breakdown", type=int, metavar="N",
+                   help="no server: time N requests' parts in this process (parse, validate, convert, "
+                        "predict alone and in batches, respond) and exit")
     p.add_argument("--payload", choices=("full", "small"), default="full",
                    help="full contexts with the tools list (default), or small: the last 4 events only")
+    p.add_argument("--session-replay", type=int, metavar="N",
+                   help="no server: up to N requests in session order, events converted as served vs "
+                        "interned by content (what a server-side event cache would buy); needs --split")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     kind = "model" if args.model else args.predictor
     levels = [int(c) for c in args.clients.split(",")]
     per = max(1, args.per_request)
 
-    contexts = contexts_as_json(args.data, 500)
+    if args.session_replay:
+        from serve_breakdown import session_replay
+
+        session_replay(args.data, args.split or "test", kind, args.model, args.session_replay, args.json)
+        return
+    contexts = contexts_as_json(args.data, args.contexts, args.split)
+    print(describe_mix(contexts))
+    for c in contexts:
+        c.pop("source", None)
+    if args.breakdown:
+        from serve_breakdown import breakdown
+
+        breakdown(contexts[: args.breakdown], kind, args.model, args.data, args.json)
+        return
     if args.payload == "small":
         for c in contexts:
             c.update(events=c["events"][-4:], tools=[])
@@ -261,9 +326,10 @@ def main() -> None:
         server = start_server(port, cfg, args.workers, args.http)
         try:
             wait_ready(port, server)
-            wire = [http_request(port, path, b) for b in bodies]
+            wire = itertools.cycle([http_request(port, path, b) for b in bodies])
             for clients in levels:
                 asyncio.run(drive(port, wire, clients, args.warmup, 30.0))
+                load_before = round(os.getloadavg()[0], 2)
                 before, cpu = batch_stats(port), tree_cpu_seconds(server.pid)
                 row = asyncio.run(drive(port, wire, clients, args.requests, args.seconds))
                 after, cpu = batch_stats(port), tree_cpu_seconds(server.pid) - cpu
@@ -272,7 +338,8 @@ def main() -> None:
                            predictions_per_s=round(row["requests_per_s"] * per, 1),
                            mean_batch=round((after[0] - before[0]) / runs, 1) if runs and args.workers == 1
                            else None,
-                           server_cpu=round(cpu / row["seconds"], 2), load=round(os.getloadavg()[0], 2))
+                           server_cpu=round(cpu / row["seconds"], 2),
+                           load=f"{load_before}->{round(os.getloadavg()[0], 2)}")
                 rows.append(row)
                 print(f"  batching {row['batching']:>3}  clients {clients:>3}: "
                       f"{row['predictions_per_s']:>7} pred/s  p50 {row['p50_ms']:>7} ms  "
