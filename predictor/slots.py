@@ -528,7 +528,10 @@ class SlotFeaturizer:
                 prio, i, key, is_const = top
                 row = (prio, i, pool.cands[i], group.values[i], canon, fits_of[i], kinds[i], ranks[i], key,
                        earlier, is_const)  # fmt: skip
-            for pos, cand, value, _c, fits in extra_by_canon.get(canon, ()):
+            # A constant or enum member that the context also shows is presented as the context's
+            # mention (its kind says where it was seen; `is_const` still says it recurs): "Mei" in the
+            # user's text must not look like "Lei", a constant nobody mentioned.
+            for pos, cand, value, _c, fits in extra_by_canon.get(canon, ()) if top is None else ():
                 r = scored(pos, cand, value, canon, fits, cand.kind, cand.rank, 0)
                 if row is None or r[0] > row[0]:
                     row = r

@@ -56,9 +56,14 @@ def reference_rank(sf: SlotFeaturizer, tool, slot, types, enum, candidates, used
     any_slot = used.get(("", ""), set())
     const = {canonical_args(v) for v in sf.constants.get(tool, {}).get(slot, [])}
     best: dict[str, tuple] = {}
+    in_context: set[str] = set()
     for cand in pool:
         value = coerce(cand.value, types)
         canon = canonical_args(value)
+        if isinstance(cand, _Fixed) and canon in in_context:
+            continue  # a constant the context also shows keeps the context's mention
+        if not isinstance(cand, _Fixed):
+            in_context.add(canon)
         earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
         key = _key_match(last_key(cand.source_path), slot_words, slot_text)
         fits = _fits(value, types)
