@@ -216,7 +216,9 @@ class SpeculativeRuntime:
         if s.awaiting_llm:
             self._llm_done(s, now)
         s.calls += 1
-        self._score(s, lambda c: c.key == (tool, canonical_args(args)), hit=True)
+        key = (tool, canonical_args(args))
+        self._score(s, lambda c: now >= c.expires_at, hit=False)  # its result would have expired by now
+        self._score(s, lambda c: c.key == key, hit=True)
         event = ToolCall(f"{s.id}:{s.calls}", s.turn, tool, args, t_start=now)
         s.events.append(event)
         s.inflight += 1

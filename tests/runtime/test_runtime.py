@@ -372,3 +372,20 @@ def test_a_state_change_scores_the_candidates_it_would_have_invalidated_as_misse
     run_virtual(agent())
     cal = rt.planner.calibration
     assert (cal.seen[3], cal.hits[3]) == (1, 0)
+
+
+def test_a_candidate_called_after_its_freshness_window_is_a_miss(fk):
+    """Expiry is scored at the call too, not only at the next decision point: a long LLM turn can outlast
+    a result's window, and a result that expired before the agent asked for it would not have served."""
+    tools = fk.FakeTools()
+    rt = runtime([tools.make("get", read_only(stable_for=5.0))], first_point(fk, fk.pred("get", 0.35, x=1)))
+
+    async def agent():
+        rt.observe_user("s", "hi")
+        await asyncio.sleep(10.0)  # the LLM thinks past the 5 s window
+        await rt.call("s", "get", {"x": 1})
+        await rt.aclose()
+
+    run_virtual(agent())
+    cal = rt.planner.calibration
+    assert (cal.seen[3], cal.hits[3]) == (1, 0)
