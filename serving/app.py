@@ -24,6 +24,7 @@ from toolcast import __version__
 from toolcast.serving import routes_health, routes_model, routes_predict
 from toolcast.serving.batching import DirectScheduler, MicroBatcher, Scheduler, run_predictor
 from toolcast.serving.errors import install_error_handlers
+from toolcast.serving.interning import EventInterner
 from toolcast.serving.limits import BodyLimitMiddleware, document_limits
 from toolcast.serving.loading import ModelLoadError, describe, load_predictor
 from toolcast.serving.middleware import RequestContextMiddleware
@@ -43,6 +44,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app = FastAPI(title="toolcast", version=__version__, lifespan=_lifespan,
                   description=DESCRIPTION.format(**vars(settings)))
     state = ServingState(settings)
+    if settings.intern_events > 0:
+        state.interner = EventInterner(settings.intern_events)
+        state.metrics.watch_interner(state.interner)
     app.state.serving = state
     install_error_handlers(app)
     routers = (routes_predict.router, routes_model.router, routes_health.router)

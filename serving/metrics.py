@@ -9,7 +9,10 @@ one worker per container (the usual way to scale this stateless service).
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from toolcast.serving.interning import EventInterner
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -40,6 +43,10 @@ class Metrics:
         self.model_loaded = Gauge("toolcast_model_loaded", "1 once the model is loaded and serving.",
                                   registry=r)
 
+    def watch_interner(self, interner: EventInterner) -> None:
+        """Export the interner's hit and miss counts (read at scrape time: no cost per request)."""
+        self.registry.register(_InternerCollector(interner))
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
@@ -51,3 +58,18 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _InternerCollector:
+    """A custom collector: the counts live in the interner, read when /metrics is scraped."""
+
+    def __init__(self, interner: EventInterner):
+        self._interner = interner
+
+    def collect(self):
+        hits = CounterMetricFamily("toolcast_event_intern_hits",
+                                   "Request events served as an object built for an earlier request.")
+        hits.add_metric([], self._interner.hits)
+        misses = CounterMetricFamily("toolcast_event_intern_misses", "Request events built afresh.")
+        misses.add_metric([], self._interner.misses)
+        return [hits, misses]

@@ -33,7 +33,7 @@ async def predict(body: PredictRequest, state: Ready) -> PredictResponse:
     """The k most likely next calls (or `<respond>`), best first, each with p(tool), p(call), the argument
     values the model could fill, where each came from (`sources`) and the slots it could not (`free`)."""
     check_predict_request(body, state.settings)
-    (answer,) = await _run(state, [(_context(body, ""), body.k)])
+    (answer,) = await _run(state, [(_context(state, body, ""), body.k)])
     return _response(state, answer, body.k)
 
 
@@ -44,15 +44,15 @@ async def predict_batch(body: BatchPredictRequest, state: Ready) -> BatchPredict
     check_batch_size(len(body.requests), state.settings)
     for i, req in enumerate(body.requests):
         check_predict_request(req, state.settings, f"requests[{i}].")
-    items = [(_context(req, f"requests[{i}]."), req.k) for i, req in enumerate(body.requests)]
+    items = [(_context(state, req, f"requests[{i}]."), req.k) for i, req in enumerate(body.requests)]
     answers = await _run(state, items)
     return BatchPredictResponse(results=[_response(state, a, req.k)
                                          for a, req in zip(answers, body.requests, strict=True)])
 
 
-def _context(req: PredictRequest, path: str):
+def _context(state: ServingState, req: PredictRequest, path: str):
     try:
-        return req.to_context(path)
+        return req.to_context(path, state.interner)
     except SchemaError as e:
         raise ApiError.from_schema_error(e) from None
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolcast.data.schema import Context, SchemaError, ToolSpec, event_from_dict
+from toolcast.data.schema import Context, Event, SchemaError, ToolSpec, event_from_dict
 from toolcast.predictor.base import CallPrediction
+from toolcast.serving.interning import EventInterner
 from toolcast.serving.settings import K_CEILING
 
 _NULLABLE_NUMBER = {"anyOf": [{"type": "number"}, {"type": "null"}]}
@@ -103,17 +104,25 @@ class PredictRequest(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict, description="Trace metadata (agent model...).")
     k: int = Field(default=3, ge=1, le=K_CEILING, description="How many candidate calls to return.")
 
-    def to_context(self, path: str = "") -> Context:
-        """The canonical Context; raises SchemaError naming the field (path-prefixed, e.g. events[2].tool)."""
-        events = []
-        for i, e in enumerate(self.events):
-            where = f"{path}events[{i}]."
-            try:
-                events.append(event_from_dict(e, where))
-            except OverflowError:  # an integer too large to be a time in seconds
-                raise SchemaError(f"{where}t_start", "number out of range") from None
+    def to_context(self, path: str = "", interner: EventInterner | None = None) -> Context:
+        """The canonical Context; raises SchemaError naming the field (path-prefixed, e.g. events[2].tool).
+
+        With an `interner`, events whose JSON it saw recently are the objects it built then (shared: never
+        mutate them), so the predictor's per-event caches hit across a session's requests."""
+        if interner is not None:
+            events = interner.events(self.events, convert_event, path)
+        else:
+            events = [convert_event(e, f"{path}events[{i}].") for i, e in enumerate(self.events)]
         tools = [ToolSpec(t.name, t.description, t.parameters, t.annotations) for t in self.tools]
         return Context(events=events, tools=tools, metadata=self.metadata)
+
+
+def convert_event(d: Any, where: str) -> Event:
+    """One canonical event from its request dict; SchemaError (naming `where` + field) when invalid."""
+    try:
+        return event_from_dict(d, where)
+    except OverflowError:  # an integer too large to be a time in seconds
+        raise SchemaError(f"{where}t_start", "number out of range") from None
 
 
 class BatchPredictRequest(BaseModel):

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from toolcast.predictor.base import Predictor
 from toolcast.serving.batching import Scheduler
 from toolcast.serving.errors import ApiError
+from toolcast.serving.interning import EventInterner
 from toolcast.serving.loading import ModelInfo
 from toolcast.serving.metrics import Metrics
 from toolcast.serving.settings import ServeSettings
@@ -34,6 +35,8 @@ class ServingState:
     predictor: Predictor | None = None
     info: ModelInfo | None = None
     scheduler: Scheduler | None = None
+    interner: EventInterner | None = None
+    """Shares event objects across requests (None: interning off, `settings.intern_events` = 0)."""
 
 
 async def get_state(request: Request) -> ServingState:
