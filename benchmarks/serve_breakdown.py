@@ -122,21 +122,22 @@ def breakdown(contexts: list[dict[str, Any]], kind: str, model: str | None, data
 
 def session_replay(data: list[str], split: str, kind: str, model: str | None, max_requests: int,
                    json_out: str | None) -> None:
-    """What the server would gain by keeping event objects across requests (not what it does now).
+    """What the server gains by keeping event objects across requests (`serving.interning`).
 
     The embedded predictor caches per event *object* (event rows, extractor findings, a session's
     candidate pool), so an agent process pays only for its new events at each step. Over HTTP every
     request parses into new objects and pays for the whole history. Here the decision points of the
     split's traces are sent in session order (trace by trace, step by step, as agents send them),
-    converted as the server does (`to_context`) and, second, with events interned by content (the same
-    JSON -> the same object, as a server-side cache would do), each with a fresh predictor; per-request
-    predictor CPU and wall time for both.
+    converted as the server does with interning off (`intern_events=0`) and, second, with the server's
+    `EventInterner` at its default size (the same JSON -> the same object), each with a fresh predictor;
+    per-request predictor CPU and wall time for both.
     """
     from toolcast.data import load_traces
-    from toolcast.data.schema import Context, event_from_dict
     from toolcast.data.splits import split_of
     from toolcast.serving.client import context_body
+    from toolcast.serving.interning import EventInterner
     from toolcast.serving.schemas import PredictRequest
+    from toolcast.serving.settings import ServeSettings
 
     bodies: list[bytes] = []
     for trace in load_traces(*data):
@@ -147,30 +148,22 @@ def session_replay(data: list[str], split: str, kind: str, model: str | None, ma
         if len(bodies) >= max_requests:
             break
     result: dict[str, Any] = {"requests": len(bodies)}
-    for mode in ("as served", "interned"):
+    for mode in ("interning off", "interning on"):
         predictor = _load(kind, model, data)
-        interned: dict[str, Any] = {}
+        interner = EventInterner(ServeSettings.intern_events) if mode == "interning on" else None
         wall, cpu, intern = [], [], []
         for body in bodies:
             req = PredictRequest.model_validate(json.loads(body))
             i0 = time.perf_counter()
-            if mode == "interned":
-                events = []
-                for d in req.events:
-                    key = json.dumps(d, sort_keys=True)
-                    e = interned.get(key)
-                    if e is None:
-                        e = interned[key] = event_from_dict(d)
-                    events.append(e)
-                context = Context(events=events, tools=req.to_context().tools, metadata=req.metadata)
-            else:
-                context = req.to_context()
+            context = req.to_context(interner=interner)
             intern.append(time.perf_counter() - i0)
             c0, t0 = time.thread_time(), time.perf_counter()
             predictor.predict_batch([context], req.k)
             wall.append(time.perf_counter() - t0)
             cpu.append(time.thread_time() - c0)
         result[mode] = {"convert_ms": _ms(intern), "predict_ms": _ms(wall), "predict_cpu_ms": _ms(cpu)}
+        if interner is not None:
+            result[mode]["intern_hits"], result[mode]["intern_misses"] = interner.hits, interner.misses
     print(json.dumps(result, indent=1))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1))

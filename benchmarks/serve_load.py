@@ -97,6 +97,8 @@ def bench_app() -> Any:
         return load_predictor(Path(cfg["model"]))
 
     kwargs = {"max_wait_ms": cfg["max_wait_ms"]} if cfg["max_wait_ms"] is not None else {}
+    if cfg.get("intern_events") is not None:
+        kwargs["intern_events"] = cfg["intern_events"]
     return create_app(ServeSettings(model_dir=cfg["model"], loader=load, batching=cfg["batching"],
                                     load_in_background=False, **kwargs))
 
@@ -267,6 +269,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
     p.add_argument("--per-request", type=int, default=1,
                    help="contexts per request; above 1, POST /v1/predict/batch (default: 1)")
+    p.add_argument("--intern-events", type=int,
+                   help="server's event interning LRU size, 0 = off (default: the server's)")
     p.add_argument("--max-wait-ms", type=float, help="micro-batching wait (default: the server's)")
     p.add_argument("--fake-ms", type=float, default=1.0, help="fake predictor: cost of a run (default: 1)")
     p.add_argument("--fake-per-item-ms", type=float, default=0.05,
@@ -283,8 +287,8 @@ def main() -> None:
     p.add_argument("--payload", choices=("full", "small"), default="full",
                    help="full contexts with the tools list (default), or small: the last 4 events only")
     p.add_argument("--session-replay", type=int, metavar="N",
-                   help="no server: up to N requests in session order, events converted as served vs "
-                        "interned by content (what a server-side event cache would buy); needs --split")
+                   help="no server: up to N requests in session order, events converted with the server's "
+                        "interning off vs on; needs --split")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     kind = "model" if args.model else args.predictor
@@ -321,7 +325,8 @@ def main() -> None:
     rows = []
     for batching in [b.strip() == "on" for b in args.batching.split(",")]:
         cfg = {"kind": kind, "model": args.model, "batching": batching, "max_wait_ms": args.max_wait_ms,
-               "fake_ms": args.fake_ms, "fake_per_item_ms": args.fake_per_item_ms, "data": args.data}
+               "fake_ms": args.fake_ms, "fake_per_item_ms": args.fake_per_item_ms, "data": args.data,
+               "intern_events": args.intern_events}
         port = free_port()
         server = start_server(port, cfg, args.workers, args.http)
         try:
