@@ -73,8 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure on all of --data (it is already held out), not on its test split")
     p.add_argument("--seed", type=int, default=0, help="seed of the task-grouped split (default 0)")
     p.add_argument("--keep-looping", action="store_true",
-                   help="also measure looping traces (an agent repeating one call more than 3 times), which "
-                   "the split leaves out by default, as training does; the count left out is reported")
+                   help="also measure looping traces (more than 3 of the agent's calls repeat the call just "
+                   "before them), which the split leaves out by default, as training does; the count left "
+                   "out is reported")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--plot", metavar="FILE", help="write a reliability diagram (PNG)")
     p.add_argument("--top", type=int, default=20, help="rows of the per-tool table (default 20)")
