@@ -206,11 +206,19 @@ class CandidatePool(Sequence[Candidate]):
 
 class SessionCandidates:
     """`Extract` for an agent process: `extract_candidates` with each session's pool kept across steps.
-    Thread-safe (one lock; a step's fold is short). size: sessions kept (least recently used dropped)."""
+    Thread-safe (one lock; a step's fold is short). size: pools kept (least recently used dropped).
+
+    Pools are found by their first event object, and several pools may share one: sessions that open
+    with the same system prompt (one object when the server interns events, `toolcast serve`) each keep
+    their own pool, and a step takes the longest pool that is a prefix of its history."""
+
+    PER_FIRST_EVENT = 32
+    """Pools kept per first event (sessions sharing one opening), oldest dropped first."""
 
     def __init__(self, size: int = 64):
         self.size = size
-        self._pools: OrderedDict[int, _State] = OrderedDict()
+        self._pools: OrderedDict[int, list[_State]] = OrderedDict()
+        self._count = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -224,17 +232,34 @@ class SessionCandidates:
             if not events:
                 return CandidatePool(_State(), 0)
             key = id(events[0])
-            state = self._pools.get(key)
-            if state is not None and state.matches(events):
+            states = self._pools.get(key)
+            if states is None:
+                states = self._pools[key] = []
+            state = None
+            for st in states:
+                if (state is None or len(st.events) > len(state.events)) and st.matches(events):
+                    state = st
+            if state is not None:
                 self.hits += 1
-                self._pools.move_to_end(key)
+                states.remove(state)
+                states.append(state)  # most recently used last
             else:
                 self.misses += 1
                 state = _State()
-                self._pools[key] = state
-                self._pools.move_to_end(key)
-                while len(self._pools) > self.size:
-                    self._pools.popitem(last=False)
+                states.append(state)
+                self._count += 1
+                if len(states) > self.PER_FIRST_EVENT:
+                    states.pop(0)
+                    self._count -= 1
+            self._pools.move_to_end(key)
+            while self._count > self.size and self._pools:
+                old_key, old = next(iter(self._pools.items()))
+                if old_key == key and len(self._pools) == 1:
+                    old.pop(0)
+                    self._count -= 1
+                    continue
+                self._count -= len(old)
+                del self._pools[old_key]
             with state.lock:
                 for e in events[len(state.events) :]:
                     state.fold(e)

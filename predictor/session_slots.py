@@ -237,7 +237,8 @@ class SessionPool:
         index = self.cache.get(key)
         if index is None:
             index = self.cache[key] = _TypeIndex(types)
-        index.update(self.state)
+        with self.state.lock:  # another thread may be folding the next event into this state
+            index.update(self.state)
         codes = index.codes[self.order]
         fits = index.fits[self.order]
         n = len(codes)

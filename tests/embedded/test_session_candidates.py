@@ -157,3 +157,19 @@ def test_predictor_steps_match_the_from_scratch_predictor(traces):
             assert [(c.key, c.p_tool, c.p_call, c.free) for c in p_got] == [
                 (c.key, c.p_tool, c.p_call, c.free) for c in p_want
             ]
+
+
+def test_sessions_sharing_their_first_event_object_each_keep_a_pool(traces):
+    # `toolcast serve` interns events: sessions opening with the same system prompt share its object.
+    a, b = traces[0], traces[1]
+    opening = a.events[0]
+    sc, sf = SessionCandidates(), slot_featurizer()
+    steps = 0
+    for n in range(2, min(len(a.events), len(b.events), 30)):
+        for t in (a, b):
+            context = context_of(t, [opening, *t.events[1:n]])
+            pool = sc(context)
+            assert_same_candidates(pool, context)
+            steps += 1
+        assert_same_slots(sf, pool, context)
+    assert sc.misses == 2 and sc.hits == steps - 2  # interleaved, neither evicted the other
