@@ -48,7 +48,8 @@ _FEATURIZER_MODULES = tuple(
     f"toolcast.{m}"
     for m in (
         "predictor.featurize", "predictor.slots", "predictor.extractors", "predictor.value_maps",
-        "predictor.cues", "predictor.text", "data.jsonpaths", "training.examples",
+        "predictor.cues", "predictor.text", "data.jsonpaths", "data.quality", "data.decisions",
+        "data.schema", "data.splits", "training.examples",
     )
 )
 

@@ -83,8 +83,10 @@ def looping_left_out(traces: Sequence[Trace], seed: int) -> dict[str, int]:
     """What `split_for_eval` leaves out of the test split: looping traces and their decision points."""
     from toolcast.data.splits import split_of
 
-    unique = {t.trace_id: t for t in traces}.values()
-    out = [t for t in unique if is_looping(t) and split_of(t.group, seed) == "test"]
+    unique: dict[str, Trace] = {}
+    for t in traces:  # the first of a duplicated id, as split_for_eval keeps
+        unique.setdefault(t.trace_id, t)
+    out = [t for t in unique.values() if is_looping(t) and split_of(t.group, seed) == "test"]
     return {"traces": len(out), "points": sum(1 for t in out for _ in t.decision_points())}
 
 
