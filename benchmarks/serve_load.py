@@ -156,6 +156,8 @@ def describe_mix(contexts: list[dict[str, Any]]) -> str:
     """Sources and history lengths (events) of the request bodies."""
     from collections import Counter
 
+    if not contexts:
+        return "no contexts (is the chosen split of --data empty?)"
     lengths = sorted(len(c["events"]) for c in contexts)
     by_source = Counter(str(c.get("source", "?")) for c in contexts)
 
@@ -258,7 +260,7 @@ def main() -> None:
     if sys.argv[1:2] == ["--serve"]:  # the server child started by start_server
         serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
         return
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--predictor", choices=("fake", "markov", "model"), default="fake")
     p.add_argument("--model", help="model directory (implies --predictor model)")
     p.add_argument("--clients", default="1,8,64", help="concurrency levels (default: 1,8,64)")
@@ -288,7 +290,7 @@ def main() -> None:
                    help="full contexts with the tools list (default), or small: the last 4 events only")
     p.add_argument("--session-replay", type=int, metavar="N",
                    help="no server: up to N requests in session order, events converted with the server's "
-                        "interning off vs on; needs --split")
+                        "interning off vs on; the --split of --data, test by default")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     kind = "model" if args.model else args.predictor
