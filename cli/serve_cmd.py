@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-events", type=int, default=512, help="longest history accepted (default: 512)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000,
                    help="largest request body accepted (default: 1000000)")
+    p.add_argument("--intern-events", type=int, default=16_384, metavar="N",
+                   help="recent request events kept so a session's next request reuses the predictor's "
+                        "per-event work (0: off; default: 16384)")
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     p.set_defaults(func=run)
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         settings = ServeSettings(
             model_dir=args.model, token=args.token or None, batching=args.batching,
             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_k=args.max_k,
-            max_events=args.max_events, max_body_bytes=args.max_body_bytes)
+            max_events=args.max_events, max_body_bytes=args.max_body_bytes, intern_events=args.intern_events)
     except (ModelLoadError, ValueError) as e:
         return fail(str(e))
     common = {"host": args.host, "port": args.port, "access_log": args.access_log, "log_level": "info"}
