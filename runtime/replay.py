@@ -62,7 +62,7 @@ class OraclePredictor:
 class TraceResult:
     trace_id: str
     task_s: float
-    """Agent time: LLM time plus waiting for tools (user time is not replayed)."""
+    """Agent time: LLM time plus waiting for tools (user time passes on the clock but is not counted)."""
     llm_s: float
     stall_s: float
     """Time the agent waited for its tool calls."""

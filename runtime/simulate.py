@@ -14,9 +14,9 @@ the latency profile (or the log's, with `tool_time="recorded"`). Eligibility: re
 name (`replay_contracts.py`). With `sessions` > 1, that many traces run at once and share one bounded
 tool-worker pool, where speculative work only takes idle workers and yields to real calls.
 
-Per policy: mean and p95 task time (LLM + waiting for tools; user time is not replayed), tool stall time,
-saving against serial, share of the oracle's saving captured, wasted tool-seconds per saved second, and
-hit rate (share of real calls served by speculation).
+Per policy: mean and p95 task time (LLM + waiting for tools; user time passes on the clock but is not
+counted), tool stall time, saving against serial, share of the oracle's saving captured, wasted
+tool-seconds per saved second, and hit rate (share of real calls served by speculation).
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ class SimReport:
                      f"{self.config.workers} tool workers; tool times: {self.config.tool_time} "
                      f"{self.profile.label}; LLM times recorded at "
                      f"{first['llm_time_recorded_share']:.0%} of decision points, else the profile; "
-                     f"eligibility: replay contracts ({self.contracts_source}); user time not replayed.")
+                     f"eligibility: replay contracts ({self.contracts_source}); "
+                     "user time passes but is not counted in task time.")
         return "\n".join(lines)
 
 
