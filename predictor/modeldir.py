@@ -18,6 +18,7 @@ Every problem is a `ModelDirError` that names the directory, the file and what i
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from toolcast.predictor.config import Config
 from toolcast.predictor.featurize import Extract, Featurizer, Vocabularies
 from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.versioning import featurizer_digest
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -33,6 +35,7 @@ VOCAB_FILE = "vocab.json"
 WEIGHTS_FILE = "model.safetensors"
 CALIBRATION_FILE = "calibration.json"
 METRICS_FILE = "metrics.json"
+log = logging.getLogger(__name__)
 ONNX_FILE = "model.onnx"
 JSON_PARTS = (CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, CALIBRATION_FILE)
 
@@ -149,6 +152,13 @@ def read_parts(path: str | os.PathLike) -> ModelParts:
             f"{CONFIG_FILE} says {m.n_tool_ids} / {m.n_agents} (files from different models?)",
         )
     metrics = _read_json(p, METRICS_FILE) if (p / METRICS_FILE).exists() else {}
+    made_by = metrics.get("featurizer") if isinstance(metrics, dict) else None
+    if made_by and made_by != featurizer_digest():
+        log.warning(
+            "%s was trained with another version of toolcast's featurizer (%s, this one %s): it loads and "
+            "runs, but its argument predictions may be worse than a model trained with this version",
+            p, made_by, featurizer_digest(),
+        )
     return ModelParts(p, config, tokenizer_json, vocab, calibration, metrics)
 
 

@@ -8,7 +8,6 @@ featurizer settings. `setup` (every process, DDP ranks included) only loads that
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -30,6 +29,7 @@ from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, load_splits, traces_
 from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.featurize import Extract, Featurizer, Vocabularies
 from toolcast.predictor.text import TextEncoder, train_tokenizer
+from toolcast.predictor.versioning import featurizer_digest
 from toolcast.training.examples import (
     Examples,
     build_examples,
@@ -44,28 +44,6 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = "examples-v6"  # v5: looping traces out of validation and test; v6: constants rule
 TOKENIZER_FILE, VOCAB_FILE = "tokenizer.json", "vocab.json"
-_FEATURIZER_MODULES = tuple(
-    f"toolcast.{m}"
-    for m in (
-        "predictor.featurize", "predictor.slots", "predictor.extractors", "predictor.value_maps",
-        "predictor.cues", "predictor.text", "data.jsonpaths", "data.quality", "data.decisions",
-        "data.schema", "data.splits", "training.examples",
-    )
-)
-
-
-@functools.cache
-def _featurizer_code() -> str:
-    """A digest of the code that turns traces into arrays (the predictor's featurizer and extractors, the
-    vocabulary builder): cached examples made by other code are not reused, even when no shape changed.
-    Read once per process: the code this process runs, even if the files change while it trains."""
-    import importlib
-
-    h = hashlib.sha256()
-    for name in _FEATURIZER_MODULES:
-        path = importlib.import_module(name).__file__
-        h.update(Path(path).read_bytes() if path else name.encode())
-    return h.hexdigest()[:16]
 
 
 def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
@@ -215,7 +193,7 @@ class NextCallDataModule(L.LightningDataModule):
                     self.vocab_size,
                     self.config.train.drop_looping,
                     self.extract is not None,
-                    _featurizer_code(),
+                    featurizer_digest(),
                 ]
             ).encode()
         )

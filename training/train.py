@@ -29,6 +29,7 @@ from toolcast.predictor.extractors import extract_candidates
 from toolcast.predictor.learned import LearnedPredictor, save_pretrained
 from toolcast.predictor.model import INPUT_NAMES, MASKED, NextCallModel
 from toolcast.predictor.modeldir import Calibration, ModelParts
+from toolcast.predictor.versioning import featurizer_digest
 from toolcast.training.calibrate import fit_calibration
 from toolcast.training.datamodule import NextCallDataModule
 from toolcast.training.module import NextCallModule
@@ -183,6 +184,7 @@ def train(
         "strategy": strategy,
         "seconds": {"featurize": round(featurized, 1), "fit": round(fitted - featurized, 1)},
         "calibration": cal_report,
+        "featurizer": featurizer_digest(),
     }
     assert dm.encoder is not None and dm.vocab is not None and dm.tokenizer_json is not None
     parts = ModelParts(Path(out), config, dm.tokenizer_json, dm.vocab, calibration, metrics)

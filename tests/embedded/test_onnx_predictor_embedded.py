@@ -206,3 +206,23 @@ def test_model_of_another_featurizer_version(monkeypatch):
 def test_variant_not_exported(model_copy):
     msg = load_error(model_copy, variant="int8")
     assert "no 'int8' variant" in msg and "--quantize int8" in msg
+
+
+def test_a_model_made_by_another_featurizer_loads_with_a_warning(model_copy, caplog):
+    from toolcast.predictor.versioning import featurizer_digest
+
+    metrics_file = model_copy / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    metrics["featurizer"] = "0123456789abcdef"
+    metrics_file.write_text(json.dumps(metrics))
+    rehash(model_copy, "metrics.json")
+    with caplog.at_level("WARNING", logger="toolcast.predictor.modeldir"):
+        Predictor.load(model_copy)
+    assert "another version of toolcast's featurizer" in caplog.text and "0123456789abcdef" in caplog.text
+    caplog.clear()
+    metrics["featurizer"] = featurizer_digest()
+    metrics_file.write_text(json.dumps(metrics))
+    rehash(model_copy, "metrics.json")
+    with caplog.at_level("WARNING", logger="toolcast.predictor.modeldir"):
+        Predictor.load(model_copy)
+    assert "featurizer" not in caplog.text
