@@ -25,9 +25,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from toolcast.cli.simulate_cmd import _load_learned
-from toolcast.data import load_traces
+from toolcast.data import TraceFormatError, load_traces
 from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, Message, ToolCall, canonical_args
+from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args
 from toolcast.data.splits import split_of
 from toolcast.predictor.baselines import fit_baseline
 from toolcast.runtime.latency import LatencyProfile
@@ -190,6 +190,18 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+def train_and_test(paths: list[str], limit: int | None = None) -> tuple[list[Trace], list[Trace]]:
+    """The train and test splits of the logs at `paths` (task-grouped, seed 0, as `toolcast simulate`),
+    the test split cut to `limit` traces; a log that cannot be read ends the script with its message."""
+    try:
+        data = load_traces(*paths)
+    except TraceFormatError as e:
+        raise SystemExit(f"error: {e}") from None
+    which = {t.trace_id: split_of(t.group, 0) for t in data}
+    train = [t for t in data if which[t.trace_id] == "train"]
+    return train, [t for t in data if which[t.trace_id] == "test"][:limit]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="+", required=True)
@@ -199,10 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    data = load_traces(*a.data)
-    which = {t.trace_id: split_of(t.group, 0) for t in data}
-    train = [t for t in data if which[t.trace_id] == "train"]
-    test = [t for t in data if which[t.trace_id] == "test"][: a.limit]
+    train, test = train_and_test(a.data, a.limit)
     predictors = {n: fit_baseline(n, train) for n in ("markov", "pattern")}
     if a.model:
         predictors["learned"] = _load_learned(a.model)

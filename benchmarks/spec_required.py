@@ -23,10 +23,8 @@ import json
 import logging
 import sys
 
-from toolcast.data import load_traces
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Trace
-from toolcast.data.splits import split_of
 from toolcast.predictor.base import CallPrediction
 from toolcast.runtime.planner import PlannerConfig
 from toolcast.runtime.replay import OraclePredictor
@@ -94,10 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    data = load_traces(*a.data)
-    which = {t.trace_id: split_of(t.group, 0) for t in data}
-    train = [t for t in data if which[t.trace_id] == "train"]
-    test = [t for t in data if which[t.trace_id] == "test"][: a.limit]
+    from spec_diagnosis import train_and_test  # this folder's sibling script
+
+    train, test = train_and_test(a.data, a.limit)
     n_points = sum(1 for t in test for _ in decision_positions(t.events))
     predictors = {f"acc_{x:g}": NoisyOracle(x, errors_at=a.errors_at, p=a.p) for x in a.acc}
     config = SimConfig(sessions=a.sessions, workers=a.workers, planner=PlannerConfig(lambda0=a.lam))
