@@ -207,6 +207,39 @@ def quoted(event: Event) -> Found:
     return out
 
 
+_MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
+                                             "oct", "nov", "dec"))}
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATE = re.compile(
+    r"(?<![\w-])(\d{4})-(\d{2})-(\d{2})(?![\w-])"  # 2024-05-15 (also inside "2024-05-15 15:00:00")
+    rf"|(?i:\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b)"  # May 5th, 2024
+    rf"|(?i:\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+(\d{{4}})\b)"  # 5 May 2024
+)
+
+
+def _iso(year: str, month: int, day: str) -> str | None:
+    m, d = int(month), int(day)
+    return f"{int(year):04d}-{m:02d}-{d:02d}" if 1 <= m <= 12 and 1 <= d <= 31 else None
+
+
+def date(event: Event) -> Found:
+    """Calendar dates in text as ISO strings: "2024-05-15" as written, "May 5th, 2024" and "5 May 2024"
+    as "2024-05-05" (date slots take ISO; `ident` and `number` do not see a date whole)."""
+    out: Found = []
+    for base, text in _texts(event):
+        for m in _DATE.finditer(text):
+            g = m.groups()
+            if g[0]:
+                value = _iso(g[0], int(g[1]), g[2])
+            elif g[3]:
+                value = _iso(g[5], _MONTHS[g[3].lower()[:3]], g[4])
+            else:
+                value = _iso(g[8], _MONTHS[g[7].lower()[:3]], g[6])
+            if value:
+                out.append((f"{base}[{m.start()}:{m.end()}]", value))
+    return out
+
+
 _CAPS_RUN = re.compile(r"[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)*")
 
 
@@ -246,8 +279,8 @@ class Extractor:
 
 EXTRACTORS: dict[str, Extractor] = {
     e.__name__: Extractor(e.__name__, e, (e.__doc__ or "").strip().splitlines()[0])
-    for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, quoted, capitalized,
-              word)
+    for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, date, quoted,
+              capitalized, word)
 }
 """Every extractor, by kind. A test exercises each one; add a case there when you add one here."""
 

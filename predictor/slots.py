@@ -32,7 +32,7 @@ SourceCounts = dict[str, dict[str, dict[str, int]]]
 
 SLOT_FEATURE_SIZES: tuple[int, ...] = (3, 8, 2)
 """(required: 1 yes / 2 no, schema type, has enum)."""
-CAND_FEATURE_SIZES: tuple[int, ...] = (32, 8, 10, 6, 12, 4, 4, 2, 3, 3, cues.N_P_BUCKETS)
+CAND_FEATURE_SIZES: tuple[int, ...] = (48, 8, 10, 6, 12, 4, 4, 2, 3, 3, cues.N_P_BUCKETS)
 """(kind, rank, recency, value type, length, key match, earlier use, constant, same tool, type fits,
 p(source | tool, slot)): the last is the share of the slot's values that came from this candidate's
 source (`source_sig`) in the training logs, PASTE's mined value-mapping functions as a feature."""

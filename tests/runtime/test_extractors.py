@@ -27,6 +27,10 @@ DETAILS = ToolCall(
 
 
 
+DATES = Message("user", "The current time is 2024-05-15 15:00:00 EST. Fly on May 5th, 2024 or 7 June 2025; "
+                        "not 2024-13-01, not id 2024-05-155.")
+
+
 def at(needle: str, value: object = None, length: int | None = None) -> tuple[str, object]:
     """(span path, value) of `needle` (its first `length` characters) in the user message."""
     i = USER.text.index(needle)
@@ -47,6 +51,8 @@ CASES: dict[str, tuple[object, list[tuple[str, object]]]] = {
     "quoted": (USER, [at("final_report.pdf"), at("temp")]),
     "capitalized": (USER, [at("Fatima Johnson"), at("Johnson"), at("Crescent Hollow")]),
     "word": (USER, [at("Move"), at("Crescent")]),
+    "date": (DATES, [("text[20:30]", "2024-05-15"), ("text[52:65]", "2024-05-05"),
+                     ("text[69:80]", "2025-06-07")]),
 }
 
 
@@ -60,9 +66,9 @@ def test_extractor_finds_its_values(kind):
     found = EXTRACTORS[kind].fn(event)
     for pair in expected:
         assert pair in found, f"{kind}: {pair} not in {found}"
-    text = USER.text
-    for path, value in found:  # text spans point at the text they came from
-        if path.startswith("text[") and isinstance(value, str):
+    text = event.text if isinstance(event, Message) else ""
+    for path, value in found:  # text spans point at the text they came from (dates are rewritten as ISO)
+        if path.startswith("text[") and isinstance(value, str) and kind != "date":
             i, j = map(int, path[5:-1].split(":"))
             assert text[i:j] == value
     assert EXTRACTORS[kind].doc
@@ -131,3 +137,11 @@ def test_path_shape():
     assert path_shape("reservations[3].id") == "reservations[*].id"
     assert path_shape("text[12:20]") == "text"
     assert path_shape("matching_lines[0][3:9]") == "matching_lines[*]"
+
+
+def test_dates_only_when_they_are_calendar_dates():
+    from toolcast.predictor.extractors import date
+
+    assert [v for _, v in date(DATES)] == ["2024-05-15", "2024-05-05", "2025-06-07"]
+    assert date(Message("user", "on Nov. 3, 2024 and 3rd of March 2023")) == [
+        ("text[3:15]", "2024-11-03"), ("text[20:37]", "2023-03-03")]
