@@ -27,7 +27,14 @@ from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
 from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, load_splits, traces_of
 from toolcast.predictor.config import Config, ModelConfig
-from toolcast.predictor.featurize import Extract, Featurizer, Vocabularies
+from toolcast.predictor.featurize import (
+    EVENT_INPUTS,
+    SLOT_INPUTS,
+    TOOL_INPUTS,
+    Extract,
+    Featurizer,
+    Vocabularies,
+)
 from toolcast.predictor.text import TextEncoder, train_tokenizer
 from toolcast.predictor.versioning import featurizer_digest
 from toolcast.training.examples import (
@@ -63,19 +70,11 @@ def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
 
 
 # Padded axes trimmed to the batch's longest: (arrays, axis, the mask or token array that says the length).
-_EVENT_AXIS = ("ev_type", "ev_tool", "ev_num", "ev_keys", "ev_text", "ev_mask")
-_TOOL_AXIS = ("tool_id", "tool_num", "tool_name", "tool_desc", "tool_params", "tool_mask", "tool_multi")
-_SLOT_AXIS = (
-    "slot_tool",
-    "slot_num",
-    "slot_name",
-    "slot_mask",
-    "cand_num",
-    "cand_key",
-    "cand_event",
-    "cand_mask",
-    "slot_target",
-)
+# The featurizer's model inputs with those axes, plus the training targets that share them ("agent" has
+# no event axis).
+_EVENT_AXIS = tuple(n for n in EVENT_INPUTS if n != "agent")
+_TOOL_AXIS = (*TOOL_INPUTS, "tool_multi")
+_SLOT_AXIS = (*SLOT_INPUTS, "slot_target")
 _CAND_AXIS = ("cand_num", "cand_key", "cand_event", "cand_mask")
 _TOKEN_ARRAYS = ("ev_keys", "ev_text", "tool_name", "tool_desc", "tool_params", "slot_name", "cand_key")
 
