@@ -119,6 +119,17 @@ class ModelConfig:
         return cls(**_check_keys(cls, d))
 
 
+def tiny_config(**overrides: Any) -> ModelConfig:
+    """A model small enough to train in seconds, for tests and fixtures (`scripts/make_tiny_model.py`),
+    with dropout off so two runs of it agree; `overrides` change any field."""
+    base: dict[str, Any] = dict(
+        hidden=16, layers=1, heads=2, intermediate=32, max_events=8, max_text_tokens=6, max_key_tokens=4,
+        max_tools=8, max_name_tokens=4, max_desc_tokens=6, max_param_tokens=4, max_slots=3,
+        max_candidates=5, dropout=0.0, tool_id_dropout=0.0,
+    )
+    return ModelConfig(**{**base, **overrides})
+
+
 @dataclass
 class TrainConfig:
     """How the model is fitted."""

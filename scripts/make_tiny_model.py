@@ -22,7 +22,7 @@ from pathlib import Path
 
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
-from toolcast.predictor.config import ModelConfig, TrainConfig
+from toolcast.predictor.config import TrainConfig, tiny_config
 from toolcast.predictor.export import export_onnx
 from toolcast.predictor.learned import LearnedPredictor
 from toolcast.predictor.modeldir import CALIBRATION_FILE, CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE
@@ -33,23 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "fixtures" / "model_tiny"
 FILES = ("bfcl-v4-multi-turn-base.jsonl.gz", "tau2-telecom-gpt-4o.json.gz")
 """Sample files trained on; the expected predictions come from the first traces of each."""
-TINY = ModelConfig(
-    hidden=8,
-    layers=1,
-    heads=2,
-    intermediate=16,
-    max_events=16,
-    max_text_tokens=6,
-    max_key_tokens=4,
-    max_tools=24,
-    max_name_tokens=4,
-    max_desc_tokens=6,
-    max_param_tokens=4,
-    max_slots=3,
-    max_candidates=5,
-    dropout=0.0,
-    tool_id_dropout=0.0,
-)
+TINY = tiny_config(hidden=8, intermediate=16, max_events=16, max_tools=24)
 POINTS_PER_FILE = 6
 
 

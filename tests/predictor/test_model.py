@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolcast.predictor.config import Config, ModelConfig, TrainConfig
+from toolcast.predictor.config import Config, ModelConfig, TrainConfig, tiny_config
 from toolcast.predictor.extractors import extract_candidates
 from toolcast.predictor.featurize import Featurizer
 from toolcast.predictor.learned import LearnedPredictor, load_pretrained, save_pretrained
@@ -19,23 +19,7 @@ from toolcast.predictor.text import TextEncoder, split_identifier, train_tokeniz
 from toolcast.training.examples import build_examples, build_vocabularies, corpus_texts
 from toolcast.training.module import slot_loss, tool_loss
 
-TINY = ModelConfig(
-    hidden=16,
-    layers=1,
-    heads=2,
-    intermediate=32,
-    max_events=8,
-    max_text_tokens=6,
-    max_key_tokens=4,
-    max_tools=8,
-    max_name_tokens=4,
-    max_desc_tokens=6,
-    max_param_tokens=4,
-    max_slots=3,
-    max_candidates=5,
-    dropout=0.0,
-    tool_id_dropout=0.0,
-)
+TINY = tiny_config()
 
 
 @pytest.fixture

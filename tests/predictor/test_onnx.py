@@ -10,30 +10,14 @@ import pytest
 import torch
 from safetensors.torch import save_model
 
-from toolcast.predictor.config import ModelConfig, TrainConfig
+from toolcast.predictor.config import TrainConfig, tiny_config
 from toolcast.predictor.learned import LearnedPredictor, load_pretrained
 from toolcast.predictor.model import EVENT_INPUTS, OUTPUT_NAMES, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.modeldir import ModelDirError
 from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, SLOTS, dynamic_axes
 from toolcast.predictor.onnx_predictor import Predictor, stack, trim
 
-TINY = ModelConfig(
-    hidden=16,
-    layers=1,
-    heads=2,
-    intermediate=32,
-    max_events=8,
-    max_text_tokens=6,
-    max_key_tokens=4,
-    max_tools=8,
-    max_name_tokens=4,
-    max_desc_tokens=6,
-    max_param_tokens=4,
-    max_slots=3,
-    max_candidates=5,
-    dropout=0.0,
-    tool_id_dropout=0.0,
-)
+TINY = tiny_config()
 TOL = 1e-4
 
 

@@ -7,27 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from toolcast.predictor.config import ModelConfig, TrainConfig
+from toolcast.predictor.config import TrainConfig, tiny_config
 from toolcast.training.calibrate import fit_calibration, fit_temperature, multi_nll, reliability, top1
 from toolcast.training.datamodule import holdout_predicate
 
-TINY = ModelConfig(
-    hidden=16,
-    layers=1,
-    heads=2,
-    intermediate=32,
-    max_events=8,
-    max_text_tokens=6,
-    max_key_tokens=4,
-    max_tools=8,
-    max_name_tokens=4,
-    max_desc_tokens=6,
-    max_param_tokens=4,
-    max_slots=3,
-    max_candidates=5,
-    dropout=0.0,
-    tool_id_dropout=0.0,
-)
+TINY = tiny_config()
 
 
 def miscalibrated(n: int = 4000, k: int = 6, scale: float = 4.0, seed: int = 0):
