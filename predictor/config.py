@@ -69,6 +69,10 @@ class ModelConfig:
     """Message text enters the event vectors (ablation switch)."""
     pooling: Pooling = "summary"
     """Context state h: the summary position (`summary`) or the mean over events."""
+    text_match_events: int = 0
+    """The tool head also matches each tool against the words of the last N events (token by token,
+    each event weighted by a gate on its state): a bag-of-tokens mean blurs "copy it, keep the original"
+    into the rest of a long message. 0 = off (models trained before it)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -108,6 +112,10 @@ class ModelConfig:
         for name in ("dropout", "tool_id_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"ModelConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.text_match_events <= self.max_events:
+            raise ValueError(
+                f"ModelConfig.text_match_events must be in [0, max_events], got {self.text_match_events}"
+            )
         if self.pooling not in ("summary", "mean"):
             raise ValueError(f"ModelConfig.pooling must be 'summary' or 'mean', got {self.pooling!r}")
 
@@ -148,8 +156,13 @@ class TrainConfig:
     drop_looping: bool = True
     """Leave out traces flagged `metadata["looping"]` (agents repeating one call): they teach loops."""
     num_workers: int = 0
+    ema_decay: float = 0.0
+    """Validate, keep and ship an exponential moving average of the weights (Lightning's
+    `WeightAveraging`, updated every step after warm-up) when > 0, e.g. 0.99; 0 keeps the raw weights."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(
                 f"TrainConfig: lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"

@@ -21,7 +21,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.callbacks import Callback, EarlyStopping, WeightAveraging
+from torch.optim.swa_utils import get_ema_avg_fn
 
 from toolcast.data.splits import default_cache_dir
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
@@ -38,18 +39,40 @@ log = logging.getLogger(__name__)
 
 
 class KeepBest(Callback):
-    """Keeps a copy of the weights of the epoch with the lowest validation loss (in memory)."""
+    """Keeps a copy of the weights of the epoch with the lowest validation loss (in memory).
+
+    The weights are taken at the end of the validation epoch, i.e. the weights that were validated: with
+    `Ema` after it in the callback list, the averaged ones (it swaps them back only in its own hook).
+    The epoch's loss is known only later (`on_validation_end`), when the copy is kept or dropped.
+    """
 
     def __init__(self, monitor: str = "val_loss"):
         self.monitor, self.best, self.state, self.epoch = monitor, float("inf"), None, -1
+        self._validated: dict[str, Any] | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = copy.deepcopy(pl_module.state_dict())
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None and float(value) < self.best:
-            self.best, self.epoch = float(value), trainer.current_epoch
-            self.state = copy.deepcopy(pl_module.state_dict())
+            self.best, self.epoch, self.state = float(value), trainer.current_epoch, self._validated
+        self._validated = None
+
+
+class Ema(WeightAveraging):
+    """An exponential moving average of the weights, updated every step after `start` steps (the
+    warm-up, where the weights move fastest). Validation sees the average; so does the shipped model."""
+
+    def __init__(self, decay: float, start: int):
+        super().__init__(avg_fn=get_ema_avg_fn(decay))
+        self.start = start
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and step_idx >= self.start
 
 
 class EpochLog(Callback):
@@ -137,13 +160,16 @@ def train(
     featurized = time.perf_counter() - started
     module = NextCallModule(config)
     keep = KeepBest()
+    callbacks: list[Callback] = [EarlyStopping("val_loss", patience=tc.patience), keep, EpochLog()]
+    if tc.ema_decay > 0:
+        callbacks.append(Ema(tc.ema_decay, start=tc.warmup_steps))  # after KeepBest: see its docstring
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
         strategy=strategy,
         max_epochs=tc.max_epochs,
         deterministic=True,
-        callbacks=[EarlyStopping("val_loss", patience=tc.patience), keep, EpochLog()],
+        callbacks=callbacks,
         enable_checkpointing=False,
         logger=False,
         enable_progress_bar=progress,

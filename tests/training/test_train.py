@@ -98,3 +98,49 @@ def test_train_command_is_registered():
         ["train", "--data", "x", "--out", "y", "--devices", "2", "--strategy", "ddp"]
     )
     assert args.devices == "2" and args.strategy == "ddp" and args.max_epochs == 12
+
+
+def test_with_ema_the_kept_weights_are_the_averaged_ones_that_were_validated():
+    """KeepBest must copy the weights validation saw: with `Ema`, the average (swapped in only during
+    validation), not the raw weights it swaps back before `on_validation_end`."""
+    import lightning as L
+    import torch
+
+    from toolcast.training.train import Ema, KeepBest
+
+    class Toy(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(1, 1)
+
+        def _loss(self, batch):
+            x, y = batch
+            return ((self.w(x) - y) ** 2).mean()
+
+        def training_step(self, batch, _i):
+            return self._loss(batch)
+
+        def validation_step(self, batch, _i):
+            self.log("val_loss", self._loss(batch))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    torch.manual_seed(0)
+    x = torch.linspace(-1, 1, 64).unsqueeze(-1)
+    data = torch.utils.data.TensorDataset(x, 3 * x + 1)
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    keep, ema = KeepBest(), Ema(decay=0.9, start=0)
+    module = Toy()
+    trainer = L.Trainer(max_epochs=3, callbacks=[keep, ema], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, loader, loader)
+    assert keep.epoch == 2  # the loss falls every epoch: the last is best
+    averaged = ema._average_model.module.state_dict()  # what on_train_end copied into the module too
+    for name, value in keep.state.items():
+        assert torch.equal(value, averaged[name]), name
+
+
+def test_ema_decay_is_validated():
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
