@@ -156,13 +156,15 @@ class TrainConfig:
     drop_looping: bool = True
     """Leave out traces flagged `metadata["looping"]` (agents repeating one call): they teach loops."""
     num_workers: int = 0
-    ema_decay: float = 0.0
-    """Validate, keep and ship an exponential moving average of the weights (Lightning's
-    `WeightAveraging`, updated every step after warm-up) when > 0, e.g. 0.99; 0 keeps the raw weights."""
+    ema_epochs: float = 0.0
+    """Validate, keep and ship an exponential moving average of the weights over about the last this
+    many epochs (Lightning's `WeightAveraging`, decay 1 - 1 / (ema_epochs x steps per epoch), updated
+    every step after warm-up); 0 keeps the raw weights. In epochs, not a decay, so a small log set gets
+    as much averaging as a large one."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.ema_epochs < 0:
+            raise ValueError(f"TrainConfig.ema_epochs must be >= 0, got {self.ema_epochs}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(
                 f"TrainConfig: lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -161,8 +162,12 @@ def train(
     module = NextCallModule(config)
     keep = KeepBest()
     callbacks: list[Callback] = [EarlyStopping("val_loss", patience=tc.patience), keep, EpochLog()]
-    if tc.ema_decay > 0:
-        callbacks.append(Ema(tc.ema_decay, start=tc.warmup_steps))  # after KeepBest: see its docstring
+    if tc.ema_epochs > 0:
+        processes = devices if isinstance(devices, int) and devices > 0 else 1
+        steps = max(1, math.ceil(len(dm.examples["train"]) / tc.batch_size / processes))
+        decay = 1.0 - 1.0 / max(1.0, tc.ema_epochs * steps)
+        log.info("weights averaged (EMA) over ~%.1f epochs: decay %.5f", tc.ema_epochs, decay)
+        callbacks.append(Ema(decay, start=tc.warmup_steps))  # after KeepBest: see its docstring
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,

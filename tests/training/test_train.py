@@ -141,6 +141,6 @@ def test_with_ema_the_kept_weights_are_the_averaged_ones_that_were_validated():
         assert torch.equal(value, averaged[name]), name
 
 
-def test_ema_decay_is_validated():
-    with pytest.raises(ValueError, match="ema_decay"):
-        TrainConfig(ema_decay=1.0)
+def test_ema_epochs_is_validated():
+    with pytest.raises(ValueError, match="ema_epochs"):
+        TrainConfig(ema_epochs=-1.0)
