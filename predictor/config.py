@@ -156,7 +156,7 @@ class TrainConfig:
     drop_looping: bool = True
     """Leave out traces flagged `metadata["looping"]` (agents repeating one call): they teach loops."""
     num_workers: int = 0
-    ema_epochs: float = 0.0
+    ema_epochs: float = 1.0
     """Validate, keep and ship an exponential moving average of the weights over about the last this
     many epochs (Lightning's `WeightAveraging`, decay 1 - 1 / (ema_epochs x steps per epoch), updated
     every step after warm-up); 0 keeps the raw weights. In epochs, not a decay, so a small log set gets

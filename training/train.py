@@ -167,7 +167,8 @@ def train(
         steps = max(1, math.ceil(len(dm.examples["train"]) / tc.batch_size / processes))
         decay = 1.0 - 1.0 / max(1.0, tc.ema_epochs * steps)
         log.info("weights averaged (EMA) over ~%.1f epochs: decay %.5f", tc.ema_epochs, decay)
-        callbacks.append(Ema(decay, start=tc.warmup_steps))  # after KeepBest: see its docstring
+        start = min(tc.warmup_steps, steps * tc.max_epochs // 5)  # the warm-up `configure_optimizers` uses
+        callbacks.append(Ema(decay, start=start))  # after KeepBest: see its docstring
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
