@@ -69,10 +69,6 @@ class ModelConfig:
     """Message text enters the event vectors (ablation switch)."""
     pooling: Pooling = "summary"
     """Context state h: the summary position (`summary`) or the mean over events."""
-    text_match_events: int = 0
-    """The tool head also matches each tool against the words of the last N events (token by token,
-    each event weighted by a gate on its state): a bag-of-tokens mean blurs "copy it, keep the original"
-    into the rest of a long message. 0 = off (models trained before it)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -112,10 +108,6 @@ class ModelConfig:
         for name in ("dropout", "tool_id_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"ModelConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-        if not 0 <= self.text_match_events <= self.max_events:
-            raise ValueError(
-                f"ModelConfig.text_match_events must be in [0, max_events], got {self.text_match_events}"
-            )
         if self.pooling not in ("summary", "mean"):
             raise ValueError(f"ModelConfig.pooling must be 'summary' or 'mean', got {self.pooling!r}")
 

@@ -138,34 +138,6 @@ class ContextEncoder(nn.Module):
         return self.encoder(x, attention_mask=additive).last_hidden_state  # (B, N, H)
 
 
-class TextMatch(nn.Module):
-    """match(t) = sum over the last K events of gate(event) x max over its tokens of <W_q repr(t), W_k tok>.
-
-    Token-level, so one word of a long message ("duplicate", "copy") can point at a tool whose name or
-    description says it; the gate (a softmax over the K events, from their context states) learns which
-    event the LLM is answering. Events without text get no weight; with none at all the match is 0.
-    """
-
-    def __init__(self, cfg: ModelConfig, embedding: nn.Embedding):
-        super().__init__()
-        h = cfg.hidden
-        self.k, self.embedding = cfg.text_match_events, embedding
-        self.query, self.key = nn.Linear(h, h, bias=False), nn.Linear(h, h, bias=False)
-        self.gate = nn.Linear(h, 1)
-
-    def forward(self, ev_text: torch.Tensor, states: torch.Tensor, tool_repr: torch.Tensor) -> torch.Tensor:
-        text = ev_text[:, 1 : self.k + 1]  # (B, K, T): position 1 is the latest event
-        has = (text > 0).any(-1)  # (B, K)
-        tok = self.key(self.embedding(text))  # (B, K, T, H)
-        q = self.query(tool_repr)  # (B, C, H)
-        sim = torch.einsum("bch,bkth->bckt", q, tok) / q.shape[-1] ** 0.5
-        best = sim.masked_fill((text == 0).unsqueeze(1), MASKED).amax(-1)  # (B, C, K)
-        best = best.masked_fill(~has.unsqueeze(1), 0.0)
-        # (B, K) weights; a softmax over only-masked events is uniform, hence the `has` factor below
-        gate = self.gate(states[:, 1 : self.k + 1]).squeeze(-1).masked_fill(~has, MASKED).softmax(-1)
-        return (best * (gate * has.to(gate.dtype)).unsqueeze(1)).sum(-1)  # (B, C)
-
-
 class ToolHead(nn.Module):
     """score(t) = <h, W repr'(t)> + MLP(h, repr'(t)); repr' adds what the context did with t."""
 
@@ -179,19 +151,12 @@ class ToolHead(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
-        self,
-        state: torch.Tensor,
-        tool_repr: torch.Tensor,
-        tool_num: torch.Tensor,
-        tool_mask: torch.Tensor,
-        match: torch.Tensor | None = None,
+        self, state: torch.Tensor, tool_repr: torch.Tensor, tool_num: torch.Tensor, tool_mask: torch.Tensor
     ) -> torch.Tensor:
         t = tool_repr + self.context(tool_num)  # (B, C, H)
         bilinear = (t * self.query(state).unsqueeze(1)).sum(-1) / t.shape[-1] ** 0.5  # (B, C)
         z = self.drop(F.gelu(self.mlp_h(state).unsqueeze(1) + self.mlp_t(t)))
         logits = bilinear + self.mlp_out(z).squeeze(-1)
-        if match is not None:
-            logits = logits + match
         return logits.masked_fill(~tool_mask, MASKED)
 
 
@@ -253,7 +218,6 @@ class NextCallModel(nn.Module):
         self.tools = ToolEncoder(cfg, bag)
         self.context = ContextEncoder(cfg, bag)
         self.tool_head = ToolHead(cfg)
-        self.text_match = TextMatch(cfg, self.tokens) if cfg.text_match_events > 0 else None
         self.slot_head = SlotHead(cfg, bag)
         self.apply(self._init)
 
@@ -291,8 +255,7 @@ class NextCallModel(nn.Module):
             ev_type, ev_tool, ev_num, ev_keys, ev_text, ev_mask, agent, tool_repr
         )  # (B, N, H)
         state = states[:, 0] if self.cfg.pooling == "summary" else _masked_mean(states, ev_mask)  # (B, H)
-        match = self.text_match(ev_text, states, tool_repr) if self.text_match is not None else None
-        return self.tool_head(state, tool_repr, tool_num, tool_mask, match), state, states, tool_repr
+        return self.tool_head(state, tool_repr, tool_num, tool_mask), state, states, tool_repr
 
     def score_slots(
         self,

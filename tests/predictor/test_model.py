@@ -181,30 +181,3 @@ def test_model_dir_errors_say_what_is_wrong(tiny, tmp_path):
     (d / "vocab.json").unlink()
     with pytest.raises(ModelDirError, match="vocab.json is missing|different models"):
         read_parts(d)
-
-
-def test_text_match_head_shapes_round_trip_and_silence_without_text(tiny, tmp_path):
-    traces, tok, _enc, vocab, cfg, featurizer = tiny
-    cfg = replace(cfg, text_match_events=4)
-    batch = batch_of(build_examples(traces[:2], featurizer))
-    torch.manual_seed(2)
-    model = NextCallModel(cfg).eval()
-    inputs = [batch[k] for k in INPUT_NAMES]
-    with torch.no_grad():
-        tool_logits, _slot_logits = model(*inputs)
-        assert tool_logits.shape == (batch["ev_type"].shape[0], cfg.max_tools)
-        assert float(torch.softmax(tool_logits, -1).masked_select(~batch["tool_mask"]).max()) < 1e-6
-        _l, _s, states, tool_repr = model.encode(*inputs[: INPUT_NAMES.index("tool_mask") + 1])
-        match = model.text_match(batch["ev_text"], states, tool_repr)
-        assert match.shape == tool_logits.shape and bool(match.abs().sum() > 0)
-        # No text in the recent events: the match adds nothing.
-        silent = model.text_match(torch.zeros_like(batch["ev_text"]), states, tool_repr)
-        assert torch.equal(silent, torch.zeros_like(silent))
-    parts = ModelParts(tmp_path, Config(model=cfg), tok, vocab, Calibration(), {})
-    save_pretrained(model, parts, tmp_path / "m")
-    loaded, parts = load_pretrained(tmp_path / "m")
-    assert parts.config.model.text_match_events == 4
-    with torch.no_grad():
-        assert torch.equal(model(*inputs)[0], loaded(*inputs)[0])
-    with pytest.raises(ValueError, match="text_match_events"):
-        replace(cfg, text_match_events=cfg.max_events + 1)
