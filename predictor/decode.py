@@ -38,6 +38,11 @@ class DecodeSettings:
     """Outcomes kept per slot before the beam."""
     beam: int = 8
     """Partial calls kept per tool while slots are added."""
+    repeat_factor: float = 0.002
+    """p(call) multiplier when two slots of one call would take the same text value (3+ characters):
+    the slots are scored independently, and both sides of a flight search (origin, destination) like
+    the same airport code. Agents almost never do: 3 of the 3,632 training calls of ../shared/data with
+    two or more such values (0.08%); on its test split 147 of a model's top-3 calls did, none right."""
 
 
 def top_tools(tools: ToolSet, p_tool: np.ndarray, n: int) -> list[str]:
@@ -102,6 +107,8 @@ def _beam(
                     grown.append((q * po, args, free, sources))
                 else:
                     v = row.values[o - SLOT_FIRST_CANDIDATE]
+                    if isinstance(v.value, str) and len(v.value) >= 3 and v.value in args.values():
+                        po *= s.repeat_factor
                     grown.append((q * po, {**args, row.slot: v.value}, free, {**sources, row.slot: v.source}))
         grown.sort(key=lambda x: -x[0])
         partial = grown[: s.beam]
