@@ -33,13 +33,14 @@ import numpy as np
 import onnxruntime as ort
 
 from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec
+from toolcast.predictor import session_rows
 from toolcast.predictor.base import CallPrediction
 from toolcast.predictor.decode import DecodeSettings, decode, top_tools
 from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import EventRow, Extract, Features, event_row
+from toolcast.predictor.featurize import SPECIAL_TOOLS, EventRow, Extract, Features, ToolSet, event_row
 from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
 from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, MANIFEST_FILE, SLOTS, Variant
-from toolcast.predictor.session_candidates import SessionCandidates
+from toolcast.predictor.session_candidates import CandidatePool, SessionCandidates
 from toolcast.predictor.slots import SlotRow
 
 MANIFEST_VERSION = 1
@@ -373,6 +374,25 @@ class Predictor:
     def features(self, context: Context) -> Features:
         return self.featurizer.featurize(context, rows=self._rows.rows(context.events, self.featurizer))
 
+    def slot_features(
+        self, context: Context, tools: ToolSet, slot_tools: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
+        """`Featurizer.slot_features`; over a session's kept pool, built in numpy (`session_rows`, the
+        same arrays and rows)."""
+        fz = self.featurizer
+        wanted = [
+            (tools.index[t], tools.specs[tools.index[t]])
+            for t in slot_tools
+            if tools.index.get(t, 0) >= len(SPECIAL_TOOLS)
+        ]
+        candidates = fz.extract(context) if fz.extract is not None and wanted else []
+        n = fz.cfg.max_slots * max(1, len(slot_tools))
+        if isinstance(candidates, CandidatePool):
+            out = session_rows.build(fz.slot_featurizer, context, candidates, wanted, n)
+            if out is not None:
+                return out
+        return fz.slot_featurizer.build(context, candidates, wanted, n)
+
     def _run(self, graph: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         session = self.sessions[graph]
         feeds = {n: arrays[n] for n in self.inputs[graph]}
@@ -390,7 +410,7 @@ class Predictor:
             n = len(f.tools.names)
             p = np.exp(logits[:n] / self.tool_t - (logits[:n] / self.tool_t).max())
             chosen = top_tools(f.tools, p, self.settings.beam_tools)
-            arrays, rows = self.featurizer.slot_features(context, f.tools, chosen)
+            arrays, rows = self.slot_features(context, f.tools, chosen)
             slot_in.append(trim(arrays))
             slot_rows.append(rows)
         if any(slot_rows):
