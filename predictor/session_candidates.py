@@ -76,6 +76,9 @@ class _State:
         """Per kind: the first RANK_CAP distinct candidates, newest first (their ranks)."""
         self.calls: list[list[tuple[str, str, str]]] = []
         """Per event: (tool, slot, canonical value) of its arguments (earlier uses)."""
+        self.used: dict[tuple[str, str], frozenset[str]] = {}
+        """(tool, slot) / ("", slot) / ("", "") -> canonical values the calls so far passed (`slots.
+        _earlier_uses`); replaced, never changed in place, so a step's pool may keep the one it saw."""
         self.changed: list[int] = []
         """Candidates whose newest mention changed, in fold order (a log the slot caches follow)."""
         self.slot_cache: dict[Any, Any] = {}
@@ -83,8 +86,10 @@ class _State:
         self.lock = threading.Lock()
 
     def matches(self, events: Sequence[Event]) -> bool:
-        """This pool's events are a prefix of `events`, the same objects, none changed since."""
-        n = len(self.events)
+        """This pool's events are a prefix of `events`, the same objects, none changed since. Safe to
+        call while another thread folds (it reads the events folded completely, `keys` is appended
+        last); the answer holds for `len(self.keys)` events."""
+        n = len(self.keys)
         if n > len(events):
             return False
         for i in range(n - 1, -1, -1):  # newest first: a filled-in output is most likely there
@@ -98,7 +103,6 @@ class _State:
         idx = len(self.events)
         found = extract_event(event)
         self.events.append(event)
-        self.keys.append(_frozen_key(event))
         tool = event.tool if isinstance(event, ToolCall) else None
         erole = role_of(event)
         front: list[int] = []  # distinct candidates of this event, in its reading order
@@ -130,9 +134,17 @@ class _State:
             self.order = front + [c for c in self.order if c not in seen]
             self.changed.extend(front)
         if isinstance(event, ToolCall):
-            self.calls.append([(event.tool, s, canonical_args(v)) for s, v in event.args.items()])
+            calls = [(event.tool, s, canonical_args(v)) for s, v in event.args.items()]
+            if calls:
+                used = dict(self.used)
+                for tool, slot, canon in calls:
+                    for key in ((tool, slot), ("", slot), ("", "")):
+                        used[key] = used.get(key, frozenset()) | {canon}
+                self.used = used
+            self.calls.append(calls)
         else:
             self.calls.append([])
+        self.keys.append(_frozen_key(event))  # last: `matches` reads only events folded completely
 
 
 class CandidatePool(Sequence[Candidate]):
@@ -140,21 +152,17 @@ class CandidatePool(Sequence[Candidate]):
     as a sequence; `order`, `sources`, `capped_ranks` and `earlier_uses` for the slot featurizer."""
 
     def __init__(self, state: _State, n_events: int):
+        """Made under the state's lock, with the state at `n_events` events."""
         self.state, self.n_events = state, n_events
-        self.order = list(state.order)
-        self.sources = [state.src[c] for c in self.order]
+        self.order = state.order  # replaced by a fold, never changed in place
+        self.sources = list(map(state.src.__getitem__, self.order))
         best: dict[int, int] = {}
         for lst in state.top.values():
             for r, c in enumerate(lst):
                 if r < best.get(c, RANK_CAP):
                     best[c] = r
         self.capped_ranks = [best.get(c, RANK_CAP - 1) for c in self.order]
-        used: dict[tuple[str, str], set[str]] = {}
-        for calls in state.calls[:n_events]:
-            for tool, slot, canon in calls:
-                for key in ((tool, slot), ("", slot), ("", "")):
-                    used.setdefault(key, set()).add(canon)
-        self.used = used
+        self.used = state.used
         self._full: list[Candidate] | None = None
         self._changed = len(state.changed)
 
@@ -206,7 +214,8 @@ class CandidatePool(Sequence[Candidate]):
 
 class SessionCandidates:
     """`Extract` for an agent process: `extract_candidates` with each session's pool kept across steps.
-    Thread-safe (one lock; a step's fold is short). size: pools kept (least recently used dropped).
+    Thread-safe: one lock to find a pool, each pool's own lock to fold into it (a cold fold of a long
+    history does not hold up other sessions). size: pools kept (least recently used dropped).
 
     Pools are found by their first event object, and several pools may share one: sessions that open
     with the same system prompt (one object when the server interns events, `toolcast serve`) each keep
@@ -228,24 +237,25 @@ class SessionCandidates:
 
             return extract_candidates(context, kinds)
         events = context.events
-        with self._lock:
-            if not events:
-                return CandidatePool(_State(), 0)
+        if not events:
+            return CandidatePool(_State(), 0)
+        with self._lock:  # finding and ranking pools only: a fold (a cold one is long) takes the state's lock
             key = id(events[0])
             states = self._pools.get(key)
             if states is None:
                 states = self._pools[key] = []
-            state = None
+            state, seen = None, -1
             for st in states:
-                if (state is None or len(st.events) > len(state.events)) and st.matches(events):
-                    state = st
+                n = len(st.keys)
+                if n > seen and st.matches(events):
+                    state, seen = st, n
             if state is not None:
                 self.hits += 1
                 states.remove(state)
                 states.append(state)  # most recently used last
             else:
                 self.misses += 1
-                state = _State()
+                state, seen = _State(), 0
                 states.append(state)
                 self._count += 1
                 if len(states) > self.PER_FIRST_EVENT:
@@ -260,7 +270,9 @@ class SessionCandidates:
                     continue
                 self._count -= len(old)
                 del self._pools[old_key]
-            with state.lock:
-                for e in events[len(state.events) :]:
-                    state.fold(e)
-                return CandidatePool(state, len(events))
+        with state.lock:
+            if (len(state.keys) != seen or len(state.events) != seen) and not state.matches(events):
+                state = _State()  # another context went on with that pool meanwhile: one of its own
+            for e in events[len(state.events) :]:
+                state.fold(e)
+            return CandidatePool(state, len(events))

@@ -173,3 +173,38 @@ def test_sessions_sharing_their_first_event_object_each_keep_a_pool(traces):
             steps += 1
         assert_same_slots(sf, pool, context)
     assert sc.misses == 2 and sc.hits == steps - 2  # interleaved, neither evicted the other
+
+
+def test_threads_folding_branches_of_one_session_get_their_own_candidates(traces):
+    """Contexts that share a first event and branch (the same pool found by several threads, one folding
+    while another checks it) each get exactly their own candidates; folds run under the pool's lock."""
+    import threading
+
+    a, b = traces[0], traces[1]
+    opening = a.events[0]
+    branches = [[opening, *t.events[1:30]] for t in (a, b)] + [[opening, *a.events[1:10], *b.events[10:30]]]
+    sc = SessionCandidates()
+    errors: list[BaseException] = []
+
+    def run(events):
+        try:
+            for n in range(1, len(events) + 1):
+                context = Context(events=events[:n], tools=a.tools)
+                pool = sc(context)
+                assert list(pool) == extract_candidates(context)
+                assert pool.earlier_uses() == {k: set(v) for k, v in _earlier(context).items()}
+        except BaseException as e:  # reported below, from the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(evs,)) for evs in branches * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def _earlier(context: Context):
+    from toolcast.predictor.slots import _earlier_uses
+
+    return _earlier_uses(context)
