@@ -46,9 +46,11 @@ class DecodeSettings:
 
 
 def top_tools(tools: ToolSet, p_tool: np.ndarray, n: int) -> list[str]:
-    """The `n` likeliest real tools (no specials), best first."""
-    order = np.argsort(-p_tool[: len(tools.names)], kind="stable")
-    return [tools.names[i] for i in order if i >= len(SPECIAL_TOOLS)][:n]
+    """The `n` likeliest real tools (no specials), best first (ties in tool order)."""
+    first = len(SPECIAL_TOOLS)
+    order = np.argsort(-p_tool[first : len(tools.names)], kind="stable")
+    names = tools.names
+    return [names[i + first] for i in order.tolist()][:n]
 
 
 def decode(
@@ -68,53 +70,73 @@ def decode(
     by_tool: dict[str, list[int]] = {}
     for r, row in enumerate(rows):
         by_tool.setdefault(row.tool, []).append(r)
-    out: list[CallPrediction] = [CallPrediction(RESPOND, p_tool=float(p_tool[0]), p_call=float(p_tool[0]))]
     settings = settings or DecodeSettings()
+    p_list = p_tool.tolist()
     decoded = set(top_tools(tools, p_tool, settings.beam_tools))
-    for i in range(len(SPECIAL_TOOLS), n):
-        name, pt = tools.names[i], float(p_tool[i])
-        if name not in decoded:
-            out.append(CallPrediction(name, free=[UNKNOWN_SLOTS], p_tool=pt, p_call=0.0))
-            continue
-        out.extend(
-            _beam(
-                name,
-                pt,
-                [rows[r] for r in by_tool.get(name, [])],
-                [p_slots[r] for r in by_tool.get(name, [])],
-                settings,
-            )
-        )
-    out.sort(key=lambda c: (-c.p_call, -c.p_tool))
-    return out[:k]
+    # Sorted by (-p_call, -p_tool), ties in this order: <respond>, then each tool's calls at its place.
+    # A tool outside the beam has p_call 0, so only the k likeliest of them (ties: tool order) can be
+    # among the top k: the others are not made.
+    first = len(SPECIAL_TOOLS)
+    rest = [i for i in range(first, n) if tools.names[i] not in decoded]
+    if 0 <= k < len(rest):
+        rest = sorted(rest, key=lambda i: -p_list[i])[:k]
+    ranked: list[tuple] = [(-p_list[0], -p_list[0], 0, 0, RESPOND, None)]
+    for i in rest:
+        ranked.append((-0.0, -p_list[i], i, 0, tools.names[i], None))
+    for i in range(first, n):
+        name = tools.names[i]
+        if name in decoded:
+            rs = by_tool.get(name, [])
+            pt = p_list[i]
+            for j, (q, args, free, sources) in enumerate(
+                _beam([rows[r] for r in rs], [p_slots[r] for r in rs], settings)
+            ):
+                p_call = 0.0 if free else pt * q
+                ranked.append((-p_call, -pt, i, j, name, (args, free, p_call, sources)))
+    ranked.sort(key=lambda t: t[:4])
+    out = []
+    for _pc, _pt, i, _j, name, call in ranked[:k]:  # made only for the top k
+        if call is None:
+            if i == 0:
+                out.append(CallPrediction(RESPOND, p_tool=p_list[0], p_call=p_list[0]))
+            else:
+                out.append(CallPrediction(name, free=[UNKNOWN_SLOTS], p_tool=p_list[i], p_call=0.0))
+        else:
+            args, free, p_call, sources = call
+            out.append(CallPrediction(name, args=args, free=free, p_tool=p_list[i], p_call=p_call,
+                                      sources=sources))  # fmt: skip
+    return out
 
 
 def _beam(
-    tool: str, p_tool: float, rows: list[SlotRow], probs: list[np.ndarray], s: DecodeSettings
-) -> list[CallPrediction]:
-    # partial: (p, args, free, sources)
+    rows: list[SlotRow], probs: list[np.ndarray], s: DecodeSettings
+) -> list[tuple[float, dict, list[str], dict[str, str]]]:
+    """A tool's calls: (p of its slot outcomes, args, free slots, sources), best first. A step grows
+    each kept partial call by each slot's likeliest outcomes and keeps the best `s.beam` (ties in the
+    order grown); only those are made."""
     partial: list[tuple[float, dict, list[str], dict[str, str]]] = [(1.0, {}, [], {})]
     for row, p in zip(rows, probs, strict=True):
         width = SLOT_FIRST_CANDIDATE + len(row.values)
         options = np.argsort(-p[:width], kind="stable")[: s.values_per_slot]
+        choices = list(zip(options.tolist(), p[options].tolist(), strict=True))
         grown = []
-        for q, args, free, sources in partial:
-            for o in options:
-                po = float(p[o])
-                if o == SLOT_FREE:
-                    grown.append((q * po, args, [*free, row.slot], sources))
-                elif o == SLOT_ABSENT:
-                    grown.append((q * po, args, free, sources))
-                else:
-                    v = row.values[o - SLOT_FIRST_CANDIDATE]
-                    if isinstance(v.value, str) and len(v.value) >= 3 and v.value in args.values():
+        for k, (q, args, _free, _sources) in enumerate(partial):
+            for o, po in choices:
+                if o >= SLOT_FIRST_CANDIDATE:
+                    v = row.values[o - SLOT_FIRST_CANDIDATE].value
+                    if isinstance(v, str) and len(v) >= 3 and v in args.values():
                         po *= s.repeat_factor
-                    grown.append((q * po, {**args, row.slot: v.value}, free, {**sources, row.slot: v.source}))
+                grown.append((q * po, k, o))
         grown.sort(key=lambda x: -x[0])
-        partial = grown[: s.beam]
-    return [
-        CallPrediction(
-            tool, args=args, free=free, p_tool=p_tool, p_call=0.0 if free else p_tool * q, sources=sources
-        )
-        for q, args, free, sources in partial
-    ]
+        kept = []
+        for q, k, o in grown[: s.beam]:
+            _q, args, free, sources = partial[k]
+            if o == SLOT_FREE:
+                kept.append((q, args, [*free, row.slot], sources))
+            elif o == SLOT_ABSENT:
+                kept.append((q, args, free, sources))
+            else:
+                v = row.values[o - SLOT_FIRST_CANDIDATE]
+                kept.append((q, {**args, row.slot: v.value}, free, {**sources, row.slot: v.source}))
+        partial = kept
+    return partial
