@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec
+from toolcast.data.schema import Context, Message, ToolSpec
 from toolcast.predictor import session_rows
 from toolcast.predictor.base import CallPrediction
 from toolcast.predictor.decode import DecodeSettings, decode, top_tools
+from toolcast.predictor.event_arrays import RowCache
 from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, EventRow, Extract, Features, ToolSet, event_row
+from toolcast.predictor.featurize import SPECIAL_TOOLS, Extract, Features, ToolSet
 from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
 from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, MANIFEST_FILE, SLOTS, Variant
 from toolcast.predictor.session_candidates import CandidatePool, SessionCandidates
@@ -158,45 +158,6 @@ def stack(examples: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> di
             batch[(i, *(slice(0, s) for s in p.shape))] = p
         out[n] = batch
     return out
-
-
-# ---- event rows, cached per event ----------------------------------------------------------------------
-
-
-def _fingerprint(e: Event, prev: Event | None) -> tuple:
-    """What an event row depends on. Events are mutable (the runtime fills `output` when a call returns),
-    so the cache compares this, not only identity; str hashes are cached by Python, so it is cheap."""
-    gap = None if prev is None else (prev.t_start, prev.t_end)
-    if isinstance(e, ToolCall):
-        return (e.tool, hash(e.output), e.error, hash(tuple(e.args)), e.t_start, e.t_end, gap)
-    assert isinstance(e, Message)
-    return (e.role, hash(e.text), e.t_start, e.t_end, gap)
-
-
-class RowCache:
-    """`event_row` results by event object: a session's contexts share their events, so each step
-    featurizes only the events it added. Bounded; cleared when full."""
-
-    def __init__(self, size: int = 50_000):
-        self._size = size
-        self._d: dict[int, tuple[Event, tuple, EventRow]] = {}
-        self._lock = threading.Lock()
-
-    def rows(self, events: Sequence[Event], featurizer) -> list[EventRow]:
-        out = []
-        for i, e in enumerate(events):
-            fp = _fingerprint(e, events[i - 1] if i else None)
-            hit = self._d.get(id(e))
-            if hit is not None and hit[0] is e and hit[1] == fp:
-                out.append(hit[2])
-                continue
-            row = event_row(events, i, featurizer.encoder, featurizer.cfg)
-            with self._lock:
-                if len(self._d) >= self._size:
-                    self._d.clear()
-                self._d[id(e)] = (e, fp, row)
-            out.append(row)
-        return out
 
 
 # ---- the predictor -------------------------------------------------------------------------------------
@@ -372,7 +333,8 @@ class Predictor:
         }
 
     def features(self, context: Context) -> Features:
-        return self.featurizer.featurize(context, rows=self._rows.rows(context.events, self.featurizer))
+        """`Featurizer.featurize(context)`, event rows cached per event (`event_arrays.RowCache`)."""
+        return self._rows.features(self.featurizer, context)
 
     def slot_features(
         self, context: Context, tools: ToolSet, slot_tools: Sequence[str]

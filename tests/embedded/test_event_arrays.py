@@ -1,0 +1,56 @@
+"""The embedded predictor's step arrays are `Featurizer.featurize`'s, bitwise.
+
+`event_arrays.RowCache.features` keeps each event's row packed and stacks them; `featurize` (from
+scratch, no cache) is the specification. Checked over growing sample sessions (shared event objects,
+as an agent process has them), histories longer than the model's window, an output filled in after the
+call was first seen, and fresh copies. Torch-free.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toolcast.data.load import load_traces
+from toolcast.data.samples import sample_files
+from toolcast.data.schema import Context, ToolCall
+from toolcast.predictor import Predictor
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.load(FIXTURE)
+
+
+def assert_same(predictor: Predictor, context: Context) -> None:
+    got = predictor.features(context)
+    want = predictor.featurizer.featurize(context)
+    assert got.tools == want.tools and got.slots == want.slots
+    assert set(got.arrays) == set(want.arrays)
+    for name, a in want.arrays.items():
+        b = got.arrays[name]
+        assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(b, a), name
+
+
+def test_growing_sessions(predictor):
+    for path in sample_files():
+        for trace in load_traces(path)[:2]:
+            events = trace.events * 2  # longer than the window of the fixture's model, too
+            for n in range(0, len(events) + 1, 3 if len(events) > 60 else 1):
+                assert_same(predictor, Context(events[:n], trace.tools, trace.metadata))
+
+
+def test_changed_events_and_fresh_copies(predictor):
+    trace = load_traces(sample_files()[0])[0]
+    events = copy.deepcopy(trace.events[:20])
+    i = next(i for i, e in enumerate(events) if isinstance(e, ToolCall) and e.output)
+    output, events[i].output = events[i].output, None
+    assert_same(predictor, Context(events[: i + 1], trace.tools, trace.metadata))
+    events[i].output = output  # filled in later: the row is made again
+    assert_same(predictor, Context(events[: i + 2], trace.tools, trace.metadata))
+    assert_same(predictor, copy.deepcopy(Context(events, trace.tools, trace.metadata)))
