@@ -16,7 +16,7 @@ thread count (1, 2), wall clock on this process:
 - model p50: the graph runs only (both graphs, on the arrays the predictor builds);
 - featurizing, each part alone, in the step's situation: event and tool arrays, the predictor's
   argument-value candidates (a session's pool kept across steps, `session_candidates`), slot rows for
-  4 tools;
+  4 tools (the predictor's path: `session_rows` over the kept pool);
 - batch: `predict_batch` over 32 contexts at history 64, contexts per second (featurizing included, the
   contexts' event rows cached as after earlier steps), and model-only contexts per second.
 
@@ -43,10 +43,12 @@ import torch
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Trace
+from toolcast.predictor import session_rows
 from toolcast.predictor.learned import LearnedPredictor, to_tensors
 from toolcast.predictor.model import SLOT_INPUTS
 from toolcast.predictor.onnx_contract import ENCODER, SLOTS
 from toolcast.predictor.onnx_predictor import Predictor, stack
+from toolcast.predictor.session_candidates import CandidatePool
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau2"
 HISTORIES = (16, 64, 256)
@@ -144,7 +146,11 @@ def featurize_time(onnx: Predictor, contexts: list[Context], repeats: int) -> di
             cands = fz.extract(fresh) if fz.extract is not None else []
             t2 = time.perf_counter()
             wanted = [(i, f.tools.specs[i]) for i in range(2, min(6, len(f.tools.names)))]
-            fz.slot_featurizer.build(fresh, cands, wanted, fz.cfg.max_slots * 4)
+            built = None
+            if isinstance(cands, CandidatePool):  # the predictor's path over a kept pool
+                built = session_rows.build(fz.slot_featurizer, fresh, cands, wanted, fz.cfg.max_slots * 4)
+            if built is None:
+                fz.slot_featurizer.build(fresh, cands, wanted, fz.cfg.max_slots * 4)
             t3 = time.perf_counter()
             out["arrays"].append(t1 - t0)
             out["extract"].append(t2 - t1)

@@ -141,9 +141,10 @@ def test_no_tools_gives_empty_rows():
 
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 300])
 def test_back_table(n):
+    from toolcast.predictor.session_tables import _back_table
     from toolcast.predictor.slots import _BACK_BUCKETS, _bucket
 
-    table = session_rows._back_table(n)
+    table = _back_table(n)
     assert len(table) > n
     want = [_BACK_BUCKETS[b] if b < 64 else _bucket(b, 10) for b in range(n + 1)]
     assert table[: n + 1].tolist() == want

@@ -1,0 +1,257 @@
+"""Per-candidate tables of a session's kept pool, for `session_rows` (the slot rows of a step in numpy).
+
+What a slot row reads of a candidate is kept here per candidate number, in the session's state
+(`session_candidates._State.slot_cache`): under each list of schema types its canonical form, fit,
+value type and length bucket (they depend on the value id only) and its `SlotValue`; under one slot
+featurizer its kind id, source tool, source event, `source_sig` and key tokens (they follow the newest
+mention, through the pool's change log). `_Step` and `_Group` are one step's views: the pool order,
+ranks and keys, and per list of types the ranking every slot of those types starts from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from toolcast.predictor.session_slots import PoolCandidate, _KeyIndex
+from toolcast.predictor.slots import (
+    _BACK_BUCKETS,
+    _EARLIER_PRIO,
+    CAND_FEATURE_SIZES,
+    SlotFeaturizer,
+    SlotValue,
+    _bucket,
+    _canon,
+    _fits,
+    _key_words,
+    _value_type,
+    coerce,
+    source_sig,
+)
+
+_N_KINDS, _N_LEN = CAND_FEATURE_SIZES[0], CAND_FEATURE_SIZES[4]
+
+
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    """`a` with room for index n - 1 (doubling; new entries zero)."""
+    if n <= len(a):
+        return a
+    return np.concatenate([a, np.zeros((max(n, 2 * len(a)) - len(a), *a.shape[1:]), a.dtype)])
+
+
+class _Intern:
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.strs: list[str] = []
+
+    def code(self, s: str) -> int:
+        c = self.ids.get(s)
+        if c is None:
+            c = self.ids[s] = len(self.strs)
+            self.strs.append(s)
+        return c
+
+
+class _Sources:
+    """Per candidate, what its newest mention gives a row under one slot featurizer: kind id, source tool
+    (0 none), source event, `source_sig` code, and the `SlotValue.source` text; follows the change log."""
+
+    def __init__(self, sf: SlotFeaturizer) -> None:
+        self.sf = sf
+        self.kid = np.zeros(256, np.int64)
+        self.tool = np.zeros(256, np.int64)
+        self.event = np.zeros(256, np.int64)
+        self.sig = np.zeros(256, np.int64)
+        self.where: list[str] = []
+        self.sigs = _Intern()
+        self.tools: dict[str, int] = {}
+        self.key_ids = np.zeros((1, sf.max_name_tokens), np.int64)  # by key code ("" and unseen: 0)
+        self.key_done = 0
+        self.seen = 0
+
+    def update(self, state, keys: _KeyIndex) -> None:
+        sf, log = self.sf, state.changed
+        n = len(state.vids)
+        if n > len(self.kid):
+            self.kid, self.tool = _grown(self.kid, n), _grown(self.tool, n)
+            self.event, self.sig = _grown(self.event, n), _grown(self.sig, n)
+        while len(self.where) < n:
+            self.where.append("")
+        for cid in log[self.seen :]:
+            s = state.src[cid]
+            kid = sf.kinds.get(s.kind, 0)
+            self.kid[cid] = kid if kid < _N_KINDS else 0
+            self.tool[cid] = 0 if s.tool is None else self.tools.setdefault(s.tool, len(self.tools) + 1)
+            self.event[cid] = s.event
+            cand = PoolCandidate(s.value, s.event, s.tool, s.path, 0, s.kind, s)
+            self.sig[cid] = self.sigs.code(source_sig(cand, s.kind))
+            self.where[cid] = f"{s.kind}:{s.tool or ''}" + (f".{s.path}" if s.path else "")
+        self.seen = len(log)
+        if len(keys.strs) > self.key_done:  # `_source_info`'s padded key ids, per key
+            self.key_ids = _grown(self.key_ids, len(keys.strs))
+            for c in range(self.key_done, len(keys.strs)):
+                k = keys.strs[c]
+                ids = sf.identifier_ids(k) if k else []
+                self.key_ids[c] = 0
+                self.key_ids[c, : len(ids)] = ids
+            self.key_done = len(keys.strs)
+
+
+class _Types:
+    """Per candidate under one list of schema types: canonical form (interned), fit, value type, length
+    bucket (depend on the value id only), and its `SlotValue` (remade when the newest mention changes).
+    `dups`: two candidates share a canonical form ("12" and 12 for an integer slot); until then each
+    value has one member, and a step's ranking needs no grouping."""
+
+    def __init__(self, types: list[str]) -> None:
+        self.types = types
+        self.canons = _Intern()
+        self.table = np.zeros((4, 256), np.int64)  # code, fits, value type, length bucket
+        self.cid_of: list[int] = []
+        """Code -> the first candidate with that canonical form."""
+        self.dups = False
+        self.values: dict[int, tuple[Any, SlotValue]] = {}
+        self.done = 0
+
+    def update(self, state) -> None:
+        n = len(state.vids)
+        if n > self.table.shape[1]:
+            t = np.zeros((4, max(n, 2 * self.table.shape[1])), np.int64)
+            t[:, : self.table.shape[1]] = self.table
+            self.table = t
+        for cid in range(self.done, n):
+            v = coerce(state.src[cid].value, self.types)
+            canon = _canon(v)
+            text = v if isinstance(v, str) else canon
+            code = self.canons.code(canon)
+            if code == len(self.cid_of):
+                self.cid_of.append(cid)
+            else:
+                self.dups = True
+            self.table[:, cid] = (code, _fits(v, self.types), _value_type(v), _bucket(len(text), _N_LEN))
+        self.done = n
+
+    def slot_value(self, state, cid: int, sources: _Sources) -> SlotValue:
+        s = state.src[cid]
+        hit = self.values.get(cid)
+        if hit is None or hit[0] is not s:
+            sv = SlotValue(
+                coerce(s.value, self.types),
+                sources.where[cid],
+                self.canons.strs[self.table[0, cid]],
+                sources.sigs.strs[sources.sig[cid]],
+            )
+            hit = self.values[cid] = (s, sv)
+        return hit[1]
+
+
+class _Step:
+    """What every group and row of one step reads: the pool order, its inverse, ranks, keys."""
+
+    def __init__(self, pool, keys: _KeyIndex) -> None:
+        self.order = np.asarray(pool.order, np.int64)
+        self.n = n = len(self.order)
+        self.inv = np.empty(n, np.int64)
+        self.inv[self.order] = np.arange(n)
+        self.ranks = np.asarray(pool.capped_ranks, np.int64)
+        self.ranks_l: list[int] = pool.capped_ranks
+        self.rank_term = 0.05 * np.minimum(self.ranks, 40)
+        self.kcodes = keys.codes[self.order]
+        self.kc_l: list[int] = self.kcodes.tolist()
+        empty = keys.ids.get("")
+        self.keyed = self.kcodes != (-1 if empty is None else empty)
+
+
+class _Group:
+    """One step's pool under one list of types: the ranking every slot of these types starts from
+    (`slots._group`: best base priority per value, the first of equals; values by it, ties by their
+    first position)."""
+
+    def __init__(self, tt: _Types, st: _Step, any_slot) -> None:
+        self.tt, self.st = tt, st
+        cols = tt.table[:, st.order]
+        codes, fits = cols[0], cols[1]
+        self.cols = cols
+        self.fits_l: list[int] = fits.tolist()
+        n = st.n
+        boosted = np.zeros(len(tt.canons.strs), bool)
+        boosted[[c for c in map(tt.canons.ids.get, any_slot) if c is not None]] = True
+        # The base priority, term for term: (earlier-use boost + fit) - 0.05 * rank.
+        ints = np.where(fits == 2, -6, 0)
+        if any_slot:
+            ints = ints + np.where(boosted[codes], _EARLIER_PRIO[3], 0)
+        neg = -(ints.astype(np.float64) - st.rank_term)
+        if not tt.dups:  # one member per value: its position is its first and its best
+            self.by_code = None
+            self.rank_order = np.argsort(neg, kind="stable")
+            self.r_negs, self.r_firsts, self.r_codes = neg, np.arange(n), codes
+            self.r_tops = self.r_firsts
+        else:
+            pos = np.arange(n)
+            by_code = np.argsort(codes, kind="stable")  # members of a value, in pool order
+            sorted_codes = codes[by_code]
+            starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
+            ucodes = sorted_codes[starts]
+            firsts = by_code[starts]
+            best = np.lexsort((pos, neg, codes))  # per value: its best priority, the first of equals
+            bcodes = codes[best]
+            tops = best[np.flatnonzero(np.concatenate(([True], bcodes[1:] != bcodes[:-1])))]
+            self.rank_order = np.lexsort((firsts, neg[tops]))
+            self.r_negs, self.r_firsts, self.r_codes, self.r_tops = neg[tops], firsts, ucodes, tops
+            self.start = np.full(len(tt.canons.strs), -1, np.int64)
+            self.count = np.zeros(len(tt.canons.strs), np.int64)
+            self.start[ucodes] = starts
+            self.count[ucodes] = np.diff(np.concatenate((starts, [n])))
+            self.by_code = by_code
+        self.boosted = boosted
+        self._prefix: tuple[list, ...] | None = None
+
+    def members(self, code: int) -> list[int]:
+        """Positions holding the value, in pool order (every interned value is in the session's pool)."""
+        if self.by_code is None:
+            return [int(self.st.inv[self.tt.cid_of[code]])]
+        s = int(self.start[code])
+        return self.by_code[s : s + int(self.count[code])].tolist()
+
+    def ranking(self, k: int) -> tuple[list, ...]:
+        """The first k values, best first: -priority, first position, code, best position, whether the
+        best has a key, whether the value was used in any slot (lists)."""
+        if self._prefix is None or len(self._prefix[0]) < min(k, len(self.rank_order)):
+            o = self.rank_order[:k]
+            tops = self.r_tops[o]
+            codes = self.r_codes[o]
+            self._prefix = (
+                self.r_negs[o].tolist(), self.r_firsts[o].tolist(), codes.tolist(), tops.tolist(),
+                self.st.keyed[tops].tolist(), self.boosted[codes].tolist(),
+            )  # fmt: skip
+        return self._prefix
+
+
+def _key_match(cache: dict, slot: str, keys: _KeyIndex) -> tuple[np.ndarray, list[int], int]:
+    """`_rank`'s key match of each key (by code) with a slot name: 0 none, 1 other, 2 shared word, 3 same
+    (an array, a list, their largest); grown as the session meets new keys."""
+    hit = cache.get(("key_match", slot))
+    if hit is None or len(hit[1]) < len(keys.strs):
+        text, words = _key_words(slot)
+        km = [] if hit is None else hit[1]
+        km = km + [
+            0 if not k else 3 if w == text else 2 if ws & words else 1
+            for k, (w, ws) in ((k, _key_words(k)) for k in keys.strs[len(km) :])
+        ]
+        hit = cache[("key_match", slot)] = (np.array(km, np.int64), km, max(km, default=0))
+    return hit
+
+
+_BACK: list[int] = list(_BACK_BUCKETS)
+_BACK_TABLE = np.array(_BACK, np.int64)
+
+
+def _back_table(n: int) -> np.ndarray:
+    """Recency bucket of every distance up to n (`build`'s `_BACK_BUCKETS` / `_bucket`)."""
+    global _BACK_TABLE
+    if len(_BACK_TABLE) <= n:
+        size = max(n + 1, 2 * len(_BACK))
+        _BACK.extend(_bucket(b, CAND_FEATURE_SIZES[2]) for b in range(len(_BACK), size))
+        _BACK_TABLE = np.array(_BACK, np.int64)
+    return _BACK_TABLE
