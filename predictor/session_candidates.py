@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from toolcast.data.schema import Context, Event, ToolCall, canonical_args
 from toolcast.predictor.extractors import (
     KINDS,
@@ -40,6 +42,7 @@ from toolcast.predictor.extractors import (
 
 RANK_CAP = 64
 """Ranks kept exactly per kind; larger ones read as RANK_CAP - 1 by the slot featurizer."""
+_RANKS = np.arange(RANK_CAP, dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,13 +158,14 @@ class CandidatePool(Sequence[Candidate]):
         """Made under the state's lock, with the state at `n_events` events."""
         self.state, self.n_events = state, n_events
         self.order = state.order  # replaced by a fold, never changed in place
+        self.order_array = np.array(self.order, np.int64)
         self.sources = list(map(state.src.__getitem__, self.order))
-        best: dict[int, int] = {}
+        best = np.full(len(state.vids), RANK_CAP - 1, np.int64)  # each value's best rank in any kind
         for lst in state.top.values():
-            for r, c in enumerate(lst):
-                if r < best.get(c, RANK_CAP):
-                    best[c] = r
-        self.capped_ranks = [best.get(c, RANK_CAP - 1) for c in self.order]
+            if lst:  # distinct candidates, best first
+                a = np.array(lst, np.int64)
+                best[a] = np.minimum(best[a], _RANKS[: len(a)])
+        self.capped_ranks: list[int] = best[self.order_array].tolist()
         self.used = state.used
         self._full: list[Candidate] | None = None
         self._changed = len(state.changed)

@@ -150,7 +150,7 @@ class _Step:
     """What every group and row of one step reads: the pool order, its inverse, ranks, keys."""
 
     def __init__(self, pool, keys: _KeyIndex) -> None:
-        self.order = np.asarray(pool.order, np.int64)
+        self.order = pool.order_array
         self.n = n = len(self.order)
         self.inv = np.empty(n, np.int64)
         self.inv[self.order] = np.arange(n)
