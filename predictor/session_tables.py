@@ -98,6 +98,12 @@ class _Sources:
             self.key_done = len(keys.strs)
 
 
+_BY_VALUE: dict[tuple[tuple[str, ...], str], tuple[str, int, int, int]] = {}
+"""(types, value id) -> canonical form, fit, value type, length bucket: pure, shared by all sessions (a
+new session's values were mostly seen by earlier ones). Bounded; cleared when full."""
+_BY_VALUE_SIZE = 200_000
+
+
 class _Types:
     """Per candidate under one list of schema types: canonical form (interned), fit, value type, length
     bucket (depend on the value id only), and its `SlotValue` (remade when the newest mention changes).
@@ -116,20 +122,35 @@ class _Types:
 
     def update(self, state) -> None:
         n = len(state.vids)
+        if n <= self.done:
+            return
         if n > self.table.shape[1]:
             t = np.zeros((4, max(n, 2 * self.table.shape[1])), np.int64)
             t[:, : self.table.shape[1]] = self.table
             self.table = t
+        types, tkey, memo = self.types, tuple(self.types), _BY_VALUE
+        ids, strs, cid_of = self.canons.ids, self.canons.strs, self.cid_of
+        cols: list[tuple[int, int, int, int]] = []
         for cid in range(self.done, n):
-            v = coerce(state.src[cid].value, self.types)
-            canon = _canon(v)
-            text = v if isinstance(v, str) else canon
-            code = self.canons.code(canon)
-            if code == len(self.cid_of):
-                self.cid_of.append(cid)
+            hit = memo.get((tkey, state.vids[cid]))
+            if hit is None:
+                v = coerce(state.src[cid].value, types)
+                canon = _canon(v)
+                text = v if isinstance(v, str) else canon
+                hit = (canon, _fits(v, types), _value_type(v), _bucket(len(text), _N_LEN))
+                if len(memo) >= _BY_VALUE_SIZE:
+                    memo.clear()
+                memo[(tkey, state.vids[cid])] = hit
+            canon = hit[0]
+            code = ids.get(canon)
+            if code is None:
+                code = ids[canon] = len(strs)
+                strs.append(canon)
+                cid_of.append(cid)
             else:
                 self.dups = True
-            self.table[:, cid] = (code, _fits(v, self.types), _value_type(v), _bucket(len(text), _N_LEN))
+            cols.append((code, hit[1], hit[2], hit[3]))
+        self.table[:, self.done : n] = np.array(cols, np.int64).T
         self.done = n
 
     def slot_value(self, state, cid: int, sources: _Sources) -> SlotValue:
