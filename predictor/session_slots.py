@@ -98,14 +98,12 @@ class _Values(Sequence):
         return v
 
 
-class _Interned:
-    """Strings of one per-candidate property, interned, with each candidate's code (grown as the
-    session's pool grows)."""
+class _Intern:
+    """Strings interned to dense codes (0, 1, ... in order of first sight)."""
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self.strs: list[str] = []
-        self.codes = np.zeros(256, np.int64)
 
     def code(self, s: str) -> int:
         c = self.ids.get(s)
@@ -113,6 +111,15 @@ class _Interned:
             c = self.ids[s] = len(self.strs)
             self.strs.append(s)
         return c
+
+
+class _Interned(_Intern):
+    """Strings of one per-candidate property, interned, with each candidate's code (grown as the
+    session's pool grows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes = np.zeros(256, np.int64)
 
     def set(self, cid: int, s: str) -> None:
         if cid >= len(self.codes):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.predictor.session_slots import PoolCandidate, _KeyIndex
+from toolcast.predictor.session_slots import PoolCandidate, _Intern, _KeyIndex
 from toolcast.predictor.slots import (
     _BACK_BUCKETS,
     _EARLIER_PRIO,
@@ -38,19 +38,6 @@ def _grown(a: np.ndarray, n: int) -> np.ndarray:
     if n <= len(a):
         return a
     return np.concatenate([a, np.zeros((max(n, 2 * len(a)) - len(a), *a.shape[1:]), a.dtype)])
-
-
-class _Intern:
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.strs: list[str] = []
-
-    def code(self, s: str) -> int:
-        c = self.ids.get(s)
-        if c is None:
-            c = self.ids[s] = len(self.strs)
-            self.strs.append(s)
-        return c
 
 
 class _Sources:
