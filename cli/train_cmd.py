@@ -54,6 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hidden", type=int, help="model width (default from the config, 64)")
     p.add_argument("--layers", type=int, help="transformer layers (default 2)")
+    p.add_argument(
+        "--ema-epochs",
+        type=float,
+        default=1.0,
+        metavar="E",
+        help="validate and ship an exponential moving average of the weights over about the last E "
+        "epochs (default 1; 0 keeps the raw weights)",
+    )
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads per process on CPU (default 1: fastest here, safe on a shared CPU)")
     p.add_argument("--no-eval", action="store_true", help="skip measuring the test split at the end")
@@ -68,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from toolcast.predictor.config import ModelConfig
+    from toolcast.predictor.config import ModelConfig, TrainConfig
     from toolcast.training.train import train
 
     devices: int | str = int(args.devices) if args.devices.isdigit() else args.devices
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["intermediate"] = 2 * overrides["hidden"]
     try:
         model = replace(ModelConfig(), **overrides)
+        train_config = TrainConfig(ema_epochs=args.ema_epochs)
     except ValueError as e:
         return fail(str(e))
     if args.max_epochs < 1:
@@ -91,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             strategy=args.strategy,
             accelerator=args.accelerator,
             model=model,
+            train_config=train_config,
             holdout=args.holdout,
             evaluate_test=not args.no_eval,
             threads=args.threads,

@@ -98,6 +98,15 @@ def test_train_command_is_registered():
         ["train", "--data", "x", "--out", "y", "--devices", "2", "--strategy", "ddp"]
     )
     assert args.devices == "2" and args.strategy == "ddp" and args.max_epochs == 12
+    assert args.ema_epochs == 1.0
+
+
+def test_train_command_rejects_a_negative_ema_horizon(tmp_path, capsys):
+    from toolcast.cli.main import main
+
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--ema-epochs", "-1"])
+    assert code != 0 and "ema_epochs must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 def test_with_ema_the_kept_weights_are_the_averaged_ones_that_were_validated():
