@@ -293,7 +293,7 @@ class Predictor:
         try:
             f = self.features(context)
             self._check_shapes(ENCODER.name, f.arrays)
-            self._check_shapes(SLOTS.name, self.featurizer.slot_features(context, f.tools, ["check"])[0])
+            self._check_shapes(SLOTS.name, self.slot_features(context, f.tools, ["check"])[0])
             self.predict(context, k=1)  # runs both graphs
         except ModelDirError:
             raise
