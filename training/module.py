@@ -15,7 +15,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from toolcast.predictor.config import Config
+from toolcast.predictor.config import Config, TrainConfig
 from toolcast.predictor.model import INPUT_NAMES, NextCallModel
 
 
@@ -32,6 +32,11 @@ def slot_loss(slot_logits: torch.Tensor, slot_target: torch.Tensor) -> torch.Ten
     if not bool((flat_t >= 0).any()):
         return slot_logits.sum() * 0.0
     return F.cross_entropy(slot_logits.reshape(-1, slot_logits.shape[-1]).float(), flat_t, ignore_index=-100)
+
+
+def warmup_steps(tc: TrainConfig, total_steps: int) -> int:
+    """Linear warm-up length: `tc.warmup_steps`, at most a fifth of a short run."""
+    return min(tc.warmup_steps, total_steps // 5)
 
 
 class NextCallModule(L.LightningModule):
@@ -97,7 +102,7 @@ class NextCallModule(L.LightningModule):
             lr=tc.lr,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = min(tc.warmup_steps, total // 5)
+        warmup = warmup_steps(tc, total)
 
         def schedule(step: int) -> float:
             if step < warmup:

@@ -34,7 +34,7 @@ from toolcast.predictor.modeldir import Calibration, ModelParts
 from toolcast.predictor.versioning import featurizer_digest
 from toolcast.training.calibrate import fit_calibration
 from toolcast.training.datamodule import NextCallDataModule
-from toolcast.training.module import NextCallModule
+from toolcast.training.module import NextCallModule, warmup_steps
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def train(
         steps = max(1, math.ceil(len(dm.examples["train"]) / tc.batch_size / processes))
         decay = 1.0 - 1.0 / max(1.0, tc.ema_epochs * steps)
         log.info("weights averaged (EMA) over ~%.1f epochs: decay %.5f", tc.ema_epochs, decay)
-        start = min(tc.warmup_steps, steps * tc.max_epochs // 5)  # the warm-up `configure_optimizers` uses
+        start = warmup_steps(tc, steps * tc.max_epochs)  # after the learning-rate warm-up
         callbacks.append(Ema(decay, start=start))  # after KeepBest: see its docstring
     trainer = L.Trainer(
         accelerator=accelerator,
