@@ -46,7 +46,7 @@ from toolcast.data.schema import Context, Trace
 from toolcast.predictor import session_rows
 from toolcast.predictor.learned import LearnedPredictor, to_tensors
 from toolcast.predictor.model import SLOT_INPUTS
-from toolcast.predictor.onnx_contract import ENCODER, SLOTS
+from toolcast.predictor.onnx_contract import ENCODER, FEATURE_INPUTS, SLOTS
 from toolcast.predictor.onnx_predictor import Predictor, stack
 from toolcast.predictor.session_candidates import CandidatePool
 
@@ -122,7 +122,7 @@ def torch_model_time(model, fed, repeats: int) -> list[float]:
     for _ in range(repeats):
         for enc, slots in fed:
             t0 = time.perf_counter()
-            _logits, state, states, tool_repr = model.encode(*to_tensors(enc, ENCODER.inputs))
+            _logits, state, states, tool_repr = model.encode(*to_tensors(enc, FEATURE_INPUTS))
             model.score_slots(state, states, tool_repr, *to_tensors(slots, SLOT_INPUTS))
             out.append(time.perf_counter() - t0)
     return out
@@ -175,8 +175,8 @@ def batch_rate(
         full = repeats * len(contexts) / (time.perf_counter() - t0)
     batches = []
     for ch in fchunks:
-        enc = stack([{k: v[0] for k, v in e.items()} for e, _s in ch], ENCODER.inputs)
-        slots = stack([{k: v[0] for k, v in s.items()} for _e, s in ch], list(SLOT_INPUTS))
+        enc = stack([{k: v[0] for k, v in e.items()} for e, _s in ch], list(ch[0][0]))
+        slots = stack([{k: v[0] for k, v in s.items()} for _e, s in ch], list(ch[0][1]))
         batches.append((enc, slots))
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -186,7 +186,7 @@ def batch_rate(
                 onnx._run(SLOTS.name, {**slots, **{k: e[k] for k in SLOTS.inputs if k in e}})
             else:
                 with torch.inference_mode():
-                    _l, state, states, tool_repr = model.encode(*to_tensors(enc, ENCODER.inputs))
+                    _l, state, states, tool_repr = model.encode(*to_tensors(enc, FEATURE_INPUTS))
                     model.score_slots(state, states, tool_repr, *to_tensors(slots, SLOT_INPUTS))
     return full, repeats * len(fed) / (time.perf_counter() - t0)
 

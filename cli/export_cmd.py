@@ -11,9 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export a trained model to ONNX for the embedded predictor",
-        description="Export the model in DIR to ONNX (model.onnx: context and tools -> tool logits; "
-        "slots.onnx: the argument head), run it with onnxruntime beside PyTorch on validation contexts of "
-        "the logs it was trained on (or the bundled sample) and fail, with the largest difference seen, "
+        description="Export the model in DIR to ONNX (tools.onnx: the tool set's representation, kept per "
+        "tool set; model.onnx: context and tools -> tool logits; slots.onnx: the argument head), run it "
+        "with onnxruntime beside PyTorch on validation contexts of the logs it was trained on (or the "
+        "bundled sample) and fail, with the largest difference seen, "
         "if any output differs by more than the tolerance or the top-k calls differ. Writes onnx.json "
         "(files, hashes, figures), which toolcast.predictor.Predictor checks at load. `toolcast train` "
         "runs this at its end unless given --no-export. Needs the [train] extra.",

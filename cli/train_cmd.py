@@ -16,9 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Split the logs by task group (80/10/10, --seed), train the next-call transformer with "
         "early stopping on the validation loss, fit its temperatures on validation, measure it on the test "
         "split, and write the model directory (config.json, tokenizer.json, vocab.json, model.safetensors, "
-        "calibration.json, metrics.json), then export it to ONNX for the embedded predictor (model.onnx, "
-        "slots.onnx, onnx.json; --no-export skips it). Runs on CPU here and, unchanged, on GPUs or several "
-        "processes or nodes through Lightning (--devices, --strategy ddp).",
+        "calibration.json, metrics.json), then export it to ONNX for the embedded predictor (tools.onnx, "
+        "model.onnx, slots.onnx, onnx.json; --no-export skips it). Runs on CPU here and, unchanged, on GPUs "
+        "or several processes or nodes through Lightning (--devices, --strategy ddp).",
     )
     p.add_argument(
         "--data",

@@ -1,8 +1,9 @@
 """ONNX export of a trained model directory, validated against PyTorch before anything is kept.
 
 The contract (graphs, names, dynamic axes, opset, tolerance) is declared once in `onnx_contract`. Here:
-build the two graphs from the torch model (TorchScript exporter: it traces `transformers`' BERT layers
-with dynamic axes cleanly), run them with onnxruntime beside PyTorch on real validation contexts (the
+write the three graphs from the trained weights (`export_graphs`: the same function in far fewer nodes
+than a traced export, which is what a step's latency is made of), run them with onnxruntime beside
+PyTorch on real validation contexts (the
 validation split of the logs the model was trained on, as `metrics.json` records them, else the bundled
 sample), and fail with the largest difference seen if any output differs by more than the tolerance or
 the top-k calls differ. Optionally quantize to int8 (`onnxruntime.quantization.quantize_dynamic`) and
@@ -16,37 +17,33 @@ import json
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import onnx
 import torch
-from torch import nn
 
 from toolcast.data.load import iter_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context
 from toolcast.data.splits import split_of
 from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.decode import DecodeSettings, softmax
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, collate, tool_candidates
+from toolcast.predictor.decode import softmax
+from toolcast.predictor.export_graphs import build
 from toolcast.predictor.learned import LearnedPredictor, load_pretrained, to_tensors
 from toolcast.predictor.model import SLOT_INPUTS, NextCallModel
 from toolcast.predictor.modeldir import CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, ModelParts
 from toolcast.predictor.onnx_contract import (
     ENCODER,
+    FEATURE_INPUTS,
     GRAPHS,
     MANIFEST_FILE,
     OPSET,
-    SLOTS,
     TOLERANCE,
-    Graph,
     Variant,
-    dynamic_axes,
 )
 from toolcast.predictor.onnx_predictor import MANIFEST_VERSION, Predictor, _session, sha256_file
 
@@ -68,61 +65,18 @@ class ExportValidationError(RuntimeError):
     """onnxruntime and PyTorch disagree beyond the tolerance (or int8 below its agreement floor)."""
 
 
-# ---- the two graphs as modules ---------------------------------------------------------------------------
+# ---- the graphs ----------------------------------------------------------------------------------------
 
 
-class _EncoderGraph(nn.Module):
-    def __init__(self, model: NextCallModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *inputs: torch.Tensor):
-        return self.model.encode(*inputs)
+def write_graphs(model: NextCallModel, parts: ModelParts, out: Path) -> None:
+    """The float graphs of `onnx_contract.GRAPHS`, from the model's weights, into `out`."""
+    for name, graph in build(model, parts.config.model).items():
+        (f,) = [g.files["float"] for g in GRAPHS if g.name == name]
+        onnx.save(graph, str(out / f))
 
 
-class _SlotGraph(nn.Module):
-    def __init__(self, model: NextCallModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *inputs: torch.Tensor):
-        return self.model.score_slots(*inputs)
-
-
-def _export_graph(module: nn.Module, graph: Graph, example: dict[str, np.ndarray], out: Path) -> None:
-    args = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in graph.inputs)
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")  # tracer warnings about python ints in shapes: covered by validation
-        torch.onnx.export(
-            module,
-            args,
-            str(out),
-            input_names=list(graph.inputs),
-            output_names=list(graph.outputs),
-            dynamic_axes=dynamic_axes(graph),
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-
-
-def _trace_example(model: NextCallModel, parts: ModelParts, contexts: Sequence[Context]) -> dict[str, dict]:
-    """Inputs to trace with: the two longest contexts at the configured padding (every axis > 1, so no
-    size is taken for a constant), slot rows for some of their tools, and the encoder's own outputs."""
-    cfg, beam = parts.config.model, DecodeSettings().beam_tools
-    fz = parts.featurizer(extract_candidates)
-    longest = sorted(contexts, key=lambda c: -len(c.events))[:2]
-    longest = (longest * 2)[:2]
-    arrays = []
-    for c in longest:
-        tools = tool_candidates(c, cfg.max_tools).names[len(SPECIAL_TOOLS) :][:beam]
-        arrays.append(fz.featurize(c, slot_tools=tools, n_slot_rows=cfg.max_slots * beam).arrays)
-    batch = collate(arrays)
-    with torch.inference_mode():
-        outs = model.encode(*to_tensors(batch, ENCODER.inputs))
-    slot = {n: batch[n] for n in SLOT_INPUTS}
-    slot.update({n: t.numpy() for n, t in zip(ENCODER.outputs, outs, strict=True) if n in SLOTS.inputs})
-    return {ENCODER.name: {n: batch[n] for n in ENCODER.inputs}, SLOTS.name: slot}
+def sessions(path: Path, variant: Variant) -> dict:
+    return {g.name: _session(path, g.files[variant], 1) for g in GRAPHS}
 
 
 # ---- validation contexts ----------------------------------------------------------------------------------
@@ -217,11 +171,13 @@ def compare(
     for i, context in enumerate(contexts):
         run = onnx_pred.runs([context])[0]
         with torch.inference_mode():
-            ref = model.encode(*to_tensors(run.encoder_inputs, ENCODER.inputs))
-            ref_out = dict(zip(ENCODER.outputs, (t.numpy() for t in ref), strict=True))
+            ref = model.encode(*to_tensors(run.encoder_inputs, FEATURE_INPUTS))
+            names = ("tool_logits", "state", "states", "tool_repr")  # what `encode` returns
+            ref_out = dict(zip(names, (t.numpy() for t in ref), strict=True))
             slot_ref = model.score_slots(*ref[1:], *to_tensors(run.slot_inputs, SLOT_INPUTS))[0].numpy()
         for name in ENCODER.outputs:
             cmp.see(name, run.encoder_outputs[name], ref_out[name], i)
+        cmp.see("tool_repr", run.tool_outputs["tool_repr"], ref_out["tool_repr"], i)
         cmp.see("slot_logits", run.slot_logits, slot_ref, i)
         n = len(run.features.tools.names)
         p_onnx = softmax(run.encoder_outputs["tool_logits"][0, :n], onnx_pred.tool_t)
@@ -292,16 +248,8 @@ def export_onnx(
     torch_pred = LearnedPredictor(model, parts)
     with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp:
         work = Path(tmp)
-        example = _trace_example(model, parts, contexts)
-        _export_graph(
-            _EncoderGraph(model).eval(), ENCODER, example[ENCODER.name], work / ENCODER.files["float"]
-        )
-        _export_graph(_SlotGraph(model).eval(), SLOTS, example[SLOTS.name], work / SLOTS.files["float"])
-        float_pred = Predictor(
-            parts,
-            _session(work, ENCODER.files["float"], 1),
-            _session(work, SLOTS.files["float"], 1),
-        )
+        write_graphs(model, parts, work)
+        float_pred = Predictor(parts, sessions(work, "float"))
         cmp = compare(model, torch_pred, float_pred, contexts, tolerance=tolerance)
         name, worst = cmp.largest()
         log.info("onnxruntime vs PyTorch on %d contexts: largest |diff| %.2e (%s)", cmp.examples, worst, name)
@@ -363,13 +311,15 @@ def _quantize(work: Path, parts: ModelParts, float_pred: Predictor, contexts: Se
     try:
         for g in GRAPHS:
             quantize_dynamic(
-                str(work / g.files["float"]), str(work / g.files["int8"]), weight_type=QuantType.QInt8
+                str(work / g.files["float"]),
+                str(work / g.files["int8"]),
+                weight_type=QuantType.QInt8,
+                # com.microsoft nodes defeat onnx's shape inference; every tensor here is float
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
     finally:
         logging.disable(logging.NOTSET)
-    int8_pred = Predictor(
-        parts, _session(work, ENCODER.files["int8"], 1), _session(work, SLOTS.files["int8"], 1)
-    )
+    int8_pred = Predictor(parts, sessions(work, "int8"))
     agreement = int8_agreement(float_pred, int8_pred, contexts)
     log.info("int8 vs float on %d contexts: %s", len(contexts), agreement)
     if agreement["call_top1_agreement"] < INT8_MIN_AGREEMENT:

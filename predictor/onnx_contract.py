@@ -5,10 +5,15 @@ the graphs from it, and the embedded predictor (`predictor/onnx_predictor.py`, o
 pads its arrays by it. The predictor still takes the names it feeds and fetches from the session itself
 (`session.get_inputs()`), and checks them against what the featurizer produces.
 
-Two graphs, because the argument slots to score depend on the tools the first one ranks highest (the
-featurizer builds slot rows only for the top tools, as the torch predictor does):
-- `encoder`: the context and its tool candidates -> `tool_logits` and the states the slot head reads;
-- `slots`: those states plus the slot rows of the chosen tools -> `slot_logits`.
+Three graphs (written node by node from the trained weights by `export_graphs`):
+- `tools`: the tool set -> `tool_repr` and what the other two graphs read of it (`tool_events`,
+  `tool_head`, `tool_slots`); it depends on the tool set only, so the predictor runs it once per tool
+  set and keeps the result;
+- `encoder`: the context, the tools' per-step features and the tools graph's tensors -> `tool_logits`
+  and the states the slot head reads;
+- `slots`: those states plus the slot rows of the chosen tools -> `slot_logits`. A graph of its own
+  because the argument slots to score depend on the tools the encoder ranks highest (the featurizer
+  builds slot rows only for the top tools, as the torch predictor does).
 
 Every padded axis is dynamic, so a context is run at its own size (a history of 16 events costs a
 history of 16, not the configured maximum) and a batch is padded only to its longest context.
@@ -48,11 +53,16 @@ AXES: dict[str, tuple[str | None, ...]] = {
     "tool_desc": ("batch", "tools", "desc_tokens"),
     "tool_params": ("batch", "tools", "param_tokens"),
     "tool_mask": ("batch", "tools"),
+    # tools graph outputs: the representation (torch's `tool_repr`), a zero row ("no tool") before it
+    # for the events' tools, [repr, mlp_t(repr)] for the tool head, the slot head's projection of it
+    "tool_repr": ("batch", "tools", None),
+    "tool_events": ("batch", "tool_rows", None),
+    "tool_head": ("batch", "tools", None),
+    "tool_slots": ("batch", "tools", None),
     # encoder outputs; all but tool_logits are slot inputs too
     "tool_logits": ("batch", "tools"),
     "state": ("batch", None),
     "states": ("batch", "events", None),
-    "tool_repr": ("batch", "tools", None),
     # slot inputs: rows of (chosen tool, slot), each with value candidates
     "slot_tool": ("batch", "slots"),
     "slot_num": ("batch", "slots", None),
@@ -91,19 +101,30 @@ class Graph:
     """Variant -> file name in the model directory."""
 
 
+TOOL_SET_INPUTS: tuple[str, ...] = ("tool_id", "tool_name", "tool_desc", "tool_params")
+"""The featurizer's tool arrays that depend on the tool set only (the rest, tool_num and tool_mask, on
+the step too)."""
+TOOLS = Graph(
+    "tools",
+    inputs=TOOL_SET_INPUTS,
+    outputs=("tool_repr", "tool_events", "tool_head", "tool_slots"),
+    files={"float": "tools.onnx", "int8": "tools.int8.onnx"},
+)
 ENCODER = Graph(
     "encoder",
-    inputs=EVENT_INPUTS + TOOL_INPUTS,
-    outputs=("tool_logits", "state", "states", "tool_repr"),
+    inputs=(*EVENT_INPUTS, *(n for n in TOOL_INPUTS if n not in TOOL_SET_INPUTS), "tool_events", "tool_head"),
+    outputs=("tool_logits", "state", "states"),
     files={"float": ONNX_FILE, "int8": "model.int8.onnx"},
 )
 SLOTS = Graph(
     "slots",
-    inputs=("state", "states", "tool_repr", *SLOT_INPUTS),
+    inputs=("state", "states", "tool_slots", *SLOT_INPUTS),
     outputs=("slot_logits",),
     files={"float": "slots.onnx", "int8": "slots.int8.onnx"},
 )
-GRAPHS: tuple[Graph, ...] = (ENCODER, SLOTS)
+GRAPHS: tuple[Graph, ...] = (TOOLS, ENCODER, SLOTS)
+FEATURE_INPUTS: tuple[str, ...] = EVENT_INPUTS + TOOL_INPUTS
+"""What the featurizer makes for the tools and encoder graphs (and the torch model's `encode` takes)."""
 
 
 def dynamic_axes(graph: Graph) -> dict[str, dict[int, str]]:

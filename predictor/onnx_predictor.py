@@ -1,7 +1,7 @@
 """The embedded predictor: onnxruntime + numpy inside the agent's own process, no torch.
 
 `Predictor.load(model_dir)` reads the JSON parts of a model directory (`modeldir.read_parts`), the export
-manifest (`onnx.json`) and the two exported graphs (`onnx_contract`), and checks that they belong
+manifest (`onnx.json`) and the three exported graphs (`onnx_contract`), and checks that they belong
 together: a missing, corrupt, truncated or mismatched file is a `ModelDirError` naming the file and what
 was expected. It then predicts exactly as the torch `LearnedPredictor` does, with the same featurizer and
 `decode`:
@@ -9,7 +9,9 @@ was expected. It then predicts exactly as the torch `LearnedPredictor` does, wit
 1. featurize the context (event rows cached per event, so a growing session re-encodes only new events;
    argument-value candidates kept per session by `session_candidates.SessionCandidates`, which adds only
    the new events' mentions);
-2. run the `encoder` graph -> tool logits and the context states;
+2. the tool set's tensors: run the `tools` graph once per distinct tool set and keep the result
+   (`ToolSetCache`, keyed by the tool arrays' bytes), then the `encoder` graph -> tool logits and the
+   context states;
 3. build slot rows for the likeliest tools (`DecodeSettings.beam_tools`), run the `slots` graph on them;
 4. decode: calibrated softmax, a small beam over slot values -> the top-k calls.
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +41,27 @@ from toolcast.predictor.base import CallPrediction
 from toolcast.predictor.decode import DecodeSettings, decode, top_tools
 from toolcast.predictor.event_arrays import RowCache
 from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, Extract, Features, ToolSet
+from toolcast.predictor.featurize import SLOT_INPUTS, SPECIAL_TOOLS, Extract, Features, ToolSet
 from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
-from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, MANIFEST_FILE, SLOTS, Variant
+from toolcast.predictor.onnx_contract import (
+    AXES,
+    ENCODER,
+    FEATURE_INPUTS,
+    GRAPHS,
+    LENGTH_OF,
+    MANIFEST_FILE,
+    SLOTS,
+    TOOL_SET_INPUTS,
+    TOOLS,
+    Variant,
+)
 from toolcast.predictor.session_candidates import CandidatePool, SessionCandidates
 from toolcast.predictor.slots import SlotRow
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""2: three graphs (`tools` added, its tensors fed to the other two); 1: two graphs (encoder, slots)."""
+TOOL_SETS_KEPT = 64
+"""Distinct tool sets whose `tools` graph outputs a predictor keeps (least recently used goes first)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -165,7 +183,10 @@ def stack(examples: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> di
 
 @dataclass
 class Run:
-    """What one context fed the graphs and got back (batch axis of 1); the export validates with it."""
+    """What one context fed the graphs and got back (batch axis of 1); the export validates with it.
+    encoder_inputs: the featurizer's (cut) event and tool arrays and the tool set's tensors the encoder
+    takes; slot_inputs: the slot rows' arrays and the tool set's tensors the slot graph takes (the
+    encoder outputs it also takes are in encoder_outputs); tool_outputs: the tools graph's outputs."""
 
     features: Features
     encoder_inputs: dict[str, np.ndarray]
@@ -173,6 +194,39 @@ class Run:
     slot_inputs: dict[str, np.ndarray]
     slot_rows: list[SlotRow]
     slot_logits: np.ndarray
+    tool_outputs: dict[str, np.ndarray]
+
+
+class ToolSetCache:
+    """The `tools` graph's outputs per distinct tool set (its arrays' shapes and bytes), least recently
+    used dropped beyond `size`. Thread-safe; two threads missing the same tool set both compute it
+    (same result), which is cheaper than holding a lock across a graph run."""
+
+    def __init__(self, size: int = TOOL_SETS_KEPT):
+        self.size = size
+        self._kept: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(arrays: dict[str, np.ndarray]) -> tuple:
+        return tuple((arrays[n].shape, arrays[n].dtype.str, arrays[n].tobytes()) for n in TOOL_SET_INPUTS)
+
+    def get(self, key: tuple) -> dict[str, np.ndarray] | None:
+        with self._lock:
+            out = self._kept.get(key)
+            if out is not None:
+                self._kept.move_to_end(key)
+            return out
+
+    def put(self, key: tuple, value: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._kept[key] = value
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 def _session(path: Path, name: str, threads: int) -> ort.InferenceSession:
@@ -199,8 +253,7 @@ class Predictor:
     def __init__(
         self,
         parts: ModelParts,
-        encoder: ort.InferenceSession,
-        slots: ort.InferenceSession,
+        sessions: dict[str, ort.InferenceSession],
         extract: Extract | None = extract_candidates,
         calibrated: bool = True,
         settings: DecodeSettings | None = None,
@@ -211,7 +264,7 @@ class Predictor:
         if extract is extract_candidates:  # the default: the same candidates, a session's pool kept
             extract = SessionCandidates()
         self.featurizer = parts.featurizer(extract)
-        self.sessions = {ENCODER.name: encoder, SLOTS.name: slots}
+        self.sessions = {g.name: sessions[g.name] for g in GRAPHS}
         self.inputs = {k: [i.name for i in s.get_inputs()] for k, s in self.sessions.items()}
         self.outputs = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
         cal = parts.calibration
@@ -222,6 +275,7 @@ class Predictor:
         if not calibrated:
             self.name += "-uncalibrated"
         self._rows = RowCache()
+        self._tool_sets = ToolSetCache()
         self._check_names()
 
     @classmethod
@@ -252,38 +306,47 @@ class Predictor:
             )
         check_files(p, manifest, [n for n in manifest["files"] if not n.endswith(".onnx")], required=False)
         check_files(p, manifest, list(files.values()), required=True)
-        encoder = _session(p, files[ENCODER.name], threads)
-        slots = _session(p, files[SLOTS.name], threads)
-        predictor = cls(parts, encoder, slots, calibrated=calibrated, variant=variant, **kwargs)
+        sessions = {g.name: _session(p, files[g.name], threads) for g in GRAPHS}
+        predictor = cls(parts, sessions, calibrated=calibrated, variant=variant, **kwargs)
         predictor._smoke_test()
         return predictor
 
     # ---- checks at load ----
     def _check_names(self) -> None:
-        """The graphs' inputs must be arrays this featurizer makes (or encoder outputs), by name."""
+        """Each graph's inputs must be arrays this featurizer makes or outputs of the graphs before it
+        (`GRAPHS`' order), by name; the final outputs (tool_logits, slot_logits) must be there."""
         p = self.parts.path
-        enc_in, slot_in = self.inputs[ENCODER.name], self.inputs[SLOTS.name]
-        for graph, names, known in (
-            (ENCODER, enc_in, set(ENCODER.inputs)),
-            (SLOTS, slot_in, set(SLOTS.inputs)),
-        ):
+        made = {
+            TOOLS.name: set(TOOL_SET_INPUTS),
+            ENCODER.name: set(FEATURE_INPUTS),
+            SLOTS.name: set(SLOT_INPUTS),
+        }
+        before: dict[str, str] = {}  # output name -> graph making it
+        for g in GRAPHS:
+            names = self.inputs[g.name]
+            known = made[g.name] | {n for n in g.inputs if n not in made[g.name]}
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ModelDirError(
                     p,
-                    f"the {graph.name} graph expects input(s) {unknown} that this toolcast's featurizer does "
+                    f"the {g.name} graph expects input(s) {unknown} that this toolcast's featurizer does "
                     f"not produce (expected names from {sorted(known)}; exported by another version?)",
                 )
-        fed = {n for n in slot_in if n in ENCODER.outputs}
-        missing = fed - set(self.outputs[ENCODER.name])
-        if missing or "tool_logits" not in self.outputs[ENCODER.name]:
-            raise ModelDirError(
-                p,
-                f"the encoder graph outputs {self.outputs[ENCODER.name]}, but tool_logits and the slot "
-                f"graph's inputs {sorted(fed)} are needed (graphs from different exports?)",
-            )
-        if "slot_logits" not in self.outputs[SLOTS.name]:
-            raise ModelDirError(p, f"the slot graph outputs {self.outputs[SLOTS.name]}, expected slot_logits")
+            fed = sorted(n for n in names if n not in made[g.name])
+            missing = [n for n in fed if n not in before]
+            if missing:
+                raise ModelDirError(
+                    p,
+                    f"the {g.name} graph takes {fed}, but {missing} is not an output of "
+                    + ", ".join(f"the {k} graph {self.outputs[k]}" for k in self.outputs if k != g.name)
+                    + " (graphs from different exports?)",
+                )
+            before.update({n: g.name for n in self.outputs[g.name]})
+        for name, graph in (("tool_logits", ENCODER), ("slot_logits", SLOTS)):
+            if name not in self.outputs[graph.name]:
+                raise ModelDirError(
+                    p, f"the {graph.name} graph outputs {self.outputs[graph.name]}, expected {name}"
+                )
 
     def _smoke_test(self) -> None:
         """One run on a one-tool context: a graph that does not fit the featurizer fails here, at load,
@@ -292,6 +355,7 @@ class Predictor:
         context = Context(events=[Message("user", "x")], tools=[spec])
         try:
             f = self.features(context)
+            self._check_shapes(TOOLS.name, f.arrays)
             self._check_shapes(ENCODER.name, f.arrays)
             self._check_shapes(SLOTS.name, self.slot_features(context, f.tools, ["check"])[0])
             self.predict(context, k=1)  # runs both graphs
@@ -310,7 +374,7 @@ class Predictor:
         file = {g.name: g.files[self.variant] for g in GRAPHS}[graph]
         for meta in self.sessions[graph].get_inputs():
             a = arrays.get(meta.name)
-            if a is None:  # an encoder output
+            if a is None:  # another graph's output
                 continue
             want = "tensor(bool)" if a.dtype == np.bool_ else f"tensor({a.dtype})"
             fixed = {i: d for i, d in enumerate(meta.shape[1:]) if isinstance(d, int)}
@@ -360,12 +424,27 @@ class Predictor:
         feeds = {n: arrays[n] for n in self.inputs[graph]}
         return dict(zip(self.outputs[graph], session.run(self.outputs[graph], feeds), strict=True))
 
+    def tool_set(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The `tools` graph's outputs (no batch axis) for one context's cut tool arrays: run once per
+        distinct tool set, then kept (`ToolSetCache`)."""
+        key = ToolSetCache.key(arrays)
+        out = self._tool_sets.get(key)
+        if out is None:
+            ran = self._run(TOOLS.name, {n: arrays[n][None] for n in TOOL_SET_INPUTS})
+            out = {n: a[0] for n, a in ran.items()}
+            self._tool_sets.put(key, out)
+        return out
+
     def runs(self, contexts: Sequence[Context]) -> list[Run]:
-        """Featurize, run both graphs once for all `contexts`; per context, what was fed and returned."""
+        """Featurize, run the graphs once for all `contexts`; per context, what was fed and returned."""
         feats = [self.features(c) for c in contexts]
-        enc_in = [trim({n: f.arrays[n] for n in ENCODER.inputs}) for f in feats]
-        enc_batch = stack(enc_in, ENCODER.inputs)
-        enc_out = self._run(ENCODER.name, enc_batch)
+        enc_in, tool_out = [], []
+        for f in feats:
+            arrays = trim({n: f.arrays[n] for n in FEATURE_INPUTS})
+            tools = self.tool_set(arrays)
+            tool_out.append(tools)
+            enc_in.append({**arrays, **{n: tools[n] for n in ENCODER.inputs if n in tools}})
+        enc_out = self._run(ENCODER.name, stack(enc_in, self.inputs[ENCODER.name]))
         slot_in, slot_rows = [], []
         for i, (context, f) in enumerate(zip(contexts, feats, strict=True)):
             logits = enc_out["tool_logits"][i]
@@ -373,11 +452,11 @@ class Predictor:
             p = np.exp(logits[:n] / self.tool_t - (logits[:n] / self.tool_t).max())
             chosen = top_tools(f.tools, p, self.settings.beam_tools)
             arrays, rows = self.slot_features(context, f.tools, chosen)
-            slot_in.append(trim(arrays))
+            slot_in.append({**trim(arrays), **{n: tool_out[i][n] for n in SLOTS.inputs if n in tool_out[i]}})
             slot_rows.append(rows)
         if any(slot_rows):
-            slot_batch = stack(slot_in, [n for n in SLOTS.inputs if n in slot_in[0]])
-            slot_batch.update({n: enc_out[n] for n in SLOTS.inputs if n in enc_out})
+            slot_batch = stack(slot_in, [n for n in self.inputs[SLOTS.name] if n in slot_in[0]])
+            slot_batch.update({n: enc_out[n] for n in self.inputs[SLOTS.name] if n in enc_out})
             slot_logits = self._run(SLOTS.name, slot_batch)["slot_logits"]
         else:  # no likely tool has a slot (or only <respond> is left): decode reads no slot logits
             slot_logits = np.zeros((len(contexts), 1, 3), np.float32)
@@ -391,6 +470,7 @@ class Predictor:
                     {n: a[None] for n, a in slot_in[i].items()},
                     slot_rows[i],
                     slot_logits[i],
+                    {n: a[None] for n, a in tool_out[i].items()},
                 )
             )
         return out

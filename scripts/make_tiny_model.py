@@ -26,7 +26,7 @@ from toolcast.predictor.config import TrainConfig, tiny_config
 from toolcast.predictor.export import export_onnx
 from toolcast.predictor.learned import LearnedPredictor
 from toolcast.predictor.modeldir import CALIBRATION_FILE, CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE
-from toolcast.predictor.onnx_contract import ENCODER, MANIFEST_FILE, SLOTS
+from toolcast.predictor.onnx_contract import GRAPHS, MANIFEST_FILE
 from toolcast.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def main() -> None:
         args.out.mkdir(parents=True)
         for f in (CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, CALIBRATION_FILE, MANIFEST_FILE):
             shutil.copy(model_dir / f, args.out / f)
-        for f in (ENCODER.files["float"], SLOTS.files["float"]):
+        for f in (g.files["float"] for g in GRAPHS):
             shutil.copy(model_dir / f, args.out / f)
     (args.out / "metrics.json").write_text(
         json.dumps({"note": "tiny test fixture made by scripts/make_tiny_model.py", "data": list(FILES)}),

@@ -22,7 +22,7 @@ from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message
 from toolcast.predictor import Predictor
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_predictor import sha256_file
+from toolcast.predictor.onnx_predictor import ToolSetCache, sha256_file, trim
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 TOL = 1e-4
@@ -79,6 +79,31 @@ def test_two_threads_and_a_growing_session_agree(expected):
         step = Context(events=events[:n], tools=context.tools, metadata=context.metadata)
         fresh = two.predict(copy.deepcopy(step), k=3)
         assert [(c.key, c.p_call) for c in two.predict(step, k=3)] == [(c.key, c.p_call) for c in fresh]
+
+
+def test_the_tools_graph_runs_once_per_tool_set_and_threads_share_the_cache(expected):
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = Predictor.load(FIXTURE)
+    p._tool_sets = ToolSetCache()  # without the load-time check's tool set
+    runs = []
+    run = p._run
+    p._run = lambda graph, arrays: runs.append(graph) or run(graph, arrays)
+    contexts = [c for c, _ in expected]
+    # a tool set is its arrays: the same tools in another order (the last called first) are another
+    tool_sets = {ToolSetCache.key(trim(p.features(c).arrays)) for c in contexts}
+    for context, want in expected:
+        assert_same(p.predict(context, k=3), want)
+    assert runs.count("tools") == len(tool_sets) == len(p._tool_sets) < len(contexts)
+    runs.clear()
+    p.predict_batch(contexts, k=3)
+    assert "tools" not in runs  # every tool set kept
+    p._tool_sets = ToolSetCache(size=1)  # several tool sets, one kept: most contexts miss, 4 threads at once
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: p.predict(c, k=3), contexts * 3))
+    for g, (_c, want) in zip(got, expected * 3, strict=True):
+        assert_same(g, want)
+    assert len(p._tool_sets) == 1
 
 
 def test_an_event_changed_in_place_is_featurized_again(predictor, expected):
@@ -149,9 +174,19 @@ def test_corrupt_manifest(model_copy):
     assert "onnx.json is not valid JSON" in load_error(model_copy)
 
 
+def test_an_export_of_an_older_format(model_copy):
+    m = json.loads((model_copy / "onnx.json").read_text())
+    m["format_version"] = 1  # two graphs (encoder, slots), before the tools graph
+    (model_copy / "onnx.json").write_text(json.dumps(m))
+    msg = load_error(model_copy)
+    assert "format_version 1 is not supported" in msg and "re-run `toolcast export`" in msg
+
+
 def test_missing_graph(model_copy):
     (model_copy / "slots.onnx").unlink()
     assert "slots.onnx is missing" in load_error(model_copy)
+    (model_copy / "tools.onnx").unlink()
+    assert "tools.onnx is missing" in load_error(model_copy)
 
 
 def test_truncated_graph(model_copy):

@@ -14,7 +14,16 @@ from toolcast.predictor.config import TrainConfig, tiny_config
 from toolcast.predictor.learned import LearnedPredictor, load_pretrained
 from toolcast.predictor.model import EVENT_INPUTS, OUTPUT_NAMES, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_contract import AXES, ENCODER, GRAPHS, LENGTH_OF, SLOTS, dynamic_axes
+from toolcast.predictor.onnx_contract import (
+    AXES,
+    ENCODER,
+    FEATURE_INPUTS,
+    GRAPHS,
+    LENGTH_OF,
+    SLOTS,
+    TOOLS,
+    dynamic_axes,
+)
 from toolcast.predictor.onnx_predictor import Predictor, stack, trim
 
 TINY = tiny_config()
@@ -51,14 +60,20 @@ def held_out(shop_traces):
 
 
 def test_contract_names_the_models_inputs_and_every_axis():
-    assert ENCODER.inputs == EVENT_INPUTS + TOOL_INPUTS
-    assert SLOTS.inputs[3:] == SLOT_INPUTS and set(SLOTS.inputs[:3]) <= set(ENCODER.outputs)
+    assert FEATURE_INPUTS == EVENT_INPUTS + TOOL_INPUTS
+    assert set(TOOLS.inputs) | set(ENCODER.inputs) >= set(FEATURE_INPUTS)
+    made = set(FEATURE_INPUTS) | set(SLOT_INPUTS)
+    for g in GRAPHS:  # every graph input is the featurizer's or an earlier graph's output
+        assert set(g.inputs) <= made, g.name
+        made |= set(g.outputs)
+    assert SLOTS.inputs[3:] == SLOT_INPUTS
     assert set(OUTPUT_NAMES) <= {o for g in GRAPHS for o in g.outputs}
     for g in GRAPHS:
         axes = dynamic_axes(g)
         assert set(axes) == {*g.inputs, *g.outputs} and all(0 in a for a in axes.values())
     assert all(axis in AXES[source] for axis, source in LENGTH_OF.items())
-    named = {a for dims in AXES.values() for a in dims if a not in (None, "batch", "outcomes")}
+    featurized = [*FEATURE_INPUTS, *SLOT_INPUTS]  # the arrays the predictor cuts (graph outputs: never)
+    named = {a for n in featurized for a in AXES[n] if a not in (None, "batch")}
     assert named == set(LENGTH_OF)
 
 
@@ -140,7 +155,7 @@ def test_cli_export_and_eval_prefers_onnx(exported, tmp_path, capsys):
     path, _report = exported
     d = tmp_path / "m"
     shutil.copytree(path, d)
-    for f in ("model.onnx", "slots.onnx", "model.int8.onnx", "slots.int8.onnx", "onnx.json"):
+    for f in [*(f for g in GRAPHS for f in g.files.values()), "onnx.json"]:
         (d / f).unlink()
     assert isinstance(load_model(str(d)), LearnedPredictor)  # no export: the torch predictor
     assert main(["export", str(d)]) == 0
