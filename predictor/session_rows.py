@@ -22,8 +22,10 @@ schemas. It returns None when the pool's session went on since this step (the ca
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -115,18 +117,25 @@ def _build(sf, context, pool, state, tools, n_rows):
     any_slot = used.get(("", ""), _EMPTY)
     groups: dict[tuple[str, ...], int] = {}
     group_list: list[_Group] = []
-    # Per chosen value of the context, flat over rows: row, column, position, key match, earlier use,
-    # constant, group.
-    c_r: list[int] = []
-    c_j: list[int] = []
-    c_pos: list[int] = []
-    c_key: list[int] = []
-    c_early: list[int] = []
-    c_const: list[int] = []
-    c_g: list[int] = []
+    # Per chosen value a slot boost touched, flat over rows: row, column, pool position, key match,
+    # earlier use, constant, group. The untouched ones: row, column, group, place in its ranking prefix.
+    t_r: list[int] = []
+    t_j: list[int] = []
+    t_pos: list[int] = []
+    t_key: list[int] = []
+    t_early: list[int] = []
+    t_const: list[int] = []
+    t_g: list[int] = []
+    u_r: list[int] = []
+    u_j: list[int] = []
+    u_g: list[int] = []
+    u_i: list[int] = []
     extras: list[tuple[int, int, tuple, str]] = []  # row, column, features, kind (not in the context)
     row_meta: list[tuple[str, str, int]] = []  # tool, slot, group
-    row_values: list[list] = []
+    slot_tool: list[int] = []
+    slot_num: list[tuple[int, int, int]] = []
+    names = _names(sf)
+    order_l: list[int] = st.order.tolist()
     for tool_index, spec in tools:
         props = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
         props = props if isinstance(props, dict) else {}
@@ -138,14 +147,19 @@ def _build(sf, context, pool, state, tools, n_rows):
             prop = props.get(slot, {})
             types = _schema_types(prop)
             enum = prop.get("enum") if isinstance(prop, dict) and isinstance(prop.get("enum"), list) else []
-            arr["slot_tool"][r], arr["slot_mask"][r] = tool_index, True
-            arr["slot_num"][r] = (
-                1 if isinstance(required, list) and slot in required else 2,
-                _TYPES.get(types[0], 0) if types else 0,
-                1 if enum else 0,
+            slot_tool.append(tool_index)
+            slot_num.append(
+                (
+                    1 if isinstance(required, list) and slot in required else 2,
+                    _TYPES.get(types[0], 0) if types else 0,
+                    1 if enum else 0,
+                )
             )
-            ids = sf.identifier_ids(slot)
-            arr["slot_name"][r, : len(ids)] = ids
+            name_ids = names.get(slot)
+            if name_ids is None:
+                ids = sf.identifier_ids(slot)
+                name_ids = names[slot] = (*ids, *(0 for _ in range(tk - len(ids))))
+            arr["slot_name"][r] = name_ids
             tkey = tuple(types)
             gi = groups.get(tkey)
             if gi is None:
@@ -155,36 +169,52 @@ def _build(sf, context, pool, state, tools, n_rows):
                 tt.update(state)
                 gi = groups[tkey] = len(group_list)
                 group_list.append(_Group(tt, st, any_slot))
-            ranked = _rank(sf, spec.name, slot, types, enum, group_list[gi], st, keys, cache, used)
-            values: list = [b[2] for b in ranked]
-            if all(v.__class__ is int for v in values):
-                if ranked:
-                    _n, _f, pos_, key_, early_, const_ = zip(*ranked, strict=True)
-                    c_pos += pos_
-                    c_key += key_
-                    c_early += early_
-                    c_const += const_
-                    c_r += [r] * len(ranked)
-                    c_j += range(len(ranked))
-                    c_g += [gi] * len(ranked)
-            else:
-                for j, b in enumerate(ranked):
-                    x = b[2]
+            g = group_list[gi]
+            placed, untouched = _rank(sf, spec.name, slot, types, enum, g, st, keys, cache, used)
+            pv = g.prefix_values(state, sources, order_l)
+            values: list = [pv[i] for i in untouched]
+            if placed:
+                cols = set()
+                for col, x, key, early, const in placed:
+                    cols.add(col)
                     if x.__class__ is int:
-                        for col, v in zip((c_r, c_j, c_pos, c_key, c_early, c_const, c_g), (r, j, *b[2:], gi),
-                                          strict=True):  # fmt: skip
-                            col.append(v)
+                        t_r.append(r)
+                        t_j.append(col)
+                        t_pos.append(x)
+                        t_key.append(key)
+                        t_early.append(early)
+                        t_const.append(const)
+                        t_g.append(gi)
+                        values.insert(col, g.tt.slot_value(state, order_l[x], sources))
                     else:
                         cand, value, canon, feats = x
-                        extras.append((r, j, feats, cand.kind))
-                        values[j] = SlotValue(value, f"{cand.kind}:", canon, cand.kind)
+                        extras.append((r, col, feats, cand.kind))
+                        values.insert(col, SlotValue(value, f"{cand.kind}:", canon, cand.kind))
+                u_j += [j for j in range(len(values)) if j not in cols]
+            else:
+                u_j += range(len(untouched))
+            u_r += [r] * len(untouched)
+            u_g += [gi] * len(untouched)
+            u_i += untouched
             row_meta.append((spec.name, slot, gi))
-            row_values.append(values)
             rows.append(SlotRow(spec.name, slot, values))
-    if c_pos:  # features of every chosen value of the context, all rows at once
-        er, ec, pos, key, early, const, gidx = (
-            np.array(c, np.int64) for c in (c_r, c_j, c_pos, c_key, c_early, c_const, c_g)
-        )
+    if rows:
+        arr["slot_tool"][: len(rows)] = slot_tool
+        arr["slot_num"][: len(rows)] = slot_num
+        arr["slot_mask"][: len(rows)] = True
+    if t_r or u_r:  # features of every chosen value of the context, all rows at once
+        offsets = np.cumsum([0] + [len(g.prefix[0]) for g in group_list[:-1]])
+        at = offsets[np.array(u_g, np.int64)] + np.array(u_i, np.int64)
+        tops, keyed, early_u = (np.concatenate([g.prefix[k] for g in group_list]) for k in range(3))
+        n_t = len(t_r)
+        er = np.array(t_r + u_r, np.int64)
+        ec = np.array(t_j + u_j, np.int64)
+        gidx = np.array(t_g + u_g, np.int64)
+        pos = np.concatenate([np.array(t_pos, np.int64), tops[at]])
+        key = np.concatenate([np.array(t_key, np.int64), keyed[at]])
+        early = np.concatenate([np.array(t_early, np.int64), early_u[at]])
+        const = np.zeros(len(er), np.int64)
+        const[:n_t] = t_const
         cid = st.order[pos]
         per = np.stack([g.tt.table[1:, : len(state.vids)] for g in group_list])[gidx, :, cid]
         back = pool.n_events - sources.event[cid]
@@ -211,21 +241,51 @@ def _build(sf, context, pool, state, tools, n_rows):
         arr["cand_mask"][er, ec] = True
     for r, j, feats, kind in extras:  # constants / enum members the context does not show
         tool, slot, _g = row_meta[r]
-        p_source = sf._source_probabilities(tool, slot, None)
-        arr["cand_num"][r, j] = (*feats[:2], _BACK_BUCKETS[0], *feats[3:], cues.p_bucket(p_source, kind))
+        arr["cand_num"][r, j] = (*feats[:2], _BACK_BUCKETS[0], *feats[3:], _sig_buckets(sf, tool, slot)[kind])
         arr["cand_mask"][r, j] = True
-    order_l = st.order.tolist()
-    src = state.src
-    for r, values in enumerate(row_values):
-        tt = group_list[row_meta[r][2]].tt
-        made = tt.values
-        for j, v in enumerate(values):
-            if v.__class__ is int:
-                cid = order_l[v]
-                hit = made.get(cid)
-                fresh = hit is not None and hit[0] is src[cid]
-                values[j] = hit[1] if fresh else tt.slot_value(state, cid, sources)
     return arr, rows
+
+
+_NAMES: WeakKeyDictionary[SlotFeaturizer, dict[str, tuple[int, ...]]] = WeakKeyDictionary()
+
+
+def _names(sf: SlotFeaturizer) -> dict[str, tuple[int, ...]]:
+    """Per slot featurizer: a slot name's token ids, padded to `max_name_tokens` (the `slot_name` row)."""
+    d = _NAMES.get(sf)
+    if d is None:
+        d = _NAMES[sf] = {}
+    elif len(d) >= 100_000:
+        d.clear()
+    return d
+
+
+class _SigBuckets(dict):
+    """`cues.p_bucket(p_source, sig)` by `source_sig`, for one p(source | tool, slot): made on demand."""
+
+    def __init__(self, p_source) -> None:
+        super().__init__()
+        self.p_source = p_source
+
+    def __missing__(self, sig: str) -> int:
+        b = self[sig] = cues.p_bucket(self.p_source, sig)
+        return b
+
+
+_SIGS: WeakKeyDictionary[SlotFeaturizer, dict[tuple[str, str], _SigBuckets]] = WeakKeyDictionary()
+
+
+def _sig_buckets(sf: SlotFeaturizer, tool: str, slot: str) -> _SigBuckets:
+    """The bucket of p(source | tool, slot) of every source signature, kept per slot featurizer across
+    sessions (the probabilities are the model's: `_source_probabilities` with nothing left out)."""
+    d = _SIGS.get(sf)
+    if d is None:
+        d = _SIGS[sf] = {}
+    hit = d.get((tool, slot))
+    if hit is None:
+        if len(d) >= 100_000:
+            d.clear()
+        hit = d[(tool, slot)] = _SigBuckets(sf._source_probabilities(tool, slot, None))
+    return hit
 
 
 def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> np.ndarray:
@@ -236,18 +296,20 @@ def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> 
         key = ("p_bucket", id(sf), tool, slot)
         t = cache.get(key)
         if t is None or len(t) < n_sigs:
-            p_source = sf._source_probabilities(tool, slot, None)
+            buckets = _sig_buckets(sf, tool, slot)
             done = 0 if t is None else len(t)
-            new = np.array([cues.p_bucket(p_source, s) for s in sources.sigs.strs[done:n_sigs]], np.int64)
+            new = np.array([buckets[s] for s in sources.sigs.strs[done:n_sigs]], np.int64)
             t = cache[key] = new if t is None else np.concatenate([t, new])
         out[r, :n_sigs] = t[:n_sigs]
     return out
 
 
-def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) -> list[tuple]:
-    """`SlotFeaturizer._rank` over a step's group: the slot's best values, best first, each as
-    (-priority, first position, pool position, key match, earlier use, constant), or with
-    (candidate, value, canon, features) for a constant or enum member the context does not show."""
+def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) -> tuple[list, list[int]]:
+    """`SlotFeaturizer._rank` over a step's group: the slot's best values as (placed, untouched).
+    placed: the values a slot boost touches, each as (column, pool position, key match, earlier use,
+    constant), or (column, (candidate, value, canon, features), 0, 0, 0) for a constant or enum member
+    the context does not show; untouched: the group's ranking prefix indices filling the other columns,
+    in order (`_Group.prefix` gives their pool position, key match and earlier use)."""
     m, n = sf.max_candidates, st.n
     any_slot = used.get(("", ""), _EMPTY)
     same_slot = used.get((tool, slot), _EMPTY)
@@ -328,19 +390,30 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
         assert row is not None
         best.append((-row[0], extras[0][0], row[1], 0, 0, 0))
     # The rest keep the group's order: the first m values no slot boost touched (key match 0 or 1,
-    # earlier use 3 or 0, not constant).
-    negs, firsts, codes, tops, keyed, boosted = g.ranking(m + len(touched))
-    if best:
-        k = 0
-        for neg, first, code, top, kd, bo in zip(negs, firsts, codes, tops, keyed, boosted, strict=True):
-            if k >= m:
-                break
-            if code not in touched:
-                best.append((neg, first, top, 1 if kd else 0, 3 if bo else 0, 0))
-                k += 1
-        best.sort(key=lambda b: (b[0], b[1]))
-        return best[:m]
-    return [
-        (neg, first, top, 1 if kd else 0, 3 if bo else 0, 0)
-        for neg, first, top, kd, bo in zip(negs, firsts, tops, keyed, boosted, strict=False)
-    ][:m]
+    # earlier use 3 or 0, not constant). Both lists are sorted by (-priority, first position), unique
+    # keys: each touched value's column is its place in the touched list plus the untouched values
+    # ahead of it (found by bisection in the group's prefix, less the touched ones there).
+    codes = g.ranking(m + len(touched))[2]
+    n_pre = len(codes)
+    if not best:
+        return [], list(range(min(m, n_pre)))
+    best.sort()
+    pos_of = g.pos_of
+    skip = sorted(i for i in map(pos_of.get, touched) if i is not None)
+    if skip:
+        sk = set(skip)
+        untouched = [i for i in range(n_pre) if i not in sk][:m]
+    else:
+        untouched = list(range(min(m, n_pre)))
+    n_u = len(untouched)
+    pairs = g.pairs
+    placed: list[tuple] = []
+    for q, b in enumerate(best):
+        p = bisect_left(pairs, (b[0], b[1]))
+        ahead = p - bisect_left(skip, p)
+        col = q + (ahead if ahead < n_u else n_u)
+        if col >= m:
+            break
+        placed.append((col, *b[2:]))
+    del untouched[m - len(placed) :]
+    return placed, untouched

@@ -214,6 +214,10 @@ class _Group:
             self.by_code = by_code
         self.boosted = boosted
         self._prefix: tuple[list, ...] | None = None
+        self.pairs: list[tuple[float, int]] = []
+        self.pos_of: dict[int, int] = {}
+        self.prefix: tuple[np.ndarray, ...] = ()
+        self._values: list[SlotValue] = []
 
     def members(self, code: int) -> list[int]:
         """Positions holding the value, in pool order (every interned value is in the session's pool)."""
@@ -224,16 +228,32 @@ class _Group:
 
     def ranking(self, k: int) -> tuple[list, ...]:
         """The first k values, best first: -priority, first position, code, best position, whether the
-        best has a key, whether the value was used in any slot (lists)."""
+        best has a key, whether the value was used in any slot (lists); also kept as `pairs` ((-priority,
+        first position) of each, the order's sort key), `pos_of` (code -> its place) and `prefix` (arrays
+        of best position, key match and earlier use of each: what an untouched value gives a row)."""
         if self._prefix is None or len(self._prefix[0]) < min(k, len(self.rank_order)):
             o = self.rank_order[:k]
             tops = self.r_tops[o]
             codes = self.r_codes[o]
+            keyed = self.st.keyed[tops]
+            boosted = self.boosted[codes]
             self._prefix = (
                 self.r_negs[o].tolist(), self.r_firsts[o].tolist(), codes.tolist(), tops.tolist(),
-                self.st.keyed[tops].tolist(), self.boosted[codes].tolist(),
+                keyed.tolist(), boosted.tolist(),
             )  # fmt: skip
+            self.pairs = list(zip(self._prefix[0], self._prefix[1], strict=True))
+            self.pos_of = {c: i for i, c in enumerate(self._prefix[2])}
+            self.prefix = (tops, keyed.astype(np.int64), np.where(boosted, 3, 0))
         return self._prefix
+
+    def prefix_values(self, state, sources: _Sources, order_l: list[int]) -> list[SlotValue]:
+        """`SlotValue` of each value of the current ranking prefix (the same in every row of the group)."""
+        vals = self._values
+        tops = self._prefix[3] if self._prefix is not None else []
+        if len(vals) < len(tops):
+            slot_value = self.tt.slot_value
+            vals += [slot_value(state, order_l[tops[i]], sources) for i in range(len(vals), len(tops))]
+        return vals
 
 
 def _key_match(cache: dict, slot: str, keys: _KeyIndex) -> tuple[np.ndarray, list[int], int]:

@@ -3,7 +3,8 @@
 `event_arrays.RowCache.features` keeps each event's row packed and stacks them; `featurize` (from
 scratch, no cache) is the specification. Checked over growing sample sessions (shared event objects,
 as an agent process has them), histories longer than the model's window, an output filled in after the
-call was first seen, and fresh copies. Torch-free.
+call was first seen, and fresh copies; `AsciiEncoder` against `TextEncoder.encode` on generated and
+sample texts. Torch-free.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, ToolCall
 from toolcast.predictor import Predictor
+from toolcast.predictor.event_arrays import AsciiEncoder
+from toolcast.predictor.text import TextEncoder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 
@@ -54,3 +59,28 @@ def test_changed_events_and_fresh_copies(predictor):
     events[i].output = output  # filled in later: the row is made again
     assert_same(predictor, Context(events[: i + 2], trace.tools, trace.metadata))
     assert_same(predictor, copy.deepcopy(Context(events, trace.tools, trace.metadata)))
+
+
+ASCII = st.text(st.characters(max_codepoint=127), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(ASCII, st.sampled_from(["Order W123", "café", "id_42", "a\tb\x0bc\x1fd\x7fe"])),
+                max_size=8),  # fmt: skip
+       st.sampled_from([None, 1, 5, 64]))  # fmt: skip
+def test_ascii_encoder_is_the_text_encoder(parts, max_tokens):
+    encoder = TextEncoder.load(FIXTURE / "tokenizer.json")
+    text = " ".join(parts)
+    for t in (text, text * 20):  # past MAX_TEXT_CHARS too
+        assert AsciiEncoder(encoder).encode(t, max_tokens) == encoder.encode(t, max_tokens)
+
+
+def test_ascii_encoder_on_the_sample_texts():
+    encoder = TextEncoder.load(FIXTURE / "tokenizer.json")
+    fast = AsciiEncoder(encoder)
+    for path in sample_files():
+        for trace in load_traces(path):
+            for e in trace.events:
+                text = e.output if isinstance(e, ToolCall) else e.text
+                if text:
+                    assert fast.encode(text, 64) == encoder.encode(text, 64)

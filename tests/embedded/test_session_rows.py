@@ -139,6 +139,14 @@ def test_no_tools_gives_empty_rows():
     assert got is not None and got[1] == [] and not got[0]["slot_mask"].any()
 
 
+def test_tools_without_slots_give_empty_rows():
+    sc = SessionCandidates()
+    context = Context([Message("user", "order W123")], [ToolSpec("ping", "", {}), ToolSpec("pong", "")])
+    sf = SlotFeaturizer(TextEncoder(VOCAB), {}, {}, 4, 4, 8, 64)
+    wanted = [(2, context.tools[0]), (3, context.tools[1])]
+    assert_same(sf, sc(context), context, wanted, 8)
+
+
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 300])
 def test_back_table(n):
     from toolcast.predictor.session_tables import _back_table
