@@ -80,6 +80,7 @@ def decode(
     rest = [i for i in range(first, n) if tools.names[i] not in decoded]
     if 0 <= k < len(rest):
         rest = sorted(rest, key=lambda i: -p_list[i])[:k]
+    choices = _choices(rows, p_slots, settings.values_per_slot)
     ranked: list[tuple] = [(-p_list[0], -p_list[0], 0, 0, RESPOND, None)]
     for i in rest:
         ranked.append((-0.0, -p_list[i], i, 0, tools.names[i], None))
@@ -89,7 +90,7 @@ def decode(
             rs = by_tool.get(name, [])
             pt = p_list[i]
             for j, (q, args, free, sources) in enumerate(
-                _beam([rows[r] for r in rs], [p_slots[r] for r in rs], settings)
+                _beam([rows[r] for r in rs], [choices[r] for r in rs], settings)
             ):
                 p_call = 0.0 if free else pt * q
                 ranked.append((-p_call, -pt, i, j, name, (args, free, p_call, sources)))
@@ -108,20 +109,33 @@ def decode(
     return out
 
 
+def _choices(rows: Sequence[SlotRow], p_slots: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+    """Per row, its `n` likeliest outcomes as (outcome, p), best first (ties: outcome order): a stable
+    sort of -p over the row's outcomes (`<free>`, `<absent>`, its values), all rows in one call (the
+    columns past a row's values sort last and are cut)."""
+    if not len(rows):
+        return []
+    widths = [SLOT_FIRST_CANDIDATE + len(row.values) for row in rows]
+    w = p_slots.shape[1]
+    neg = np.where(np.arange(w) < np.array(widths)[:, None], -p_slots, np.inf)
+    options = np.argsort(neg, axis=1, kind="stable")[:, :n]
+    opts, ps = options.tolist(), np.take_along_axis(p_slots, options, 1).tolist()
+    return [
+        list(zip(o[:width], p[:width], strict=True)) for o, p, width in zip(opts, ps, widths, strict=True)
+    ]
+
+
 def _beam(
-    rows: list[SlotRow], probs: list[np.ndarray], s: DecodeSettings
+    rows: list[SlotRow], choices: list[list[tuple[int, float]]], s: DecodeSettings
 ) -> list[tuple[float, dict, list[str], dict[str, str]]]:
     """A tool's calls: (p of its slot outcomes, args, free slots, sources), best first. A step grows
-    each kept partial call by each slot's likeliest outcomes and keeps the best `s.beam` (ties in the
-    order grown); only those are made."""
+    each kept partial call by each slot's likeliest outcomes (`_choices`) and keeps the best `s.beam`
+    (ties in the order grown); only those are made."""
     partial: list[tuple[float, dict, list[str], dict[str, str]]] = [(1.0, {}, [], {})]
-    for row, p in zip(rows, probs, strict=True):
-        width = SLOT_FIRST_CANDIDATE + len(row.values)
-        options = np.argsort(-p[:width], kind="stable")[: s.values_per_slot]
-        choices = list(zip(options.tolist(), p[options].tolist(), strict=True))
+    for row, row_choices in zip(rows, choices, strict=True):
         grown = []
         for k, (q, args, _free, _sources) in enumerate(partial):
-            for o, po in choices:
+            for o, po in row_choices:
                 if o >= SLOT_FIRST_CANDIDATE:
                     v = row.values[o - SLOT_FIRST_CANDIDATE].value
                     if isinstance(v, str) and len(v) >= 3 and v in args.values():

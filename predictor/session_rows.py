@@ -304,6 +304,49 @@ def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> 
     return out
 
 
+_EXTRAS: WeakKeyDictionary[SlotFeaturizer, dict[tuple, tuple[list, tuple]]] = WeakKeyDictionary()
+
+
+def _extras(sf: SlotFeaturizer, tool: str, slot: str, types: list[str], enum: list) -> tuple[set[str], list]:
+    """A slot's constants (canonical forms) and its constant and enum-member rows: (place, candidate,
+    value, canon, the integer terms of its priority but the earlier use's, its rank term, its features
+    before and after the earlier use). Fixed per slot featurizer, tool, slot, types and enum: kept."""
+    d = _EXTRAS.get(sf)
+    if d is None:
+        d = _EXTRAS[sf] = {}
+    key = (tool, slot, tuple(types))
+    members = [(v.__class__, v) for v in enum]  # 1, 1.0 and True are equal, not the same member
+    hit = d.get(key)
+    if hit is not None and hit[0] == members:
+        return hit[1]
+    const, const_rows = sf._constants(tool, slot, types)
+    rows = list(const_rows)
+    for j, v in enumerate(enum):
+        if isinstance(v, str | int | float):
+            value = coerce(v, types)
+            rows.append((_Fixed(v, KIND_ENUM, j), value, _canon(value), _fits(value, types)))
+    out = []
+    for j, (cand, value, canon, fits) in enumerate(rows):
+        is_const = 1 if canon in const or cand.kind == KIND_ENUM else 0
+        text = value if isinstance(value, str) else canon
+        kid = sf.kinds.get(cand.kind, 0)
+        rank = cand.rank
+        head = (
+            kid if kid < _N_KINDS else 0,
+            _RANK_BUCKETS[rank] if rank < 64 else _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
+            0,
+            _value_type(value),
+            _bucket(len(text), _N_LEN),
+            0,
+        )
+        ints = 4 * is_const + (-6 if fits == 2 else 0)
+        out.append((j, cand, value, canon, ints, 0.05 * min(rank, 40), head, (is_const, 0, fits)))
+    if len(d) >= 100_000:
+        d.clear()
+    d[key] = (members, (const, out))
+    return const, out
+
+
 def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) -> tuple[list, list[int]]:
     """`SlotFeaturizer._rank` over a step's group: the slot's best values as (placed, untouched).
     placed: the values a slot boost touches, each as (column, pool position, key match, earlier use,
@@ -314,8 +357,8 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
     any_slot = used.get(("", ""), _EMPTY)
     same_slot = used.get((tool, slot), _EMPTY)
     any_tool = used.get(("", slot), _EMPTY)
-    const, const_rows = sf._constants(tool, slot, types)
-    km, km_l, km_max = _key_match(cache, slot, keys)
+    const, extra_rows = _extras(sf, tool, slot, types, enum)
+    _km, km_l, km_max, km_hits = _key_match(cache, slot, keys)
     ids = g.tt.canons.ids
     touched: set[int] = set()
     for c in (*same_slot, *any_tool, *const):
@@ -323,15 +366,10 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
         if code is not None:
             touched.add(code)
     if n and km_max >= 2:
-        hits = np.flatnonzero(km[st.kcodes] >= 2)
+        at = [st.key_positions(c) for c in km_hits]
+        hits = at[0] if len(at) == 1 else np.concatenate(at)
         if len(hits):
             touched.update(g.cols[0, hits].tolist())
-    extra_rows = [(n + j, *row) for j, row in enumerate(const_rows)]
-    for j, v in enumerate(enum):
-        if isinstance(v, str | int | float):
-            value = coerce(v, types)
-            extra_rows.append((n + len(extra_rows), _Fixed(v, KIND_ENUM, j), value, _canon(value),
-                               _fits(value, types)))  # fmt: skip
     extra_by_canon: dict[str, list[tuple]] = {}
     for row in extra_rows:
         code = ids.get(row[3])
@@ -363,32 +401,14 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
         best.append((-top[0], members[0], top[1], top[2], earlier, is_const))
     for canon, extras in extra_by_canon.items():
         earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
+        e_prio = _EARLIER_PRIO.get(earlier, 0)
         row = None
-        for _pos, cand, value, _c, fits in extras:
-            is_const = 1 if canon in const or cand.kind == KIND_ENUM else 0
-            prio = (
-                _EARLIER_PRIO.get(earlier, 0) + 4 * is_const + (-6 if fits == 2 else 0)
-                - 0.05 * min(cand.rank, 40)
-            )  # fmt: skip
+        for _j, cand, value, _c, ints, rank_term, head, tail in extras:
+            prio = e_prio + ints - rank_term  # the formula's terms: the integer ones sum exactly
             if row is None or prio > row[0]:
-                text = value if isinstance(value, str) else canon
-                kid = sf.kinds.get(cand.kind, 0)
-                rank = cand.rank
-                feats = (
-                    kid if kid < _N_KINDS else 0,
-                    _RANK_BUCKETS[rank] if rank < 64 else _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
-                    0,
-                    _value_type(value),
-                    _bucket(len(text), _N_LEN),
-                    0,
-                    earlier,
-                    is_const,
-                    0,
-                    fits,
-                )
-                row = (prio, (cand, value, canon, feats))
+                row = (prio, (cand, value, canon, (*head, earlier, *tail)))
         assert row is not None
-        best.append((-row[0], extras[0][0], row[1], 0, 0, 0))
+        best.append((-row[0], n + extras[0][0], row[1], 0, 0, 0))
     # The rest keep the group's order: the first m values no slot boost touched (key match 0 or 1,
     # earlier use 3 or 0, not constant). Both lists are sorted by (-priority, first position), unique
     # keys: each touched value's column is its place in the touched list plus the untouched values

@@ -169,6 +169,14 @@ class _Step:
         self.kc_l: list[int] = self.kcodes.tolist()
         empty = keys.ids.get("")
         self.keyed = self.kcodes != (-1 if empty is None else empty)
+        self._by_key: dict[int, np.ndarray] = {}
+
+    def key_positions(self, code: int) -> np.ndarray:
+        """Pool positions whose key has this code, in order."""
+        hit = self._by_key.get(code)
+        if hit is None:
+            hit = self._by_key[code] = np.flatnonzero(self.kcodes == code)
+        return hit
 
 
 class _Group:
@@ -256,9 +264,9 @@ class _Group:
         return vals
 
 
-def _key_match(cache: dict, slot: str, keys: _KeyIndex) -> tuple[np.ndarray, list[int], int]:
+def _key_match(cache: dict, slot: str, keys: _KeyIndex) -> tuple[np.ndarray, list[int], int, list[int]]:
     """`_rank`'s key match of each key (by code) with a slot name: 0 none, 1 other, 2 shared word, 3 same
-    (an array, a list, their largest); grown as the session meets new keys."""
+    (an array, a list, their largest, the codes matching 2 or 3); grown as the session meets new keys."""
     hit = cache.get(("key_match", slot))
     if hit is None or len(hit[1]) < len(keys.strs):
         text, words = _key_words(slot)
@@ -267,7 +275,8 @@ def _key_match(cache: dict, slot: str, keys: _KeyIndex) -> tuple[np.ndarray, lis
             0 if not k else 3 if w == text else 2 if ws & words else 1
             for k, (w, ws) in ((k, _key_words(k)) for k in keys.strs[len(km) :])
         ]
-        hit = cache[("key_match", slot)] = (np.array(km, np.int64), km, max(km, default=0))
+        matching = [c for c, v in enumerate(km) if v >= 2]
+        hit = cache[("key_match", slot)] = (np.array(km, np.int64), km, max(km, default=0), matching)
     return hit
 
 

@@ -147,6 +147,19 @@ def test_tools_without_slots_give_empty_rows():
     assert_same(sf, sc(context), context, wanted, 8)
 
 
+def test_a_changed_enum_or_type_is_not_served_from_the_kept_rows():
+    """Constant and enum rows are kept per slot featurizer, tool, slot and types: another enum (1, 1.0
+    and True are equal in Python, not the same member) or type of the same slot gives its own rows."""
+    sc = SessionCandidates()
+    sf = SlotFeaturizer(TextEncoder(VOCAB), {"enum": 2}, {"t": {"x": ["1", 2]}}, 4, 6, 8, 64)
+    context = Context([Message("user", "order W123 and 1 or true")], [])
+    pool = sc(context)
+    cases = [("integer", [1]), ("integer", [True]), ("integer", [1.0]), ("string", [1]), ("integer", [])]
+    for t, enum in cases:
+        spec = ToolSpec("t", "", {"properties": {"x": {"type": t, "enum": enum}}})
+        assert_same(sf, pool, context, [(2, spec)], 4)
+
+
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 300])
 def test_back_table(n):
     from toolcast.predictor.session_tables import _back_table
