@@ -32,7 +32,7 @@ from toolcast.data.schema import Context
 from toolcast.data.splits import split_of
 from toolcast.predictor.base import CallPrediction
 from toolcast.predictor.decode import softmax
-from toolcast.predictor.export_graphs import build
+from toolcast.predictor.export_graphs import EXACT, build
 from toolcast.predictor.learned import LearnedPredictor, load_pretrained, to_tensors
 from toolcast.predictor.model import SLOT_INPUTS, NextCallModel
 from toolcast.predictor.modeldir import CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, ModelParts
@@ -310,10 +310,13 @@ def _quantize(work: Path, parts: ModelParts, float_pred: Predictor, contexts: Se
     logging.disable(logging.WARNING)
     try:
         for g in GRAPHS:
+            float_file = str(work / g.files["float"])
+            exact = [n.name for n in onnx.load(float_file).graph.node if n.name.endswith(EXACT)]
             quantize_dynamic(
-                str(work / g.files["float"]),
+                float_file,
                 str(work / g.files["int8"]),
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=exact,
                 # com.microsoft nodes defeat onnx's shape inference; every tensor here is float
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )

@@ -42,6 +42,8 @@ from toolcast.predictor.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
 MS = "com.microsoft"
 MASKED = -1e4
 """`model.MASKED` (the logit of a padded tool or candidate); repeated here so this file needs no torch."""
+EXACT = "_exact"
+"""Suffix of the nodes whose arithmetic must stay float32 under int8 quantization (they compute ids)."""
 LN_EPS, BERT_LN_EPS = 1e-5, 1e-12
 """`nn.LayerNorm`'s default epsilon, and BertConfig's `layer_norm_eps`."""
 INT_INPUTS_BOOL = {"ev_mask", "tool_mask", "slot_mask", "cand_mask"}
@@ -82,17 +84,47 @@ class _Builder:
                 names.append(f"{op_type.lower()}_{self._n}")
         else:
             names = list(outputs)
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, domain=domain or None, **attrs))
+        node = helper.make_node(op_type, list(inputs), names, name=names[0], domain=domain or None, **attrs)
+        self.nodes.append(node)
         return names[0] if len(names) == 1 else names
 
     # ---- the recurring pieces ----
     def categorical_sum(self, table: np.ndarray, sizes: Sequence[int], ids: str, name: str, axis: int) -> str:
-        """Sum of one row per categorical column: ids (..., K) -> (..., D), one Gather over the K tables
-        stacked (ids shifted by each table's offset)."""
-        offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
-        shifted = self.op("Add", [ids, self.const(f"{name}_offsets", offsets, np.int64)])
-        rows = self.op("Gather", [self.const(f"{name}_table", table), shifted])
-        return self.op("ReduceSum", [rows, self.const(f"{name}_axis", [axis], np.int64)], keepdims=0)
+        """Sum of one row per categorical column: ids (..., K) -> (..., D). Adjacent columns are grouped
+        (`column_groups`) and each group's rows pre-summed into a table over its value combinations, so
+        a gather fetches one row per group instead of one per column; the combined ids are the columns
+        times their strides, summed (an int multiply-add over K for one group, a float MatMul (K, G)
+        for several: exact below 2^24)."""
+        starts = np.cumsum([0, *sizes[:-1]])
+        d = table.shape[1]
+        groups = column_groups(sizes)
+        strides = np.zeros((len(sizes), len(groups)))
+        tables, offsets = [], []
+        for g, cols in enumerate(groups):
+            combos = np.zeros([sizes[c] for c in cols] + [d])
+            stride = 1
+            for j in reversed(range(len(cols))):  # C order: the last column varies fastest
+                c = cols[j]
+                strides[c, g] = stride
+                stride *= sizes[c]
+                shape = [1] * len(cols) + [d]
+                shape[j] = sizes[c]
+                combos = combos + table[starts[c] : starts[c] + sizes[c]].reshape(shape)
+            offsets.append(sum(len(t) for t in tables))
+            tables.append(combos.reshape(-1, d))
+        rows = self.const(f"{name}_table", np.concatenate(tables))
+        if len(groups) == 1:
+            ix = self.op("Mul", [ids, self.const(f"{name}_strides", strides[:, 0], np.int64)])
+            ix = self.op("ReduceSum", [ix, self.const("last_axis", [-1], np.int64)], keepdims=0)
+            return self.op("Gather", [rows, ix])
+        ix = self.op(
+            "MatMul",
+            [self.op("Cast", [ids], to=TensorProto.FLOAT), self.const(f"{name}_strides", strides)],
+            [f"{name}{EXACT}"],  # ids: int8 would make them wrong (`export` keeps it float)
+        )
+        ix = self.op("Add", [ix, self.const(f"{name}_offsets", offsets)])
+        picked = self.op("Gather", [rows, self.op("Cast", [ix], to=TensorProto.INT64)])
+        return self.op("ReduceSum", [picked, self.const(f"{name}_axis", [axis], np.int64)], keepdims=0)
 
     def bag(self, table: np.ndarray, ids: str, name: str, axis: int) -> str:
         """Mean of table rows over the non-padding ids (..., T) -> (..., D): the table gets a count column
@@ -114,6 +146,7 @@ class _Builder:
         eps: float,
         name: str,
         bias: np.ndarray | None = None,
+        out: str | None = None,
     ) -> str:
         """LayerNorm(x + y (+ bias)): Add and LayerNormalization (onnxruntime's fused SkipLayerNormalization
         measured 4x slower than the two on these sizes)."""
@@ -125,6 +158,7 @@ class _Builder:
         return self.op(
             "LayerNormalization",
             [s, self.const(f"{name}_w", gamma), self.const(f"{name}_b", beta)],
+            [out] if out else 1,
             axis=-1,
             epsilon=eps,
         )
@@ -158,6 +192,24 @@ FIXED = {
     "slot_num": len(SLOT_FEATURE_SIZES),
     "cand_num": len(CAND_FEATURE_SIZES),
 }
+
+
+GROUP_ROWS = 1024
+"""Largest table of value combinations `categorical_sum` makes for one group of columns."""
+
+
+def column_groups(sizes: Sequence[int]) -> list[list[int]]:
+    """Adjacent columns whose value combinations number at most `GROUP_ROWS` (a column alone may be
+    larger)."""
+    groups: list[list[int]] = [[]]
+    rows = 1
+    for i, n in enumerate(sizes):
+        if groups[-1] and rows * n > GROUP_ROWS:
+            groups.append([])
+            rows = 1
+        groups[-1].append(i)
+        rows *= n
+    return groups
 
 
 def _value_info(name: str, cfg: ModelConfig) -> onnx.ValueInfoProto:
@@ -243,8 +295,8 @@ def encoder_graph(w: dict[str, np.ndarray], cfg: ModelConfig) -> onnx.ModelProto
     x = b.add_norm(x, parts[-1], w[c + "norm.weight"], w[c + "norm.bias"], LN_EPS, "ctx_norm")
     mask = b.op("Cast", ["ev_mask"], to=TensorProto.INT32)  # the Attention kernel's raw 1/0 mask
     for i in range(cfg.layers):
-        x = _bert_layer(b, w, f"{c}encoder.layer.{i}.", x, mask, cfg.heads)
-    b.op("Identity", [x], ["states"])
+        last = i == cfg.layers - 1
+        x = _bert_layer(b, w, f"{c}encoder.layer.{i}.", x, mask, cfg.heads, "states" if last else None)
     if cfg.pooling == "summary":
         b.op("Gather", ["states", b.const("first", 0, np.int64)], ["state"], axis=1)
     else:  # masked mean over the events
@@ -259,7 +311,9 @@ def encoder_graph(w: dict[str, np.ndarray], cfg: ModelConfig) -> onnx.ModelProto
     return b.model(ENCODER, cfg)
 
 
-def _bert_layer(b: _Builder, w: dict[str, np.ndarray], p: str, x: str, mask: str, heads: int) -> str:
+def _bert_layer(
+    b: _Builder, w: dict[str, np.ndarray], p: str, x: str, mask: str, heads: int, out_name: str | None
+) -> str:
     """One BERT layer (post-LayerNorm): onnxruntime's Attention kernel with the query, key and value
     weights side by side (one node; plain MatMul/Softmax/Transpose nodes measured 15% slower), then the
     output projection, the feed-forward block, and Add + LayerNormalization around each."""
@@ -294,6 +348,7 @@ def _bert_layer(b: _Builder, w: dict[str, np.ndarray], p: str, x: str, mask: str
         BERT_LN_EPS,
         p + "o_ln",
         bias=w[p + "output.dense.bias"],
+        out=out_name,
     )
 
 
