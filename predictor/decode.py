@@ -133,17 +133,21 @@ def _beam(
     (ties in the order grown); only those are made."""
     partial: list[tuple[float, dict, list[str], dict[str, str]]] = [(1.0, {}, [], {})]
     for row, row_choices in zip(rows, choices, strict=True):
-        grown = []
+        options = []  # (outcome, p, its text value when it may repeat one: 3+ characters)
+        for o, po in row_choices:
+            v = row.values[o - SLOT_FIRST_CANDIDATE].value if o >= SLOT_FIRST_CANDIDATE else None
+            options.append((o, po, v if isinstance(v, str) and len(v) >= 3 else None))
+        # (-p, order grown, partial, outcome): sorted, the stable sort by -p of the calls grown
+        grown: list[tuple[float, int, int, int]] = []
         for k, (q, args, _free, _sources) in enumerate(partial):
-            for o, po in row_choices:
-                if o >= SLOT_FIRST_CANDIDATE:
-                    v = row.values[o - SLOT_FIRST_CANDIDATE].value
-                    if isinstance(v, str) and len(v) >= 3 and v in args.values():
-                        po *= s.repeat_factor
-                grown.append((q * po, k, o))
-        grown.sort(key=lambda x: -x[0])
+            for o, po, text in options:
+                if text is not None and text in args.values():
+                    po *= s.repeat_factor
+                grown.append((-(q * po), len(grown), k, o))
+        grown.sort()
         kept = []
-        for q, k, o in grown[: s.beam]:
+        for neg_q, _n, k, o in grown[: s.beam]:
+            q = -neg_q
             _q, args, free, sources = partial[k]
             if o == SLOT_FREE:
                 kept.append((q, args, [*free, row.slot], sources))

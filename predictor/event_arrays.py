@@ -5,8 +5,8 @@ step, though only the newest event is new. Here each event's row is featurized o
 event object and what the row depends on) and kept packed in one vector (type, the three numeric
 fields, key tokens, text tokens), so a step stacks the vectors of its recent events in one call; only
 `ev_tool` (the tool's place in this step's tool candidates) is looked up again. The tool arrays are
-`Featurizer._tools`' own. tests/embedded/test_event_arrays.py checks the arrays bitwise against
-`Featurizer.featurize` over growing sessions.
+`Featurizer._tools`', from what `ToolArrays` keeps per tool set. tests/embedded/test_event_arrays.py
+checks the arrays bitwise against `Featurizer.featurize` over growing sessions.
 
 The new event's text is encoded by `AsciiEncoder`: `TextEncoder.encode`'s BERT normalizer and
 pre-tokenizer are a Python loop per character (~0.2 ms for a 600-character output); for ASCII text (the
@@ -15,6 +15,7 @@ logs' usual case) both are one `str.translate` and one regular expression, the s
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Sequence
@@ -22,8 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.data.schema import Context, Event, Message, ToolCall
-from toolcast.predictor.featurize import EV_SUMMARY, EventRow, Features, Featurizer, agent_key, event_row
+from toolcast.data.schema import RESPOND, Context, Event, Message, ToolCall
+from toolcast.predictor import cues
+from toolcast.predictor.featurize import (
+    EV_SUMMARY,
+    SPECIAL_TOOLS,
+    TOOL_FEATURE_SIZES,
+    TOOL_ID_RESPOND,
+    TOOL_ID_UNKNOWN,
+    TOOL_ID_UNSEEN,
+    EventRow,
+    Features,
+    Featurizer,
+    ToolSet,
+    agent_key,
+    event_row,
+)
 from toolcast.predictor.featurize import tool_candidates as _tool_candidates
 from toolcast.predictor.text import MAX_TEXT_CHARS, TextEncoder
 
@@ -87,6 +102,7 @@ class RowCache:
         self._d: dict[int, tuple[Event, tuple, EventRow, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._enc: AsciiEncoder | None = None
+        self._tool_arrays = ToolArrays()
 
     def rows(self, events: Sequence[Event], featurizer) -> list[EventRow]:
         return [hit[2] for hit in self._hits(events, featurizer)]
@@ -138,7 +154,157 @@ class RowCache:
             "ev_mask": ev_type > 0,
             "agent": np.array(fz.vocab.agents.get(agent_key(context.metadata), 0), np.int64),
         }
-        out.update(fz._tools(context, tools, None))
+        if type(fz)._tools is _FEATURIZER_TOOLS:
+            out.update(self._tool_arrays.arrays(fz, context, tools))
+        else:  # a featurizer with tool features of its own
+            out.update(fz._tools(context, tools, None))
         slot_arrays, slot_rows = fz.slot_features(context, tools, ())
         out.update(slot_arrays)
         return Features(out, tools, slot_rows)
+
+
+_FEATURIZER_TOOLS = Featurizer._tools
+"""What `ToolArrays` computes, kept: a featurizer whose `_tools` is another gets its own."""
+
+
+class _Buckets(dict):
+    """`cues.p_bucket(probs, tool)` by tool, for one transition key's probabilities: made on demand."""
+
+    def __init__(self, probs: dict[str, float] | None) -> None:
+        super().__init__()
+        self.probs = probs
+
+    def __missing__(self, tool: str) -> int:
+        b = self[tool] = cues.p_bucket(self.probs, tool)
+        return b
+
+
+class ToolArrays:
+    """`Featurizer._tools(context, tools, None)`, the same arrays: what depends on the tool set only (ids,
+    name / description / parameter tokens, name and description words, listed or not) is kept per tool
+    set; a step adds the call counts, transition-probability buckets (kept per transition key) and word
+    overlaps with the latest texts (their words kept per text). Bounded; cleared when full."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple, tuple] = {}
+        self._buckets: dict[tuple[int, str], _Buckets] = {}
+        self._words: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def arrays(self, fz: Featurizer, context: Context, tools: ToolSet) -> dict[str, np.ndarray]:
+        listed = {t.name for t in context.tools}
+        fixed = self._fixed(fz, tools, listed)
+        tool_id, name, desc, params, mask, rows = fixed
+        count: dict[str, int] = {}
+        last: dict[str, tuple[int, bool]] = {}
+        calls = [e for e in context.events if isinstance(e, ToolCall)]
+        for k, call in enumerate(calls):
+            count[call.tool] = count.get(call.tool, 0) + 1
+            last[call.tool] = (len(calls) - k, call.error)
+        bigram, trigram = (self._bucket(fz, key) for key in cues.transition_keys(context))
+        user_words, agent_words = self._latest_texts(context)
+        tool_num = np.zeros((fz.cfg.max_tools, len(TOOL_FEATURE_SIZES)), np.int64)
+        tool_num[0, 4:6] = bigram[RESPOND], trigram[RESPOND]
+        n_calls, n_ago = TOOL_FEATURE_SIZES[0] - 1, TOOL_FEATURE_SIZES[1] - 1
+        nums = []
+        for tname, is_listed, nw, dw in rows:
+            ago, err = last.get(tname, (0, False))
+            nums.append(
+                (
+                    min(count.get(tname, 0), n_calls),
+                    0 if not ago else min(n_ago, 1 + int(math.log2(ago))),
+                    is_listed,
+                    0 if not ago else 1 + int(err),
+                    bigram[tname],
+                    trigram[tname],
+                    cues.overlap(nw, user_words),
+                    cues.overlap(nw, agent_words),
+                    cues.desc_overlap(dw, user_words),
+                )
+            )
+        if nums:
+            tool_num[2 : 2 + len(nums)] = nums
+        return {
+            "tool_id": tool_id.copy(),
+            "tool_num": tool_num,
+            "tool_name": name.copy(),
+            "tool_desc": desc.copy(),
+            "tool_params": params.copy(),
+            "tool_mask": mask.copy(),
+        }
+
+    def _fixed(self, fz: Featurizer, tools: ToolSet, listed: set[str]) -> tuple:
+        """Per tool set: tool ids, name / description / parameter tokens, mask, and per real tool (name,
+        listed 1 / seen only 2, name words, description words)."""
+        specs = tools.specs[len(SPECIAL_TOOLS) :]
+        key = (
+            id(fz),
+            tuple(tools.names),
+            tuple((s.description, tuple(s.param_names), s.name in listed) for s in specs if s is not None),
+        )
+        hit = self._sets.get(key)
+        if hit is not None and hit[0] is fz:
+            return hit[1]
+        assert all(s is not None for s in specs) and tools.specs[: len(SPECIAL_TOOLS)] == [None] * len(
+            SPECIAL_TOOLS
+        ), "tool sets have the specials first, then a spec per tool"
+        cfg = fz.cfg
+        c = cfg.max_tools
+        tool_id = np.zeros(c, np.int64)
+        name = np.zeros((c, cfg.max_name_tokens), np.int64)
+        desc = np.zeros((c, cfg.max_desc_tokens), np.int64)
+        params = np.zeros((c, cfg.max_param_tokens), np.int64)
+        tool_id[0], tool_id[1] = TOOL_ID_RESPOND, TOOL_ID_UNKNOWN
+        rows = []
+        for i, (tname, spec) in enumerate(zip(tools.names, tools.specs, strict=True)):
+            if spec is None:
+                continue
+            tool_id[i] = fz.vocab.tools.get(tname, TOOL_ID_UNSEEN)
+            nt, dt, pt = fz.tool_text(spec)
+            name[i, : len(nt)], desc[i, : len(dt)], params[i, : len(pt)] = nt, dt, pt
+            rows.append((tname, 1 if tname in listed else 2, cues.name_words(tname),
+                         fz.description_words(spec.description)))  # fmt: skip
+        mask = np.zeros(c, bool)
+        mask[: len(tools.names)] = True
+        fixed = (tool_id, name, desc, params, mask, rows)
+        with self._lock:
+            if len(self._sets) >= self.SIZE:
+                self._sets.clear()
+            self._sets[key] = (fz, fixed)
+        return fixed
+
+    def _bucket(self, fz: Featurizer, key: str) -> _Buckets:
+        """p(next tool | transition key)'s bucket by tool (the vocabularies' counts, nothing left out)."""
+        hit = self._buckets.get((id(fz), key))
+        if hit is None:
+            hit = _Buckets(cues.probabilities(fz.vocab.transitions, key, None))
+            with self._lock:
+                if len(self._buckets) >= self.SIZE:
+                    self._buckets.clear()
+                self._buckets[(id(fz), key)] = hit
+        return hit
+
+    def _latest_texts(self, context: Context) -> tuple[frozenset[str], frozenset[str]]:
+        """`cues.latest_texts`, each text's words kept."""
+        user = assistant = None
+        for e in reversed(context.events):
+            if isinstance(e, Message) and e.text:
+                if user is None and e.role == "user":
+                    user = self._text_words(e.text)
+                elif assistant is None and e.role == "assistant":
+                    assistant = self._text_words(e.text)
+                if user is not None and assistant is not None:
+                    break
+        return user or frozenset(), assistant or frozenset()
+
+    def _text_words(self, text: str) -> frozenset[str]:
+        hit = self._words.get(text)
+        if hit is None:
+            hit = cues.words(text)
+            with self._lock:
+                if len(self._words) >= self.SIZE:
+                    self._words.clear()
+                self._words[text] = hit
+        return hit

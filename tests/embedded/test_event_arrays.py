@@ -10,6 +10,7 @@ sample texts. Torch-free.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,20 @@ def test_changed_events_and_fresh_copies(predictor):
     events[i].output = output  # filled in later: the row is made again
     assert_same(predictor, Context(events[: i + 2], trace.tools, trace.metadata))
     assert_same(predictor, copy.deepcopy(Context(events, trace.tools, trace.metadata)))
+
+
+def test_tool_sets_that_change_between_steps(predictor):
+    """Tool arrays are kept per tool set: a tool listed at one step and only called at the next, another
+    description, a tool set in another order each get their own."""
+    trace = next(t for t in load_traces(sample_files()[0]) if len(t.tools) >= 3)
+    events = trace.events[:30]
+    called = {e.tool for e in events if isinstance(e, ToolCall)}
+    fewer = [s for s in trace.tools if s.name not in called][:1]
+    fewer += [s for s in trace.tools if s.name in called][1:]  # a called tool no longer listed
+    edited = [dataclasses.replace(trace.tools[0], description="another description of it"), *trace.tools[1:]]
+    for tools in (trace.tools, fewer, trace.tools[::-1], edited, [], trace.tools):
+        for n in (5, 20, 30):
+            assert_same(predictor, Context(events[:n], tools, trace.metadata))
 
 
 ASCII = st.text(st.characters(max_codepoint=127), max_size=80)
