@@ -127,15 +127,16 @@ class _Builder:
         return self.op("ReduceSum", [picked, self.const(f"{name}_axis", [axis], np.int64)], keepdims=0)
 
     def bag(self, table: np.ndarray, ids: str, name: str, axis: int) -> str:
-        """Mean of table rows over the non-padding ids (..., T) -> (..., D): the table gets a count column
-        (0 for id 0, else 1), summed with the rows, split off and divided by (at least 1)."""
-        count = np.ones((table.shape[0], 1))
-        count[0] = 0.0
-        rows = self.op("Gather", [self.const(f"{name}_table", np.concatenate([table, count], 1)), ids])
+        """Mean of table rows over the non-padding ids (..., T) -> (..., D): the rows' sum divided by the
+        count of ids > 0 (at least 1), counted on the ids (a count column in the table made every
+        gathered row 65 floats wide, which measured slower than 64 plus the count's small nodes)."""
+        rows = self.op("Gather", [self.const(f"{name}_table", table), ids])
         total = self.op("ReduceSum", [rows, self.const(f"{name}_axis", [axis], np.int64)], keepdims=0)
-        d = table.shape[1]
-        vec, n = self.op("Split", [total, self.const(f"{name}_split", [d, 1], np.int64)], 2, axis=-1)
-        return self.op("Div", [vec, self.op("Max", [n, self.const(f"{name}_one", [1.0])])])
+        used = self.op(
+            "Cast", [self.op("Greater", [ids, self.const("zero_i", 0, np.int64)])], to=TensorProto.FLOAT
+        )
+        n = self.op("ReduceSum", [used, self.const("last_axis", [-1], np.int64)], keepdims=1)
+        return self.op("Div", [total, self.op("Max", [n, self.const("one_f", [1.0])])])
 
     def add_norm(
         self,
