@@ -27,7 +27,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ from toolcast.predictor.slots import SlotRow
 
 MANIFEST_VERSION = 2
 """2: three graphs (`tools` added, its tensors fed to the other two); 1: two graphs (encoder, slots)."""
+TOOL_SET_TOKEN_AXES = ("name_tokens", "desc_tokens", "param_tokens")
 TOOL_SETS_KEPT = 64
 """Distinct tool sets whose `tools` graph outputs a predictor keeps (least recently used goes first)."""
 
@@ -141,26 +142,26 @@ def check_files(path: Path, manifest: dict[str, Any], names: Sequence[str], requ
 
 def _extent(a: np.ndarray, axis: int) -> int:
     """1 + the last index along `axis` holding anything non-zero (padding is zeros at the end)."""
-    nz = a if a.dtype == np.bool_ else a != 0
-    if nz.ndim > 1:
-        nz = nz.any(axis=tuple(i for i in range(nz.ndim) if i != axis))
-    idx = np.flatnonzero(nz)
+    if a.ndim > 1:
+        a = a.any(axis=tuple(i for i in range(a.ndim) if i != axis))
+    idx = np.flatnonzero(a)
     return int(idx[-1]) + 1 if idx.size else 0
 
 
-def trim(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One example's arrays (no batch axis) cut on every dynamic axis to the length it uses (>= 1)."""
+def _cut(axes: tuple[str | None, ...], lengths: dict[str, int]) -> tuple[slice, ...]:
+    return tuple(slice(0, lengths[ax]) if ax in lengths else slice(None) for ax in axes)
+
+
+def trim(arrays: dict[str, np.ndarray], keep: Collection[str] = ()) -> dict[str, np.ndarray]:
+    """One example's arrays (no batch axis) cut on every dynamic axis to the length it uses (>= 1), but
+    the axes in `keep`. A token axis's length is found on its array already cut to the used events,
+    tools, slots and candidates (`LENGTH_OF` lists those first): a third of the work on slot rows."""
     lengths: dict[str, int] = {}
     for axis, source in LENGTH_OF.items():
-        if source in arrays:
-            lengths[axis] = max(1, _extent(arrays[source], AXES[source][1:].index(axis)))
-    out = {}
-    for name, a in arrays.items():
-        axes = AXES[name][1:]
-        out[name] = (
-            a[tuple(slice(0, lengths[ax]) if ax in lengths else slice(None) for ax in axes)] if axes else a
-        )
-    return out
+        if source in arrays and axis not in keep:
+            axes = AXES[source][1:]
+            lengths[axis] = max(1, _extent(arrays[source][_cut(axes, lengths)], axes.index(axis)))
+    return {name: a[_cut(AXES[name][1:], lengths)] if a.ndim else a for name, a in arrays.items()}
 
 
 def stack(examples: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -440,7 +441,8 @@ class Predictor:
         feats = [self.features(c) for c in contexts]
         enc_in, tool_out = [], []
         for f in feats:
-            arrays = trim({n: f.arrays[n] for n in FEATURE_INPUTS})
+            # the tool set's token axes stay whole: only the tools graph reads them, once per tool set
+            arrays = trim({n: f.arrays[n] for n in FEATURE_INPUTS}, keep=TOOL_SET_TOKEN_AXES)
             tools = self.tool_set(arrays)
             tool_out.append(tools)
             enc_in.append({**arrays, **{n: tools[n] for n in ENCODER.inputs if n in tools}})

@@ -88,6 +88,7 @@ def test_trim_and_stack_keep_the_used_part():
     )
     s = stack([t, b], ["ev_type", "ev_text"])
     assert s["ev_type"].tolist() == [[1, 5, 3], [1, 0, 0]] and s["ev_text"].shape == (2, 3, 2)
+    assert trim(a, keep=("text_tokens",))["ev_text"].shape == (3, 6)  # a kept axis stays whole
 
 
 def test_export_validates_and_onnx_gives_the_torch_top_k(exported, held_out):
