@@ -65,6 +65,9 @@ from toolcast.predictor.slots import (
 )
 
 _EMPTY: frozenset[str] = frozenset()
+_PREFIX_SLACK = 16
+"""A group's ranking prefix is made for at least max_candidates + this many values: a slot needs its
+first max_candidates untouched ones, past the (usually few) values its boosts touched."""
 _RANK_TABLE = np.array(_RANK_BUCKETS, np.int64)
 
 
@@ -289,8 +292,13 @@ def _sig_buckets(sf: SlotFeaturizer, tool: str, slot: str) -> _SigBuckets:
 
 
 def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> np.ndarray:
-    """Per row, p(source | tool, slot)'s bucket of every source_sig code (rows x codes)."""
+    """Per row, p(source | tool, slot)'s bucket of every source_sig code (rows x codes); the last step's
+    kept while its rows and the session's signatures are the same (a session's steps mostly are)."""
     n_sigs = len(sources.sigs.strs)
+    rows = tuple((tool, slot) for tool, slot, _g in row_meta)
+    last = cache.get("p_rows")
+    if last is not None and last[0] is sf and last[1] == rows and last[2] == n_sigs:
+        return last[3]
     out = np.zeros((len(row_meta), max(1, n_sigs)), np.int64)
     for r, (tool, slot, _g) in enumerate(row_meta):
         key = ("p_bucket", id(sf), tool, slot)
@@ -301,6 +309,7 @@ def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> 
             new = np.array([buckets[s] for s in sources.sigs.strs[done:n_sigs]], np.int64)
             t = cache[key] = new if t is None else np.concatenate([t, new])
         out[r, :n_sigs] = t[:n_sigs]
+    cache["p_rows"] = (sf, rows, n_sigs, out)
     return out
 
 
@@ -413,7 +422,7 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
     # earlier use 3 or 0, not constant). Both lists are sorted by (-priority, first position), unique
     # keys: each touched value's column is its place in the touched list plus the untouched values
     # ahead of it (found by bisection in the group's prefix, less the touched ones there).
-    codes = g.ranking(m + len(touched))[2]
+    codes = g.ranking(m + max(len(touched), _PREFIX_SLACK))[2]  # one prefix serves most rows
     n_pre = len(codes)
     if not best:
         return [], list(range(min(m, n_pre)))

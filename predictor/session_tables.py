@@ -104,6 +104,9 @@ class _Types:
         self.cid_of: list[int] = []
         """Code -> the first candidate with that canonical form."""
         self.dups = False
+        self.dup_cids: list[int] = []
+        """Candidates whose canonical form another candidate has too (all of them, in order of sight)."""
+        self._dup_codes: set[int] = set()
         self.values: dict[int, tuple[Any, SlotValue]] = {}
         self.done = 0
 
@@ -136,6 +139,10 @@ class _Types:
                 cid_of.append(cid)
             else:
                 self.dups = True
+                if code not in self._dup_codes:
+                    self._dup_codes.add(code)
+                    self.dup_cids.append(cid_of[code])
+                self.dup_cids.append(cid)
             cols.append((code, hit[1], hit[2], hit[3]))
         self.table[:, self.done : n] = np.array(cols, np.int64).T
         self.done = n
@@ -198,28 +205,31 @@ class _Group:
         if any_slot:
             ints = ints + np.where(boosted[codes], _EARLIER_PRIO[3], 0)
         neg = -(ints.astype(np.float64) - st.rank_term)
+        self._dup_members: dict[int, list[int]] | None = None
+        self._dup_sorted: tuple[np.ndarray, np.ndarray] | None = None
         if not tt.dups:  # one member per value: its position is its first and its best
-            self.by_code = None
             self.rank_order = np.argsort(neg, kind="stable")
             self.r_negs, self.r_firsts, self.r_codes = neg, np.arange(n), codes
             self.r_tops = self.r_firsts
         else:
-            pos = np.arange(n)
-            by_code = np.argsort(codes, kind="stable")  # members of a value, in pool order
-            sorted_codes = codes[by_code]
-            starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
-            ucodes = sorted_codes[starts]
-            firsts = by_code[starts]
-            best = np.lexsort((pos, neg, codes))  # per value: its best priority, the first of equals
-            bcodes = codes[best]
-            tops = best[np.flatnonzero(np.concatenate(([True], bcodes[1:] != bcodes[:-1])))]
-            self.rank_order = np.lexsort((firsts, neg[tops]))
-            self.r_negs, self.r_firsts, self.r_codes, self.r_tops = neg[tops], firsts, ucodes, tops
-            self.start = np.full(len(tt.canons.strs), -1, np.int64)
-            self.count = np.zeros(len(tt.canons.strs), np.int64)
-            self.start[ucodes] = starts
-            self.count[ucodes] = np.diff(np.concatenate((starts, [n])))
-            self.by_code = by_code
+            # Only the few values with several members need grouping: each keeps one entry, at its
+            # first position, with its best member's priority (the first of equals); the others drop.
+            dc = np.array(tt.dup_cids, np.int64)
+            dpos, dcode = st.inv[dc], tt.table[0, dc]
+            best = np.lexsort((dpos, neg[dpos], dcode))  # by value, then priority, then position
+            by_pos = np.lexsort((dpos, dcode))  # by value, then position
+            sc = dcode[by_pos]
+            starts = np.flatnonzero(np.concatenate(([True], sc[1:] != sc[:-1])))
+            d_tops, d_firsts = dpos[best[starts]], dpos[by_pos[starts]]
+            keep = np.ones(n, bool)
+            keep[dpos] = False
+            keep[d_firsts] = True
+            firsts = np.flatnonzero(keep)  # each value's first position, in pool order
+            tops = firsts.copy()
+            tops[np.searchsorted(firsts, d_firsts)] = d_tops
+            self.r_negs, self.r_firsts, self.r_codes, self.r_tops = neg[tops], firsts, codes[firsts], tops
+            self.rank_order = np.argsort(self.r_negs, kind="stable")  # ties by first position
+            self._dup_sorted = (sc, dpos[by_pos])
         self.boosted = boosted
         self._prefix: tuple[list, ...] | None = None
         self.pairs: list[tuple[float, int]] = []
@@ -229,10 +239,15 @@ class _Group:
 
     def members(self, code: int) -> list[int]:
         """Positions holding the value, in pool order (every interned value is in the session's pool)."""
-        if self.by_code is None:
-            return [int(self.st.inv[self.tt.cid_of[code]])]
-        s = int(self.start[code])
-        return self.by_code[s : s + int(self.count[code])].tolist()
+        if self._dup_sorted is not None:
+            if self._dup_members is None:
+                self._dup_members = {}
+                for c, p in zip(*(a.tolist() for a in self._dup_sorted), strict=True):
+                    self._dup_members.setdefault(c, []).append(p)
+            hit = self._dup_members.get(code)
+            if hit is not None:
+                return hit
+        return [int(self.st.inv[self.tt.cid_of[code]])]
 
     def ranking(self, k: int) -> tuple[list, ...]:
         """The first k values, best first: -priority, first position, code, best position, whether the
