@@ -45,7 +45,8 @@ from toolcast.predictor.onnx_contract import (
     TOLERANCE,
     Variant,
 )
-from toolcast.predictor.onnx_predictor import MANIFEST_VERSION, Predictor, _session, sha256_file
+from toolcast.predictor.onnx_manifest import MANIFEST_VERSION, sha256_file
+from toolcast.predictor.onnx_predictor import Predictor, _session
 
 log = logging.getLogger(__name__)
 

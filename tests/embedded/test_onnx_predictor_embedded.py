@@ -22,7 +22,8 @@ from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message
 from toolcast.predictor import Predictor
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_predictor import ToolSetCache, sha256_file, trim
+from toolcast.predictor.onnx_manifest import sha256_file
+from toolcast.predictor.onnx_predictor import ToolSetCache, trim
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 TOL = 1e-4
