@@ -122,13 +122,7 @@ def _build(sf, context, pool, state, tools, n_rows):
     group_list: list[_Group] = []
     # Per chosen value a slot boost touched, flat over rows: row, column, pool position, key match,
     # earlier use, constant, group. The untouched ones: row, column, group, place in its ranking prefix.
-    t_r: list[int] = []
-    t_j: list[int] = []
-    t_pos: list[int] = []
-    t_key: list[int] = []
-    t_early: list[int] = []
-    t_const: list[int] = []
-    t_g: list[int] = []
+    t_rows: list[tuple[int, int, int, int, int, int, int]] = []
     u_r: list[int] = []
     u_j: list[int] = []
     u_g: list[int] = []
@@ -181,13 +175,7 @@ def _build(sf, context, pool, state, tools, n_rows):
                 for col, x, key, early, const in placed:
                     cols.add(col)
                     if x.__class__ is int:
-                        t_r.append(r)
-                        t_j.append(col)
-                        t_pos.append(x)
-                        t_key.append(key)
-                        t_early.append(early)
-                        t_const.append(const)
-                        t_g.append(gi)
+                        t_rows.append((r, col, x, key, early, const, gi))
                         values.insert(col, g.tt.slot_value(state, order_l[x], sources))
                     else:
                         cand, value, canon, feats = x
@@ -205,19 +193,19 @@ def _build(sf, context, pool, state, tools, n_rows):
         arr["slot_tool"][: len(rows)] = slot_tool
         arr["slot_num"][: len(rows)] = slot_num
         arr["slot_mask"][: len(rows)] = True
-    if t_r or u_r:  # features of every chosen value of the context, all rows at once
-        offsets = np.cumsum([0] + [len(g.prefix[0]) for g in group_list[:-1]])
-        at = offsets[np.array(u_g, np.int64)] + np.array(u_i, np.int64)
-        tops, keyed, early_u = (np.concatenate([g.prefix[k] for g in group_list]) for k in range(3))
-        n_t = len(t_r)
-        er = np.array(t_r + u_r, np.int64)
-        ec = np.array(t_j + u_j, np.int64)
-        gidx = np.array(t_g + u_g, np.int64)
-        pos = np.concatenate([np.array(t_pos, np.int64), tops[at]])
-        key = np.concatenate([np.array(t_key, np.int64), keyed[at]])
-        early = np.concatenate([np.array(t_early, np.int64), early_u[at]])
-        const = np.zeros(len(er), np.int64)
-        const[:n_t] = t_const
+    if t_rows or u_r:  # features of every chosen value of the context, all rows at once
+        offsets = np.cumsum([0] + [g.prefix.shape[1] for g in group_list[:-1]])
+        u = np.array((u_r, u_j, u_g, u_i), np.int64).reshape(4, -1)
+        prefixes = np.concatenate([g.prefix for g in group_list], axis=1)[:, offsets[u[2]] + u[3]]
+        # Every chosen value's row, column, pool position, key match, earlier use, constant, group.
+        flat = np.concatenate(
+            (
+                np.array(t_rows, np.int64).reshape(-1, 7).T,
+                np.stack((u[0], u[1], *prefixes, np.zeros(u.shape[1], np.int64), u[2])),
+            ),
+            axis=1,
+        )
+        er, ec, pos, key, early, const, gidx = flat
         cid = st.order[pos]
         per = np.stack([g.tt.table[1:, : len(state.vids)] for g in group_list])[gidx, :, cid]
         back = pool.n_events - sources.event[cid]

@@ -234,7 +234,7 @@ class _Group:
         self._prefix: tuple[list, ...] | None = None
         self.pairs: list[tuple[float, int]] = []
         self.pos_of: dict[int, int] = {}
-        self.prefix: tuple[np.ndarray, ...] = ()
+        self.prefix = np.zeros((3, 0), np.int64)
         self._values: list[SlotValue] = []
 
     def members(self, code: int) -> list[int]:
@@ -252,8 +252,8 @@ class _Group:
     def ranking(self, k: int) -> tuple[list, ...]:
         """The first k values, best first: -priority, first position, code, best position, whether the
         best has a key, whether the value was used in any slot (lists); also kept as `pairs` ((-priority,
-        first position) of each, the order's sort key), `pos_of` (code -> its place) and `prefix` (arrays
-        of best position, key match and earlier use of each: what an untouched value gives a row)."""
+        first position) of each, the order's sort key), `pos_of` (code -> its place) and `prefix` (rows of
+        best position, key match and earlier use of each: what an untouched value gives a row)."""
         if self._prefix is None or len(self._prefix[0]) < min(k, len(self.rank_order)):
             o = self.rank_order[:k]
             tops = self.r_tops[o]
@@ -266,7 +266,7 @@ class _Group:
             )  # fmt: skip
             self.pairs = list(zip(self._prefix[0], self._prefix[1], strict=True))
             self.pos_of = {c: i for i, c in enumerate(self._prefix[2])}
-            self.prefix = (tops, keyed.astype(np.int64), np.where(boosted, 3, 0))
+            self.prefix = np.stack((tops, keyed, np.where(boosted, 3, 0)))
         return self._prefix
 
     def prefix_values(self, state, sources: _Sources, order_l: list[int]) -> list[SlotValue]:
