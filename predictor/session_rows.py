@@ -11,9 +11,12 @@ length under each list of schema types; its key, kind, source tool, source event
    in any slot), in numpy, as `session_slots.SessionPool.group` does;
 2. per slot, rescores only the values its own boosts touch (earlier uses of this slot or slot name,
    its constants, keys matching its name) and merges them with the first untouched values of that
-   ranking: `slots._rank`'s rule, term for term, so the same values in the same order;
+   ranking (both sorted: each touched value's column by bisection): `slots._rank`'s rule, term for
+   term, so the same values in the same order. An untouched value's features and `SlotValue` are the
+   same in every row of the group: taken from the group's ranking prefix;
 3. gathers the features of every chosen value of every row at once (fancy indexing), and fills in the
-   few rows' constants and enum members the context does not show, as `_rank` makes them.
+   few rows' constants and enum members the context does not show, as `_rank` makes them (kept per
+   slot featurizer, tool, slot, types and enum, as are the p(source | tool, slot) buckets).
 
 `build` returns exactly `SlotFeaturizer.build(context, pool, tools, n_rows)` (arrays bitwise, rows
 equal): tests/embedded/test_session_rows.py checks it over growing sample sessions and generated
@@ -25,19 +28,18 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 
 from toolcast.data.schema import Context, ToolSpec
-from toolcast.predictor import cues
 from toolcast.predictor.session_slots import _KeyIndex
 from toolcast.predictor.session_tables import (
-    _N_KINDS,
-    _N_LEN,
     _back_table,
+    _extras,
     _Group,
     _key_match,
+    _names,
+    _sig_buckets,
     _Sources,
     _Step,
     _Types,
@@ -49,18 +51,11 @@ from toolcast.predictor.slots import (
     _RANK_BUCKETS,
     _TYPES,
     CAND_FEATURE_SIZES,
-    KIND_ENUM,
     SLOT_FEATURE_SIZES,
     SlotFeaturizer,
     SlotRow,
     SlotValue,
-    _bucket,
-    _canon,
-    _fits,
-    _Fixed,
     _schema_types,
-    _value_type,
-    coerce,
     slot_names,
 )
 
@@ -237,48 +232,6 @@ def _build(sf, context, pool, state, tools, n_rows):
     return arr, rows
 
 
-_NAMES: WeakKeyDictionary[SlotFeaturizer, dict[str, tuple[int, ...]]] = WeakKeyDictionary()
-
-
-def _names(sf: SlotFeaturizer) -> dict[str, tuple[int, ...]]:
-    """Per slot featurizer: a slot name's token ids, padded to `max_name_tokens` (the `slot_name` row)."""
-    d = _NAMES.get(sf)
-    if d is None:
-        d = _NAMES[sf] = {}
-    elif len(d) >= 100_000:
-        d.clear()
-    return d
-
-
-class _SigBuckets(dict):
-    """`cues.p_bucket(p_source, sig)` by `source_sig`, for one p(source | tool, slot): made on demand."""
-
-    def __init__(self, p_source) -> None:
-        super().__init__()
-        self.p_source = p_source
-
-    def __missing__(self, sig: str) -> int:
-        b = self[sig] = cues.p_bucket(self.p_source, sig)
-        return b
-
-
-_SIGS: WeakKeyDictionary[SlotFeaturizer, dict[tuple[str, str], _SigBuckets]] = WeakKeyDictionary()
-
-
-def _sig_buckets(sf: SlotFeaturizer, tool: str, slot: str) -> _SigBuckets:
-    """The bucket of p(source | tool, slot) of every source signature, kept per slot featurizer across
-    sessions (the probabilities are the model's: `_source_probabilities` with nothing left out)."""
-    d = _SIGS.get(sf)
-    if d is None:
-        d = _SIGS[sf] = {}
-    hit = d.get((tool, slot))
-    if hit is None:
-        if len(d) >= 100_000:
-            d.clear()
-        hit = d[(tool, slot)] = _SigBuckets(sf._source_probabilities(tool, slot, None))
-    return hit
-
-
 def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> np.ndarray:
     """Per row, p(source | tool, slot)'s bucket of every source_sig code (rows x codes); the last step's
     kept while its rows and the session's signatures are the same (a session's steps mostly are)."""
@@ -299,49 +252,6 @@ def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> 
         out[r, :n_sigs] = t[:n_sigs]
     cache["p_rows"] = (sf, rows, n_sigs, out)
     return out
-
-
-_EXTRAS: WeakKeyDictionary[SlotFeaturizer, dict[tuple, tuple[list, tuple]]] = WeakKeyDictionary()
-
-
-def _extras(sf: SlotFeaturizer, tool: str, slot: str, types: list[str], enum: list) -> tuple[set[str], list]:
-    """A slot's constants (canonical forms) and its constant and enum-member rows: (place, candidate,
-    value, canon, the integer terms of its priority but the earlier use's, its rank term, its features
-    before and after the earlier use). Fixed per slot featurizer, tool, slot, types and enum: kept."""
-    d = _EXTRAS.get(sf)
-    if d is None:
-        d = _EXTRAS[sf] = {}
-    key = (tool, slot, tuple(types))
-    members = [(v.__class__, v) for v in enum]  # 1, 1.0 and True are equal, not the same member
-    hit = d.get(key)
-    if hit is not None and hit[0] == members:
-        return hit[1]
-    const, const_rows = sf._constants(tool, slot, types)
-    rows = list(const_rows)
-    for j, v in enumerate(enum):
-        if isinstance(v, str | int | float):
-            value = coerce(v, types)
-            rows.append((_Fixed(v, KIND_ENUM, j), value, _canon(value), _fits(value, types)))
-    out = []
-    for j, (cand, value, canon, fits) in enumerate(rows):
-        is_const = 1 if canon in const or cand.kind == KIND_ENUM else 0
-        text = value if isinstance(value, str) else canon
-        kid = sf.kinds.get(cand.kind, 0)
-        rank = cand.rank
-        head = (
-            kid if kid < _N_KINDS else 0,
-            _RANK_BUCKETS[rank] if rank < 64 else _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
-            0,
-            _value_type(value),
-            _bucket(len(text), _N_LEN),
-            0,
-        )
-        ints = 4 * is_const + (-6 if fits == 2 else 0)
-        out.append((j, cand, value, canon, ints, 0.05 * min(rank, 40), head, (is_const, 0, fits)))
-    if len(d) >= 100_000:
-        d.clear()
-    d[key] = (members, (const, out))
-    return const, out
 
 
 def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) -> tuple[list, list[int]]:

@@ -5,25 +5,32 @@ What a slot row reads of a candidate is kept here per candidate number, in the s
 value type and length bucket (they depend on the value id only) and its `SlotValue`; under one slot
 featurizer its kind id, source tool, source event, `source_sig` and key tokens (they follow the newest
 mention, through the pool's change log). `_Step` and `_Group` are one step's views: the pool order,
-ranks and keys, and per list of types the ranking every slot of those types starts from.
+ranks and keys, and per list of types the ranking every slot of those types starts from. Kept per slot
+featurizer across sessions (they depend on the model's vocabularies and the schema only): slot-name
+tokens, p(source | tool, slot) buckets, each slot's constant and enum-member rows.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from toolcast.predictor import cues
 from toolcast.predictor.session_slots import PoolCandidate, _Intern, _KeyIndex
 from toolcast.predictor.slots import (
     _BACK_BUCKETS,
     _EARLIER_PRIO,
+    _RANK_BUCKETS,
     CAND_FEATURE_SIZES,
+    KIND_ENUM,
     SlotFeaturizer,
     SlotValue,
     _bucket,
     _canon,
     _fits,
+    _Fixed,
     _key_words,
     _value_type,
     coerce,
@@ -307,3 +314,88 @@ def _back_table(n: int) -> np.ndarray:
         _BACK.extend(_bucket(b, CAND_FEATURE_SIZES[2]) for b in range(len(_BACK), size))
         _BACK_TABLE = np.array(_BACK, np.int64)
     return _BACK_TABLE
+
+
+_NAMES: WeakKeyDictionary[SlotFeaturizer, dict[str, tuple[int, ...]]] = WeakKeyDictionary()
+
+
+def _names(sf: SlotFeaturizer) -> dict[str, tuple[int, ...]]:
+    """Per slot featurizer: a slot name's token ids, padded to `max_name_tokens` (the `slot_name` row)."""
+    d = _NAMES.get(sf)
+    if d is None:
+        d = _NAMES[sf] = {}
+    elif len(d) >= 100_000:
+        d.clear()
+    return d
+
+
+class _SigBuckets(dict):
+    """`cues.p_bucket(p_source, sig)` by `source_sig`, for one p(source | tool, slot): made on demand."""
+
+    def __init__(self, p_source) -> None:
+        super().__init__()
+        self.p_source = p_source
+
+    def __missing__(self, sig: str) -> int:
+        b = self[sig] = cues.p_bucket(self.p_source, sig)
+        return b
+
+
+_SIGS: WeakKeyDictionary[SlotFeaturizer, dict[tuple[str, str], _SigBuckets]] = WeakKeyDictionary()
+
+
+def _sig_buckets(sf: SlotFeaturizer, tool: str, slot: str) -> _SigBuckets:
+    """The bucket of p(source | tool, slot) of every source signature, kept per slot featurizer across
+    sessions (the probabilities are the model's: `_source_probabilities` with nothing left out)."""
+    d = _SIGS.get(sf)
+    if d is None:
+        d = _SIGS[sf] = {}
+    hit = d.get((tool, slot))
+    if hit is None:
+        if len(d) >= 100_000:
+            d.clear()
+        hit = d[(tool, slot)] = _SigBuckets(sf._source_probabilities(tool, slot, None))
+    return hit
+
+
+_EXTRAS: WeakKeyDictionary[SlotFeaturizer, dict[tuple, tuple[list, tuple]]] = WeakKeyDictionary()
+
+
+def _extras(sf: SlotFeaturizer, tool: str, slot: str, types: list[str], enum: list) -> tuple[set[str], list]:
+    """A slot's constants (canonical forms) and its constant and enum-member rows: (place, candidate,
+    value, canon, the integer terms of its priority but the earlier use's, its rank term, its features
+    before and after the earlier use). Fixed per slot featurizer, tool, slot, types and enum: kept."""
+    d = _EXTRAS.get(sf)
+    if d is None:
+        d = _EXTRAS[sf] = {}
+    key = (tool, slot, tuple(types))
+    members = [(v.__class__, v) for v in enum]  # 1, 1.0 and True are equal, not the same member
+    hit = d.get(key)
+    if hit is not None and hit[0] == members:
+        return hit[1]
+    const, const_rows = sf._constants(tool, slot, types)
+    rows = list(const_rows)
+    for j, v in enumerate(enum):
+        if isinstance(v, str | int | float):
+            value = coerce(v, types)
+            rows.append((_Fixed(v, KIND_ENUM, j), value, _canon(value), _fits(value, types)))
+    out = []
+    for j, (cand, value, canon, fits) in enumerate(rows):
+        is_const = 1 if canon in const or cand.kind == KIND_ENUM else 0
+        text = value if isinstance(value, str) else canon
+        kid = sf.kinds.get(cand.kind, 0)
+        rank = cand.rank
+        head = (
+            kid if kid < _N_KINDS else 0,
+            _RANK_BUCKETS[rank] if rank < 64 else _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
+            0,
+            _value_type(value),
+            _bucket(len(text), _N_LEN),
+            0,
+        )
+        ints = 4 * is_const + (-6 if fits == 2 else 0)
+        out.append((j, cand, value, canon, ints, 0.05 * min(rank, 40), head, (is_const, 0, fits)))
+    if len(d) >= 100_000:
+        d.clear()
+    d[key] = (members, (const, out))
+    return const, out
