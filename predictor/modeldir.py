@@ -6,10 +6,11 @@
     model.safetensors  the weights (torch side; never a pickle)
     calibration.json   temperatures of the tool and slot heads, fitted on validation
     metrics.json       the metrics card: data, splits, figures before and after calibration
-    model.onnx         the context + tool graph   } written by `toolcast export` (`predictor/export.py`;
-    slots.onnx         the argument-slot graph    } names, axes, opset: `predictor/onnx_contract.py`)
+    tools.onnx         the tool-set graph (run once per tool set) } written by `toolcast export`
+    model.onnx         the context + tool graph                    } (`predictor/export.py`; names, axes,
+    slots.onnx         the argument-slot graph                     } opset: `predictor/onnx_contract.py`)
     onnx.json          the export manifest: variants, sha256 of every file used, validation figures
-    model.int8.onnx, slots.int8.onnx   with `toolcast export --quantize int8`
+    tools.int8.onnx, model.int8.onnx, slots.int8.onnx   with `toolcast export --quantize int8`
 
 Nothing here imports torch: the embedded (onnxruntime) predictor reads the JSON parts with this module.
 Every problem is a `ModelDirError` that names the directory, the file and what is wrong.
