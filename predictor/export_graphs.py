@@ -215,23 +215,19 @@ def slots_graph(w: dict[str, np.ndarray], cfg: ModelConfig) -> onnx.ModelProto:
     s_in, c_in = w[sh + "slot_in.weight"], w[sh + "cand_in.weight"]  # (H, 2H): [slot | state], [cand | src]
     s_slot, s_state, c_cand, c_src = s_in[:, :h].T, s_in[:, h:].T, c_in[:, :h].T, c_in[:, h:].T
 
-    def tables(prefix: str, sizes: Sequence[int], right: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        t = np.concatenate([w[f"{sh}{prefix}.tables.{i}.weight"] for i in range(len(sizes))]) @ right
-        t[: sizes[0]] += bias  # every row gathers exactly one row of the first table: the bias rides on it
-        return t
+    def numbers(name: str, sizes: Sequence[int], right: np.ndarray, bias: str, axis: int) -> str:
+        """The categorical sum of input `name` (head module `name`), projected by `right`, plus `bias`."""
+        t = np.concatenate([w[f"{sh}{name}.tables.{i}.weight"] for i in range(len(sizes))]) @ right
+        # every row gathers exactly one row of the first table: the bias rides on it
+        t[: sizes[0]] += w[sh + bias]
+        return b.categorical_sum(t, sizes, name, name, axis=axis)
 
     # q = slot_in([tool_vec + slot_name(bag) + slot_num, state])
     q = b.op(
         "Add",
         [
             b.gather_rows("tool_slots", "slot_tool"),
-            b.categorical_sum(
-                tables("slot_num", SLOT_FEATURE_SIZES, s_slot, w[sh + "slot_in.bias"]),
-                SLOT_FEATURE_SIZES,
-                "slot_num",
-                "slot_num",
-                axis=2,
-            ),
+            numbers("slot_num", SLOT_FEATURE_SIZES, s_slot, "slot_in.bias", axis=2),
         ],
     )
     q = b.op("Add", [q, b.bag(e @ w[sh + "slot_name.weight"].T @ s_slot, "slot_name", "slot_name", axis=2)])
@@ -241,13 +237,7 @@ def slots_graph(w: dict[str, np.ndarray], cfg: ModelConfig) -> onnx.ModelProto:
     c = b.op(
         "Add",
         [
-            b.categorical_sum(
-                tables("cand_num", CAND_FEATURE_SIZES, c_cand, w[sh + "cand_in.bias"]),
-                CAND_FEATURE_SIZES,
-                "cand_num",
-                "cand_num",
-                axis=3,
-            ),
+            numbers("cand_num", CAND_FEATURE_SIZES, c_cand, "cand_in.bias", axis=3),
             b.bag(e @ w[sh + "cand_key.weight"].T @ c_cand, "cand_key", "cand_key", axis=3),
         ],
     )
