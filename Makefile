@@ -8,8 +8,12 @@ TORCH := torch==2.13.0
 BASE_VENV ?= .venv-base
 # Tests that must pass without the heavy packages (a module needing one uses pytest.importorskip).
 EMBEDDED_TESTS ?= tests/embedded tests/data tests/runtime
+# The oldest releases the base install admits (pyproject: numpy>=1.24, onnxruntime>=1.17): the embedded
+# side runs in agents' own environments, which pin older packages; a floor is only true if it is tested.
+FLOOR_VENV ?= .venv-floor
+FLOOR_PINS := numpy==1.24.4 onnxruntime==1.17.3 tqdm==4.66.1
 
-.PHONY: install demo test test-embedded lint clean
+.PHONY: install demo test test-embedded test-floor lint clean
 
 $(BIN)/toolcast: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +30,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 	$(MAKE) test-embedded
+	$(MAKE) test-floor
 
 # The embedded side (toolcast.data, toolcast.predictor's ONNX side, toolcast.runtime) in an environment
 # with the base install only: no torch, lightning, transformers or datasets.
@@ -38,8 +43,18 @@ $(BASE_VENV)/bin/pytest: pyproject.toml
 test-embedded: $(BASE_VENV)/bin/pytest
 	$(BASE_VENV)/bin/python -m pytest $(EMBEDDED_TESTS)
 
+$(FLOOR_VENV)/bin/pytest: pyproject.toml Makefile
+	$(PY) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/pip install -q --upgrade pip
+	$(FLOOR_VENV)/bin/pip install -q $(FLOOR_PINS) pytest pytest-asyncio hypothesis
+	$(FLOOR_VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+test-floor: $(FLOOR_VENV)/bin/pytest
+	$(FLOOR_VENV)/bin/python -m pytest -q $(EMBEDDED_TESTS)
+
 lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(BASE_VENV) build *.egg-info
+	rm -rf $(VENV) $(BASE_VENV) $(FLOOR_VENV) build *.egg-info
