@@ -153,6 +153,8 @@ def chat_dialect(record: Any) -> str | None:
     head, messages = _head_and_messages(record)
     if messages is None or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         return None
+    if any("parts" in m and "content" not in m for m in messages):
+        return None  # Gemini contents ({"role", "parts"}), not chat messages
     openai = anthropic = False
     tools = head.get("tools")
     for tool in tools if isinstance(tools, list) else []:
