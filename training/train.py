@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -119,6 +120,19 @@ def predict_logits(model: NextCallModel, loader) -> dict[str, np.ndarray]:
     return {k: _pad_cat(v, fills[k]) for k, v in out.items()}
 
 
+def _one_log_stream() -> None:
+    """When the application has configured logging (the CLI does), Lightning's messages go through its
+    handlers only: Lightning adds a stderr handler of its own at import, so each line came out twice."""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def train(
     data: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -148,6 +162,7 @@ def train(
     Returns `out` on rank 0, None on the other ranks.
     """
     started = time.perf_counter()
+    _one_log_stream()
     if threads is not None and accelerator == "cpu":
         torch.set_num_threads(threads)
     L.seed_everything(seed, workers=True)
@@ -185,7 +200,10 @@ def train(
         log_every_n_steps=20,
         default_root_dir=str(out),
     )
-    trainer.fit(module, datamodule=dm)
+    with warnings.catch_warnings():
+        # Lightning's own use of torch.utils._pytree.LeafSpec, deprecated in torch 2.13: not the user's.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+        trainer.fit(module, datamodule=dm)
     if not trainer.is_global_zero:
         return None
     if keep.state is not None:
