@@ -10,6 +10,9 @@ Written against the public references, field by field:
   https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/batch-prediction-from-cloud-storage
 - google-genai SDK types (snake_case `model_dump`: `function_call`, `system_instruction`, `config`):
   https://github.com/googleapis/python-genai/blob/main/google/genai/types.py
+- Google ADK sessions (`Session {id, appName, userId, state, events}`, `Event {author, invocationId,
+  content, timestamp, usageMetadata, partial, actions, ...}`): https://google.github.io/adk-docs/sessions/
+  and https://github.com/google/adk-python/blob/main/src/google/adk/events/event.py
 
 A request is `{"contents": [{"role": "user"|"model", "parts": [Part]}], "tools"?: [{"functionDeclarations":
 [{"name", "description", "parameters" | "parametersJsonSchema"}]}, {"googleSearch": {}}, ...],
@@ -19,10 +22,10 @@ id?}`, `executableCode {language, code}`, `codeExecutionResult {outcome, output}
 Every key is read in camelCase or in snake_case (the SDK's `model_dump`); keys whose value is null count as
 absent (`model_dump` writes every field).
 
-A file holds one record per JSON line, a JSON list of records, or a bare list of contents. A record is a
-request, a request with its response appended (`candidates` and `usageMetadata` beside `contents`, or
-`{"request", "response"}` as Vertex batch prediction writes it), or an SDK call dump (`{"model", "contents",
-"config": {"system_instruction", "tools", ...}}`). Per record, one trace:
+A file holds one record per JSON line, a JSON list of records, or a bare list of contents (or of ADK
+events). A record is a request, a request with its response appended (`candidates` and `usageMetadata`
+beside `contents`, or `{"request", "response"}` as Vertex batch prediction writes it), an SDK call dump
+(`{"model", "contents", "config": {"system_instruction", "tools", ...}}`), or an ADK session. One trace each:
 - a `model` content becomes an assistant `Message` (its text parts; thought parts go to
   `extra["thinking"]`, thought signatures are counted in `extra["thought_signatures"]`), with the `turn`
   of its calls, followed by one `ToolCall` per `functionCall` part (several = parallel calls, one turn)
@@ -49,49 +52,41 @@ request, a request with its response appended (`candidates` and `usageMetadata` 
   `parameters` Schema with its type names lower-cased, as JSON Schema spells them); built-in tools
   (`googleSearch`, `codeExecution`, ...) are kept in `metadata["builtin_tools"]`, and `codeExecution`
   adds a `code_execution` tool;
-- trace_id / group: `metadata.id` / `metadata.group`, else the batch line's `key`, else
-  `<file stem>:<line or index>`. `model` (or the response's `modelVersion`) becomes `agent_model`.
+- ADK sessions: each event's content is a turn (role from the content, else `model` unless the author is
+  `user`); `timestamp` is the message's `t_end` (a model message starts at the previous event's time),
+  its calls' `t_start` and its results' `t_end`; the author (when an agent) and other event keys go to
+  `extra`; streamed `partial` events are left out and counted in `metadata["partial_events"]`, events
+  with no content are kept in `metadata["events_without_content"]`;
+- trace_id / group: `metadata.id` (an ADK session's `id`) / `metadata.group`, else the batch line's
+  `key`, else `<file stem>:<line or index>`. `model` (or a `modelVersion`) becomes `agent_model`.
 Anything else (inline data, file data, unknown part or content keys) stays in `extra` or `metadata`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
-from toolcast.data.formats.chat import CallBook, output_text, parse_arguments, record_ids
-from toolcast.data.schema import Event, Message, SchemaError, ToolCall, ToolSpec, Trace
+from toolcast.data.formats.chat import record_ids
+from toolcast.data.formats.gemini_contents import (
+    CODE_TOOL,
+    Turn,
+    get,
+    merged,
+    read_parts,
+    rest,
+    snake,
+    turn_events,
+    typed,
+)
+from toolcast.data.schema import Message, SchemaError, ToolSpec, Trace
 
 SOURCE = "gemini"
-CODE_TOOL = "code_execution"
 _REQUEST_KEYS = ("contents", "tools", "systemInstruction", "config", "metadata")
 _RESPONSE_KEYS = ("candidates", "usageMetadata", "modelVersion", "responseId", "promptFeedback", "createTime")
-_CALL_KINDS = ("functionCall", "executableCode")
-_RESULT_KINDS = ("functionResponse", "codeExecutionResult")
-_PART_KINDS = ("text", *_CALL_KINDS, *_RESULT_KINDS)
-
-
-def _snake(camel: str) -> str:
-    return re.sub(r"([A-Z])", r"_\1", camel).lower()
-
-
-def _get(d: dict, camel: str) -> tuple[str, Any]:
-    """(the key the record used, its value) for a camelCase field or its snake_case twin; null = absent."""
-    for key in (camel, _snake(camel)):
-        if d.get(key) is not None:
-            return key, d[key]
-    return camel, None
-
-
-def _rest(d: dict, known: tuple[str, ...]) -> dict[str, Any]:
-    """The keys of `d` outside `known` (either spelling), without nulls."""
-    names = {*known, *map(_snake, known)}
-    return {k: v for k, v in d.items() if k not in names and v is not None}
-
+_EMPTY: tuple[Any, ...] = ({}, [], "")
 
 # ---- detection -----------------------------------------------------------------------------------
 
@@ -99,12 +94,14 @@ def _rest(d: dict, known: tuple[str, ...]) -> dict[str, Any]:
 def _is_record(d: Any) -> bool:
     if not isinstance(d, dict):
         return False
-    request = _get(d, "request")[1]
+    request = get(d, "request")[1]
     if isinstance(request, dict):
         return _is_record(request)
-    contents = d.get("contents")
+    contents, events = d.get("contents"), d.get("events")
     if isinstance(contents, list):
         return not contents or _is_content(contents[0])
+    if isinstance(events, list):  # an ADK session
+        return bool(events) and _is_event(events[0])
     candidates = d.get("candidates")
     return isinstance(candidates, list) and bool(candidates) and isinstance(candidates[0], dict) and (
         "content" in candidates[0] or "finishReason" in candidates[0] or "finish_reason" in candidates[0])
@@ -114,10 +111,16 @@ def _is_content(d: Any) -> bool:
     return isinstance(d, dict) and isinstance(d.get("parts"), list) and "content" not in d
 
 
+def _is_event(d: Any) -> bool:
+    return isinstance(d, dict) and isinstance(d.get("author"), str) and any(
+        k in d for k in ("content", "invocationId", "invocation_id"))
+
+
 def sniff(record: Any) -> bool:
-    """A record (`contents`, `request`, or `candidates`), a list of records, or a bare list of contents."""
+    """A record (`contents`, `request`, `candidates` or ADK `events`), a list of them, or a bare list of
+    contents or ADK events."""
     if isinstance(record, list):
-        return bool(record) and (_is_record(record[0]) or _is_content(record[0]))
+        return bool(record) and any(f(record[0]) for f in (_is_record, _is_content, _is_event))
     return _is_record(record)
 
 
@@ -140,73 +143,21 @@ def read(records: Records, on_error: OnError) -> Iterator[Trace]:
                 on_error(schema_error(at, e))
 
 
-@dataclass
-class _Turn:
-    """One content to read: where it sits, and what the response around it adds to its message."""
-
-    path: str
-    content: Any
-    extra: dict[str, Any] = field(default_factory=dict)
-    tokens: int | None = None
-    role: str = "user"
-    """The role of a content that names none: a request's are the user's, a candidate's the model's."""
-
-
 def _trace(at: Location, record: Any, index: int | None) -> Trace:
     metadata: dict[str, Any] = {}
+    specs: list[ToolSpec] = []
+    events: list = []
+    if isinstance(record, list) and record and _is_event(record[0]):
+        record = {"events": record}
     if isinstance(record, list):  # a bare list of contents
-        request, prefix, response, rpath = {"contents": record}, "", None, ""
+        events = turn_events(at, [Turn(f"[{j}]", c) for j, c in enumerate(record)])
+    elif isinstance(expect(record, dict, at, "record").get("events"), list):
+        metadata.update(typed(at, record, "metadata", dict, "")[1] or {})
+        metadata.update(rest(record, ("events", "metadata")))
+        events = turn_events(at, _session_turns(at, record["events"], metadata))
     else:
-        record = expect(record, dict, at, "record")
-        if record.get("metadata") is not None:
-            metadata.update(expect(record["metadata"], dict, at, "metadata"))
-        key, request = _get(record, "request")
-        if request is not None:  # {"request", "response"}: a Vertex / Gemini batch line
-            request, prefix = expect(request, dict, at, key), f"{key}."
-            rkey, response = _get(record, "response")
-            rpath = f"{rkey}."
-            metadata.update(_rest(record, ("request", "response", "metadata")))
-        else:
-            request, prefix = record, ""
-            rkey, response = _get(record, "response")
-            rpath = f"{rkey}."
-            if response is None and any(_get(record, k)[1] is not None for k in _RESPONSE_KEYS):
-                names = {*_RESPONSE_KEYS, *map(_snake, _RESPONSE_KEYS)}  # the response beside the request
-                response, rpath = {k: v for k, v in record.items() if k in names}, ""
-        if response is not None:
-            response = expect(response, dict, at, rpath.rstrip("."))
-        metadata.update(_rest(request, (*_REQUEST_KEYS, "response", *_RESPONSE_KEYS)))
-    config_key, config = _get(request, "config")
-    config = expect(config, dict, at, f"{prefix}{config_key}") if config is not None else {}
-    cpath = f"{prefix}{config_key}."
-    if config:
-        metadata["config"] = _rest(config, ("systemInstruction", "tools"))
-
-    events: list[Event] = []
-    skey, system = _get(request, "systemInstruction")
-    spath = f"{prefix}{skey}"
-    if system is None:
-        skey, system = _get(config, "systemInstruction")
-        spath = f"{cpath}{skey}"
-    if system is not None:
-        events.append(_system(at, system, spath))
-    tkey, tools = _get(request, "tools")
-    tpath = f"{prefix}{tkey}"
-    if tools is None:
-        tkey, tools = _get(config, "tools")
-        tpath = f"{cpath}{tkey}"
-    specs = _tools(at, tools, tpath, metadata) if tools is not None else []
-
-    ckey, contents = _get(request, "contents")
-    cprefix = f"{prefix}{ckey}" if not isinstance(record, list) else ""
-    if isinstance(contents, str):  # the SDK takes a plain string as one user turn
-        contents = [{"role": "user", "parts": [{"text": contents}]}]
-    turns = [_Turn(f"{cprefix}[{j}]", c) for j, c in enumerate(
-        expect(contents, list, at, cprefix) if contents is not None else [])]
-    if response is not None:
-        turns.extend(_response_turns(at, response, rpath, metadata))
-    events.extend(_events(at, turns))
-
+        metadata.update(typed(at, record, "metadata", dict, "")[1] or {})
+        specs, events = _request(at, record, metadata)
     ids = {"id": metadata["key"], **metadata} if isinstance(metadata.get("key"), str) else metadata
     trace_id, group = record_ids(ids, at, index)
     if "agent_model" in ids:
@@ -216,51 +167,127 @@ def _trace(at: Location, record: Any, index: int | None) -> Trace:
     return trace
 
 
+def _request(at: Location, record: dict, metadata: dict[str, Any]) -> tuple[list[ToolSpec], list]:
+    """A request (or an SDK call) with the response appended to it, if any: (tools, events)."""
+    key, request = get(record, "request")
+    rkey, response = get(record, "response")
+    rpath = f"{rkey}."
+    if request is not None:  # {"request", "response"}: a Vertex / Gemini batch line
+        request, prefix = expect(request, dict, at, key), f"{key}."
+        metadata.update(rest(record, ("request", "response", "metadata")))
+    else:
+        request, prefix = record, ""
+        if response is None and any(get(record, k)[1] is not None for k in _RESPONSE_KEYS):
+            names = {*_RESPONSE_KEYS, *map(snake, _RESPONSE_KEYS)}  # the response beside the request
+            response, rpath = {k: v for k, v in record.items() if k in names}, ""
+    metadata.update(rest(request, (*_REQUEST_KEYS, "response", *_RESPONSE_KEYS)))
+    ckey, config = typed(at, request, "config", dict, prefix)
+    if config:  # the SDK's GenerateContentConfig holds the system instruction and the tools
+        metadata["config"] = rest(config, ("systemInstruction", "tools"))
+
+    def either(camel: str) -> tuple[str, Any]:
+        key, value = get(request, camel)
+        if value is None and config:
+            key, value = get(config, camel)
+            return f"{prefix}{ckey}.{key}", value
+        return f"{prefix}{key}", value
+
+    events: list = []
+    spath, system = either("systemInstruction")
+    if system is not None:
+        events.append(_system(at, system, spath))
+    tpath, tools = either("tools")
+    specs = _tools(at, tools, tpath, metadata) if tools is not None else []
+    ckey, contents = get(request, "contents")
+    if isinstance(contents, str):  # the SDK takes a plain string as one user turn
+        contents = [{"role": "user", "parts": [{"text": contents}]}]
+    cpath = f"{prefix}{ckey}"
+    turns = [Turn(f"{cpath}[{j}]", c) for j, c in enumerate(
+        expect(contents, list, at, cpath) if contents is not None else [])]
+    if response is not None:
+        turns.extend(_response_turns(at, expect(response, dict, at, rpath.rstrip(".")), rpath, metadata))
+    return specs, events + turn_events(at, turns)
+
+
 def _system(at: Location, system: Any, path: str) -> Message:
     """systemInstruction: a Content, a single Part, a string, or a list of strings and parts (SDK)."""
     if isinstance(system, str):
         return Message("system", system)
-    if isinstance(expect(system, (str, dict, list), at, path), dict) and _get(system, "parts")[1] is None:
+    if isinstance(expect(system, (str, dict, list), at, path), dict) and get(system, "parts")[1] is None:
         system = [system]  # a single Part
     if isinstance(system, list):
         parts, ppath = [{"text": p} if isinstance(p, str) else p for p in system], path
         extra: dict[str, Any] = {}
     else:
-        pkey, parts = _get(system, "parts")
-        ppath, extra = f"{path}.{pkey}", _rest(system, ("parts", "role"))
-    sorted_parts = _merged(_parts(at, parts, ppath))
-    return Message("system", "\n".join(sorted_parts.texts), extra={**extra, **sorted_parts.extra})
+        pkey, parts = get(system, "parts")
+        ppath, extra = f"{path}.{pkey}", rest(system, ("parts", "role"))
+    got = merged(read_parts(at, parts, ppath))
+    return Message("system", "\n".join(got.texts), extra={**extra, **got.extra})
 
 
-def _response_turns(at: Location, response: dict, rpath: str, metadata: dict[str, Any]) -> list[_Turn]:
+def _tokens(at: Location, usage: dict, path: str) -> int | None:
+    """Output tokens of a usageMetadata: the candidates' and the thoughts'."""
+    counts = [typed(at, usage, name, int, path)[1] for name in ("candidatesTokenCount", "thoughtsTokenCount")]
+    return sum(n for n in counts if n is not None) if any(n is not None for n in counts) else None
+
+
+def _response_turns(at: Location, response: dict, rpath: str, metadata: dict[str, Any]) -> list[Turn]:
     """The first candidate of an appended response, as the conversation's last model turn."""
-    ukey, usage = _get(response, "usageMetadata")
-    tokens = None
-    if usage is not None:
-        usage = expect(usage, dict, at, f"{rpath}{ukey}")
-        for name in ("candidatesTokenCount", "thoughtsTokenCount"):
-            key, n = _get(usage, name)
-            if n is not None:
-                tokens = (tokens or 0) + expect(n, int, at, f"{rpath}{ukey}.{key}")
-    rest = _rest(response, ("candidates", "usageMetadata", "modelVersion"))
-    if rest:
-        metadata["response"] = rest
-    _, version = _get(response, "modelVersion")
+    ukey, usage = typed(at, response, "usageMetadata", dict, rpath)
+    if other := rest(response, ("candidates", "usageMetadata", "modelVersion")):
+        metadata["response"] = other
+    version = get(response, "modelVersion")[1]
     if isinstance(version, str) and "model" not in metadata:
         metadata["agent_model"] = version
-    ckey, candidates = _get(response, "candidates")
-    candidates = expect(candidates, list, at, f"{rpath}{ckey}") if candidates is not None else []
+    ckey, candidates = typed(at, response, "candidates", list, rpath)
     if not candidates:
         return []
     path = f"{rpath}{ckey}[0]"
     first = expect(candidates[0], dict, at, path)
     if len(candidates) > 1:
         metadata["other_candidates"] = candidates[1:]
-    extra = _rest(first, ("content",))
+    extra = rest(first, ("content",))
+    tokens = None
     if usage is not None:
-        extra["usage"] = usage
-    key, content = _get(first, "content")
-    return [_Turn(f"{path}.{key}", content if content is not None else {"parts": []}, extra, tokens, "model")]
+        extra["usage"], tokens = usage, _tokens(at, usage, f"{rpath}{ukey}.")
+    key, content = get(first, "content")
+    return [Turn(f"{path}.{key}", content if content is not None else {"parts": []}, extra, tokens, "model")]
+
+
+def _session_turns(at: Location, events: list, metadata: dict[str, Any]) -> list[Turn]:
+    """An ADK session's events as turns: the user's, the agents' model turns and their function results."""
+    turns: list[Turn] = []
+    previous = None
+    for j, event in enumerate(events):
+        path = f"events[{j}]"
+        event = expect(event, dict, at, path)
+        if typed(at, event, "partial", bool, f"{path}.")[1]:  # a streamed chunk; the final event repeats it
+            metadata["partial_events"] = metadata.get("partial_events", 0) + 1
+            continue
+        time = typed(at, event, "timestamp", (int, float), f"{path}.")[1]
+        author = typed(at, event, "author", str, f"{path}.")[1]
+        ukey, usage = typed(at, event, "usageMetadata", dict, f"{path}.")
+        extra = {k: v for k, v in rest(event, ("content", "timestamp", "usageMetadata", "partial")).items()
+                 if v not in _EMPTY and not (k == "author" and v == "user")}
+        actions = extra.pop("actions", None)
+        if isinstance(actions, dict) and (actions := {k: v for k, v in actions.items()
+                                                      if v not in (*_EMPTY, None, False)}):
+            extra["actions"] = actions  # ADK writes every action field, mostly empty
+        version = get(event, "modelVersion")[1]
+        if isinstance(version, str):
+            metadata.setdefault("agent_model", version)
+        ckey, content = get(event, "content")
+        if content is None:
+            metadata.setdefault("events_without_content", []).append(extra)
+        else:
+            tokens = _tokens(at, usage, f"{path}.{ukey}.") if usage is not None else None
+            if usage is not None:
+                extra["usage"] = usage
+            role = "user" if author == "user" else "model"
+            turns.append(Turn(f"{path}.{ckey}", content, extra, tokens, role, start=previous,
+                              end=float(time) if time is not None else None))
+        previous = float(time) if time is not None else previous
+    return turns
 
 
 # ---- tools ---------------------------------------------------------------------------------------
@@ -271,13 +298,13 @@ def _tools(at: Location, tools: Any, path: str, metadata: dict[str, Any]) -> lis
     for i, tool in enumerate(expect(tools, list, at, path)):
         tpath = f"{path}[{i}]"
         tool = expect(tool, dict, at, tpath)
-        key, declarations = _get(tool, "functionDeclarations")
+        key, declarations = get(tool, "functionDeclarations")
         for j, fd in enumerate(expect(declarations, list, at, f"{tpath}.{key}") if declarations else []):
             specs.append(_declaration(at, fd, f"{tpath}.{key}[{j}]", metadata))
-        builtin = _rest(tool, ("functionDeclarations",))
+        builtin = rest(tool, ("functionDeclarations",))
         if builtin:
             metadata.setdefault("builtin_tools", []).append(builtin)
-        if _get(tool, "codeExecution")[1] is not None:
+        if get(tool, "codeExecution")[1] is not None:
             specs.append(ToolSpec(CODE_TOOL, "Code execution: the model writes code, the API runs it",
                                   {"type": "object", "properties": {"language": {}, "code": {}}}))
     return specs
@@ -285,9 +312,9 @@ def _tools(at: Location, tools: Any, path: str, metadata: dict[str, Any]) -> lis
 
 def _declaration(at: Location, fd: Any, path: str, metadata: dict[str, Any]) -> ToolSpec:
     fd = expect(fd, dict, at, path)
-    pkey, params = _get(fd, "parametersJsonSchema")
+    pkey, params = get(fd, "parametersJsonSchema")
     if params is None:
-        pkey, params = _get(fd, "parameters")
+        pkey, params = get(fd, "parameters")
         params = _json_schema(params)
     d = {"name": fd.get("name"), "description": fd.get("description"), "parameters": params}
     try:
@@ -295,9 +322,8 @@ def _declaration(at: Location, fd: Any, path: str, metadata: dict[str, Any]) -> 
     except SchemaError as e:
         raise schema_error(at, SchemaError(e.field.replace(".parameters", f".{pkey}"),
                                            str(e).split(": ", 1)[-1])) from None
-    rest = _rest(fd, ("name", "description", "parameters", "parametersJsonSchema"))
-    if rest:  # response schemas, behavior: kept, by tool name
-        metadata.setdefault("tool_fields", {})[spec.name] = rest
+    if other := rest(fd, ("name", "description", "parameters", "parametersJsonSchema")):
+        metadata.setdefault("tool_fields", {})[spec.name] = other  # response schemas, behavior
     return spec
 
 
@@ -320,197 +346,11 @@ def _json_schema(schema: Any) -> Any:
     return out
 
 
-# ---- contents ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Parts:
-    """What one content's parts held, sorted by what becomes of it."""
-
-    texts: list[str] = field(default_factory=list)
-    calls: list[tuple[str, str, dict]] = field(default_factory=list)  # (field path, kind, the part)
-    results: list[tuple[str, str, dict]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _parts(at: Location, parts: Any, path: str) -> list[_Parts]:
-    """The parts sorted, in segments: a code execution result ends one (the model went on after it)."""
-    segments = [_Parts()]
-    for i, part in enumerate(expect(parts, list, at, path) if parts is not None else []):
-        ppath = f"{path}[{i}]"
-        part = expect(part, dict, at, ppath)
-        if segments[-1].results and segments[-1].results[-1][1] == "codeExecutionResult":
-            segments.append(_Parts())
-        out = segments[-1]
-        tkey, thought = _get(part, "thought")
-        thought = expect(thought, bool, at, f"{ppath}.{tkey}") if thought is not None else False
-        if _get(part, "thoughtSignature")[1] is not None:
-            out.extra["thought_signatures"] = out.extra.get("thought_signatures", 0) + 1
-        found = False
-        for kind in _PART_KINDS:
-            key, value = _get(part, kind)
-            if value is None:
-                continue
-            found = True
-            if kind == "text":
-                text = expect(value, str, at, f"{ppath}.{key}")
-                (out.extra.setdefault("thinking", []) if thought else out.texts).append(text)
-            else:
-                entry = (f"{ppath}.{key}", kind, part)
-                (out.calls if kind in _CALL_KINDS else out.results).append(entry)
-        if not found and _rest(part, ("thought", "thoughtSignature")):
-            # inlineData, fileData, ...: kept as they are
-            out.extra.setdefault("parts", []).append({k: v for k, v in part.items() if v is not None})
-    return segments
-
-
-def _merged(segments: list[_Parts]) -> _Parts:
-    out = _Parts()
-    for s in segments:
-        out.texts += s.texts
-        out.calls += s.calls
-        out.results += s.results
-        for k, v in s.extra.items():
-            out.extra[k] = out.extra[k] + v if k in out.extra else v
-    return out
-
-
-class _Waiting:
-    """The calls of one trace that have no result yet, in the order they were made."""
-
-    def __init__(self) -> None:
-        self.book = CallBook()  # unique call ids
-        self.calls: list[tuple[str | None, ToolCall]] = []
-
-    def add(self, source_id: str | None, synthetic: str, turn: int, tool: str, args: dict,
-            extra: dict[str, Any]) -> ToolCall:
-        call = self.book.add(source_id or synthetic, turn, tool, args, extra=extra)
-        self.calls.append((source_id, call))
-        return call
-
-    def answer(self, rid: str | None, name: str, at: Location, path: str) -> ToolCall:
-        """By id when a waiting call has it; else the earliest waiting call of that name (see above)."""
-        if rid is not None:
-            for i, (sid, _) in enumerate(self.calls):
-                if sid == rid:
-                    return self.calls.pop(i)[1]
-            if self.book.knows(rid):
-                raise TraceFormatError(at, f"a second result for call id {rid!r}", field=f"{path}.id")
-        for i, (sid, call) in enumerate(self.calls):
-            if call.tool == name and (rid is None or sid is None):
-                return self.calls.pop(i)[1]
-        what = f"id {rid!r} and name {name!r}" if rid is not None else f"name {name!r}"
-        raise TraceFormatError(at, f"a result for {what}, but no earlier call is waiting for one",
-                               field=f"{path}.{'id' if rid is not None else 'name'}")
-
-
-def _events(at: Location, turns: list[_Turn]) -> list[Event]:
-    events: list[Event] = []
-    waiting = _Waiting()
-    turn = -1
-    for t in turns:
-        content = expect(t.content, dict, at, t.path)
-        rkey, role = _get(content, "role")
-        role = expect(role, str, at, f"{t.path}.{rkey}") if role is not None else t.role
-        pkey, parts = _get(content, "parts")
-        segments = _parts(at, parts, f"{t.path}.{pkey}")
-        content_extra = {**t.extra, **_rest(content, ("role", "parts"))}
-        if role == "model":
-            for n, got in enumerate(segments):
-                last = n == len(segments) - 1  # the response's usage and finish reason go with the last
-                extra = {**got.extra, **content_extra} if last else got.extra
-                calls = [_call(at, part, path, kind, waiting, turn + 1, k) for k, (path, kind, part) in
-                         enumerate(got.calls)]
-                message = Message("assistant", "\n".join(got.texts), tokens=t.tokens if last else None,
-                                  extra=extra)
-                if calls:
-                    turn += 1
-                    message.turn = turn
-                events.append(message)
-                events.extend(calls)
-                for path, kind, part in got.results:
-                    if kind == "functionResponse":
-                        raise TraceFormatError(at, "a model content cannot hold a function response",
-                                               field=path)
-                    _fill(at, part, path, kind, waiting)
-            continue
-        got = _merged(segments)
-        extra = {**got.extra, **content_extra}
-        if role in ("user", "function"):
-            if got.calls:
-                raise TraceFormatError(at, f"a {role} content cannot hold a call (only model contents do)",
-                                       field=got.calls[0][0])
-            filled = [_fill(at, part, path, kind, waiting) for path, kind, part in got.results]
-            if got.texts or "parts" in got.extra or not filled:
-                if filled:  # sent with the results: one input, the LLM did not answer between them
-                    extra["with_tool_results"] = True
-                events.append(Message("user", "\n".join(got.texts), extra=extra))
-            elif extra:  # a content of results only: its other keys stay with the last result
-                filled[-1].extra["content"] = extra
-        else:
-            raise TraceFormatError(at, f"unknown role {role!r} (expected user or model)",
-                                   field=f"{t.path}.{rkey}")
-    return events
-
-
-def _call(at: Location, part: dict, path: str, kind: str, waiting: _Waiting, turn: int, k: int) -> ToolCall:
-    value = expect(_get(part, kind)[1], dict, at, path)
-    extra = {"part": rest} if (rest := _rest(part, (kind, "thoughtSignature"))) else {}
-    ikey, source_id = _get(value, "id")
-    source_id = expect(source_id, str, at, f"{path}.{ikey}") if source_id is not None else None
-    if kind == "executableCode":
-        args = _rest(value, ("id",))
-        return waiting.add(source_id, f"code_{turn}_{k}", turn, CODE_TOOL, args, {**extra, "builtin": True})
-    nkey, name = _get(value, "name")
-    name = expect(name, str, at, f"{path}.{nkey}")
-    akey, args = _get(value, "args")
-    args = parse_arguments(args, at, f"{path}.{akey}")
-    rest = _rest(value, ("id", "name", "args"))
-    if rest:  # partialArgs, willContinue (streamed calls)
-        extra["call"] = rest
-    return waiting.add(source_id, f"call_{turn}_{k}", turn, name, args, extra)
-
-
-def _fill(at: Location, part: dict, path: str, kind: str, waiting: _Waiting) -> ToolCall:
-    value = expect(_get(part, kind)[1], dict, at, path)
-    ikey, rid = _get(value, "id")
-    rid = expect(rid, str, at, f"{path}.{ikey}") if rid is not None else None
-    if kind == "codeExecutionResult":
-        call = waiting.answer(rid, CODE_TOOL, at, path)
-        okey, outcome = _get(value, "outcome")
-        call.output = output_text(_get(value, "output")[1])
-        call.error = outcome is not None and expect(outcome, str, at, f"{path}.{okey}") != "OUTCOME_OK"
-        if outcome is not None:
-            call.extra["outcome"] = outcome
-        return call
-    nkey, name = _get(value, "name")
-    name = expect(name, str, at, f"{path}.{nkey}")
-    call = waiting.answer(rid, name, at, path)
-    if call.tool != name:
-        raise TraceFormatError(at, f"the result with id {rid!r} names {name!r}, but that call was to "
-                               f"{call.tool!r}", field=f"{path}.{nkey}")
-    rkey, response = _get(value, "response")
-    if response is not None:
-        response = expect(response, dict, at, f"{path}.{rkey}")
-        error = response.get("error")
-        call.error = error is not None and error is not False and error != ""
-        if set(response) == {"output"}:
-            call.output = output_text(response["output"])
-        elif set(response) == {"error"}:
-            call.output = output_text(error)
-        else:
-            call.output = output_text(response)
-    rest = _rest(value, ("id", "name", "response"))
-    if rest:  # multimodal parts, willContinue, scheduling
-        call.extra["response_fields"] = rest
-    return call
-
-
 FORMAT = TraceFormat(
     "gemini",
     "Google Gemini generateContent conversations: {contents, tools, systemInstruction} per JSON line "
     "(camelCase or the SDK's snake_case, with an appended candidates response or as {request, response} "
-    "batch lines), a JSON list of them, or a bare list of contents",
+    "batch lines), a JSON list of them, a bare list of contents, or Google ADK sessions",
     sniff,
     read,
 )

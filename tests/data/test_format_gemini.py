@@ -14,7 +14,8 @@ from toolcast.data.provenance import trace_provenance
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 GEMINI = FIXTURES / "gemini"
-NAMES = ["requests.jsonl", "sdk_dump.json", "batch.jsonl", "contents.json"]
+NAMES = ["requests.jsonl", "sdk_dump.json", "batch.jsonl", "contents.json", "adk_session.json",
+         "adk_run_events.json"]
 
 
 def by_id(path):
@@ -167,6 +168,42 @@ def test_bare_contents_list_with_function_role():
     assert [e.role for e in trace.events if hasattr(e, "role")] == ["user", "assistant", "assistant"]
 
 
+def test_adk_session_times_authors_partial_and_content_free_events():
+    (trace,) = load_traces(GEMINI / "adk_session.json")
+    assert (trace.trace_id, trace.group) == ("8b6f1d3e-session", "8b6f1d3e-session")
+    meta = trace.metadata
+    assert (meta["appName"], meta["userId"], meta["agent_model"]) == ("multi_tool_agent", "user_001",
+                                                                      "gemini-2.0-flash")
+    assert trace.metadata["partial_events"] == 1  # the streamed chunk; its final event is kept
+    assert trace.metadata["events_without_content"] == [
+        {"invocationId": "e-1a2b", "author": "weather_time_agent", "id": "ev-6",
+         "actions": {"stateDelta": {"last_city": "New York"}}}]
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0), ("ToolCall", None, 0),
+                            ("ToolCall", None, 0), ("Message", "assistant", None), ("Message", "user", None),
+                            ("Message", "assistant", 1), ("ToolCall", None, 1),
+                            ("Message", "assistant", None)]
+    question, ask = trace.events[:2]
+    assert (question.t_end, question.extra) == (1750052500.0, {"invocationId": "e-1a2b", "id": "ev-1"})
+    assert (ask.t_start, ask.t_end, ask.tokens, ask.extra["author"]) == (
+        1750052500.0, 1750052501.5, 14, "weather_time_agent")
+    weather, clock, london = trace.calls  # results came back in the other order: matched by id
+    assert (weather.call_id, weather.t_start, weather.t_end) == ("adk-7c1d", 1750052501.5, 1750052502.0)
+    assert json.loads(weather.output)["report"].startswith("The weather in New York is sunny")
+    assert json.loads(clock.output)["status"] == "success"
+    assert (json.loads(london.output)["status"], london.error) == ("error", False)  # no "error" key
+    labels = [label.tools for _, label in trace.decision_points()]
+    assert labels == [["get_weather", "get_current_time"], ["<respond>"], ["get_weather"], ["<respond>"]]
+
+
+def test_adk_run_events_list_and_provenance_from_an_output():
+    (trace,) = load_traces(GEMINI / "adk_run_events.json")
+    roll, check = trace.calls
+    assert (roll.output, check.args) == ('{"result": 13}', {"nums": [13]})
+    found = {(p.call_id, p.path): p for p in trace_provenance(trace)}
+    assert (found[("adk-1e22", "nums[0]")].kind, found[("adk-1e22", "nums[0]")].source_tool) == (
+        "output", "roll_die")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_round_trip_through_the_canonical_schema(name):
     for trace in load_traces(GEMINI / name):
@@ -226,6 +263,12 @@ BAD_RECORDS = [
                  "response.candidates[0].content.parts[0].text", "expected str, got int", id="response-text"),
     pytest.param({"contents": [], "config": {"tools": [{"function_declarations": 3}]}},
                  "config.tools[0].function_declarations", "expected list, got int", id="snake-case-path"),
+    pytest.param({"events": [{"author": "user", "content": user({"text": "hi"}), "timestamp": "now"}]},
+                 "events[0].timestamp", "expected int or float, got str", id="adk-timestamp"),
+    pytest.param({"events": [{"author": "a", "content": model(CALL)},
+                             {"author": "a", "content": user(result(id="adk-9"))}]},
+                 "events[1].content.parts[0].functionResponse.id", "no earlier call is waiting",
+                 id="adk-unknown-id"),
 ]
 
 
