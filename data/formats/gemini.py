@@ -33,9 +33,10 @@ beside `contents`, or `{"request", "response"}` as Vertex batch prediction write
   `{language, code}`, marked `extra["builtin"]`);
 - a `functionResponse` fills the call it answers. Matching: by `id` when the response has one that a
   call has; otherwise by name, the earliest call of that name still waiting for a result. Ids are
-  optional in the API (the Gemini Developer API often returns none); the function-calling docs send the
-  responses of parallel calls back together, one per call, naming each call's function, so equal names
-  pair up in the order the calls were made. A response that matches no waiting call is an error.
+  optional (the Gemini Developer API often returns none); the docs send the responses of a parallel turn
+  back in one content, one per call, each naming its call's function (`FunctionResponse.name` "matches
+  `FunctionCall.name`"), and state no rule for two id-less calls of one name: those pair up in call
+  order, as the docs' examples list them. A response that matches no waiting call is an error.
   Calls without an id get `call_<turn>_<k>`. `codeExecutionResult` fills the earliest waiting
   `code_execution` call (the API puts it right after its `executableCode`);
 - the result: `response.output` when the response holds only `output`; `response.error` (and
@@ -60,6 +61,7 @@ beside `contents`, or `{"request", "response"}` as Vertex batch prediction write
 - trace_id / group: `metadata.id` (an ADK session's `id`) / `metadata.group`, else the batch line's
   `key`, else `<file stem>:<line or index>`. `model` (or a `modelVersion`) becomes `agent_model`.
 Anything else (inline data, file data, unknown part or content keys) stays in `extra` or `metadata`.
+The contents themselves are read by gemini_contents.py.
 """
 
 from __future__ import annotations
