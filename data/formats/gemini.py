@@ -46,6 +46,8 @@ beside `contents`, or `{"request", "response"}` as Vertex batch prediction write
 - user text sent in the same content as function responses becomes a user `Message` after them, marked
   `extra["with_tool_results"]` (one input: the LLM did not answer between them); role `function` (older
   SDKs' role for function responses) reads as user;
+- an SDK response's `automatic_function_calling_history` (the calls and results the SDK ran itself)
+  stands for the contents when it holds at least as many turns;
 - the appended response's first candidate is the last assistant turn; its `usageMetadata` gives the
   message's `tokens` (`candidatesTokenCount` + `thoughtsTokenCount`), other candidates go to
   `metadata["other_candidates"]`, other response keys to `metadata["response"]`;
@@ -87,7 +89,8 @@ from toolcast.data.schema import Message, SchemaError, ToolSpec, Trace
 
 SOURCE = "gemini"
 _REQUEST_KEYS = ("contents", "tools", "systemInstruction", "config", "metadata")
-_RESPONSE_KEYS = ("candidates", "usageMetadata", "modelVersion", "responseId", "promptFeedback", "createTime")
+_RESPONSE_KEYS = ("candidates", "usageMetadata", "modelVersion", "responseId", "promptFeedback", "createTime",
+                  "automaticFunctionCallingHistory", "sdkHttpResponse", "parsed")
 _EMPTY: tuple[Any, ...] = ({}, [], "")
 
 # ---- detection -----------------------------------------------------------------------------------
@@ -204,10 +207,15 @@ def _request(at: Location, record: dict, metadata: dict[str, Any]) -> tuple[list
     if isinstance(contents, str):  # the SDK takes a plain string as one user turn
         contents = [{"role": "user", "parts": [{"text": contents}]}]
     cpath = f"{prefix}{ckey}"
-    turns = [Turn(f"{cpath}[{j}]", c) for j, c in enumerate(
-        expect(contents, list, at, cpath) if contents is not None else [])]
+    contents = expect(contents, list, at, cpath) if contents is not None else []
     if response is not None:
-        turns.extend(_response_turns(at, expect(response, dict, at, rpath.rstrip(".")), rpath, metadata))
+        response = expect(response, dict, at, rpath.rstrip("."))
+        hkey, history = typed(at, response, "automaticFunctionCallingHistory", list, rpath)
+        if history and len(history) >= len(contents):  # the SDK's calls and results: the whole exchange
+            contents, cpath = history, f"{rpath}{hkey}"
+    turns = [Turn(f"{cpath}[{j}]", c) for j, c in enumerate(contents)]
+    if response is not None:
+        turns.extend(_response_turns(at, response, rpath, metadata))
     return specs, events + turn_events(at, turns)
 
 
@@ -236,7 +244,8 @@ def _tokens(at: Location, usage: dict, path: str) -> int | None:
 def _response_turns(at: Location, response: dict, rpath: str, metadata: dict[str, Any]) -> list[Turn]:
     """The first candidate of an appended response, as the conversation's last model turn."""
     ukey, usage = typed(at, response, "usageMetadata", dict, rpath)
-    if other := rest(response, ("candidates", "usageMetadata", "modelVersion")):
+    read = ("candidates", "usageMetadata", "modelVersion", "automaticFunctionCallingHistory")
+    if other := rest(response, read):
         metadata["response"] = other
     version = get(response, "modelVersion")[1]
     if isinstance(version, str) and "model" not in metadata:
@@ -251,7 +260,7 @@ def _response_turns(at: Location, response: dict, rpath: str, metadata: dict[str
     extra = rest(first, ("content",))
     tokens = None
     if usage is not None:
-        extra["usage"], tokens = usage, _tokens(at, usage, f"{rpath}{ukey}.")
+        extra["usage"], tokens = rest(usage, ()), _tokens(at, usage, f"{rpath}{ukey}.")
     key, content = get(first, "content")
     return [Turn(f"{path}.{key}", content if content is not None else {"parts": []}, extra, tokens, "model")]
 
@@ -284,7 +293,7 @@ def _session_turns(at: Location, events: list, metadata: dict[str, Any]) -> list
         else:
             tokens = _tokens(at, usage, f"{path}.{ukey}.") if usage is not None else None
             if usage is not None:
-                extra["usage"] = usage
+                extra["usage"] = rest(usage, ())
             role = "user" if author == "user" else "model"
             turns.append(Turn(f"{path}.{ckey}", content, extra, tokens, role, start=previous,
                               end=float(time) if time is not None else None))

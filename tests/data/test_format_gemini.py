@@ -134,6 +134,19 @@ def test_sdk_snake_case_dump_with_nulls_same_name_parallel_calls_and_inline_data
     assert [(e.role, e.text) for e in plain.events] == [("user", "Why is the sky blue?")]
 
 
+def test_sdk_response_dump_with_automatic_function_calling_history():
+    trace = by_id(GEMINI / "sdk_dump.json")["sdk_dump:2"]
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0), ("ToolCall", None, 0),
+                            ("Message", "assistant", None)]
+    (call,) = trace.calls
+    assert (call.tool, call.args, call.output) == ("get_current_weather", {"location": "Boston"},
+                                                   '{"result": "sunny"}')
+    answer = trace.events[-1]
+    assert (answer.text, answer.tokens, answer.extra["finish_reason"]) == ("It's sunny in Boston.", 7, "STOP")
+    assert trace.metadata["agent_model"] == "gemini-2.0-flash-001"
+    assert trace.metadata["response"]["response_id"] == "r-afc-1"
+
+
 def test_provenance_finds_arguments_copied_from_an_earlier_output():
     trace = by_id(GEMINI / "sdk_dump.json")["sdk-flights"]
     contexts = list(trace.decision_points())
