@@ -94,7 +94,7 @@ def _reasoning_text(block: dict) -> str | None:
 
 
 def _tool_output(content: Any) -> tuple[str | None, Any]:
-    """A tool result's content as output text, and its non-text parts' whole list (or None)."""
+    """A tool result's content as output text, and the whole list when its other parts are not in it."""
     if content is None or isinstance(content, str):
         return content, None
     if not isinstance(content, list):
@@ -103,7 +103,7 @@ def _tool_output(content: Any) -> tuple[str | None, Any]:
         isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))]
     if len(texts) == len(content):
         return "\n".join(texts), None
-    return ("\n".join(texts) if texts else output_text(content)), content
+    return ("\n".join(texts), content) if texts else (output_text(content), None)
 
 
 def _rest(m: dict, used: tuple[str, ...]) -> dict[str, Any]:

@@ -185,6 +185,30 @@ def test_server_tool_blocks_and_chat_roles_and_remove_messages(tmp_path):
     assert trace.metadata == {"removed_message_ids": ["m-9"]}
 
 
+def test_pre_0_2_tool_calls_nameless_invalid_calls_and_anthropic_server_tools(tmp_path):
+    raw = {"id": "call_7", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": \"x\"}"}}
+    search = [{"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "lc"}},
+              {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
+               "content": [{"type": "web_search_result", "url": "https://langchain.com"}]}]
+    nameless = {"name": None, "args": "{", "id": "c0", "error": "no name", "type": "invalid_tool_call"}
+    messages = [{"type": "human", "content": "q"}, ai(additional_kwargs={"tool_calls": [raw], "x": 1}),
+                tool("call_7", "found"), ai(content=search, invalid_tool_calls=[nameless])]
+    (trace,) = load_traces(write_jsonl(tmp_path / "o.jsonl", [{"messages": messages}]))
+    lookup, web = trace.calls
+    assert (lookup.call_id, lookup.args, lookup.output) == ("call_7", {"q": "x"}, "found")
+    assert trace.events[1].extra == {"additional_kwargs": {"x": 1}}  # the raw calls were read, not kept twice
+    assert (web.extra, json.loads(web.output)[0]["url"]) == ({"block": "server_tool_use"}, "https://langchain.com")
+    assert trace.events[3].extra["invalid_tool_calls"] == [nameless]  # no name: no call, but kept
+
+
+def test_langgraph_api_thread_state_groups_by_its_checkpoint_thread(tmp_path):
+    state = {"values": {"messages": [{"type": "human", "content": "hi"}]}, "next": [],
+             "checkpoint": {"thread_id": "t-42", "checkpoint_ns": "", "checkpoint_id": "1f0"},
+             "metadata": {"step": 1}, "created_at": "2025-10-02T10:00:00+00:00"}
+    (trace,) = load_traces(write_jsonl(tmp_path / "api.jsonl", [state]))
+    assert (trace.trace_id, trace.group, trace.metadata["step"]) == ("api:1", "t-42", 1)
+
+
 def test_role_messages_stay_with_the_openai_importer():
     chat = [{"type": "chat", "role": "user", "content": "hi"},
             {"type": "chat", "role": "assistant", "content": "yo"}]
