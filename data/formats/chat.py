@@ -137,6 +137,7 @@ def record_ids(metadata: dict[str, Any], where: Location, index: int | None) -> 
 
 OPENAI_MESSAGE_KEYS = ("tool_calls", "function_call", "tool_call_id")
 OPENAI_ROLES = ("system", "developer", "tool", "function")
+RESPONSES_PARTS = ("input_text", "output_text", "input_image", "input_file")  # Responses API content parts
 ANTHROPIC_BLOCKS = ("tool_use", "tool_result", "thinking", "redacted_thinking", "server_tool_use",
                     "mcp_tool_use", "mcp_tool_result", "document", "search_result")
 
@@ -155,6 +156,9 @@ def chat_dialect(record: Any) -> str | None:
         return None
     if any("parts" in m and "content" not in m for m in messages):
         return None  # Gemini contents ({"role", "parts"}), not chat messages
+    if any(isinstance(p, dict) and p.get("type") in RESPONSES_PARTS
+           for m in messages if isinstance(m.get("content"), list) for p in m["content"]):
+        return None  # OpenAI Responses API items (input_text / output_text parts): openai_responses.py
     openai = anthropic = False
     tools = head.get("tools")
     for tool in tools if isinstance(tools, list) else []:
