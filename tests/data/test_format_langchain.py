@@ -164,7 +164,7 @@ def test_calls_without_ids_are_answered_by_tool_name(tmp_path):
     calls = [{"name": "a", "args": {}, "id": None}, {"name": "b", "args": {"x": 1}, "id": None}]
     messages = [{"type": "human", "content": "go"}, ai(calls),
                 tool("x1", "B", name="b"), tool("x2", "A", name="a")]
-    (trace,) = load_traces(write_jsonl(tmp_path / "n.jsonl", [{"messages": messages}]))
+    (trace,) = load_traces(write_jsonl(tmp_path / "n.jsonl", [messages]))  # a bare list on a JSON line
     assert [(c.tool, c.output, c.extra) for c in trace.calls] == [
         ("a", "A", {"no_call_id": True}), ("b", "B", {"no_call_id": True})]
 
