@@ -204,8 +204,8 @@ def _request(at: Location, record: dict, metadata: dict[str, Any]) -> tuple[list
     tpath, tools = either("tools")
     specs = _tools(at, tools, tpath, metadata) if tools is not None else []
     ckey, contents = get(request, "contents")
-    if isinstance(contents, str):  # the SDK takes a plain string as one user turn
-        contents = [{"role": "user", "parts": [{"text": contents}]}]
+    if isinstance(contents, str):  # the SDK takes a string (or a list of them) as user text
+        contents = [contents]
     cpath = f"{prefix}{ckey}"
     contents = expect(contents, list, at, cpath) if contents is not None else []
     if response is not None:
@@ -213,7 +213,17 @@ def _request(at: Location, record: dict, metadata: dict[str, Any]) -> tuple[list
         hkey, history = typed(at, response, "automaticFunctionCallingHistory", list, rpath)
         if history and len(history) >= len(contents):  # the SDK's calls and results: the whole exchange
             contents, cpath = history, f"{rpath}{hkey}"
-    turns = [Turn(f"{cpath}[{j}]", c) for j, c in enumerate(contents)]
+    turns: list[Turn] = []
+    joined: dict | None = None
+    for j, c in enumerate(contents):
+        if not isinstance(c, str):
+            joined = None
+            turns.append(Turn(f"{cpath}[{j}]", c))
+        elif joined is None:  # the SDK joins consecutive strings into one user content
+            joined = {"role": "user", "parts": [{"text": c}]}
+            turns.append(Turn(f"{cpath}[{j}]", joined))
+        else:
+            joined["parts"].append({"text": c})
     if response is not None:
         turns.extend(_response_turns(at, response, rpath, metadata))
     return specs, events + turn_events(at, turns)

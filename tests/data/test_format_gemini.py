@@ -147,6 +147,14 @@ def test_sdk_response_dump_with_automatic_function_calling_history():
     assert trace.metadata["response"]["response_id"] == "r-afc-1"
 
 
+def test_sdk_contents_given_as_strings_join_into_one_user_turn(tmp_path):
+    contents = ["What is 2+2?", "Answer briefly.", model({"text": "4"}), "And 3+3?"]
+    record = {"model": "gemini-2.5-flash", "contents": contents}
+    (trace,) = load_traces(write_jsonl(tmp_path / "s.jsonl", [record]))
+    assert [(e.role, e.text) for e in trace.events] == [("user", "What is 2+2?\nAnswer briefly."),
+                                                        ("assistant", "4"), ("user", "And 3+3?")]
+
+
 def test_provenance_finds_arguments_copied_from_an_earlier_output():
     trace = by_id(GEMINI / "sdk_dump.json")["sdk-flights"]
     contexts = list(trace.decision_points())
