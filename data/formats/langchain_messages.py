@@ -112,6 +112,7 @@ def _rest(m: dict, used: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in m.items() if k not in used and v is not None and (k, v) != ("example", False)
             and not (isinstance(v, (dict, list, str)) and not v)}
 
+
 # ---- messages ----------------------------------------------------------------------------------------
 
 
