@@ -104,7 +104,9 @@ def _is_record(d: Any) -> bool:
         return _is_record(request)
     contents, events = d.get("contents"), d.get("events")
     if isinstance(contents, list):
-        return not contents or _is_content(contents[0])
+        return not contents or _is_content(contents[0]) or isinstance(contents[0], str)
+    if isinstance(contents, str):  # an SDK call: generate_content(model=..., contents="...")
+        return "model" in d or "config" in d
     if isinstance(events, list):  # an ADK session
         return bool(events) and _is_event(events[0])
     candidates = d.get("candidates")
