@@ -189,8 +189,8 @@ def _request(at: Location, record: dict, metadata: dict[str, Any]) -> tuple[list
             response, rpath = {k: v for k, v in record.items() if k in names}, ""
     metadata.update(rest(request, (*_REQUEST_KEYS, "response", *_RESPONSE_KEYS)))
     ckey, config = typed(at, request, "config", dict, prefix)
-    if config:  # the SDK's GenerateContentConfig holds the system instruction and the tools
-        metadata["config"] = rest(config, ("systemInstruction", "tools"))
+    if config and (other := rest(config, ("systemInstruction", "tools"))):  # the SDK's GenerateContentConfig
+        metadata["config"] = other
 
     def either(camel: str) -> tuple[str, Any]:
         key, value = get(request, camel)
