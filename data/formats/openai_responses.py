@@ -10,7 +10,8 @@ web-search, file-search, reasoning and conversation-state guides
 (https://platform.openai.com/docs/guides/function-calling, .../tools-web-search, .../tools-file-search,
 .../reasoning, .../conversation-state) and the Agents SDK docs on `result.to_input_list()` and sessions
 (https://openai.github.io/openai-agents-python/results/, https://openai.github.io/openai-agents-python/sessions/),
-whose items are the API's input items.
+whose items are the API's input items. The JS Agents SDK's `result.history` (its protocol.ts spelling:
+`callId`, function_call_result, hosted_tool_call, ...) is read as the same items.
 
 A file holds one record per JSON line, a JSON list of records, or a bare list of items. A record is a
 request/response pair or saved conversation `{"input": str | [items], "output"?: [items],
@@ -223,7 +224,7 @@ def _tools(at: Location, tools: Any) -> tuple[list[ToolSpec], list[dict]]:
 FORMAT = TraceFormat(
     "openai_responses",
     "OpenAI Responses API items: request/response records ({input, output, instructions, tools}), Response "
-    "objects, or bare item lists (OpenAI Agents SDK to_input_list() and sessions)",
+    "objects, or bare item lists (OpenAI Agents SDK to_input_list(), sessions, the JS SDK's history)",
     sniff,
     read,
 )

@@ -27,7 +27,10 @@ _OUTPUTS = ("function_call_output", "custom_tool_call_output", "computer_call_ou
             "local_shell_call_output", "shell_call_output", "apply_patch_call_output")  # call id required
 _OTHER = ("message", "reasoning", "mcp_list_tools", "mcp_approval_response", "item_reference", "compaction",
           "tool_search_call", "tool_search_output")
-ITEM_TYPES = frozenset((*_HOSTED, *_CLIENT, *_NAMED, *_OUTPUTS, *_OTHER))
+# the OpenAI Agents SDK for JavaScript (`result.history`) names a few items its own way
+_JS_TYPES = {"function_call_result": "function_call_output", "computer_call_result": "computer_call_output",
+             "program": "program_call", "hosted_tool_call": "hosted_tool_call", "unknown": "unknown"}
+ITEM_TYPES = frozenset((*_HOSTED, *_CLIENT, *_NAMED, *_OUTPUTS, *_OTHER, *_JS_TYPES))
 __all__ = ["ITEM_TYPES", "RESPONSES_PARTS", "ItemReader"]
 _ROLES = ("user", "assistant", "system", "developer")
 
@@ -37,6 +40,40 @@ _ROLES = ("user", "assistant", "system", "developer")
 
 def _key(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _from_js(item: dict) -> dict:
+    """An item of the JS Agents SDK's protocol (packages/agents-core/src/types/protocol.ts in
+    github.com/openai/openai-agents-js) in the API's spelling: `callId` -> `call_id`,
+    function_call_result / computer_call_result -> *_output, a program item -> program_call with its code as
+    arguments, reasoning `content` / `rawContent` -> `summary` / `content`, a hosted_tool_call whose
+    `providerData` is the API's own item -> that item."""
+    if "callId" in item and "call_id" not in item:
+        item = {("call_id" if k == "callId" else k): v for k, v in item.items()}
+    kind = item.get("type")
+    if not isinstance(kind, str):
+        return item
+    if kind == "hosted_tool_call":
+        raw = item.get("providerData")
+        if isinstance(raw, dict) and _key(raw.get("type")) in (*_HOSTED, "mcp_call"):
+            return raw
+    elif kind == "program":
+        item = {**item, "type": "program_call", "arguments": {"code": item.get("code")}}
+        item.pop("code")
+    elif kind in _JS_TYPES:
+        item = {**item, "type": _JS_TYPES[kind]}
+    elif kind == "reasoning" and "summary" not in item:
+        item = {**item, "summary": item.get("content"), "content": item.get("rawContent")}
+        item.pop("rawContent", None)
+    return item
+
+
+def _parts(output: Any) -> list | None:
+    """A tool output that is content parts; the JS SDK's one {"type": "text" | "image" | "file"} is a list
+    of one. Anything else (a string, a JSON value) is not."""
+    if isinstance(output, dict) and output.get("type") in ("text", "image", "file"):
+        return [output]
+    return output if isinstance(output, list) else None
 
 
 def _rest(item: dict, used: tuple[str, ...]) -> dict[str, Any]:
@@ -96,7 +133,7 @@ class ItemReader:
 
     def item(self, item: Any, path: str) -> None:
         at = self.at
-        item = expect(item, dict, at, path)
+        item = _from_js(expect(item, dict, at, path))
         kind = expect(item.get("type", "message"), str, at, f"{path}.type")
         if kind == "message":
             self._message(item, path)
@@ -183,13 +220,22 @@ class ItemReader:
 
     def _call(self, item: dict, path: str, kind: str) -> None:
         at = self.at
-        id_key = "id" if kind in _HOSTED or kind in ("mcp_call", "mcp_approval_request") else "call_id"
+        id_key = "id" if kind in _HOSTED or kind in ("mcp_call", "mcp_approval_request", "hosted_tool_call") \
+            else "call_id"
         generic = kind not in _NAMED and kind not in _CLIENT and kind not in _HOSTED
         if generic and item.get(id_key) is None:
             id_key = "id"  # tool_search_call and other new call types may have no call_id
+        if kind == "hosted_tool_call" and item.get("id") is None:  # the JS SDK's id is optional
+            item = {**item, "id": f"hosted:{path}"}
         call_id = expect(item.get(id_key), str, at, f"{path}.{id_key}")
         used: tuple[str, ...] = ("type", id_key)
-        if kind in _NAMED:
+        hosted = kind in _HOSTED or kind in ("mcp_call", "hosted_tool_call")
+        if kind == "hosted_tool_call":  # the JS SDK's: {name: "web_search_call", arguments?, output?}
+            name = expect(item.get("name"), str, at, f"{path}.name")
+            tool = _HOSTED[name][0] if name in _HOSTED else name.removesuffix("_call")
+            args = parse_arguments(item.get("arguments"), at, f"{path}.arguments")
+            used += ("name", "arguments")
+        elif kind in _NAMED:
             tool = expect(item.get("name"), str, at, f"{path}.name")
             if kind == "custom_tool_call":
                 args = {"input": expect(item.get("input", ""), str, at, f"{path}.input")}
@@ -225,7 +271,7 @@ class ItemReader:
         if kind == "mcp_approval_request":
             self.approvals[call_id] = call
             call.extra.update(_rest(item, used))
-        elif kind in _HOSTED or kind == "mcp_call":  # the result came with the call: the model saw it
+        elif hosted:  # the result came with the call: the model saw it
             self.book.answer(call_id)
             self._fill(call, item, path, kind, used)
             self.close()
@@ -267,7 +313,7 @@ class ItemReader:
             value = item.get("outputs") if kind == "code_interpreter_call" else value
             call.output = output_text(value)
             used += ("results", "outputs", "status")
-        elif kind == "mcp_call":
+        elif kind in ("mcp_call", "hosted_tool_call"):
             error = item.get("error")
             call.error |= error is not None
             output = item.get("output")
@@ -280,11 +326,12 @@ class ItemReader:
                     # each chunk's outcome: {"type": "exit", "exit_code"} or {"type": "timeout"}
                     outcome = expect(expect(chunk, dict, at, f"{path}.output[{i}]").get("outcome"), dict, at,
                                      f"{path}.output[{i}].outcome")
-                    failed = outcome.get("type") == "timeout" or outcome.get("exit_code") not in (0, None)
+                    code = outcome.get("exit_code", outcome.get("exitCode"))  # exitCode: the JS SDK
+                    failed = outcome.get("type") == "timeout" or code not in (0, None)
                     call.error |= failed
                 call.output = output_text(output)
-            elif isinstance(output, list) and kind in ("function_call_output", "custom_tool_call_output"):
-                call.output, parts = _content(at, output, f"{path}.output")
+            elif kind in ("function_call_output", "custom_tool_call_output") and _parts(output) is not None:
+                call.output, parts = _content(at, _parts(output), f"{path}.output")
                 if parts:
                     call.extra["result"] = parts
             else:  # strings as they are; computer screenshots, the tools a tool search loaded: JSON text
@@ -293,7 +340,7 @@ class ItemReader:
             flags = tuple(flag for flag in ("is_error", "error") if isinstance(item.get(flag), bool))
             for flag in flags:  # not in the API; a harness's own mark of a failed call
                 call.error = item[flag]
-            used += ("output", "status", *flags)
+            used += ("output", "status", "name", *flags)  # name: the JS SDK repeats the call's
         rest = _rest(item, used)
         if status is not None and status != "completed":
             rest["status"] = status

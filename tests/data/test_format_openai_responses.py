@@ -15,7 +15,7 @@ from toolcast.data.provenance import trace_provenance
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "openai_responses"
-NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json"]
+NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json", "agents_js_history.json"]
 FORMAT = FORMATS["openai_responses"]
 
 
@@ -163,6 +163,24 @@ def test_agents_sdk_input_list_builtin_calls_and_provenance():
     assert [label.tools for _, label in points][:3] == [["list_orders"], ["track_order"], ["<respond>"]]
     context, _ = points[1]
     assert isinstance(context.events[-1], ToolCall) and context.events[-1].tool == "list_orders"
+
+
+def test_agents_sdk_for_javascript_history():
+    (trace,) = load_traces(HERE / "agents_js_history.json")
+    assert shape(trace) == [
+        ("Message", "user", None), ("Message", "assistant", 0), ("ToolCall", "get_weather", 0),
+        ("Message", "assistant", 1), ("ToolCall", "web_search", 1), ("Message", "assistant", 2),
+        ("ToolCall", "code_interpreter", 2), ("Message", "assistant", 3), ("ToolCall", "shell", 3),
+        ("Message", "assistant", None)]
+    assert trace.events[1].extra == {"reasoning": ["Call the weather tool first."],
+                                     "reasoning_text": ["The user wants weather and news."],
+                                     "items": [{"type": "reasoning", "id": "rs_js"}]}
+    weather, search, code, shell = trace.calls
+    assert (weather.call_id, weather.args, weather.output) == (
+        "call_tokyo", {"city": "Tokyo"}, "The weather in Tokyo is sunny.")
+    assert (search.call_id, search.args) == ("ws_js", {"type": "search", "query": "Tokyo news today"})
+    assert (code.args, code.output, code.extra["item"]) == ({"code": "print(2 + 2)"}, "4", "hosted_tool_call")
+    assert shell.error and shell.args == {"commands": ["ls /news"], "timeoutMs": 1000}
 
 
 def test_json_list_of_records_and_a_continued_response():
