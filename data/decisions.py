@@ -49,8 +49,9 @@ def decision_positions(events: list[Event]) -> Iterator[tuple[int, list[ToolCall
             # After a tool turn or a user message the LLM generated, even if the log kept no text.
             if isinstance(prev, ToolCall) or (isinstance(prev, Message) and prev.role == "user"):
                 yield i, []
-    if n and isinstance(events[-1], ToolCall):
-        # The trace ends on a tool result: the agent answered from it.
+    if n and isinstance(events[-1], ToolCall) and (events[-1].output is not None or events[-1].error):
+        # The trace ends on a tool result: the agent answered from it. A last call with no result (a run
+        # interrupted before the tool ran, as a human-in-the-loop checkpoint is) ends with no answer.
         yield n, []
 
 

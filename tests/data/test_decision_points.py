@@ -65,6 +65,15 @@ def test_logs_without_assistant_text():
     assert [len(p[0]) for p in ps] == [1, 2, 3, 4, 5]  # the last point: the trace ends on a tool result
 
 
+def test_a_trace_interrupted_before_its_last_call_ran_ends_with_no_answer():
+    """A checkpoint taken before the tool ran (LangGraph's interrupt_before): nobody answered after it."""
+    t = trace(Message("user", "refund #W1"), Message("assistant", "", turn=0),
+              ToolCall("c1", 0, "refund", {"id": "#W1"}))
+    assert [p[1] for p in points(t)] == [["refund"]]
+    failed = trace(Message("user", "refund #W1"), ToolCall("c1", 0, "refund", {"id": "#W1"}, error=True))
+    assert [p[1] for p in points(failed)] == [["refund"], [RESPOND]]  # an error is a result the LLM saw
+
+
 def test_two_user_messages_in_a_row_mean_the_agent_answered_between():
     t = trace(Message("user", "a"), Message("user", "b"))
     assert [p[1] for p in points(t)] == [[RESPOND]]
