@@ -11,10 +11,12 @@ from toolcast.data import ImportReport, TraceFormatError, iter_traces
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import", help="convert agent logs into toolcast JSONL",
-        description="Read agent logs (OpenAI chat messages, Anthropic messages, OpenTelemetry GenAI spans "
-        "as OTLP JSON, tau2-bench results, or toolcast JSONL; gzip or plain; a folder means every file in "
-        "it) and write one canonical trace per line. The output file appears only when the whole import "
-        "succeeded.")
+        description="Read agent logs (OpenAI chat messages, OpenAI Responses API items and Agents SDK "
+        "histories, Anthropic messages, Google Gemini / Vertex AI contents and ADK sessions, LangChain / "
+        "LangGraph messages and state snapshots, OpenTelemetry GenAI spans as OTLP JSON, tau2-bench "
+        "results, or toolcast JSONL; detected from the content; gzip or plain; a folder means every file "
+        "in it) and write one canonical trace per line. The output file appears only when the whole "
+        "import succeeded.")
     add_input_args(p)
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="where to write the traces")
     p.set_defaults(func=run)
