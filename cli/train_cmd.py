@@ -55,6 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, help="model width (default from the config, 64)")
     p.add_argument("--layers", type=int, help="transformer layers (default 2)")
     p.add_argument(
+        "--max-tools",
+        type=int,
+        metavar="N",
+        help="candidate tools per context, the two specials included (default: 48, raised to fit the "
+        "logs' largest tool set up to 160; a tool past it is never predicted unless called earlier)",
+    )
+    p.add_argument(
         "--ema-epochs",
         type=float,
         default=1.0,
@@ -80,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from toolcast.training.train import train
 
     devices: int | str = int(args.devices) if args.devices.isdigit() else args.devices
-    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
+    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers),
+                                   ("max_tools", args.max_tools)) if v is not None}
     if "hidden" in overrides:
         overrides["intermediate"] = 2 * overrides["hidden"]
     try:
@@ -104,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             holdout=args.holdout,
             evaluate_test=not args.no_eval,
             threads=args.threads,
+            grow_tools=args.max_tools is None,
         )
     except TraceFormatError as e:
         return report_format_error(e)

@@ -22,6 +22,7 @@ sessions (`get_inputs()` / `get_outputs()`); the contract only says which axes m
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -56,6 +57,8 @@ from toolcast.predictor.onnx_contract import (
 from toolcast.predictor.onnx_manifest import check_files, read_manifest
 from toolcast.predictor.session_candidates import CandidatePool, SessionCandidates
 from toolcast.predictor.slots import SlotRow
+
+log = logging.getLogger(__name__)
 
 TOOL_SET_TOKEN_AXES = ("name_tokens", "desc_tokens", "param_tokens")
 TOOL_SETS_KEPT = 64
@@ -201,6 +204,7 @@ class Predictor:
         if not calibrated:
             self.name += "-uncalibrated"
         self._rows = RowCache()
+        self._warned_tools = False
         self._tool_sets = ToolSetCache()
         self._check_names()
 
@@ -324,6 +328,11 @@ class Predictor:
 
     def features(self, context: Context) -> Features:
         """`Featurizer.featurize(context)`, event rows cached per event (`event_arrays.RowCache`)."""
+        if len(context.tools) + len(SPECIAL_TOOLS) > self.featurizer.cfg.max_tools and not self._warned_tools:
+            self._warned_tools = True  # once per predictor: an agent's tool set rarely changes
+            log.warning("a context lists %d tools; this model takes %d (max_tools %d, set at training): the "
+                        "rest are never predicted unless called earlier in the context", len(context.tools),
+                        self.featurizer.cfg.max_tools - len(SPECIAL_TOOLS), self.featurizer.cfg.max_tools)
         return self._rows.features(self.featurizer, context)
 
     def slot_features(

@@ -30,6 +30,7 @@ from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.featurize import (
     EVENT_INPUTS,
     SLOT_INPUTS,
+    SPECIAL_TOOLS,
     TOOL_INPUTS,
     Extract,
     Featurizer,
@@ -50,7 +51,20 @@ from toolcast.training.examples import (
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "examples-v6"  # v5: looping traces out of validation and test; v6: constants rule
-TOKENIZER_FILE, VOCAB_FILE = "tokenizer.json", "vocab.json"
+TOKENIZER_FILE, VOCAB_FILE, SIZES_FILE = "tokenizer.json", "vocab.json", "sizes.json"
+MAX_TOOLS_AUTO = 160
+"""The most tools `grow_tools` makes room for. A context's tools past `max_tools` are never candidates
+(unless called earlier in it), and each example stores every tool's tokens: ~60 ints per tool."""
+
+
+def tools_needed(traces: Sequence[Trace]) -> int:
+    """`max_tools` that lets every listed tool of these traces be a candidate: specials + the largest tool
+    set (+ tools called but not listed)."""
+    need = 0
+    for t in traces:
+        names = {s.name for s in t.tools} | {c.tool for c in t.calls}
+        need = max(need, len(names))
+    return len(SPECIAL_TOOLS) + need
 
 
 def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
@@ -165,9 +179,14 @@ class NextCallDataModule(L.LightningDataModule):
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         holdout: str | None = None,
         vocab_size: int = 4000,
+        grow_tools: bool = True,
     ):
+        """grow_tools: raise `config.model.max_tools` to what the logs' largest tool set needs (up to
+        `MAX_TOOLS_AUTO`), so no listed tool is cut; False keeps it as given (and warns what is cut)."""
         super().__init__()
         self.data = [str(p) for p in data]
+        self.grow_tools = grow_tools
+        self.max_tools = config.model.max_tools
         self.config, self.extract, self.seed, self.fractions = config, extract, seed, tuple(fractions)
         self.holdout, self.vocab_size = holdout, vocab_size
         self.cache_root = Path(cache_dir)
@@ -192,6 +211,7 @@ class NextCallDataModule(L.LightningDataModule):
                     self.vocab_size,
                     self.config.train.drop_looping,
                     self.extract is not None,
+                    self.grow_tools,
                     featurizer_digest(),
                 ]
             ).encode()
@@ -209,6 +229,7 @@ class NextCallDataModule(L.LightningDataModule):
         splits = self.split_traces()
         train = splits["train"]
         log.info("traces: %s", {k: len(v) for k, v in splits.items()})
+        self.max_tools = self._size_tools([t for ts in splits.values() for t in ts])
         tok_json = train_tokenizer(corpus_texts(train), vocab_size=self.vocab_size)
         encoder = TextEncoder.from_json(tok_json)
         vocab = build_vocabularies(train, self.extract)
@@ -221,6 +242,7 @@ class NextCallDataModule(L.LightningDataModule):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         (tmp / TOKENIZER_FILE).write_text(tok_json, encoding="utf-8")
+        (tmp / SIZES_FILE).write_text(json.dumps({"max_tools": self.max_tools}), encoding="utf-8")
         vocab.save(tmp / VOCAB_FILE)
         for name, traces in splits.items():
             if traces:
@@ -259,9 +281,28 @@ class NextCallDataModule(L.LightningDataModule):
                 raise ValueError(f"holdout {self.holdout!r} matches no trace")
         return splits
 
+    def _size_tools(self, traces: Sequence[Trace]) -> int:
+        have, need = self.config.model.max_tools, tools_needed(traces)
+        if need <= have:
+            return have
+        if self.grow_tools and have < MAX_TOOLS_AUTO:
+            size = min(need, MAX_TOOLS_AUTO)
+            log.info("max_tools %d -> %d: the largest tool set in the logs has %d tools", have, size,
+                     need - len(SPECIAL_TOOLS))
+            if need <= size:
+                return size
+            have = size
+        cut = sum(1 for t in traces if len({s.name for s in t.tools} | {c.tool for c in t.calls})
+                  + len(SPECIAL_TOOLS) > have)
+        log.warning("%d traces list more than %d tools: the rest are never predicted unless called "
+                    "earlier in the context (max_tools %d; raise it with --max-tools)", cut,
+                    have - len(SPECIAL_TOOLS), have)
+        return have
+
     def model_config(self, encoder: TextEncoder, vocab: Vocabularies) -> ModelConfig:
         return replace(
             self.config.model,
+            max_tools=self.max_tools,
             text_vocab_size=encoder.vocab_size,
             n_tool_ids=vocab.n_tool_ids,
             n_agents=vocab.n_agents,
@@ -276,6 +317,9 @@ class NextCallDataModule(L.LightningDataModule):
         self.tokenizer_json = (target / TOKENIZER_FILE).read_text(encoding="utf-8")
         self.encoder = TextEncoder.from_json(self.tokenizer_json)
         self.vocab = Vocabularies.load(target / VOCAB_FILE)
+        sizes = target / SIZES_FILE
+        if sizes.exists():
+            self.max_tools = int(json.loads(sizes.read_text(encoding="utf-8"))["max_tools"])
         self.config = replace(self.config, model=self.model_config(self.encoder, self.vocab))
         for name in SPLITS:
             path = target / f"{name}.npz"

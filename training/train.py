@@ -148,6 +148,7 @@ def train(
     progress: bool = True,
     evaluate_test: bool = True,
     threads: int | None = 1,
+    grow_tools: bool = True,
 ) -> Path | None:
     """Train on the logs at `data` and write a model directory to `out`.
 
@@ -158,7 +159,8 @@ def train(
     trace metadata (e.g. `domain=retail`) moves those traces to the test split (unseen tool sets).
     threads: torch threads per process on CPU (None: torch's default). 1 by default: at this model's
     size intra-op parallelism buys little, and on a shared CPU two spinning threads per process made a
-    training step 15x slower here (5.4 s vs 0.36 s).
+    training step 15x slower here (5.4 s vs 0.36 s). grow_tools: raise `model.max_tools` to the logs'
+    largest tool set (up to `datamodule.MAX_TOOLS_AUTO`) so that no listed tool is cut from the candidates.
     Returns `out` on rank 0, None on the other ranks.
     """
     started = time.perf_counter()
@@ -169,7 +171,8 @@ def train(
     tc = replace(train_config or TrainConfig(), max_epochs=max_epochs, seed=seed)
     config = Config(model=model or ModelConfig(), train=tc)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "examples"
-    dm = NextCallDataModule(data, config, cache, extract_candidates, seed=seed, holdout=holdout)
+    dm = NextCallDataModule(data, config, cache, extract_candidates, seed=seed, holdout=holdout,
+                            grow_tools=grow_tools)
     dm.prepare_data()
     dm.setup("fit")
     config = dm.config

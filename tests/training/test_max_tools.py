@@ -1,0 +1,64 @@
+"""A tool set larger than the model's `max_tools`: training makes room for it (or says what is cut), and
+the embedded predictor warns when a context lists more tools than its model takes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from toolcast.data.schema import ToolSpec
+from toolcast.predictor.config import Config, TrainConfig, tiny_config
+from toolcast.predictor.extractors import extract_candidates
+from toolcast.training.datamodule import NextCallDataModule, tools_needed
+
+TINY = tiny_config()  # max_tools 8: two specials and six tools
+
+
+def many_tools(traces, n_extra: int):
+    extra = [ToolSpec(f"lookup_{i}", f"Look up thing {i}.") for i in range(n_extra)]
+    return [dataclasses.replace(t, tools=[*extra, *t.tools]) for t in traces]
+
+
+def write(traces, path):
+    path.write_text("".join(t.to_json() + "\n" for t in traces), encoding="utf-8")
+    return path
+
+
+def module(tmp_path, data, grow: bool) -> NextCallDataModule:
+    dm = NextCallDataModule([data], Config(model=TINY, train=TrainConfig()), tmp_path / "cache",
+                            extract_candidates, grow_tools=grow)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_tools_needed_counts_listed_and_called_tools_and_the_specials(shop_traces):
+    traces = shop_traces(3)
+    assert tools_needed(traces) == 2 + 3
+    assert tools_needed(many_tools(traces, 10)) == 2 + 13
+    assert tools_needed([dataclasses.replace(traces[0], tools=[])]) == 2 + 3  # called, never listed
+
+
+def test_training_grows_max_tools_to_the_largest_tool_set(shop_traces, tmp_path):
+    data = write(many_tools(shop_traces(12), 10), tmp_path / "logs.jsonl")
+    dm = module(tmp_path, data, grow=True)
+    assert dm.config.model.max_tools == 2 + 13
+    assert dm.examples["train"].arrays["tool_id"].shape[1] == 15  # every listed tool is a candidate
+    # A second data module on the same cache reads the size back instead of recomputing it.
+    again = NextCallDataModule([data], Config(model=TINY, train=TrainConfig()), tmp_path / "cache",
+                               extract_candidates, grow_tools=True)
+    again.setup("fit")
+    assert again.config.model.max_tools == 15
+
+
+def test_a_fixed_max_tools_is_kept_and_the_cut_is_logged(shop_traces, tmp_path, caplog):
+    data = write(many_tools(shop_traces(12), 10), tmp_path / "logs.jsonl")
+    with caplog.at_level(logging.WARNING, logger="toolcast.training.datamodule"):
+        dm = module(tmp_path, data, grow=False)
+    assert dm.config.model.max_tools == 8
+    assert any("12 traces list more than 6 tools" in r.getMessage() for r in caplog.records)
+
+
+def test_tool_sets_that_fit_leave_max_tools_alone(shop_traces, tmp_path):
+    dm = module(tmp_path, write(shop_traces(12), tmp_path / "logs.jsonl"), grow=True)
+    assert dm.config.model.max_tools == 8
