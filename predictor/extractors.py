@@ -22,6 +22,7 @@ the predictors consume it and dependencies point one way (runtime -> predictor -
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,11 @@ Found = list[tuple[str, Any]]
 
 MAX_TEXT = 20_000
 """Characters of one text read by the text extractors: a long document is not a list of arguments."""
+MAX_LEAVES = 1_000
+"""Leaves of one JSON tool output read by the extractors, in reading order: a 10,000-row listing is not
+10,000 arguments, and every value read costs the first step ~25 us and each later step a share (a 1 MB
+output took a 1 s step without it). In ../shared/data 53 outputs are longer (stock listings) and no later
+argument comes from past their 1,000th leaf."""
 MAX_WHOLE_OUTPUT = 256
 """A non-JSON tool output at most this long (one line) is itself a candidate value (an id, a path)."""
 
@@ -55,20 +61,35 @@ def _texts(event: Event) -> Iterator[tuple[str, str]]:
         return
     parsed = _output_json(event)
     if isinstance(parsed, dict | list):
-        for path, value in jsonpaths.leaves(parsed, with_keys=False):
+        budget = MAX_TEXT  # for all of the output's sentences together, as for one text
+        for path, value in itertools.islice(jsonpaths.leaves(parsed, with_keys=False), MAX_LEAVES):
             if isinstance(value, str) and len(value) >= 16 and " " in value:
-                yield path, value[:MAX_TEXT]
+                yield path, value[:budget]
+                budget -= len(value)
+                if budget <= 0:
+                    return
     elif not isinstance(parsed, str):
         yield "output", event.output[:MAX_TEXT]
     else:
         yield "output", parsed[:MAX_TEXT]
 
 
+_LAST_PARSE: tuple[str | None, Any] = (None, None)
+"""The last output parsed and its value: the extractors of one event each ask for it (10 parses of a
+5 MB output took 0.25 s). Keyed by the string's identity; the value is only read, never changed."""
+
+
 def _output_json(call: ToolCall) -> Any:
+    global _LAST_PARSE
     out = call.output
     if out is None or not out.strip() or out.lstrip()[0] not in '[{"':
         return None  # cheap guard: most non-JSON outputs fail here without an exception
-    return call.output_json()
+    last = _LAST_PARSE  # one read: another thread may replace it meanwhile
+    if last[0] is out:
+        return last[1]
+    parsed = call.output_json()
+    _LAST_PARSE = (out, parsed)
+    return parsed
 
 
 def _spans(event: Event, pattern: re.Pattern, convert: Callable[[str], Any] = str,
@@ -95,7 +116,7 @@ def json_leaf(event: Event) -> Found:
         return []
     parsed = _output_json(event)
     if isinstance(parsed, dict | list):
-        return list(jsonpaths.leaves(parsed))
+        return list(itertools.islice(jsonpaths.leaves(parsed), MAX_LEAVES))
     return []
 
 

@@ -145,3 +145,20 @@ def test_dates_only_when_they_are_calendar_dates():
     assert [v for _, v in date(DATES)] == ["2024-05-15", "2024-05-05", "2025-06-07"]
     assert date(Message("user", "on Nov. 3, 2024 and 3rd of March 2023")) == [
         ("text[3:15]", "2024-11-03"), ("text[20:37]", "2023-03-03")]
+
+
+def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
+    from toolcast.predictor import extractors
+    from toolcast.predictor.extractors import MAX_LEAVES, MAX_TEXT
+
+    rows = [{"id": f"ORD{i:06d}", "note": f"order number {i} of many"} for i in range(3 * MAX_LEAVES)]
+    call = ToolCall("c9", 0, "list_orders", {}, json.dumps(rows))
+    found = EXTRACTORS["json_leaf"].fn(call)
+    assert len(found) == MAX_LEAVES
+    assert found[:2] == [("[0].id", "ORD000000"), ("[0].note", "order number 0 of many")]
+    # Sentences inside the output: the same first leaves (rows 0-499 here), one text budget for all.
+    numbers = [v for _p, v in EXTRACTORS["number"].fn(call)]
+    assert numbers[:2] == [0, 1] and max(numbers) < MAX_LEAVES // 2
+    assert sum(len(text) for _p, text in extractors._texts(call)) <= MAX_TEXT
+    ids = {c.value for c in extract_candidates(Context([call], [], {}))}
+    assert "ORD000000" in ids and f"ORD{3 * MAX_LEAVES - 1:06d}" not in ids
