@@ -12,6 +12,7 @@ from toolcast.data.errors import ImportReport, Location, TraceFormatError
 from toolcast.data.formats import FORMATS
 from toolcast.data.formats.base import TraceFormat
 from toolcast.data.io import expand_paths, is_log_name, iter_records
+from toolcast.data.per_line import is_message_line, lines_format
 from toolcast.data.schema import Trace
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,10 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
             first = next(records, None)
             if first is None:
                 raise TraceFormatError(Location(str(path)), "the file holds no records")
-            if format != "auto":
+            if is_message_line(first[1]):  # a log written one message per line (data/per_line.py)
+                lines = [first, *records]
+                fmt, records = lines_format(path, lines, format), iter(lines[1:])
+            elif format != "auto":
                 fmt = FORMATS[format]
             elif path in named or isinstance(first[1], TraceFormatError):
                 fmt = detect_format(path, first[1])
