@@ -16,8 +16,14 @@ whose items are the API's input items. The JS Agents SDK's `result.history` (its
 A file holds one record per JSON line, a JSON list of records, or a bare list of items. A record is a
 request/response pair or saved conversation `{"input": str | [items], "output"?: [items],
 "instructions"?: str | [items], "tools"?, "model"?, "metadata"?, ...}`, a Response object
-`{"object": "response", "id", "output", "instructions", "tools", "usage", ...}`, or a bare item list
-(`to_input_list()`, `session.get_items()`). One record is one trace: instructions, input, then output.
+`{"object": "response", "id", "output", "instructions", "tools", "usage", ...}`, a bare item list
+(`to_input_list()`, `session.get_items()`), a page of items `{"object": "list", "data": [items], ...}`
+(`client.responses.input_items.list()`, `client.conversations.items.list()`: newest first by default, so
+a list where a result precedes its call, or a page from an assistant message back to a user message, is
+read reversed, `metadata["item_order"] = "desc"`), or an Agents SDK RunState (`to_state().to_json()`:
+`original_input`, then each `generated_items[].raw_item`; a call waiting for approval is kept in
+`metadata["pending_approvals"]`). One record is one trace: instructions, input, then output. Null
+top-level fields (a `model_dump()` without exclude_none) are left out of metadata.
 - trace_id / group: `metadata.id` / `metadata.group`, else the Response's `id`, else `<file stem>:<line
   or index>`; other top-level keys go to metadata (a `model` also to `agent_model`).
 - Model items that follow each other with no result or user/system message between are one LLM
@@ -37,8 +43,10 @@ request/response pair or saved conversation `{"input": str | [items], "output"?:
   unless the record continues stored state (`previous_response_id`, `conversation`, an item_reference):
   then it is kept in `metadata["earlier_call_outputs"]`. Structured outputs become JSON text; output
   content parts give their text, other parts go to `extra["result"]`.
-- `error` is True for an mcp_call `error`, a `failed` status, a shell timeout or non-zero exit code, or
-  a boolean `is_error` / `error` on a function_call_output (the API has none; never guessed from text).
+- `error` is True for an mcp_call `error`, a `failed` status, a shell timeout or non-zero exit code, a
+  boolean `is_error` / `error` on a function_call_output (the API has none), or the Agents SDK's fixed
+  text for a tool that raised ("An error occurred while running the tool. Please try again."); never
+  guessed from other text.
 - User text right after results, with no model item between, was sent with them:
   `extra["with_tool_results"]`. developer messages become role "system" with `extra["role"]`.
 - Tools: function and custom declarations, built-in tools under the names above (their configs in
@@ -74,15 +82,32 @@ def sniff(record: Any) -> bool:
 
 
 def _is_record(d: dict) -> bool:
-    """{"object": "response", "output": [...]} or {"input": ..., ...}; never a chat {"messages": ...}."""
+    """{"object": "response", "output": [...]}, {"input": ..., ...}, an item page {"object": "list", "data":
+    [items]} or an Agents SDK RunState; never a chat {"messages": ...}."""
     if "messages" in d or not isinstance(d.get("output", []), list):
         return False
     if d.get("object") == "response":
         return "output" in d
+    if _is_page(d):
+        return True
+    if _is_run_state(d):
+        return True
     value = d.get("input")
     if isinstance(value, str):  # {"input": "...", "output": "..."} instruction data is not a log of ours
         return any(k in d for k in ("output", "instructions", "model", "tools"))
     return isinstance(value, list) and _is_item_list(value, signed=False)
+
+
+def _is_page(d: dict) -> bool:
+    """`client.responses.input_items.list()` / `client.conversations.items.list()` dumped: ResponseItemList,
+    ConversationItemList {"object": "list", "data": [items], "first_id", "last_id", "has_more"}."""
+    data = d.get("data")
+    return d.get("object") == "list" and isinstance(data, list) and bool(data) and _is_item_list(data, False)
+
+
+def _is_run_state(d: dict) -> bool:
+    """The Agents SDK's `result.to_state().to_json()` (a run kept to resume after a tool approval)."""
+    return "$schemaVersion" in d and isinstance(d.get("generated_items"), list) and "original_input" in d
 
 
 def _is_item_list(items: list, signed: bool = True) -> bool:
@@ -127,37 +152,101 @@ def read(records: Records, on_error: OnError) -> Iterator[Trace]:
 
 def _trace(at: Location, record: Any, index: int | None) -> Trace:
     rec: dict[str, Any] = {} if isinstance(record, list) else expect(record, dict, at, "record")
-    if not isinstance(record, list) and "input" not in rec and "output" not in rec:
+    if isinstance(record, list) or _is_page(rec) or _is_run_state(rec):
+        return _item_trace(at, record, index)
+    if "input" not in rec and "output" not in rec:
         raise TraceFormatError(at, "is missing (expected a Responses API record with input or output items)",
                                field="input")
     raw_metadata = rec.get("metadata")
     metadata = dict(expect(raw_metadata, dict, at, "metadata")) if raw_metadata is not None else {}
     for key, value in rec.items():
-        if key not in _RECORD_KEYS:
+        if key not in _RECORD_KEYS and value is not None:  # model_dump() writes every field, null or not
             metadata.setdefault(key, value)
     trace_id, group = record_ids(metadata, at, index)
     tools, builtin = _tools(at, rec.get("tools"))
     reader = ItemReader(at, continues=rec.get("previous_response_id") is not None
                      or rec.get("conversation") is not None)
+    instructions = rec.get("instructions")
+    if isinstance(instructions, str):
+        reader.events.append(Message("system", instructions, extra={"instructions": True}))
+    elif instructions is not None:
+        reader.items(expect(instructions, (str, list), at, "instructions"), "instructions")
+    if isinstance(rec.get("input"), str):
+        reader.close()
+        reader.events.append(Message("user", rec["input"]))
+    elif rec.get("input") is not None:
+        reader.items(expect(rec["input"], (str, list), at, "input"), "input")
+    if rec.get("output") is not None:
+        reader.close()  # one response: a generation of its own
+        start = len(reader.events)
+        reader.items(expect(rec["output"], list, at, "output"), "output")
+        reader.close()
+        _response_timing(at, rec, reader.events[start:])
+    return _finish(at, reader, metadata, trace_id, group, tools, builtin)
+
+
+def _item_trace(at: Location, record: dict | list, index: int | None) -> Trace:
+    """A bare item list, an item page (maybe newest first) or a RunState: items with no request around."""
+    metadata: dict[str, Any] = {}
+    reader = ItemReader(at, continues=False)
     if isinstance(record, list):
-        reader.items(record, "")
-    else:
-        instructions = rec.get("instructions")
-        if isinstance(instructions, str):
-            reader.events.append(Message("system", instructions, extra={"instructions": True}))
-        elif instructions is not None:
-            reader.items(expect(instructions, (str, list), at, "instructions"), "instructions")
-        if isinstance(rec.get("input"), str):
-            reader.close()
-            reader.events.append(Message("user", rec["input"]))
-        elif rec.get("input") is not None:
-            reader.items(expect(rec["input"], (str, list), at, "input"), "input")
-        if rec.get("output") is not None:
-            reader.close()  # one response: a generation of its own
-            start = len(reader.events)
-            reader.items(expect(rec["output"], list, at, "output"), "output")
-            reader.close()
-            _response_timing(at, rec, reader.events[start:])
+        items, prefix = _in_order(record, False, metadata), ""
+    elif _is_page(record):
+        metadata.update({k: v for k, v in record.items() if k != "data" and v is not None})
+        items, prefix = _in_order(record["data"], True, metadata), "data"
+    else:  # RunState: the run's input, then the items it generated ({"type": "..._item", "raw_item": item})
+        metadata.update({k: record[k] for k in ("$schemaVersion", "current_turn", "current_agent")
+                         if record.get(k) is not None})
+        original = record["original_input"]
+        if isinstance(original, str):
+            reader.events.append(Message("user", original))
+        else:
+            reader.items(expect(original, list, at, "original_input"), "original_input")
+        items, prefix = [], ""
+        for i, generated in enumerate(record["generated_items"]):
+            path = f"generated_items[{i}]"
+            generated = expect(generated, dict, at, path)
+            if generated.get("type") == "tool_approval_item":  # the call again, waiting for approval
+                metadata.setdefault("pending_approvals", []).append(generated.get("raw_item"))
+                continue
+            reader.item(expect(generated.get("raw_item"), dict, at, f"{path}.raw_item"), f"{path}.raw_item")
+    if items:
+        order = metadata.get("item_order")
+        for i, item in enumerate(items):  # field paths name the item where the file has it
+            reader.item(item, f"{prefix}[{len(items) - 1 - i if order == 'desc' else i}]")
+    trace_id, group = record_ids(metadata, at, index)
+    return _finish(at, reader, metadata, trace_id, group, [], [])
+
+
+def _in_order(items: list, page: bool, metadata: dict[str, Any]) -> list:
+    """Items oldest first. The API lists a response's input items and a conversation's items newest first
+    unless asked otherwise (`order="desc"`), and the dump does not say which: a list where some result
+    comes before its call is reversed, and so is a page that starts with an assistant message and ends
+    with a user message."""
+    calls: dict[str, int] = {}
+    reverse = False
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            continue
+        call_id = item.get("call_id", item.get("callId"))
+        answer = item["type"].endswith(("_output", "_result"))
+        if answer and isinstance(call_id, str) and call_id not in calls:
+            reverse |= any(isinstance(later, dict) and later.get("call_id", later.get("callId")) == call_id
+                           and str(later.get("type")).endswith("_call") for later in items[i + 1:])
+        elif item["type"].endswith("_call") and isinstance(call_id, str):
+            calls[call_id] = i
+    if not reverse and page and len(items) > 1:
+        first, last = items[0], items[-1]
+        reverse = (isinstance(first, dict) and isinstance(last, dict) and first.get("role") == "assistant"
+                   and last.get("role") == "user")
+    if reverse:
+        metadata["item_order"] = "desc"
+        return items[::-1]
+    return items
+
+
+def _finish(at: Location, reader: ItemReader, metadata: dict[str, Any], trace_id: str, group: str,
+            tools: list[ToolSpec], builtin: list[dict]) -> Trace:
     reader.close()
     names = {t.name for t in tools}
     for spec in reader.listed:  # MCP servers' tools, once each

@@ -33,6 +33,9 @@ _JS_TYPES = {"function_call_result": "function_call_output", "computer_call_resu
 ITEM_TYPES = frozenset((*_HOSTED, *_CLIENT, *_NAMED, *_OUTPUTS, *_OTHER, *_JS_TYPES))
 __all__ = ["ITEM_TYPES", "RESPONSES_PARTS", "ItemReader"]
 _ROLES = ("user", "assistant", "system", "developer")
+# what the Agents SDK (Python's default_tool_error_function; the JS SDK adds " Error: ...") sends the model
+# as the output of a tool that raised: the only mark of a failed call in its histories and sessions
+AGENTS_TOOL_ERROR = "An error occurred while running the tool. Please try again."
 
 
 # ---- items -------------------------------------------------------------------------------------------
@@ -337,6 +340,8 @@ class ItemReader:
             else:  # strings as they are; computer screenshots, the tools a tool search loaded: JSON text
                 call.output = output_text(item.get("tools") if kind == "tool_search_output" else output)
                 used += ("tools",)
+            if isinstance(output, str) and output.startswith(AGENTS_TOOL_ERROR):  # the Agents SDK's only mark
+                call.error = True
             flags = tuple(flag for flag in ("is_error", "error") if isinstance(item.get(flag), bool))
             for flag in flags:  # not in the API; a harness's own mark of a failed call
                 call.error = item[flag]

@@ -15,7 +15,8 @@ from toolcast.data.provenance import trace_provenance
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "openai_responses"
-NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json", "agents_js_history.json"]
+NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json", "agents_js_history.json",
+         "sdk_response_dump.json", "sdk_input_items_desc.json", "agents_run_state.json"]
 FORMAT = FORMATS["openai_responses"]
 
 
@@ -282,7 +283,8 @@ BAD_RECORDS = [
 @pytest.mark.parametrize(("record", "field", "message"), BAD_RECORDS)
 def test_bad_record_names_file_line_and_field_and_skip_goes_on(tmp_path, record, field, message):
     good = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}
-    path = write_jsonl(tmp_path / "bad.jsonl", [good, record, good])
+    other = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "bye"}]}]}  # not a copy:
+    path = write_jsonl(tmp_path / "bad.jsonl", [good, record, other])  # load folds repeated records
     with pytest.raises(TraceFormatError) as info:
         load_traces(path)
     assert info.value.field == field
@@ -318,3 +320,73 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+# ---- shapes the real SDKs write (fixtures made with openai 3.54.0 / openai-agents 0.24.0: see README) ----
+
+
+def test_sdk_response_dump_with_nulls_keeps_no_null_metadata():
+    """Response.model_dump(mode="json") writes every field; the nulls say nothing and stay out."""
+    (trace,) = load_traces(HERE / "sdk_response_dump.json")
+    assert trace.trace_id == "resp_abc" and None not in trace.metadata.values()
+    assert "previous_response_id" not in trace.metadata
+    assert trace.metadata["agent_model"].startswith("gpt-4.1")
+    assert shape(trace) == [("Message", "system", None), ("Message", "assistant", 0),
+                            ("ToolCall", "get_weather", 0), ("ToolCall", "get_weather", 0)]
+    assert [t.name for t in trace.tools] == ["get_weather", "web_search"]
+
+
+def test_item_page_listed_newest_first_is_read_oldest_first():
+    """client.responses.input_items.list() (order "desc" by default) dumped as a ResponseItemList."""
+    (trace,) = load_traces(HERE / "sdk_input_items_desc.json")
+    assert trace.metadata["item_order"] == "desc" and trace.metadata["object"] == "list"
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0),
+                            ("ToolCall", "get_weather", 0), ("Message", "assistant", None)]
+    assert trace.events[2].output == "20C" and trace.events[-1].text == "It is 20C."
+    page = json.loads((HERE / "sdk_input_items_desc.json").read_text())
+    items = page["data"]
+    assert [e.text for e in load_one(page | {"data": items[::-1]}).events if isinstance(e, Message)] == \
+        [e.text for e in trace.events if isinstance(e, Message)]  # the same page in "asc" order
+    assert "item_order" not in load_one(items[::-1]).metadata
+    assert load_one(items).metadata["item_order"] == "desc"  # a bare list: its result before its call
+
+
+def test_bad_item_of_a_reversed_page_names_its_place_in_the_file():
+    page = json.loads((HERE / "sdk_input_items_desc.json").read_text())
+    page["data"][2]["arguments"] = "{oops"  # the function_call, third in the file (newest first)
+    with pytest.raises(TraceFormatError) as info:
+        load_one(page)
+    assert info.value.field == "data[2].arguments"
+
+
+def test_agents_run_state_reads_its_items_and_the_sdk_tool_error_text():
+    """result.to_state().to_json(): original_input, then generated_items[].raw_item; the SDK's fixed
+    text for a tool that raised marks the call failed."""
+    (trace,) = load_traces(HERE / "agents_run_state.json")
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0),
+                            ("ToolCall", "get_weather", 0), ("ToolCall", "get_time", 0),
+                            ("Message", "assistant", 1), ("ToolCall", "get_weather", 1),
+                            ("Message", "assistant", None)]
+    calls = [e for e in trace.events if isinstance(e, ToolCall)]
+    assert [c.error for c in calls] == [False, False, True]
+    assert trace.metadata["current_agent"] == {"name": "weather"}
+
+
+def test_agents_run_state_waiting_for_approval_keeps_the_call_once():
+    call = {"arguments": "{\"path\": \"/tmp/x\"}", "call_id": "call_del", "name": "delete_file",
+            "type": "function_call", "id": "fc_1", "status": "completed"}
+    agent = {"name": "files"}
+    state = {"$schemaVersion": "1.21", "original_input": "Delete /tmp/x",
+             "generated_items": [{"type": "tool_call_item", "raw_item": call, "agent": agent},
+                                 {"type": "tool_approval_item", "raw_item": call, "agent": agent}]}
+    trace = load_one(state)
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0),
+                            ("ToolCall", "delete_file", 0)]
+    assert trace.events[-1].output is None and trace.metadata["pending_approvals"] == [call]
+
+
+def load_one(record):
+    from toolcast.data.errors import Location
+
+    assert FORMAT.sniff(record)
+    return next(FORMAT.read([(Location("x.json"), record)], _raise))
