@@ -41,11 +41,12 @@ beside `contents`, or `{"request", "response"}` as Vertex batch prediction write
   `code_execution` call (the API puts it right after its `executableCode`);
 - the result: `response.output` when the response holds only `output`; `response.error` (and
   `error=True`) when it holds only `error`; else the whole response as JSON text; `error` is True whenever
-  `response.error` is set (the API's rule: "output" for output, "error" for error details). Code
-  execution fails when `outcome` is not `OUTCOME_OK`;
+  `response.error` is set (the API's rule: "output" for output, "error" for error details) or
+  `response.status` is "error" (the ADK docs' convention for function tools: `{"status": "error",
+  "error_message"}`). Code execution fails when `outcome` is not `OUTCOME_OK`;
 - user text sent in the same content as function responses becomes a user `Message` after them, marked
-  `extra["with_tool_results"]` (one input: the LLM did not answer between them); role `function` (older
-  SDKs' role for function responses) reads as user;
+  `extra["with_tool_results"]` (one input: the LLM did not answer between them); roles `function` (older
+  SDKs' role for function responses) and `tool` (google-adk's live runner sends responses so) read as user;
 - an SDK response's `automatic_function_calling_history` (the calls and results the SDK ran itself)
   stands for the contents when it holds at least as many turns;
 - the appended response's first candidate is the last assistant turn; its `usageMetadata` gives the

@@ -174,7 +174,7 @@ def turn_events(at: Location, turns: list[Turn]) -> list[Event]:
                                                field=path)
                     _fill(at, part, path, kind, waiting).t_end = t.end
             continue
-        if role not in ("user", "function"):
+        if role not in ("user", "function", "tool"):  # function, tool: roles other SDKs give responses
             raise TraceFormatError(at, f"unknown role {role!r} (expected user or model)",
                                    field=f"{t.path}.{rkey}")
         got = merged(segments)
@@ -231,6 +231,7 @@ def _fill(at: Location, part: dict, path: str, kind: str, waiting: _Waiting) -> 
     if response is not None:
         error = response.get("error")
         call.error = error is not None and error is not False and error != ""
+        call.error |= response.get("status") == "error"  # ADK's convention: {"status", "error_message"}
         if set(response) == {"output"}:
             call.output = output_text(response["output"])
         elif set(response) == {"error"}:

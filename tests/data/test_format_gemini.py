@@ -15,7 +15,7 @@ from toolcast.data.provenance import trace_provenance
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 GEMINI = FIXTURES / "gemini"
 NAMES = ["requests.jsonl", "sdk_dump.json", "batch.jsonl", "contents.json", "adk_session.json",
-         "adk_run_events.json"]
+         "adk_run_events.json", "sdk_tool_role_contents.json", "adk_session_sdk.json"]
 
 
 def by_id(path):
@@ -211,7 +211,7 @@ def test_adk_session_times_authors_partial_and_content_free_events():
     assert (weather.call_id, weather.t_start, weather.t_end) == ("adk-7c1d", 1750052501.5, 1750052502.0)
     assert json.loads(weather.output)["report"].startswith("The weather in New York is sunny")
     assert json.loads(clock.output)["status"] == "success"
-    assert (json.loads(london.output)["status"], london.error) == ("error", False)  # no "error" key
+    assert (json.loads(london.output)["status"], london.error) == ("error", True)  # ADK's error convention
     labels = [label.tools for _, label in trace.decision_points()]
     assert labels == [["get_weather", "get_current_time"], ["<respond>"], ["get_weather"], ["<respond>"]]
 
@@ -296,7 +296,8 @@ BAD_RECORDS = [
 @pytest.mark.parametrize(("record", "field", "message"), BAD_RECORDS)
 def test_bad_record_names_file_line_and_field_and_skip_goes_on(tmp_path, record, field, message):
     good = {"contents": [user({"text": "hi"})]}
-    path = write_jsonl(tmp_path / "bad.jsonl", [good, record, good])
+    other = {"contents": [user({"text": "bye"})]}  # not a copy: load folds repeated records
+    path = write_jsonl(tmp_path / "bad.jsonl", [good, record, other])
     with pytest.raises(TraceFormatError) as info:
         load_traces(path, format="gemini")
     assert info.value.field == field
@@ -330,3 +331,26 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+# ---- shapes the real SDKs write (google-genai 3.4.0, google-adk 2.13.0: see the fixtures' README) ----
+
+
+def test_function_responses_in_a_tool_role_content_are_results():
+    """google-adk sends function responses as types.Content(role="tool"); read like role "user"."""
+    (trace,) = load_traces(GEMINI / "sdk_tool_role_contents.json")
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0), ("ToolCall", None, 0),
+                            ("Message", "assistant", None)]
+    assert (trace.calls[0].tool, trace.calls[0].output, trace.calls[0].error) == ("get_weather", "20C", False)
+
+
+def test_adk_session_from_a_real_run_with_an_error_status_result():
+    """Session.model_dump(mode="json", by_alias=True, exclude_none=True) after a real Runner.run_async."""
+    (trace,) = load_traces(GEMINI / "adk_session_sdk.json")
+    assert trace.trace_id == "s1" and trace.metadata["appName"] == "weather_app"
+    assert [(c.tool, c.args, c.error) for c in trace.calls] == [
+        ("get_weather", {"city": "Paris"}, False), ("get_time", {"city": "Paris"}, False),
+        ("get_weather", {"city": "Atlantis"}, True)]
+    assert trace.calls[1].output == '{"result": "12:00"}'  # ADK wraps a plain return value
+    assert [c.turn for c in trace.calls] == [0, 0, 1] and trace.events[-1].text.startswith("Paris: 20C")
+    assert all(c.t_start is not None and c.t_end is not None for c in trace.calls)
