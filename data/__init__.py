@@ -5,6 +5,7 @@ Importing this package needs only the standard library; `toolcast.data.splits` n
 
 from toolcast.data.errors import ImportReport, Location, TraceFormatError
 from toolcast.data.load import FORMAT_NAMES, iter_traces, load_traces
+from toolcast.data.native import context_from_record
 from toolcast.data.schema import (
     RESPOND,
     Context,
@@ -20,6 +21,6 @@ from toolcast.data.schema import (
 
 __all__ = [
     "FORMAT_NAMES", "RESPOND", "Context", "Event", "ImportReport", "Label", "Location", "Message",
-    "SchemaError", "ToolCall", "ToolSpec", "Trace", "TraceFormatError", "canonical_args", "iter_traces",
-    "load_traces",
+    "SchemaError", "ToolCall", "ToolSpec", "Trace", "TraceFormatError", "canonical_args",
+    "context_from_record", "iter_traces", "load_traces",
 ]
