@@ -26,6 +26,8 @@ JSON line, a JSON list of them, or a bare message list. One record is one trace:
 - system / developer -> "system", human -> "user", chat by its `role` (unknown roles: "user", role kept);
   RemoveMessage ids go to `metadata["removed_message_ids"]`; fields with no canonical place stay in
   `extra` / `metadata` (empty defaults left out).
+Messages saved as their str() (`json.dumps(state, default=str)`) lost their type and calls: such a file is
+taken as LangChain's only to fail with an error that says so and how to save messages instead.
 LangChain dumps list no tools: a top-level `tools` in OpenAI ({"type": "function", "function"}), function
 ({name, description, parameters}) or Anthropic (`input_schema`) form is read, else tools is [].
 """
@@ -38,7 +40,7 @@ from typing import Any
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
 from toolcast.data.formats.chat import record_ids
-from toolcast.data.formats.langchain_messages import MessageReader, is_message
+from toolcast.data.formats.langchain_messages import MessageReader, is_message, is_message_str
 from toolcast.data.schema import SchemaError, ToolSpec, Trace
 
 SOURCE = "langchain"
@@ -70,7 +72,11 @@ def sniff(record: Any) -> bool:
         record = record[0]
     found = find_messages(record) if isinstance(record, dict) else (record, ())
     messages = found[0] if found else None
-    if not isinstance(messages, list) or not messages or not all(is_message(m) for m in messages):
+    if not isinstance(messages, list) or not messages:
+        return False
+    if all(is_message_str(m) for m in messages):  # json.dumps(default=str): taken, to say why it fails
+        return True
+    if not all(is_message(m) for m in messages):
         return False
     return not all(isinstance(m.get("role"), str) for m in messages)
 

@@ -41,6 +41,13 @@ def is_message(m: Any) -> bool:
     return _name(m.get("type")) in KINDS and (isinstance(m.get("data"), dict) or "content" in m)
 
 
+def is_message_str(m: Any) -> bool:
+    """A message's str() ("content='...' additional_kwargs={} response_metadata={} ..."), which
+    `json.dumps(state, default=str)` writes for each message: recognised only to say why it cannot be read."""
+    return isinstance(m, str) and m.startswith(("content='", 'content="', "content=[")) and any(
+        f" {key}=" in m for key in ("additional_kwargs", "tool_call_id", "id"))
+
+
 def _name(value: Any) -> str | None:
     """A string to look up in a table, or None (a list or dict from a broken log is unhashable)."""
     return value if isinstance(value, str) else None
@@ -144,6 +151,11 @@ class MessageReader:
 
     def _unwrap(self, raw: Any, path: str) -> tuple[str, dict, str]:
         """(kind, message fields, field path of those fields) of a message in any of its three forms."""
+        if is_message_str(raw):
+            raise TraceFormatError(self.at, "is a message's str(), as json.dumps(..., default=str) writes "
+                                   "it: its type, tool calls and ids are lost; save messages with "
+                                   "messages_to_dict(), dumpd() or model_dump() (e.g. default=lambda o: "
+                                   "o.model_dump())", field=path)
         m = expect(raw, dict, self.at, path)
         if m.get("lc") == 1 and m.get("type") == "constructor":
             ids, kw = expect(m.get("id"), list, self.at, f"{path}.id"), f"{path}.kwargs"

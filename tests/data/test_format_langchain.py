@@ -14,7 +14,7 @@ from toolcast.data.provenance import trace_provenance
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "langchain"
-NAMES = ["messages_to_dict.json", "graph_states.jsonl", "dumpd.json"]
+NAMES = ["messages_to_dict.json", "graph_states.jsonl", "dumpd.json", "snapshot_interrupted_dumpd.json"]
 
 
 def write_jsonl(path, records):
@@ -246,7 +246,8 @@ BAD_RECORDS = [
 @pytest.mark.parametrize(("record", "field", "message"), BAD_RECORDS)
 def test_bad_record_names_file_line_and_field_and_skip_goes_on(tmp_path, record, field, message):
     good = {"messages": [{"type": "human", "content": "hi"}, ai(content="hello")]}
-    path = write_jsonl(tmp_path / "bad.jsonl", [good, record, good])
+    other = {"messages": [{"type": "human", "content": "bye"}, ai(content="hello")]}  # load folds copies
+    path = write_jsonl(tmp_path / "bad.jsonl", [good, record, other])
     with pytest.raises(TraceFormatError) as info:
         load_traces(path, format="langchain")
     assert info.value.field == field
@@ -261,7 +262,8 @@ def test_bad_record_names_file_line_and_field_and_skip_goes_on(tmp_path, record,
 def test_bad_item_of_a_json_list_names_the_item(tmp_path):
     good = {"messages": [{"type": "human", "content": "hi"}]}
     path = tmp_path / "list.json"
-    path.write_text(json.dumps([good, {"messages": [tool("nope")]}, good]), encoding="utf-8")
+    other = {"messages": [{"type": "human", "content": "bye"}]}  # not a copy: load folds repeated records
+    path.write_text(json.dumps([good, {"messages": [tool("nope")]}, other]), encoding="utf-8")
     with pytest.raises(TraceFormatError, match=r"list\.json, line 1, record \[1\], field 'messages\[0\]"):
         load_traces(path)
     report = ImportReport()
@@ -282,3 +284,31 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+# ---- shapes the real SDKs write (langchain-core 1.7.2, langgraph 1.2.22: see the fixtures' README) ----
+
+
+def test_interrupted_graph_snapshot_ends_with_calls_that_have_no_result():
+    """graph.get_state(config) after interrupt_before=["tools"], values through dumpd()."""
+    (trace,) = load_traces(HERE / "snapshot_interrupted_dumpd.json")
+    assert trace.group == "thread-2" and trace.metadata["next"] == ["tools"]
+    assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0),
+                            ("ToolCall", "get_weather", 0), ("ToolCall", "get_time", 0)]
+    assert [c.output for c in trace.events[2:]] == [None, None]
+    assert trace.metadata["agent_model"] == "gpt-4o-mini" and trace.events[1].tokens == 8
+
+
+def test_messages_saved_as_their_str_fail_with_an_error_that_says_how_to_save_them(tmp_path):
+    """json.dumps(snapshot._asdict(), default=str) writes each message as its str(): no type, no calls."""
+    path = HERE / "snapshot_default_str.json"
+    _, first = next(iter_records(path))
+    assert [f.name for f in FORMATS.values() if f.sniff(first)] == ["langchain"]
+    with pytest.raises(TraceFormatError) as info:
+        load_traces(path)
+    assert info.value.field == "values.messages[0]"
+    assert "default=str" in info.value.reason and "messages_to_dict()" in info.value.reason
+    tool_str = "content='20C' name='get_weather' id='x' tool_call_id='call_1'"  # a ToolMessage's str()
+    assert FORMATS["langchain"].sniff({"messages": [tool_str]})
+    assert not FORMATS["langchain"].sniff({"messages": ["content=hello"]})  # plain text is no message's str()
+    assert not FORMATS["langchain"].sniff(["content='a' id='b'", {"type": "human", "content": "hi"}])
