@@ -89,7 +89,7 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
             first = next(records, None)
             if first is None:
                 raise TraceFormatError(Location(str(path)), "the file holds no records")
-            if is_message_line(first[1]):  # a log written one message per line (data/per_line.py)
+            if is_message_line(first[1], first[0]):  # a log written one message per line (data/per_line.py)
                 lines = [first, *records]
                 fmt, records = lines_format(path, lines, format), iter(lines[1:])
             elif format != "auto":

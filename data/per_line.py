@@ -4,9 +4,9 @@ Agents and logging hooks append each message (or Responses item, Gemini content,
 message) to a JSONL file as it happens. Every format already reads a bare JSON list of messages as one
 conversation, so such a file is read as that list: once, here, for all formats, not in each of them.
 
-- Which files: those whose first record is a dict that no format reads as a whole record but some
-  format reads as a one-message list (`is_message_line`). Any file whose first record a format already
-  reads is untouched, so no ordinary JSONL file changes.
+- Which files: JSON lines (or a one-line file) whose first record is a dict that no format reads as a
+  whole record but some format reads as a one-message list (`is_message_line`). Any file whose first
+  record a format already reads is untouched, so no ordinary JSONL file changes.
 - Which format: the one whose sniffer accepts all the file's messages as one list, as for a bare-list
   file; all of them, since one line cannot tell an Anthropic text message from an OpenAI one.
 - Conversations: one per file, unless the lines carry a conversation key (`SPLIT_KEYS`, the first one
@@ -40,8 +40,14 @@ SPLIT_KEYS: tuple[str, ...] = ("conversation_id", "conversationId", "session_id"
                                "threadId", "trace_id", "traceId")
 """Keys a per-message line may carry to say which conversation it belongs to, most specific first."""
 
-def is_message_line(record: Any) -> bool:
-    """A dict that no format reads as a record, but some format reads as a list of one message."""
+def is_message_line(record: Any, where: Location | None = None) -> bool:
+    """A dict that no format reads as a record, but some format reads as a list of one message.
+
+    Given its location, a record that spans several lines (a pretty-printed JSON document, whose
+    location has no line) is no line: a lone message document stays an unknown format, as before.
+    """
+    if where is not None and where.line is None:
+        return False
     if not isinstance(record, dict) or any(f.sniff(record) for f in FORMATS.values()):
         return False
     return any(f.sniff([record]) for f in FORMATS.values())

@@ -1,6 +1,7 @@
 """Logs written one message per JSON line (data/per_line.py): read as the bare message list they spell,
 errors located at the line of the bad message, conversations split by a per-line key."""
 
+import gzip
 import json
 from pathlib import Path
 
@@ -73,6 +74,25 @@ def test_the_format_is_chosen_from_all_lines_not_the_first():
 def test_one_line_file_is_a_conversation_of_one_message(tmp_path):
     [trace] = load_traces(write_lines(tmp_path / "one.jsonl", [{"role": "user", "content": "hi"}]))
     assert [(e.role, e.text) for e in trace.events] == [("user", "hi")]
+
+
+def test_gzip_and_folder(tmp_path):
+    (tmp_path / "logs").mkdir()
+    data = (PER_LINE / "gemini.jsonl").read_bytes()
+    (tmp_path / "logs" / "chat.jsonl.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "logs" / "notes.json").write_text('{"title": "not a log"}', encoding="utf-8")
+    report = ImportReport()
+    [trace] = load_traces(tmp_path / "logs", report=report)
+    assert trace.trace_id == "chat" and report.formats == {"gemini": 1}
+    assert report.ignored == [str(tmp_path / "logs" / "notes.json")]
+
+
+def test_a_pretty_printed_message_is_no_line(tmp_path):
+    """One JSON document spanning lines is not a log written line by line: unknown format, as before."""
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"role": "user", "content": "hi"}, indent=2), encoding="utf-8")
+    with pytest.raises(TraceFormatError, match="unknown format"):
+        load_traces(path)
 
 
 # ---- errors name the file, the line and the field -----------------------------------------------------
