@@ -35,7 +35,9 @@ top-level fields (a `model_dump()` without exclude_none) are left out of metadat
 - Calls: function_call and custom_tool_call (args `{"input": text}`) by name; mcp_call and
   mcp_approval_request by name, with `server_label` in extra; built-in calls as tools named web_search,
   file_search, computer, code_interpreter, image_generation, local_shell, shell, apply_patch, with their
-  `action` / `operation` / `queries` / `code` as args. Any other `*_call` item (tool_search_call, ...):
+  `action` / `operation` / `queries` / `code` as args (null fields left out: an SDK `model_dump()` writes
+  every unset field so); a computer_call with a batch of `actions` (the computer_use tool) has args
+  `{"actions": [...]}`. Any other `*_call` item (tool_search_call, ...):
   a call named by its type, answered by its `*_output` item (with no call_id: the latest such call).
 - Results match calls by `call_id` (local_shell_call_output: `call_id`, or `id` as the spec has it); an
   mcp_approval_response records the decision on its request, and the mcp_call that ran after it

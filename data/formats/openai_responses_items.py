@@ -251,10 +251,17 @@ class ItemReader:
             value = item.get(key) if key else None
             if kind == "web_search_call" and value is not None:  # action.sources are what the search found
                 value = {k: v for k, v in expect(value, dict, at, f"{path}.action").items() if k != "sources"}
-            if kind in _CLIENT:
+            if kind == "computer_call" and value is None and item.get("actions") is not None:
+                actions = expect(item["actions"], list, at, f"{path}.actions")  # computer_use: a batch
+                args = {"actions": [{k: v for k, v in expect(a, dict, at, f"{path}.actions[{i}]").items()
+                                     if v is not None} for i, a in enumerate(actions)]}
+                used += ("actions",)
+            elif kind in _CLIENT:
                 args = expect(value, dict, at, f"{path}.{key}")
             else:
                 args = value if isinstance(value, dict) else {} if value is None else {key: value}
+            # model_dump() writes unset action fields as null: the same call whichever way it was saved
+            args = {k: v for k, v in args.items() if v is not None}
             used += (key,)
         else:  # a call type this reader does not know yet: named by its type, its arguments kept
             tool, value = kind.removesuffix("_call"), item.get("arguments", item.get("action"))

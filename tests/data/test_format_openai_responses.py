@@ -16,7 +16,8 @@ from toolcast.data.provenance import trace_provenance
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "openai_responses"
 NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json", "agents_js_history.json",
-         "sdk_response_dump.json", "sdk_input_items_desc.json", "agents_run_state.json"]
+         "sdk_response_dump.json", "sdk_input_items_desc.json", "agents_run_state.json",
+         "sdk_hosted_items_nulls.json"]
 FORMAT = FORMATS["openai_responses"]
 
 
@@ -383,6 +384,21 @@ def test_agents_run_state_waiting_for_approval_keeps_the_call_once():
     assert shape(trace) == [("Message", "user", None), ("Message", "assistant", 0),
                             ("ToolCall", "delete_file", 0)]
     assert trace.events[-1].output is None and trace.metadata["pending_approvals"] == [call]
+
+
+def test_null_action_fields_of_a_full_dump_are_not_arguments():
+    """Built-in calls dumped with nulls (ResponseOutputItem dump_python(mode="json")) give the same args
+    as dumped with exclude_none."""
+    items = json.loads((HERE / "sdk_hosted_items_nulls.json").read_text())
+    full = load_one(items)
+    bare = load_one([{k: ({a: b for a, b in v.items() if b is not None} if k == "action" else v)
+                      for k, v in item.items() if v is not None} for item in items])
+    args = [c.args for c in full.events if isinstance(c, ToolCall)]
+    assert args == [c.args for c in bare.events if isinstance(c, ToolCall)]
+    assert args[0] == {"type": "search", "query": "paris weather"}  # its sources are its result
+    assert args[2] == {"type": "exec", "command": ["ls"], "env": {}}
+    assert args[3] == {"actions": [{"type": "click", "button": "left", "x": 10, "y": 20},
+                                   {"type": "type", "text": "hello"}]}  # computer_use: a batch, no action
 
 
 def load_one(record):
