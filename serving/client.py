@@ -4,6 +4,7 @@
     calls = client.predict(context, k=3)              # sync, like any Predictor
     calls = await client.apredict(context, k=3)       # async, from the agent's event loop
     many = client.predict_batch([c1, c2], k=3)        # one HTTP request (chunked at max_batch)
+    calls = client.predict_record({"messages": messages, "tools": tools}, k=3)  # the agent's own format
 
 Needs only httpx (no FastAPI). Every failure, HTTP or transport, is a `ServingError` carrying the
 status, the server's error code and message, and the request id to look up in the server log; there
@@ -37,6 +38,12 @@ def context_body(context: Context, k: int) -> dict[str, Any]:
     """The request body of POST /v1/predict for one context (the canonical event and tool dicts)."""
     return {"events": [e.to_dict() for e in context.events], "tools": [t.to_dict() for t in context.tools],
             "metadata": context.metadata, "k": k}
+
+
+def record_body(record: Any, k: int, format: str = "auto",
+                metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request body of POST /v1/predict/native: the record as the agent holds it, read by the server."""
+    return {"record": record, "format": format, "k": k, "metadata": metadata or {}}
 
 
 def _predictions(answer: dict[str, Any]) -> list[CallPrediction]:
@@ -102,6 +109,14 @@ class Client:
             out.extend(_predictions(r) for r in self._request("POST", "/v1/predict/batch", body)["results"])
         return out
 
+    def predict_record(self, record: Any, k: int = 3, format: str = "auto",
+                       metadata: dict[str, Any] | None = None) -> list[CallPrediction]:
+        """Top-k next calls at the end of a conversation in the agent's own format (POST /v1/predict/native):
+        `{"messages": messages, "tools": tools}` (OpenAI chat), an Anthropic, Gemini or Responses body, a
+        LangChain message list. A record the server cannot read is a ServingError 422 naming the field."""
+        body = record_body(record, k, format, metadata)
+        return _predictions(self._request("POST", "/v1/predict/native", body))
+
     def info(self) -> dict[str, Any]:
         """GET /v1/model: name, version, tools, card, limits, batching."""
         return self._request("GET", "/v1/model")
@@ -146,6 +161,11 @@ class Client:
             answer = await self._arequest("POST", "/v1/predict/batch", body)
             out.extend(_predictions(r) for r in answer["results"])
         return out
+
+    async def apredict_record(self, record: Any, k: int = 3, format: str = "auto",
+                              metadata: dict[str, Any] | None = None) -> list[CallPrediction]:
+        body = record_body(record, k, format, metadata)
+        return _predictions(await self._arequest("POST", "/v1/predict/native", body))
 
     async def ainfo(self) -> dict[str, Any]:
         return await self._arequest("GET", "/v1/model")

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from toolcast.data.errors import TraceFormatError
 from toolcast.data.schema import SchemaError
 from toolcast.serving.schemas import field_loc
 
@@ -45,6 +46,17 @@ class ApiError(Exception):
         msg = str(e).split(": ", 1)[-1]
         return cls(422, f"invalid request: {e}",
                    detail=[{"loc": ["body", *field_loc(e.field)], "msg": msg, "type": "schema_error"}])
+
+    @classmethod
+    def from_format_error(cls, e: TraceFormatError, path: str = "record") -> ApiError:
+        """A record an importer cannot read as a 422 whose loc points into it (`body.record.messages.3.role`).
+
+        The importer names the field relative to the record (its location's record path, e.g. `[0]` for
+        an item of a list, then the field), so `path` + those give the field's place in the body."""
+        inner = ".".join(p for p in (e.where.record, "" if e.field == "record" else e.field or "") if p)
+        where = f"{path}.{inner}".replace(".[", "[") if inner else path
+        return cls(422, f"invalid request: {where}: {e.reason}",
+                   detail=[{"loc": ["body", *field_loc(where)], "msg": e.reason, "type": "format_error"}])
 
 
 def request_id_of(scope: Mapping[str, Any]) -> str:

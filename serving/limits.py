@@ -4,7 +4,8 @@ Each is answered with a 4xx that names the limit and the value sent, so a client
 413 for too much (body bytes, events, batch items), 422 for a k beyond the server's maximum. The body
 limit is an ASGI middleware that stops reading at the limit (a declared Content-Length over it is refused
 before any byte is read), so a huge body never reaches the JSON parser. The others are checked on the
-parsed request, before the context is converted.
+parsed request, before the context is converted (the events of a native record: on the context it
+converted to, as its messages are not its events).
 
 `document_limits` writes the configured limits into the OpenAPI schema (`maximum`, `maxItems`), and drops
 the bearer-token requirement when no token is configured, so the published contract is the one this
@@ -90,10 +91,25 @@ def check_predict_request(req: PredictRequest, settings: ServeSettings, path: st
                  f"most {settings.max_events} (send the most recent ones)", code="history_too_long",
             detail=[{"loc": [*loc, "events"], "msg": f"at most {settings.max_events} events",
                      "type": "too_long"}])
-    if req.k > settings.max_k:
+    check_k(req.k, settings, loc, path)
+
+
+def check_k(k: int, settings: ServeSettings, loc: list[str | int], path: str = "") -> None:
+    if k > settings.max_k:
         raise ApiError(
-            422, f"{path}k={req.k} is more than this server's maximum k={settings.max_k}",
+            422, f"{path}k={k} is more than this server's maximum k={settings.max_k}",
             detail=[{"loc": [*loc, "k"], "msg": f"at most {settings.max_k}", "type": "less_than_equal"}])
+
+
+def check_native_history(n_events: int, settings: ServeSettings) -> None:
+    """The limit on events, on the context a native record converted to (its messages are not events)."""
+    if n_events > settings.max_events:
+        raise ApiError(
+            413, f"history too long: record holds {n_events} events (messages, and tool calls with their "
+                 f"results); this server accepts at most {settings.max_events} (send the most recent "
+                 "messages)", code="history_too_long",
+            detail=[{"loc": ["body", "record"], "msg": f"at most {settings.max_events} events",
+                     "type": "too_long"}])
 
 
 def check_batch_size(n: int, settings: ServeSettings) -> None:
@@ -113,6 +129,9 @@ def document_limits(schema: dict[str, Any], settings: ServeSettings) -> dict[str
         req["k"]["maximum"] = settings.max_k
     if "events" in req:
         req["events"]["maxItems"] = settings.max_events
+    native = components.get("NativePredictRequest", {}).get("properties", {})
+    if "k" in native:
+        native["k"]["maximum"] = settings.max_k
     batch = components.get("BatchPredictRequest", {}).get("properties", {})
     if "requests" in batch:
         batch["requests"]["maxItems"] = settings.max_batch_items

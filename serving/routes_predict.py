@@ -1,23 +1,27 @@
-"""POST /v1/predict and POST /v1/predict/batch: contexts in, top-k calls out.
+"""POST /v1/predict, /v1/predict/batch and /v1/predict/native: contexts in, top-k calls out.
 
-Both go through the app's scheduler (micro-batcher or direct), so a batch request's contexts may share
-predictor runs with other requests'. The limits are checked before any context is converted.
+All go through the app's scheduler (micro-batcher or direct), so a batch request's contexts may share
+predictor runs with other requests'. The limits are checked before any context is converted, except the
+history limit of /v1/predict/native: a record's messages are not its events (a message may hold several
+calls, a result fills its call), so that one is checked on the converted context.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from toolcast.data.errors import TraceFormatError
 from toolcast.data.schema import SchemaError
 from toolcast.predictor.base import CallPrediction
 from toolcast.serving.auth import Authorized
 from toolcast.serving.batching import Item, Overloaded, ShuttingDown
 from toolcast.serving.errors import ApiError
-from toolcast.serving.limits import check_batch_size, check_predict_request
+from toolcast.serving.limits import check_batch_size, check_k, check_native_history, check_predict_request
 from toolcast.serving.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
     CallPredictionOut,
+    NativePredictRequest,
     PredictRequest,
     PredictResponse,
     error_responses,
@@ -48,6 +52,23 @@ async def predict_batch(body: BatchPredictRequest, state: Ready) -> BatchPredict
     answers = await _run(state, items)
     return BatchPredictResponse(results=[_response(state, a, req.k)
                                          for a, req in zip(answers, body.requests, strict=True)])
+
+
+@router.post("/predict/native", response_model=PredictResponse,
+             summary="Top-k next calls from the agent's own request body")
+async def predict_native(body: NativePredictRequest, state: Ready) -> PredictResponse:
+    """As POST /v1/predict, for a conversation in the agent's own format (OpenAI chat or Responses,
+    Anthropic, Gemini, LangChain): the record is read as `toolcast import` reads it, and the prediction is
+    for the moment after its last message. A record that cannot be read is a 422 naming its field
+    (`record.messages.3.tool_call_id`)."""
+    check_k(body.k, state.settings, ["body"])
+    try:
+        context = body.to_context(state.interner)
+    except TraceFormatError as e:
+        raise ApiError.from_format_error(e) from None
+    check_native_history(len(context.events), state.settings)
+    (answer,) = await _run(state, [(context, body.k)])
+    return _response(state, answer, body.k)
 
 
 def _context(state: ServingState, req: PredictRequest, path: str):

@@ -9,10 +9,11 @@ given for events below documents that shape for OpenAPI; `toolcast.data.schema` 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolcast.data.native import NATIVE_FORMAT_NAMES, context_of, trace_from_record
 from toolcast.data.schema import Context, Event, SchemaError, ToolSpec, event_from_dict
 from toolcast.predictor.base import CallPrediction
 from toolcast.serving.interning import EventInterner
@@ -132,6 +133,67 @@ class BatchPredictRequest(BaseModel):
                               json_schema_extra={"examples": [{"requests": [EXAMPLE_REQUEST]}]})
 
     requests: list[PredictRequest] = Field(min_length=1)
+
+
+EXAMPLE_OPENAI_RECORD = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "user", "content": "Hi, I'm mia_li_3668 and I want to change my flight."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "get_user_details", "arguments": '{"user_id": "mia_li_3668"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"reservations": ["NO6JO3"]}'},
+    ],
+    "tools": [{"type": "function", "function": {k: t[k] for k in ("name", "description", "parameters")}}
+              for t in EXAMPLE_TOOLS],
+}
+EXAMPLE_ANTHROPIC_RECORD = {
+    "system": "You are an airline agent.",
+    "messages": [
+        {"role": "user", "content": "Hi, I'm mia_li_3668 and I want to change my flight."},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "get_user_details",
+             "input": {"user_id": "mia_li_3668"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": '{"reservations": ["NO6JO3"]}'}]},
+    ],
+    "tools": [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
+              for t in EXAMPLE_TOOLS],
+}
+
+NativeFormat = Literal[NATIVE_FORMAT_NAMES]  # type: ignore[valid-type]  # ("auto", "toolcast", ...)
+
+
+class NativePredictRequest(BaseModel):
+    """A decision point as the agent holds it: the request body it is about to send to its LLM."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"record": EXAMPLE_OPENAI_RECORD, "format": "auto", "k": 3, "metadata": {}},
+        {"record": EXAMPLE_ANTHROPIC_RECORD, "format": "anthropic", "k": 3,
+         "metadata": {"agent_model": "claude-sonnet-4-5"}}]})
+
+    record: dict[str, Any] | list[Any] = Field(description=(
+        "The conversation so far in the agent's own format, as `toolcast import` reads it: an OpenAI chat "
+        "body {messages, tools}, a Responses body {input, tools} or item list, an Anthropic body "
+        "{system, messages, tools}, a Gemini body {contents, tools, systemInstruction}, a LangChain "
+        "message list, or a canonical toolcast trace. One conversation; the prediction is for its end."))
+    format: NativeFormat = Field(default="auto", description=(
+        "The record's format; `auto` picks it from the record's shape, as `toolcast import` does."))
+    k: int = Field(default=3, ge=1, le=K_CEILING, description="How many candidate calls to return.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description=(
+        "Merged over the metadata read from the record (e.g. agent_model when the record has no model)."))
+
+    def to_context(self, interner: EventInterner | None = None) -> Context:
+        """The canonical Context at the record's end; raises TraceFormatError naming the field.
+
+        With an `interner`, events equal to ones of a recent request are those objects (see
+        `PredictRequest.to_context`): an agent re-sends its whole history at every step."""
+        context = context_of(trace_from_record(self.record, self.format), self.metadata)
+        if interner is not None:
+            dicts = [e.to_dict() for e in context.events]
+            built = {id(d): e for d, e in zip(dicts, context.events, strict=True)}
+            context.events = interner.events(dicts, lambda d, _where: built[id(d)])
+        return context
 
 
 class CallPredictionOut(BaseModel):

@@ -179,8 +179,8 @@ def test_openapi_documents_limits_and_examples(fake, settings):
     assert req["properties"]["events"]["maxItems"] == 99
     assert req["examples"][0]["k"] == 3
     assert spec["components"]["schemas"]["BatchPredictRequest"]["properties"]["requests"]["maxItems"] == 5
-    assert set(spec["paths"]) == {"/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz", "/readyz",
-                                  "/metrics"}
+    assert set(spec["paths"]) == {"/v1/predict", "/v1/predict/batch", "/v1/predict/native", "/v1/model",
+                                  "/healthz", "/readyz", "/metrics"}
 
 
 def test_a_card_with_nan_is_served_as_null(settings):
