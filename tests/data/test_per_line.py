@@ -166,6 +166,13 @@ def test_line_that_is_no_message_is_named(tmp_path):
         load_traces(write_lines(tmp_path / "x.jsonl", lines))
 
 
+def test_lines_of_two_formats_are_named(tmp_path):
+    mixed = [*lines_of("openai.jsonl")[:2], lines_of("anthropic.jsonl")[1]]
+    with pytest.raises(TraceFormatError, match=r"mixed\.jsonl: each line holds one message, but no format "
+                       "reads them as one conversation"):
+        load_traces(write_lines(tmp_path / "mixed.jsonl", mixed))
+
+
 # ---- conversations split by a per-line key --------------------------------------------------------------
 
 
