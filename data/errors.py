@@ -48,6 +48,10 @@ class ImportReport:
     ignored: list[str] = field(default_factory=list)
     """Files inside a named folder that are in no known format (a README, a manifest): left out."""
     formats: dict[str, int] = field(default_factory=dict)
+    folded: int = 0
+    """Request records dropped because a longer record of the same file holds them (`toolcast.data.fold`)."""
+    conversations: int = 0
+    """Traces that the folded records were folded into."""
 
     def summary(self) -> str:
         fmts = ", ".join(f"{k}: {v}" for k, v in sorted(self.formats.items()))
@@ -56,4 +60,11 @@ class ImportReport:
             s += f"; skipped {len(self.skipped)} records"
         if self.ignored:
             s += f"; ignored {len(self.ignored)} files that hold no agent log"
+        if self.folded:
+            s += f"; {self.fold_summary()}"
         return s
+
+    def fold_summary(self) -> str:
+        """'folded 37 request records into 5 conversations': the records counted include the kept ones."""
+        return (f"folded {self.folded + self.conversations} request records into {self.conversations} "
+                "conversations (records that are a prefix of a longer one in their file; --no-fold: keep)")

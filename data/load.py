@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from toolcast.data.errors import ImportReport, Location, TraceFormatError
+from toolcast.data.fold import fold_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.formats.base import TraceFormat
 from toolcast.data.io import expand_paths, is_log_name, iter_records
@@ -51,8 +52,13 @@ def _detect_in_folder(path: Path, first_record: object, report: ImportReport) ->
 
 
 def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
-                report: ImportReport | None = None, progress: bool = False) -> Iterator[Trace]:
+                report: ImportReport | None = None, progress: bool = False,
+                fold: bool = True) -> Iterator[Trace]:
     """Yield traces from files and folders (every file under a folder), gzip or plain.
+
+    fold=True (the default) folds request logs, file by file: a trace whose content is a prefix of a
+    longer trace of the same file (one record per LLM call, each holding the conversation so far) is
+    dropped for the longest one, and counted in `report.folded` (see `toolcast.data.fold`).
 
     errors="raise" stops at the first bad record with a `TraceFormatError` naming file, line and field;
     errors="skip" leaves bad records (or whole unreadable files) out and lists them in `report.skipped`.
@@ -62,6 +68,7 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
     report = report if report is not None else ImportReport()
+    folded_before = (report.folded, report.conversations)
 
     def on_error(e: TraceFormatError) -> None:
         if errors == "raise":
@@ -105,7 +112,13 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 yield first
                 yield from records
 
-            for trace in fmt.read(all_records(), on_error):
+            traces = fmt.read(all_records(), on_error)
+            if fold:  # one file's traces at a time: request logs of a conversation share a file
+                folded = fold_traces(list(traces))
+                report.folded += folded.folded
+                report.conversations += folded.conversations
+                traces = iter(folded.traces)
+            for trace in traces:
                 report.traces += 1
                 report.formats[fmt.name] = report.formats.get(fmt.name, 0) + 1
                 yield trace
@@ -116,9 +129,14 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 bar.update(1)
     if bar is not None:
         bar.close()
+    if report.folded > folded_before[0]:  # also where no report is printed (train reads via load_splits)
+        log.info("%s", ImportReport(folded=report.folded - folded_before[0],
+                                    conversations=report.conversations - folded_before[1]).fold_summary())
 
 
 def load_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
-                report: ImportReport | None = None, progress: bool = False) -> list[Trace]:
+                report: ImportReport | None = None, progress: bool = False,
+                fold: bool = True) -> list[Trace]:
     """Read every trace from the given files and folders. See `iter_traces`."""
-    return list(iter_traces(*paths, format=format, errors=errors, report=report, progress=progress))
+    return list(iter_traces(*paths, format=format, errors=errors, report=report, progress=progress,
+                            fold=fold))

@@ -1,0 +1,172 @@
+"""Fold request logs into conversations: drop each trace that is a prefix of a longer one in its file.
+
+An LLM proxy or SDK hook (LiteLLM, Langfuse, provider request logging) writes one record per LLM call,
+each holding the whole conversation so far, often with the response appended. Every importer turns a
+record into a trace, so a conversation of N calls arrives as N traces, each a prefix of the next. Left
+alone, that counts each early step up to N times in training and eval, and, each record getting its own
+`group`, puts prefixes of one conversation on both sides of the task-grouped split (test leakage).
+
+The rule, applied within one source file (one log file holds one logger's records; never across files):
+- Two traces are compared on their events' *content*: a message's role and text; a call's tool name,
+  canonical arguments and whether it opens a new turn; a result's output and error flag. Call ids,
+  timestamps, token counts, turn numbers, `extra` and metadata are left out: loggers fill them
+  differently per request (the response's assistant message has usage tokens, its copy in the next
+  request's input has none). Tool sets must have the same names.
+- A call's result is its own item, placed after all calls of its turn. Record k ends with the calls of
+  its response, no results yet; record k+1 holds the same calls and then their results, so record k is
+  a prefix of record k+1 (parallel calls too).
+- A trace whose content equals a prefix of a longer trace is dropped; the longest keeps its own ids.
+  So is a trace identical to an earlier one, but only in a file where some trace is a strict prefix of
+  another (evidently a request log): elsewhere two equal traces may be two runs that agree.
+- Never folded: two traces that both time an event of the shared prefix, at different times. They are
+  separate runs that happen to agree (repeated trials of a deterministic agent: 17 tau2 "no-user"
+  simulations of ../shared/data); a request's input carries no times.
+- A conversation whose system prompt changed between calls does not fold: its records differ from
+  their first event.
+- Branching (retries, regenerations: two records share a prefix, then diverge) drops nothing. The
+  traces that share a dropped trace's content as their prefix are one conversation, so they get one
+  `group`: that of the earliest of them, and the split keeps them on one side.
+
+Linear in the size of the file's traces: each event's content is hashed once, prefix hashes roll, and
+dicts map (tool names, prefix hash) to traces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from toolcast.data.schema import Message, ToolCall, Trace, canonical_args
+
+_DIGEST = 16  # bytes of blake2b: collisions are out of reach at any log size
+
+
+@dataclass
+class FoldResult:
+    """What folding one file's traces gave: the kept traces (in file order) and what was merged."""
+
+    traces: list[Trace]
+    folded: int = 0
+    """Traces dropped because a longer (or an earlier identical) trace holds all of their content."""
+    conversations: int = 0
+    """Kept traces that absorbed at least one dropped trace."""
+    regrouped: list[str] = field(default_factory=list)
+    """trace_ids of kept traces whose `group` changed to their branch-mates' (branching conversations)."""
+
+
+def content_items(trace: Trace) -> Iterator[bytes]:
+    """The trace's content as a sequence of items, each a digest; see the module docstring."""
+    pending: list[ToolCall] = []  # calls of the current turn, whose results follow them all
+    prev_turn: int | None = None
+
+    def flush() -> Iterator[bytes]:
+        for call in pending:
+            if call.output is not None or call.error:
+                yield _digest(["result", call.output, call.error])
+        pending.clear()
+
+    for event in trace.events:
+        if isinstance(event, ToolCall):
+            new_turn = not pending or event.turn != prev_turn
+            if new_turn:
+                yield from flush()
+            prev_turn = event.turn
+            pending.append(event)
+            yield _digest(["call", event.tool, canonical_args(event.args), new_turn])
+        else:
+            yield from flush()
+            prev_turn = None
+            assert isinstance(event, Message)
+            yield _digest(["message", event.role, event.text])
+    yield from flush()
+
+
+def _digest(item: list) -> bytes:
+    return hashlib.blake2b(json.dumps(item, ensure_ascii=False).encode(), digest_size=_DIGEST).digest()
+
+
+def prefix_hashes(trace: Trace) -> list[bytes]:
+    """Rolling hashes of every prefix of the trace's content: [h(empty), h(item 1), h(items 1-2), ...]."""
+    h = hashlib.blake2b(b"toolcast.fold", digest_size=_DIGEST).digest()
+    out = [h]
+    for item in content_items(trace):
+        h = hashlib.blake2b(h + item, digest_size=_DIGEST).digest()
+        out.append(h)
+    return out
+
+
+def distinct_runs(short: Trace, long: Trace) -> bool:
+    """True when two traces of equal content up to `short`'s end are separate runs, not one logged twice.
+
+    The sign: an event that both traces timestamp, at different times. A request's input carries no
+    times, so a conversation's records never differ there, while repeated trials of a deterministic
+    agent (tau2 "no-user" runs: same task, same calls, same texts) do. Events align by index: content
+    items follow the events' order, results being extra items (see `content_items`).
+    """
+    for a, b in zip(short.events, long.events, strict=False):
+        for x, y in ((a.t_start, b.t_start), (a.t_end, b.t_end)):
+            if x is not None and y is not None and abs(x - y) > 1e-6:
+                return True
+    return False
+
+
+def fold_traces(traces: Sequence[Trace]) -> FoldResult:
+    """Drop each trace that is a prefix of a longer one (or repeats an earlier one); see the module doc.
+
+    Call on the traces of ONE file. Kept traces keep their order and ids; only the `group` of branching
+    conversations changes, to the group of the earliest branch.
+    """
+    if len(traces) < 2:
+        return FoldResult(list(traces))
+    keys: list[list[tuple[tuple[str, ...], bytes]]] = []
+    best: dict[tuple[tuple[str, ...], bytes], int] = {}  # prefix key -> longest trace holding it (earliest)
+    for i, trace in enumerate(traces):
+        names = tuple(sorted(t.name for t in trace.tools))
+        ks = [(names, h) for h in prefix_hashes(trace)[1:]]  # the empty prefix folds nothing
+        keys.append(ks)
+        for k in ks:
+            j = best.get(k)
+            if j is None or len(keys[j]) < len(ks):
+                best[k] = i
+    into = [best[ks[-1]] if ks and best[ks[-1]] != i and not distinct_runs(traces[i], traces[best[ks[-1]]])
+            else None for i, ks in enumerate(keys)]
+    # An identical pair alone is ambiguous (a request logged twice, or two runs that happened to agree:
+    # repeated examples, untimed trials), so identical traces fold only in a file that is evidently a
+    # request log: one where some trace is a strict prefix of another.
+    request_log = any(j is not None and len(keys[j]) > len(keys[i]) for i, j in enumerate(into))
+    dropped = [j is not None and (request_log or len(keys[j]) > len(keys[i])) for i, j in enumerate(into)]
+    absorbing = {best[ks[-1]] for i, ks in enumerate(keys) if dropped[i]}
+
+    # Branches: kept traces that share the content of a dropped trace as their prefix are one
+    # conversation. Union-find over kept traces, via the dropped traces' full keys.
+    ends = {keys[i][-1]: i for i in range(len(traces)) if dropped[i]}
+    parent = list(range(len(traces)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    anchor: dict[int, int] = {}  # dropped trace -> first kept trace found holding it
+    for i, ks in enumerate(keys):
+        if dropped[i]:
+            continue
+        for k in ks:
+            d = ends.get(k)
+            if d is None:
+                continue
+            a = anchor.setdefault(d, i)
+            ra, ri = root(a), root(i)
+            if ra != ri:
+                parent[max(ra, ri)] = min(ra, ri)  # the root is the earliest trace
+    kept = [t for i, t in enumerate(traces) if not dropped[i]]
+    regrouped = []
+    for i, trace in enumerate(traces):
+        r = root(i)
+        if not dropped[i] and r != i and trace.group != traces[r].group:
+            trace.group = traces[r].group
+            regrouped.append(trace.trace_id)
+    return FoldResult(kept, folded=sum(dropped), conversations=len(absorbing), regrouped=regrouped)
