@@ -51,8 +51,12 @@ top-level fields (a `model_dump()` without exclude_none) are left out of metadat
   guessed from other text.
 - User text right after results, with no model item between, was sent with them:
   `extra["with_tool_results"]`. developer messages become role "system" with `extra["role"]`.
+- Programmatic tool calling: a `program` item is a call of tool "program" (args `{"code"}`) answered by
+  its `program_output`'s `result`; the function calls its code made (`caller.type` "program") follow it in
+  the same turn.
 - Tools: function and custom declarations, built-in tools under the names above (their configs in
-  `metadata["builtin_tools"]`), and the tools of mcp_list_tools items (with their annotations). Unknown
+  `metadata["builtin_tools"]`), the tools of mcp_list_tools items (with their annotations) and the
+  function tools of `additional_tools` items. Unknown
   item types go to `metadata["other_items"]` with their field path; item keys with no canonical field go
   to `extra`.
 """

@@ -26,7 +26,8 @@ _NAMED = ("function_call", "custom_tool_call", "mcp_call", "mcp_approval_request
 _OUTPUTS = ("function_call_output", "custom_tool_call_output", "computer_call_output",
             "local_shell_call_output", "shell_call_output", "apply_patch_call_output")  # call id required
 _OTHER = ("message", "reasoning", "mcp_list_tools", "mcp_approval_response", "item_reference", "compaction",
-          "tool_search_call", "tool_search_output")
+          "tool_search_call", "tool_search_output", "program_output", "additional_tools",
+          "configuration_update", "compaction_trigger")
 # the OpenAI Agents SDK for JavaScript (`result.history`) names a few items its own way
 _JS_TYPES = {"function_call_result": "function_call_output", "computer_call_result": "computer_call_output",
              "program": "program_call", "hosted_tool_call": "hosted_tool_call", "unknown": "unknown"}
@@ -160,6 +161,8 @@ class ItemReader:
             self._result(item, path, kind)
         elif kind == "mcp_list_tools":
             self._list_tools(item, path)
+        elif kind == "additional_tools":  # tools made available from here on: function tools are the trace's
+            self._more_tools(item, path)
         else:  # item_reference, compaction, ...: state the server keeps; not events of this trace
             self.continues |= kind == "item_reference"
             self.other.append({"path": path, "item": item})
@@ -345,8 +348,9 @@ class ItemReader:
                 if parts:
                     call.extra["result"] = parts
             else:  # strings as they are; computer screenshots, the tools a tool search loaded: JSON text
-                call.output = output_text(item.get("tools") if kind == "tool_search_output" else output)
-                used += ("tools",)
+                value = {"tool_search_output": item.get("tools"), "program_output": item.get("result")}
+                call.output = output_text(value.get(kind, output))
+                used += ("tools", "result") if kind in value else ()
             if isinstance(output, str) and output.startswith(AGENTS_TOOL_ERROR):  # the Agents SDK's only mark
                 call.error = True
             flags = tuple(flag for flag in ("is_error", "error") if isinstance(item.get(flag), bool))
@@ -358,6 +362,20 @@ class ItemReader:
             rest["status"] = status
         if rest:
             call.extra.setdefault("result", {}).update(rest)
+
+    def _more_tools(self, item: dict, path: str) -> None:
+        other = []
+        for i, tool in enumerate(expect(item.get("tools") or [], list, self.at, f"{path}.tools")):
+            tool = expect(tool, dict, self.at, f"{path}.tools[{i}]")
+            if tool.get("type", "function") != "function":
+                other.append(tool)
+                continue
+            d = {k: tool.get(k) for k in ("name", "description", "parameters")}
+            try:
+                self.listed.append(ToolSpec.from_dict(d, f"{path}.tools[{i}]."))
+            except SchemaError as e:
+                raise schema_error(self.at, e) from None
+        self.other.append({"path": path, "item": {**item, "tools": other}})
 
     def _list_tools(self, item: dict, path: str) -> None:
         for i, tool in enumerate(expect(item.get("tools") or [], list, self.at, f"{path}.tools")):

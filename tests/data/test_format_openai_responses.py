@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "openai_responses"
 NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json", "agents_js_history.json",
          "sdk_response_dump.json", "sdk_input_items_desc.json", "agents_run_state.json",
-         "sdk_hosted_items_nulls.json"]
+         "sdk_hosted_items_nulls.json", "sdk_program_items.json"]
 FORMAT = FORMATS["openai_responses"]
 
 
@@ -399,6 +399,17 @@ def test_null_action_fields_of_a_full_dump_are_not_arguments():
     assert args[2] == {"type": "exec", "command": ["ls"], "env": {}}
     assert args[3] == {"actions": [{"type": "click", "button": "left", "x": 10, "y": 20},
                                    {"type": "type", "text": "hello"}]}  # computer_use: a batch, no action
+
+
+def test_programmatic_tool_calling_and_additional_tools_items():
+    """openai 3.54 item types: additional_tools, program / program_output, a function_call whose caller
+    is the program. A list holding them was not even detected."""
+    (trace,) = load_traces(HERE / "sdk_program_items.json")
+    assert [t.name for t in trace.tools] == ["get_weather"]
+    program, weather = [e for e in trace.events if isinstance(e, ToolCall)]
+    assert (program.tool, program.output) == ("program", "20C") and "get_weather" in program.args["code"]
+    assert (weather.turn, weather.output, weather.extra["caller"]["caller_id"]) == (0, "20C", "call_prog")
+    assert trace.metadata["other_items"][0]["item"]["type"] == "additional_tools"
 
 
 def load_one(record):
