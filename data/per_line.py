@@ -40,6 +40,7 @@ SPLIT_KEYS: tuple[str, ...] = ("conversation_id", "conversationId", "session_id"
                                "threadId", "trace_id", "traceId")
 """Keys a per-message line may carry to say which conversation it belongs to, most specific first."""
 
+
 def is_message_line(record: Any, where: Location | None = None) -> bool:
     """A dict that no format reads as a record, but some format reads as a list of one message.
 
