@@ -28,6 +28,9 @@ def add_input_args(p: argparse.ArgumentParser, *, nargs: str = "+", flag: str | 
                    help="log format; auto detects it from each file's content (default: auto)")
     p.add_argument("--errors", default="raise", choices=("raise", "skip"),
                    help="on a bad record: stop with an error (raise) or leave it out and report it (skip)")
+    p.add_argument("--no-fold", dest="fold", action="store_false",
+                   help="keep request-log records that are a prefix of a longer record in their file (folded "
+                        "into one trace per conversation by default)")
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -85,9 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     report = ImportReport()
     try:
-        data = load_traces(*args.data, format=args.format, errors=args.errors, report=report, progress=True)
+        data = load_traces(*args.data, format=args.format, errors=args.errors, report=report, progress=True,
+                           fold=args.fold)
         train = (load_traces(*args.train, format=args.format, errors=args.errors, report=report,
-                             progress=True) if args.train else None)
+                             progress=True, fold=args.fold) if args.train else None)
     except TraceFormatError as e:
         return report_format_error(e)
     if args.model and args.train:

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with atomic_output(args.out) as f:
             for trace in iter_traces(*args.inputs, format=args.format, errors=args.errors, report=report,
-                                     progress=True):
+                                     progress=True, fold=args.fold):
                 f.write(trace.to_json())
                 f.write("\n")
     except TraceFormatError as e:

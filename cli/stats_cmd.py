@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     report = ImportReport()
     try:
         traces = load_traces(*args.inputs, format=args.format, errors=args.errors, report=report,
-                             progress=True)
+                             progress=True, fold=args.fold)
     except TraceFormatError as e:
         return report_format_error(e)
     s = corpus_stats(traces, top=args.top)

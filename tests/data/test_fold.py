@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from toolcast.cli.main import main
 from toolcast.data import ImportReport, Message, ToolCall, ToolSpec, Trace, canonical_args, load_traces
 from toolcast.data.fold import content_items, fold_traces
 from toolcast.data.load import iter_traces
@@ -260,3 +261,17 @@ def test_iter_traces_and_load_traces_agree(tmp_path):
         assert listed == streamed and r1 == r2
         assert len(listed) == (2 if fold else len(log))
         assert r1.folded == (len(log) - 2 if fold else 0)
+
+
+def test_import_and_stats_say_what_was_folded_and_no_fold_keeps_all(tmp_path, capsys):
+    log = [r for t in tau2_traces() for r in request_log(openai_record(t))]
+    src = write_jsonl(tmp_path / "log.jsonl", log)
+    out = tmp_path / "traces.jsonl"
+    assert main(["import", str(src), "--out", str(out)]) == 0
+    assert f"folded {len(log)} request records into 2 conversations" in capsys.readouterr().out
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    assert main(["import", str(src), "--out", str(out), "--no-fold"]) == 0
+    assert "folded" not in capsys.readouterr().out
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(log)
+    assert main(["stats", str(src), "--no-fold", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["traces"] == len(log)
