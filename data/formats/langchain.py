@@ -10,8 +10,10 @@ Messages come in three dumped forms: `messages_to_dict` {"type", "data"} (types 
 function, tool, remove, *MessageChunk), `dumpd` {"lc": 1, "type": "constructor", "id": [..., "AIMessage"],
 "kwargs"} (LangChain.js ids too) and `model_dump()` (the fields inline with their `type`). A record is
 {"messages": [...], "tools"?, "metadata"?}, a LangGraph state snapshot or API thread state
-(`values.messages`), a checkpoint (`channel_values.messages`) or a checkpoint tuple; a file holds one per
-JSON line, a JSON list of them, or a bare message list. One record is one trace:
+(`values.messages`), a checkpoint (`channel_values.messages`; a thread's first, input checkpoint holds
+only `channel_values.__start__.messages`) or a checkpoint tuple (`checkpointer.list(config)` gives a list
+of them); a file holds one per JSON line, a JSON list of them, or a bare message list. One record is one
+trace:
 - trace_id / group: `metadata.id` / `metadata.group`, else `<file stem>:<line or index>`; a LangGraph
   record's group defaults to its thread id, so one thread's snapshots stay on one side of a split;
 - an AI message becomes an assistant `Message` (text parts only; `thinking` / `reasoning` blocks go to
@@ -46,7 +48,9 @@ from toolcast.data.schema import SchemaError, ToolSpec, Trace
 SOURCE = "langchain"
 MESSAGE_PATHS: tuple[tuple[str, ...], ...] = (  # record, state snapshot, checkpoint, checkpoint tuple
     ("messages",), ("values", "messages"), ("channel_values", "messages"),
-    ("checkpoint", "channel_values", "messages"))
+    ("checkpoint", "channel_values", "messages"),
+    # a thread's first checkpoint (source "input", step -1): the input, not yet in the messages channel
+    ("channel_values", "__start__", "messages"), ("checkpoint", "channel_values", "__start__", "messages"))
 
 
 def find_messages(rec: dict) -> tuple[Any, tuple[str, ...]] | None:

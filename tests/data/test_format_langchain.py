@@ -14,7 +14,8 @@ from toolcast.data.provenance import trace_provenance
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "langchain"
-NAMES = ["messages_to_dict.json", "graph_states.jsonl", "dumpd.json", "snapshot_interrupted_dumpd.json"]
+NAMES = ["messages_to_dict.json", "graph_states.jsonl", "dumpd.json", "snapshot_interrupted_dumpd.json",
+         "checkpoint_list_dumpd.json"]
 
 
 def write_jsonl(path, records):
@@ -312,3 +313,12 @@ def test_messages_saved_as_their_str_fail_with_an_error_that_says_how_to_save_th
     assert FORMATS["langchain"].sniff({"messages": [tool_str]})
     assert not FORMATS["langchain"].sniff({"messages": ["content=hello"]})  # plain text is no message's str()
     assert not FORMATS["langchain"].sniff(["content='a' id='b'", {"type": "human", "content": "hi"}])
+
+
+def test_checkpoint_list_down_to_the_input_checkpoint():
+    """[dumpd(t._asdict()) for t in checkpointer.list(config)]: the last (first written) checkpoint holds the
+    input under channel_values.__start__ only; it was a missing-messages error that failed the file."""
+    traces = load_traces(HERE / "checkpoint_list_dumpd.json", fold=False)
+    assert [len(t.events) for t in traces] == [4, 1, 1] and {t.group for t in traces} == {"thread-2"}
+    assert traces[2].events[0].text == "Weather in Paris?" and traces[2].metadata["source"] == "input"
+    assert [c.output for c in traces[0].calls] == [None, None]  # interrupted before the tools ran
