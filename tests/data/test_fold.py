@@ -156,6 +156,29 @@ def test_fixtures_written_as_request_logs_fold_to_the_fixture(tmp_path, fixture,
     assert len(unfolded) == len(log)
 
 
+def test_gemini_requests_with_the_response_appended_fold_to_the_conversation(tmp_path):
+    """Each request holds the contents so far; its response (`candidates`, usage) is appended beside it."""
+    src = FIXTURES / "gemini" / "requests.jsonl"
+    records = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines()][:2]
+    log = []
+    for rec in records:  # two whole conversations: parallel calls, thoughts, ids, an error result
+        contents = rec["contents"]
+        for k, content in enumerate(contents):
+            if content["role"] == "model":
+                head = {key: v for key, v in rec.items() if key != "contents"}
+                log.append({**head, "contents": contents[:k],
+                            "candidates": [{"content": content, "finishReason": "STOP"}],
+                            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 9}})
+        if contents[-1]["role"] != "model":
+            log.append(rec)
+    report = ImportReport()
+    folded = load_traces(write_jsonl(tmp_path / "requests.jsonl", log), report=report)
+    originals = load_traces(src)[:2]
+    assert report.formats == {"gemini": 2} and report.folded == len(log) - 2
+    assert [list(content_items(t)) for t in folded] == [list(content_items(t)) for t in originals]
+    assert [decision_signature(t) for t in folded] == [decision_signature(t) for t in originals]
+
+
 def test_pending_calls_and_the_response_tokens_do_not_stop_a_fold():
     full = conversation()
     first = cut(full, 4, "r1", pending=True)  # the response's call, before its result
