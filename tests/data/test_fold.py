@@ -127,6 +127,20 @@ def test_openai_request_log_of_a_tau2_trace_folds_back_to_its_decision_points(tm
         assert list(content_items(folded)) == list(content_items(trace))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_any_subset_of_a_conversations_records_folds_into_its_longest(tmp_path, seed):
+    """Loggers drop records (sampling, crashes) and write them out of order; duplicates happen."""
+    rng = random.Random(seed)
+    trace = tau2_traces()[seed % 2]
+    records = request_log(openai_record(trace))
+    some = rng.sample(records[:-1], rng.randrange(1, len(records))) + [records[-1]] * rng.randrange(1, 3)
+    rng.shuffle(some)
+    report = ImportReport()
+    (folded,) = load_traces(write_jsonl(tmp_path / "log.jsonl", some), report=report)
+    assert report.folded == len(some) - 1
+    assert decision_signature(folded) == decision_signature(trace)
+
+
 @pytest.mark.skipif(not SHARED_TAU2.is_dir(), reason="needs ../shared/data (the real tau2 runs)")
 def test_request_log_of_a_real_tau2_run_folds_back(tmp_path):
     path = next(iter(sorted(SHARED_TAU2.glob("*airline*.json.gz"))))
