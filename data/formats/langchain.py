@@ -13,7 +13,9 @@ function, tool, remove, *MessageChunk), `dumpd` {"lc": 1, "type": "constructor",
 (`values.messages`), a checkpoint (`channel_values.messages`; a thread's first, input checkpoint holds
 only `channel_values.__start__.messages`) or a checkpoint tuple (`checkpointer.list(config)` gives a list
 of them); a file holds one per JSON line, a JSON list of them, or a bare message list. One record is one
-trace:
+trace, except LangGraph `stream_mode="updates"` chunks `{node: {"messages": [...]}}` (and `{"__interrupt__":
+...}`) written one per line: the lines in a row are one trace, trace_id the file stem, holding only what the
+nodes returned (the stream carries no input messages):
 - trace_id / group: `metadata.id` / `metadata.group`, else `<file stem>:<line or index>`; a LangGraph
   record's group defaults to its thread id, so one thread's snapshots stay on one side of a split;
 - an AI message becomes an assistant `Message` (text parts only; `thinking` / `reasoning` blocks go to
@@ -43,7 +45,7 @@ from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
 from toolcast.data.formats.chat import record_ids
 from toolcast.data.formats.langchain_messages import MessageReader, is_message, is_message_str
-from toolcast.data.schema import SchemaError, ToolSpec, Trace
+from toolcast.data.schema import Message, SchemaError, ToolSpec, Trace
 
 SOURCE = "langchain"
 MESSAGE_PATHS: tuple[tuple[str, ...], ...] = (  # record, state snapshot, checkpoint, checkpoint tuple
@@ -69,9 +71,29 @@ def _is_record_list(record: Any) -> bool:
             and not is_message(record[0]) and find_messages(record[0]) is not None)
 
 
+def _update_messages(record: Any) -> list[tuple[str, Any]] | None:
+    """A LangGraph `stream_mode="updates"` chunk {node: {"messages": [...], ...} | None, "__interrupt__"?}:
+    its (node, messages) pairs, or None when the record is no such chunk."""
+    if not isinstance(record, dict) or not record or find_messages(record) is not None:
+        return None
+    out = []
+    for node, update in record.items():
+        if node == "__interrupt__" or update is None:
+            continue
+        if not isinstance(update, dict):
+            return None
+        messages = update.get("messages")
+        if messages is not None:
+            out.append((node, messages))
+    listed = [m for _, ms in out for m in (ms if isinstance(ms, list) else [ms])]
+    return out if all(is_message(m) for m in listed) else None
+
+
 def sniff(record: Any) -> bool:
     """Records (or a bare list) whose messages are all LangChain-typed. Lists of {"role"} messages stay
     OpenAI's (chat.chat_dialect), even model_dump()s of ChatMessages."""
+    if _update_messages(record):
+        return True
     if _is_record_list(record):
         record = record[0]
     found = find_messages(record) if isinstance(record, dict) else (record, ())
@@ -86,8 +108,16 @@ def sniff(record: Any) -> bool:
 
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
-    """One trace per record; a record that fails goes to `on_error` whole, never half-read."""
+    """One trace per record (stream updates in a row: one together); a record that fails goes to
+    `on_error` whole, never half-read."""
+    updates: list[tuple[Location, dict]] = []
     for where, record in good_records(records, on_error):
+        chunk = _update_messages(record)  # in a stream, also updates with no messages and interrupts
+        if chunk is not None and (chunk or updates or "__interrupt__" in record):
+            updates.append((where, record))
+            continue
+        yield from _updates_trace(updates, on_error)
+        updates = []
         items = ([(where.child(f"[{i}]"), item, i) for i, item in enumerate(record)]
                  if _is_record_list(record) else [(where, record, None)])
         for at, item, index in items:
@@ -97,6 +127,41 @@ def read(records: Records, on_error: OnError) -> Iterator[Trace]:
                 on_error(e)
             except SchemaError as e:
                 on_error(schema_error(at, e))
+    yield from _updates_trace(updates, on_error)
+
+
+def _updates_trace(updates: list[tuple[Location, dict]], on_error: OnError) -> Iterator[Trace]:
+    """The `stream_mode="updates"` chunks of one run, written one per line: one trace (which holds no input
+    messages: the stream gives only what the nodes returned). Nodes go to each message's extra["node"],
+    interrupts to metadata["interrupts"]."""
+    if not updates:
+        return
+    at = Location(updates[0][0].path)
+    metadata: dict[str, Any] = {"stream_mode": "updates"}
+    trace_id, group = record_ids(metadata, at, None)
+    reader = MessageReader(at, metadata)
+    events = []
+    try:
+        for where, record in updates:
+            reader.at = where
+            if "__interrupt__" in record:
+                metadata.setdefault("interrupts", []).append(record["__interrupt__"])
+            for node, messages in _update_messages(record) or []:
+                listed = messages if isinstance(messages, list) else [messages]
+                new = reader.events(listed, f"{node}.messages")
+                for event in new:
+                    if isinstance(event, Message):
+                        event.extra["node"] = node
+                events += new
+        trace = Trace(trace_id=trace_id, group=group, source=SOURCE, metadata=metadata, events=events)
+        trace.validate()
+    except TraceFormatError as e:
+        on_error(e)
+        return
+    except SchemaError as e:
+        on_error(schema_error(at, e))
+        return
+    yield trace
 
 
 def _trace(at: Location, record: Any, index: int | None) -> Trace:

@@ -15,7 +15,7 @@ from toolcast.data.provenance import trace_provenance
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "langchain"
 NAMES = ["messages_to_dict.json", "graph_states.jsonl", "dumpd.json", "snapshot_interrupted_dumpd.json",
-         "checkpoint_list_dumpd.json"]
+         "checkpoint_list_dumpd.json", "stream_updates.jsonl"]
 
 
 def write_jsonl(path, records):
@@ -322,3 +322,28 @@ def test_checkpoint_list_down_to_the_input_checkpoint():
     assert [len(t.events) for t in traces] == [4, 1, 1] and {t.group for t in traces} == {"thread-2"}
     assert traces[2].events[0].text == "Weather in Paris?" and traces[2].metadata["source"] == "input"
     assert [c.output for c in traces[0].calls] == [None, None]  # interrupted before the tools ran
+
+
+def test_stream_updates_written_one_chunk_per_line_are_one_run():
+    """graph.stream(..., stream_mode="updates") chunks through dumpd(), one JSON line each, across an
+    interrupt and its resume: {node: {"messages": [...]}} and {"__interrupt__": []} lines. Was: unknown
+    format (or one trace per line)."""
+    (trace,) = load_traces(HERE / "stream_updates.jsonl")
+    assert trace.trace_id == "stream_updates" and len(trace.metadata["interrupts"]) == 2
+    assert shape(trace) == [("Message", "assistant", 0), ("ToolCall", "get_weather", 0),
+                            ("ToolCall", "get_time", 0), ("Message", "assistant", 1),
+                            ("ToolCall", "get_weather", 1)]
+    assert [c.output for c in trace.calls] == ["Paris: 20C", '{"city": "Paris", "time": "12:00"}', None]
+    assert trace.events[3].extra["node"] == "agent"
+
+
+def test_bad_message_in_a_stream_update_names_its_line(tmp_path):
+    lines = (HERE / "stream_updates.jsonl").read_text().splitlines()
+    bad = json.loads(lines[2])
+    bad["tools"]["messages"][0]["kwargs"]["tool_call_id"] = "nope"
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join([lines[0], lines[1], json.dumps(bad)]) + "\n", encoding="utf-8")
+    with pytest.raises(TraceFormatError) as info:
+        load_traces(path)
+    assert "s.jsonl, line 3" in str(info.value)
+    assert info.value.field == "tools.messages[0].kwargs.tool_call_id"
