@@ -58,7 +58,8 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
 
     fold=True (the default) folds request logs, file by file: a trace whose content is a prefix of a
     longer trace of the same file (one record per LLM call, each holding the conversation so far) is
-    dropped for the longest one, and counted in `report.folded` (see `toolcast.data.fold`).
+    dropped for the longest one, and counted in `report.folded` (see `toolcast.data.fold`). Every
+    format but toolcast's own JSONL, which `toolcast import` wrote already folded (or not, as asked).
 
     errors="raise" stops at the first bad record with a `TraceFormatError` naming file, line and field;
     errors="skip" leaves bad records (or whole unreadable files) out and lists them in `report.skipped`.
@@ -113,7 +114,10 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 yield from records
 
             traces = fmt.read(all_records(), on_error)
-            if fold:  # one file's traces at a time: request logs of a conversation share a file
+            # One file's traces at a time: request logs of a conversation share a file. toolcast's own
+            # JSONL is left as it is: `toolcast import` folded it already (or was told not to), and it
+            # streams however large it is.
+            if fold and fmt.name != "toolcast":
                 folded = fold_traces(list(traces))
                 report.folded += folded.folded
                 report.conversations += folded.conversations

@@ -312,3 +312,11 @@ def test_import_and_stats_say_what_was_folded_and_no_fold_keeps_all(tmp_path, ca
     assert len(out.read_text(encoding="utf-8").splitlines()) == len(log)
     assert main(["stats", str(src), "--no-fold", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["traces"] == len(log)
+
+
+def test_toolcast_jsonl_is_never_refolded(tmp_path):
+    """`toolcast import --no-fold` wrote it so: `train` on it must not undo that (and it streams)."""
+    full = conversation()
+    src = tmp_path / "traces.jsonl"
+    src.write_text("".join(t.to_json() + "\n" for t in [cut(full, 3, "r0"), full]), encoding="utf-8")
+    assert len(load_traces(src)) == 2
