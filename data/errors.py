@@ -66,5 +66,6 @@ class ImportReport:
 
     def fold_summary(self) -> str:
         """'folded 37 request records into 5 conversations': the records counted include the kept ones."""
-        return (f"folded {self.folded + self.conversations} request records into {self.conversations} "
-                "conversations (records that are a prefix of a longer one in their file; --no-fold: keep)")
+        n = self.conversations
+        return (f"folded {self.folded + n} request records into {n} conversation{'s' * (n != 1)} "
+                "(records that are a prefix of a longer one in their file; --no-fold: keep)")
