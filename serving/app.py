@@ -35,8 +35,10 @@ log = logging.getLogger("toolcast.serving")
 
 DESCRIPTION = """\
 Predicts which tool call an LLM agent will make next, with which arguments and how likely, from the
-history of its session (the canonical toolcast context). Limits of this server: body {max_body_bytes}
-bytes, {max_events} events per context, k <= {max_k}, {max_batch_items} contexts per batch request.
+history of its session: the canonical toolcast context (POST /v1/predict), or the request body the agent
+sends its LLM, in OpenAI, Anthropic, Gemini or LangChain form (POST /v1/predict/native). Limits of this
+server: body {max_body_bytes} bytes, {max_events} events per context, k <= {max_k}, {max_batch_items}
+contexts per batch request.
 """
 
 
