@@ -22,7 +22,10 @@ request/response pair or saved conversation `{"input": str | [items], "output"?:
 a list where a result precedes its call, or a page from an assistant message back to a user message, is
 read reversed, `metadata["item_order"] = "desc"`), or an Agents SDK RunState (`to_state().to_json()`:
 `original_input`, then each `generated_items[].raw_item`; a call waiting for approval is kept in
-`metadata["pending_approvals"]`). One record is one trace: instructions, input, then output. Null
+`metadata["pending_approvals"]`). A JSONL of streaming events (`{"type": "response.…", "sequence_number",
+...}`) gives one trace per `response.completed` / `.incomplete` / `.failed` event (its `response`, a Response
+object; the other events only repeat parts of it); a stream with no such event is an error. One record is
+one trace: instructions, input, then output. Null
 top-level fields (a `model_dump()` without exclude_none) are left out of metadata.
 - trace_id / group: `metadata.id` / `metadata.group`, else the Response's `id`, else `<file stem>:<line
   or index>`; other top-level keys go to metadata (a `model` also to `agent_model`).
@@ -80,6 +83,8 @@ _RECORD_KEYS = ("input", "output", "instructions", "tools", "metadata")
 
 
 def sniff(record: Any) -> bool:
+    if _is_stream_event(record):
+        return True
     if isinstance(record, list):
         if record and isinstance(record[0], dict) and _is_record(record[0]):
             return True
@@ -102,6 +107,15 @@ def _is_record(d: dict) -> bool:
     if isinstance(value, str):  # {"input": "...", "output": "..."} instruction data is not a log of ours
         return any(k in d for k in ("output", "instructions", "model", "tools"))
     return isinstance(value, list) and _is_item_list(value, signed=False)
+
+
+def _is_stream_event(d: Any) -> bool:
+    """A streaming event (`client.responses.create(stream=True)` / `.stream()`) as its model_dump_json()."""
+    return (isinstance(d, dict) and isinstance(d.get("type"), str) and d["type"].startswith("response.")
+            and "sequence_number" in d)
+
+
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
 def _is_page(d: dict) -> bool:
@@ -144,7 +158,22 @@ def _has_parts(item: dict) -> bool:
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
     """One trace per record; a record that fails goes to `on_error` whole (no half-read trace)."""
+    open_streams: dict[str, Location] = {}  # response id -> where its stream started, until it ends
     for where, record in good_records(records, on_error):
+        if _is_stream_event(record):  # only an ending event holds the whole Response; the rest is skipped
+            response = record.get("response")
+            rid = response.get("id") if isinstance(response, dict) else None
+            if record["type"] in _TERMINAL and isinstance(response, dict):
+                open_streams.pop(rid, None)
+                try:
+                    yield _trace(where, response, None)
+                except (TraceFormatError, SchemaError) as e:  # its fields sit under the event's "response"
+                    e = e if isinstance(e, TraceFormatError) else schema_error(where, e)
+                    field = f"response.{e.field}" if e.field else "response"
+                    on_error(TraceFormatError(e.where, e.reason, field=field))
+            elif isinstance(rid, str):
+                open_streams.setdefault(rid, where)
+            continue
         many = isinstance(record, list) and record and isinstance(record[0], dict) and _is_record(record[0])
         for i, item in enumerate(record) if many else [(None, record)]:
             at = where.child(f"[{i}]") if i is not None else where
@@ -154,6 +183,9 @@ def read(records: Records, on_error: OnError) -> Iterator[Trace]:
                 on_error(e)
             except SchemaError as e:
                 on_error(schema_error(at, e))
+    for rid, where in open_streams.items():
+        on_error(TraceFormatError(where, f"the stream of response {rid!r} has no response.completed, "
+                                  "response.incomplete or response.failed event: the log was cut off"))
 
 
 def _trace(at: Location, record: Any, index: int | None) -> Trace:

@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 HERE = FIXTURES / "openai_responses"
 NAMES = ["requests.jsonl", "response.json", "agents_session.json", "records.json", "agents_js_history.json",
          "sdk_response_dump.json", "sdk_input_items_desc.json", "agents_run_state.json",
-         "sdk_hosted_items_nulls.json", "sdk_program_items.json"]
+         "sdk_hosted_items_nulls.json", "sdk_program_items.json", "sdk_stream_events.jsonl"]
 FORMAT = FORMATS["openai_responses"]
 
 
@@ -410,6 +410,25 @@ def test_programmatic_tool_calling_and_additional_tools_items():
     assert (program.tool, program.output) == ("program", "20C") and "get_weather" in program.args["code"]
     assert (weather.turn, weather.output, weather.extra["caller"]["caller_id"]) == (0, "20C", "call_prog")
     assert trace.metadata["other_items"][0]["item"]["type"] == "additional_tools"
+
+
+def test_stream_events_give_the_completed_response_and_a_cut_stream_is_an_error(tmp_path):
+    """Streaming events saved one per line (model_dump_json): the response.completed event's Response is
+    the trace; the other events repeat parts of it."""
+    (trace,) = load_traces(HERE / "sdk_stream_events.jsonl")
+    assert trace.trace_id == "resp_abc" and trace.metadata["status"] == "completed"
+    assert [c.args for c in trace.calls] == [{"city": "Paris"}, {"city": "Rome"}]
+    lines = (HERE / "sdk_stream_events.jsonl").read_text().splitlines()
+    path = tmp_path / "cut.jsonl"
+    path.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(TraceFormatError, match=r"cut\.jsonl, line 1: the stream of response 'resp_abc'"):
+        load_traces(path)
+    last = json.loads(lines[-1])
+    last["response"]["output"][2]["arguments"] = "{oops"
+    path.write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n", encoding="utf-8")
+    with pytest.raises(TraceFormatError) as info:
+        load_traces(path)
+    assert "line 4" in str(info.value) and info.value.field == "response.output[2].arguments"
 
 
 def load_one(record):
