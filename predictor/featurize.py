@@ -27,6 +27,7 @@ import numpy as np
 
 from toolcast.data.schema import RESPOND, Context, Event, Message, ToolCall, ToolSpec
 from toolcast.predictor import cues
+from toolcast.predictor.catalog import Catalog, ToolFiller
 from toolcast.predictor.config import ModelConfig
 from toolcast.predictor.slots import Candidate, SlotFeaturizer, SlotRow, SourceCounts
 from toolcast.predictor.text import TextEncoder, split_identifier
@@ -108,6 +109,8 @@ class Vocabularies:
     """`cues.transition_keys` key -> next tool (or `<respond>`) -> count, over the training logs."""
     value_sources: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     """Tool -> slot -> `slots.source_sig` -> how many of the slot's values came from that source."""
+    catalog: Catalog = field(default_factory=dict)
+    """The tools of each agent set-up in the training logs, for contexts that list none (`catalog`)."""
 
     @property
     def n_tool_ids(self) -> int:
@@ -125,12 +128,14 @@ class Vocabularies:
             "constants": self.constants,
             "transitions": self.transitions,
             "value_sources": self.value_sources,
+            "catalog": self.catalog,
         }
 
     @classmethod
     def from_dict(cls, d: Any) -> Vocabularies:
         if not isinstance(d, dict) or not all(
-            isinstance(d.get(k, {}), dict) for k in ("tools", "agents", "kinds", "constants", "transitions")
+            isinstance(d.get(k, {}), dict)
+            for k in ("tools", "agents", "kinds", "constants", "transitions", "catalog")
         ):
             raise ValueError(
                 "vocab.json: expected an object with tools, agents, kinds, constants, transitions objects"
@@ -142,6 +147,7 @@ class Vocabularies:
             constants=d.get("constants", {}),
             transitions=d.get("transitions", {}),
             value_sources=d.get("value_sources", {}),
+            catalog=d.get("catalog", {}),
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -248,6 +254,8 @@ class Featurizer:
         self, cfg: ModelConfig, encoder: TextEncoder, vocab: Vocabularies, extract: Extract | None = None
     ):
         self.cfg, self.encoder, self.vocab, self.extract = cfg, encoder, vocab, extract
+        self.fill_tools = ToolFiller(vocab.catalog)
+        """A context that lists no tools -> one listing its agent set-up's tools (`catalog`)."""
         self._tool_text: dict[tuple[str, str, tuple[str, ...]], tuple[list[int], list[int], list[int]]] = {}
         self._desc_words: dict[str, frozenset[str]] = {}
         self._name_words: dict[str, Any] = {}
@@ -297,6 +305,7 @@ class Featurizer:
         counts (and `minus_sources` value-source counts) to leave out (training: the example's own task
         group)."""
         cfg = self.cfg
+        context = self.fill_tools(context)
         if rows is None:
             rows = event_rows(context.events, self.encoder, cfg)
         tools = tool_candidates(context, cfg.max_tools)

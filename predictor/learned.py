@@ -86,6 +86,7 @@ class LearnedPredictor:
 
     @torch.inference_mode()
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        context = self.featurizer.fill_tools(context)
         feats = self.featurizer.featurize(context)
         batch = collate([feats.arrays])
         tool_logits, state, states, tool_repr = self.model.encode(

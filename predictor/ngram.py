@@ -15,10 +15,10 @@ import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, Trace
+from toolcast.predictor.catalog import toolset_key
 
 START = "<start>"
 
@@ -58,12 +58,6 @@ def last_event_kind(context: Context) -> str:
         return "tool_error" if e.error else "tool"
     assert isinstance(e, Message)
     return e.role
-
-
-def toolset_key(metadata: dict[str, Any]) -> str:
-    """Which agent set-up a trace comes from, for logs that list no tools (tau2 keeps no schemas)."""
-    domain = metadata.get("domain") or metadata.get("category") or ""
-    return f"{metadata.get('source', '')}:{domain}"
 
 
 @dataclass

@@ -328,6 +328,7 @@ class Predictor:
 
     def features(self, context: Context) -> Features:
         """`Featurizer.featurize(context)`, event rows cached per event (`event_arrays.RowCache`)."""
+        context = self.featurizer.fill_tools(context)
         if len(context.tools) + len(SPECIAL_TOOLS) > self.featurizer.cfg.max_tools and not self._warned_tools:
             self._warned_tools = True  # once per predictor: an agent's tool set rarely changes
             log.warning("a context lists %d tools; this model takes %d (max_tools %d, set at training): the "
@@ -372,6 +373,7 @@ class Predictor:
 
     def runs(self, contexts: Sequence[Context]) -> list[Run]:
         """Featurize, run the graphs once for all `contexts`; per context, what was fed and returned."""
+        contexts = [self.featurizer.fill_tools(c) for c in contexts]
         feats = [self.features(c) for c in contexts]
         enc_in, tool_out = [], []
         for f in feats:

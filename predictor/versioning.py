@@ -18,8 +18,8 @@ FEATURIZER_MODULES: tuple[str, ...] = tuple(
     f"toolcast.{m}"
     for m in (
         "predictor.featurize", "predictor.slots", "predictor.extractors", "predictor.value_maps",
-        "predictor.cues", "predictor.text", "data.jsonpaths", "data.quality", "data.decisions",
-        "data.schema", "data.splits", "training.examples",
+        "predictor.cues", "predictor.text", "predictor.catalog", "data.jsonpaths", "data.quality",
+        "data.decisions", "data.schema", "data.splits", "training.examples",
     )
 )
 

@@ -26,6 +26,7 @@ from toolcast.data.io import expand_paths
 from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
 from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, load_splits, traces_of
+from toolcast.predictor.catalog import build_catalog
 from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.featurize import (
     EVENT_INPUTS,
@@ -59,11 +60,13 @@ MAX_TOOLS_AUTO = 160
 
 def tools_needed(traces: Sequence[Trace]) -> int:
     """`max_tools` that lets every listed tool of these traces be a candidate: specials + the largest tool
-    set (+ tools called but not listed)."""
+    set (+ tools called but not listed; for traces that list none, their set-up's whole `catalog`)."""
     need = 0
     for t in traces:
         names = {s.name for s in t.tools} | {c.tool for c in t.calls}
         need = max(need, len(names))
+    bare = build_catalog([t for t in traces if not t.tools])
+    need = max([need, *(len(tools) for key, tools in bare.items() if key)])
     return len(SPECIAL_TOOLS) + need
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args
 from toolcast.predictor import cues
+from toolcast.predictor.catalog import build_catalog
 from toolcast.predictor.featurize import (
     TOOL_ID_UNKNOWN,
     Extract,
@@ -176,6 +177,7 @@ def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Voca
         kinds={k: 1 + i for i, k in enumerate(kind_names)},
         constants=constants,
         transitions=merge_counts(transition_counts(traces).values()),
+        catalog=build_catalog(traces),
     )
 
 

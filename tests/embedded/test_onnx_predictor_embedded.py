@@ -119,7 +119,10 @@ def test_an_event_changed_in_place_is_featurized_again(predictor, expected):
 
 def test_empty_context_and_info(predictor):
     preds = predictor.predict(Context(events=[], tools=[]), k=3)
-    assert len(preds) == 1 and preds[0].is_respond and 0 < preds[0].p_call <= 1
+    # Listing no tools, it is given the tools of the training logs (`catalog`, all set-ups: no source).
+    known = {d["name"] for d in predictor.featurizer.vocab.catalog[""]}
+    assert preds and all(p.is_respond or p.tool in known for p in preds)
+    assert all(0 < p.p_call <= 1 for p in preds)
     info = predictor.info()
     assert info["tools"] and "onnxruntime" in info["version"]
 

@@ -36,7 +36,12 @@ def test_tools_needed_counts_listed_and_called_tools_and_the_specials(shop_trace
     traces = shop_traces(3)
     assert tools_needed(traces) == 2 + 3
     assert tools_needed(many_tools(traces, 10)) == 2 + 13
-    assert tools_needed([dataclasses.replace(traces[0], tools=[])]) == 2 + 3  # called, never listed
+    bare = [dataclasses.replace(t, tools=[]) for t in traces]
+    assert tools_needed(bare[:1]) == 2 + 3  # called, never listed
+    # Traces that list no tools get their set-up's catalogue: every tool the set-up's traces call.
+    events = [e for e in bare[1].events if getattr(e, "tool", "") != "get_user"]
+    other = dataclasses.replace(bare[1], events=events)
+    assert tools_needed([other]) == 2 + 2 and tools_needed([other, bare[0]]) == 2 + 3
 
 
 def test_training_grows_max_tools_to_the_largest_tool_set(shop_traces, tmp_path):
