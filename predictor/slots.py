@@ -92,7 +92,7 @@ def slot_names(spec: ToolSpec, context: Context, max_slots: int) -> list[str]:
                 names = list(e.args)
                 break
     required = spec.parameters.get("required") if isinstance(spec.parameters, dict) else None
-    req = set(required) if isinstance(required, list) else set()
+    req = {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
     return sorted(names, key=lambda n: n not in req)[:max_slots]
 
 

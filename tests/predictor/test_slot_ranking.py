@@ -207,3 +207,14 @@ def test_a_list_key_matches_the_singular_slot_that_takes_its_elements():
     assert key_text("status") == "status" and key_text("analysis") == "analysis"
     assert key_text("address") == "address"  # "ss", "us", "is" are not plurals
     assert _key_match("orders", set(key_text("order_id").split()), key_text("order_id")) == 2
+
+
+def test_a_malformed_required_list_is_read_as_its_strings_only():
+    """A tool schema whose `required` holds a list or an object (hand-written MCP schemas do) gave a
+    TypeError deep in the slot ranking: a 500 from the server."""
+    from toolcast.data.schema import Context, ToolSpec
+    from toolcast.predictor.slots import slot_names
+
+    schema = {"type": "object", "properties": {"a": {}, "b": {}}, "required": [["a"], {"b": 1}, "b"]}
+    spec = ToolSpec("t", "", schema)
+    assert slot_names(spec, Context([], [spec], {}), 3) == ["b", "a"]
