@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from toolcast.data.formats import (
     anthropic,
+    claude_code,
+    codex,
     gemini,
     langchain,
     openai,
@@ -16,8 +18,9 @@ from toolcast.data.formats.base import TraceFormat
 
 # Order matters for detection only where two sniffers could both match; the most specific goes first.
 FORMATS: dict[str, TraceFormat] = {
-    f.name: f for f in (toolcast_jsonl.FORMAT, tau2.FORMAT, otel.FORMAT, gemini.FORMAT,
-                        openai_responses.FORMAT, anthropic.FORMAT, langchain.FORMAT, openai.FORMAT)
+    f.name: f for f in (toolcast_jsonl.FORMAT, claude_code.FORMAT, codex.FORMAT, tau2.FORMAT, otel.FORMAT,
+                        gemini.FORMAT, openai_responses.FORMAT, anthropic.FORMAT, langchain.FORMAT,
+                        openai.FORMAT)
 }
 
 __all__ = ["FORMATS", "TraceFormat"]

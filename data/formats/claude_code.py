@@ -28,7 +28,8 @@ A file holds one entry per line (a JSON list of entries is read alike): `{"type"
   (output text, `is_error`), the entry's `toolUseResult` (Claude Code's structured result) goes to the
   call's `extra["toolUseResult"]`. A result whose call is not in the file (the history before a
   compaction or a resume) is kept in `metadata["unmatched_results"]`, not an error. User text sent with
-  results is marked `extra["with_tool_results"]`.
+  results is marked `extra["with_tool_results"]`. A user entry marked `isMeta` (Claude Code's own note
+  sent as user text, e.g. a local-command caveat) is a system message with `extra["role"] = "user"`.
 - Times: an entry's ISO `timestamp` is when it was written: a call starts at its tool_use line and ends
   at its result's line; an assistant message ends at its last line (its start is not logged).
 - Not events: `summary`, `system` (Claude Code's own notices, compaction boundaries, slash-command
@@ -250,7 +251,10 @@ class _Reader:
                 extra["with_tool_results"] = True
             extra.update(blocks.extra)
             text = "\n".join(blocks.texts)
-            self.events.append(Message("user", text, t_start=when, t_end=when, extra=extra))
+            role = "user"
+            if entry.get("isMeta") is True:  # Claude Code's own note (a caveat), not the person's words
+                role, extra["role"] = "system", "user"
+            self.events.append(Message(role, text, t_start=when, t_end=when, extra=extra))
         elif any(c is not None for c in filled):
             call = next(c for c in reversed(filled) if c is not None)
             extra.pop("uuid", None)
