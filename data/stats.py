@@ -67,14 +67,16 @@ def corpus_stats(traces: Iterable[Trace], top: int = 15) -> CorpusStats:
         src = per_source[_domain(t)]
         src["traces"] += 1
         src["calls"] += len(calls)
-        prev = START
+        prev, seen = START, 0
         for i, label in decision_positions(t.events):
             s.decision_points += 1
             nxt = label[0].tool if label else RESPOND
             s.respond_points += not label
+            for e in t.events[seen:i]:  # the last call before this decision point
+                if isinstance(e, ToolCall):
+                    prev = e.tool
+            seen = max(seen, i)
             transitions[(prev, nxt)] += 1
-            ctx_calls = [e for e in t.events[:i] if isinstance(e, ToolCall)]
-            prev = ctx_calls[-1].tool if ctx_calls else START
         tool_calls.update(c.tool for c in calls)
         for p in trace_provenance(t):
             kind = p.kind

@@ -61,7 +61,9 @@ def test_stats_json(tmp_path, make_trace, capsys):
     assert (d["traces"], d["calls"], d["tools"], d["groups"]) == (2, 4, 1, 1)
     # Each trace: the first call's user_id comes from the user's text; the second's is invented.
     assert d["provenance"]["user"] == 0.5
-    assert d["transitions"][0]["from"] == "<start>"
+    # From the last call before each decision point: <start> -> get_user, then get_user -> <respond>.
+    assert sorted((t["from"], t["to"], t["count"]) for t in d["transitions"]) == [
+        ("<start>", "get_user", 2), ("get_user", "<respond>", 2)]
 
 
 def test_stats_human(tmp_path, make_trace, capsys):
