@@ -176,3 +176,21 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, path):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+def test_local_shell_web_search_and_compacted_lines(tmp_path):
+    shell = {"type": "local_shell_call", "call_id": "ls1", "status": "completed",
+             "action": {"type": "exec", "command": ["ls"], "timeout_ms": None, "working_directory": None,
+                        "env": None, "user": None}}
+    query = {"type": "search", "query": "codex"}
+    search = {"type": "web_search_call", "status": "completed", "action": query}
+    go = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}
+    output = {"type": "function_call_output", "call_id": "ls1", "output": "a.txt"}
+    compacted = {"timestamp": "2025-10-29T01:00:05.000Z", "type": "compacted",
+                 "payload": {"message": "summary"}}
+    lines = [META, item(go), item(shell), item(output), item(search), compacted]
+    (trace,) = load_traces(write_jsonl(tmp_path / "r.jsonl", lines))
+    ls, web = trace.calls
+    assert (ls.tool, ls.args["command"], ls.output) == ("local_shell", ["ls"], "a.txt")
+    assert (web.tool, web.args, web.call_id) == ("web_search", query, "web_search:5")  # Codex writes no id
+    assert trace.metadata["compactions"] == [{"line": 6, "message": "summary"}]
