@@ -79,7 +79,7 @@ def sniff(record: Any) -> bool:
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
     """One trace per conversation of the file; a bad entry fails its conversation only, a line that is
-    not JSON the whole file (it could belong to any of them)."""
+    not JSON (or no object with a type) the whole file (it could belong to any of them)."""
     entries: list[tuple[Location, Any]] = []
     for where, record in records:
         if isinstance(record, TraceFormatError):

@@ -99,7 +99,6 @@ class _Rollout:
         self.calls: dict[str, ToolCall] = {}  # call_id -> call, to time and fail it
         self.exit_codes: dict[str, int] = {}  # exec_command_end events by call_id
         self.events_seen = 0
-        self.calls_seen: list[ToolCall] = []
         self.last_model_time: float | None = None
 
     def session_meta(self, at: Location, meta: dict, when: float | None) -> None:
@@ -142,7 +141,9 @@ class _Rollout:
     def _timed(self, when: float | None) -> None:
         """Times for the events the reader added: an assistant message ends at its last item's line."""
         events = self.reader.events
-        for e in events[self.events_seen:]:
+        new = events[self.events_seen:]
+        self.events_seen = len(events)
+        for e in new:
             if isinstance(e, Message) and e.role == "user" and e.text.lstrip().startswith(_CONTEXT_TAGS):
                 e.role, e.extra["role"] = "system", "user"  # Codex's own context, not the person's words
             if isinstance(e, Message):
@@ -150,14 +151,12 @@ class _Rollout:
                     e.t_end = self.last_model_time if e.t_end is None else e.t_end
                 elif e.t_start is None:
                     e.t_start = e.t_end = when
-        self.events_seen = len(events)
-        new = [e for e in events if isinstance(e, ToolCall)][len(self.calls_seen):]
-        for call in [*new, *(self.reader.open.calls if self.reader.open is not None else [])]:
+        calls = [e for e in new if isinstance(e, ToolCall)]
+        for call in [*calls, *(self.reader.open.calls if self.reader.open is not None else [])]:
             if id(call) not in self.started:  # a call starts at its item's line
                 self.started[id(call)] = when
                 call.t_start = when
             self.calls[call.extra.get("source_call_id", call.call_id)] = call
-        self.calls_seen.extend(new)
 
     def finish(self, trace_id: str) -> Trace:
         self.reader.close()
