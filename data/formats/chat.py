@@ -225,13 +225,16 @@ def open_record(at: Location, record: Any, index: int | None, record_keys: tuple
 
 
 def read_chat_records(records: Records, on_error: OnError,
-                      build: Callable[[Location, Any, int | None], Trace]) -> Iterator[Trace]:
+                      build: Callable[[Location, Any, int | None], Trace],
+                      is_record: Callable[[Any], bool] | None = None) -> Iterator[Trace]:
     """Each record of a file (a JSON list of records counts item by item) through `build`, one trace each.
 
-    A record that fails goes to `on_error` whole: no half-read trace is ever yielded.
+    `is_record` tells a list of records (read item by item) from a bare list of messages (one record);
+    by default an item with "messages" is a record. A record that fails goes to `on_error` whole: no
+    half-read trace is ever yielded.
     """
     for where, record in good_records(records, on_error):
-        for at, item, index in _items(where, record):
+        for at, item, index in _items(where, record, is_record or _has_messages):
             try:
                 yield build(at, item, index)
             except TraceFormatError as e:
@@ -240,9 +243,14 @@ def read_chat_records(records: Records, on_error: OnError,
                 on_error(schema_error(at, e))
 
 
-def _items(where: Location, record: Any) -> Iterator[tuple[Location, Any, int | None]]:
+def _has_messages(item: Any) -> bool:
+    return isinstance(item, dict) and "messages" in item
+
+
+def _items(where: Location, record: Any,
+           is_record: Callable[[Any], bool]) -> Iterator[tuple[Location, Any, int | None]]:
     """(location, record or message list, index in a JSON list) for each trace the record holds."""
-    if isinstance(record, list) and record and isinstance(record[0], dict) and "messages" in record[0]:
+    if isinstance(record, list) and record and is_record(record[0]):
         for i, item in enumerate(record):
             yield where.child(f"[{i}]"), item, i
     else:

@@ -72,9 +72,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
-from toolcast.data.formats.chat import record_ids
+from toolcast.data.errors import Location
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, schema_error
+from toolcast.data.formats.chat import read_chat_records, record_ids
 from toolcast.data.formats.gemini_contents import (
     CODE_TOOL,
     Turn,
@@ -137,18 +137,7 @@ def sniff(record: Any) -> bool:
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
     """One trace per record; a record that fails goes to `on_error` whole (never a half-read trace)."""
-    for where, record in good_records(records, on_error):
-        if isinstance(record, list) and record and _is_record(record[0]):
-            items = [(where.child(f"[{i}]"), item, i) for i, item in enumerate(record)]
-        else:
-            items = [(where, record, None)]
-        for at, item, index in items:
-            try:
-                yield _trace(at, item, index)
-            except TraceFormatError as e:
-                on_error(e)
-            except SchemaError as e:
-                on_error(schema_error(at, e))
+    return read_chat_records(records, on_error, _trace, is_record=_is_record)
 
 
 def _trace(at: Location, record: Any, index: int | None) -> Trace:
