@@ -167,20 +167,28 @@ def _call(at: Location, block: dict, path: str, book: CallBook, turn: int) -> To
 def _fill(at: Location, block: dict, path: str, book: CallBook) -> ToolCall:
     call = book.answer_or_fail(expect(block.get("tool_use_id"), str, at, f"{path}.tool_use_id"),
                                at, f"{path}.tool_use_id")
-    content = block.get("content")
     if block["type"] == "tool_result" or block["type"] == "mcp_tool_result":
-        if content is None or isinstance(content, str):
-            call.output = content
-        else:
-            inner = _blocks(at, content, f"{path}.content")
-            call.output = "\n".join(inner.texts)
-            if inner.extra or inner.calls or inner.results:
-                call.extra["result_content"] = content
+        fill_result(at, block, path, call)
     else:  # server tool results (web_search_tool_result, ...): structured content, kept as JSON text
-        call.output = output_text(content)
+        call.output = output_text(block.get("content"))
+        if block.get("is_error") is not None:
+            call.error = expect(block["is_error"], bool, at, f"{path}.is_error")
+    return call
+
+
+def fill_result(at: Location, block: dict, path: str, call: ToolCall) -> None:
+    """A `tool_result` block's content and `is_error` into its call: text blocks joined as the output
+    (other blocks kept whole in `extra["result_content"]`). Claude Code transcripts carry the same blocks."""
+    content = block.get("content")
+    if content is None or isinstance(content, str):
+        call.output = content
+    else:
+        inner = _blocks(at, content, f"{path}.content")
+        call.output = "\n".join(inner.texts)
+        if inner.extra or inner.calls or inner.results:
+            call.extra["result_content"] = content
     if block.get("is_error") is not None:
         call.error = expect(block["is_error"], bool, at, f"{path}.is_error")
-    return call
 
 
 def _output_tokens(at: Location, usage: Any, path: str) -> int | None:

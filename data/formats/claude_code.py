@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.anthropic import _blocks
+from toolcast.data.formats.anthropic import _blocks, fill_result
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, schema_error
 from toolcast.data.formats.chat import CallBook, parse_arguments
 from toolcast.data.schema import Event, Message, SchemaError, ToolCall, Trace
@@ -268,16 +268,7 @@ class _Reader:
         if call is None:
             self.metadata.setdefault("unmatched_results", []).append({"line": at.line, "block": block})
             return None
-        content = block.get("content")
-        if content is None or isinstance(content, str):
-            call.output = content
-        else:
-            inner = _blocks(at, content, f"{path}.content")
-            call.output = "\n".join(inner.texts)
-            if inner.extra or inner.calls or inner.results:
-                call.extra["result_content"] = content
-        if block.get("is_error") is not None:
-            call.error = expect(block["is_error"], bool, at, f"{path}.is_error")
+        fill_result(at, block, path, call)
         call.t_end = when
         if structured is not None:
             call.extra["toolUseResult"] = structured
