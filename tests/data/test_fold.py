@@ -258,6 +258,37 @@ def test_branches_are_all_kept_in_one_group():
     assert result.regrouped == ["b"] and result.folded == 1
 
 
+def test_conversations_sharing_only_an_opening_keep_their_groups():
+    """Many conversations open alike (system prompt, a scripted greeting): that is not one conversation."""
+    greeting = [Message("system", "Be brief."), Message("assistant", "Hello! How can I help?")]
+    opening = Trace("r0", "r0", "test", tools=[ToolSpec("lookup")], events=copy.deepcopy(greeting))
+    a, b = conversation("Find A", ("a1", "a2")), conversation("Find B", ("b1", "b2"))
+    for t, name in ((a, "a"), (b, "b")):
+        t.events[1:1] = copy.deepcopy(greeting[1:])
+        t.trace_id, t.group = name, f"g{name}"
+    result = fold_traces([opening, a, b])
+    assert [(t.trace_id, t.group) for t in result.traces] == [("a", "ga"), ("b", "gb")]
+
+
+def test_conversations_parting_where_the_user_spoke_keep_their_groups():
+    """Most is shared, but the user (or a tool) said something else: two conversations, not a retry."""
+    a, b = conversation(answers=("Done",)), conversation(answers=("Done",))
+    a.events.append(Message("user", "thanks")), b.events.append(Message("user", "and more?"))
+    a.trace_id, a.group, b.trace_id, b.group = "a", "ga", "b", "gb"
+    result = fold_traces([cut(a, 4, "r0", pending=True), a, b])
+    assert [(t.trace_id, t.group) for t in result.traces] == [("a", "ga"), ("b", "gb")]
+
+
+def test_a_separate_run_holding_all_of_a_branch_is_left_alone():
+    a, b = conversation(answers=("Yes", "More")), conversation(answers=("Yes",))
+    a.events[1].t_end, b.events[1].t_end = 1.0, 2.0  # b's content is a prefix of a's: another run
+    a.trace_id, a.group, b.trace_id, b.group = "a", "ga", "b", "gb"
+    record = cut(a, 4, "r0", pending=True)
+    record.events[1].t_end = None  # an untimed request record, a prefix of both
+    result = fold_traces([record, a, b])
+    assert [(t.trace_id, t.group) for t in result.traces] == [("a", "ga"), ("b", "gb")]
+
+
 def test_branches_without_a_record_of_their_shared_part_keep_their_groups():
     a, b = conversation(answers=("Yes",)), conversation(answers=("No",))
     a.group, b.group = "ga", "gb"
