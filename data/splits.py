@@ -10,6 +10,7 @@ the `datasets.DatasetDict` imports `datasets` when called.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -78,8 +79,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "splits"
 
 
+@functools.cache
+def importer_digest() -> str:
+    """16 hex digits over the source of the code that turns log files into traces (`toolcast.data`'s
+    modules and its formats), so that cached splits and examples follow an importer fix."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted([*here.glob("*.py"), *(here / "formats").glob("*.py")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(paths: list[Path], seed: int, fractions: Sequence[float]) -> str:
-    h = hashlib.sha256(f"v1|{seed}|{list(fractions)}".encode())
+    h = hashlib.sha256(f"v2|{importer_digest()}|{seed}|{list(fractions)}".encode())
     for p in paths:
         st = p.stat()
         h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())

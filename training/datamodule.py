@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from toolcast.data.io import expand_paths
 from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
-from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, load_splits, traces_of
+from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, importer_digest, load_splits, traces_of
 from toolcast.predictor.catalog import build_catalog
 from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.featurize import (
@@ -216,6 +216,7 @@ class NextCallDataModule(L.LightningDataModule):
                     self.extract is not None,
                     self.grow_tools,
                     featurizer_digest(),
+                    importer_digest(),
                 ]
             ).encode()
         )

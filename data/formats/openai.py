@@ -16,7 +16,9 @@ or a whole JSON file). One record is one trace:
   error. `error` is True only when the tool message says so with a boolean `is_error` / `error` field
   (the API has none; the text is never guessed from);
 - system and developer messages become role "system"; keys the canonical trace has no field for are
-  kept in `extra` (messages) or `metadata` (record).
+  kept in `extra` (messages) or `metadata` (record);
+- a request log's saved answer (`"response"`: a chat completion or an assistant message, as LLM proxies
+  such as LiteLLM log it beside the request's messages) is the last assistant message.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def _trace(at: Location, record: Any, index: int | None) -> Trace:
     rec, messages, prefix, metadata = opened.fields, opened.messages, opened.prefix, opened.metadata
     trace_id, group = opened.trace_id, opened.group
     tools = _tools(at, rec.get("tools"), "tools") + _tools(at, rec.get("functions"), "functions")
-    events = _events(at, messages, prefix)
+    items = [(f"{prefix}[{j}]", m) for j, m in enumerate(messages)]
+    answer = _response(at, rec.get("response"), metadata)
+    events = _events(at, items + answer)
     trace = Trace(trace_id=trace_id, group=group, source=SOURCE, metadata=metadata, tools=tools,
                   events=events)
     trace.validate()
@@ -71,13 +75,38 @@ def _tools(at: Location, tools: Any, key: str) -> list[ToolSpec]:
     return out
 
 
-def _events(at: Location, messages: list, prefix: str) -> list[Event]:
+def _response(at: Location, response: Any, metadata: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The answer a request log saved beside the request (`"response"`: a chat completion, as LiteLLM's
+    logs keep it, or an assistant message): its first choice's message, with the completion's usage;
+    other choices stay in metadata. Anything else under "response" stays in metadata as it was."""
+    if not isinstance(response, dict):
+        return []
+    if response.get("role") == "assistant":
+        metadata.pop("response", None)
+        return [("response", response)]
+    choices = response.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return []
+    first = expect(choices[0], dict, at, "response.choices[0]")
+    message = dict(expect(first.get("message"), dict, at, "response.choices[0].message"))
+    if isinstance(response.get("usage"), dict) and "usage" not in message:
+        message["usage"] = response["usage"]
+    metadata.pop("response", None)
+    rest = {k: v for k, v in response.items() if k not in ("choices", "usage", "object")}
+    if len(choices) > 1:
+        rest["other_choices"] = choices[1:]
+    if rest:
+        metadata["response"] = rest
+    return [("response.choices[0].message", message)]
+
+
+def _events(at: Location, items: list[tuple[str, Any]]) -> list[Event]:
+    """Events of (field path, message) pairs, in order."""
     events: list[Event] = []
     book = CallBook()
     legacy: list[ToolCall] = []  # function_call calls waiting for their role "function" message
     turn = -1
-    for j, m in enumerate(messages):
-        path = f"{prefix}[{j}]"
+    for j, (path, m) in enumerate(items):
         m = expect(m, dict, at, path)
         role = expect(m.get("role"), str, at, f"{path}.role")
         if role == "tool":

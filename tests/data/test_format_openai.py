@@ -187,3 +187,41 @@ def test_token_usage_on_an_assistant_message(tmp_path):
     (trace,) = load_traces(write_jsonl(tmp_path / "u.jsonl", [{"messages": messages, "model": "gpt-4.1"}]))
     assert trace.events[1].tokens == 3
     assert trace.metadata == {"model": "gpt-4.1", "agent_model": "gpt-4.1"}
+
+
+def _completion(message, n_choices=1):
+    return {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4.1",
+            "choices": [{"index": i, "message": message, "finish_reason": "stop"} for i in range(n_choices)],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}}
+
+
+def test_a_request_log_with_its_saved_response_folds_to_the_whole_conversation(tmp_path):
+    """LLM proxies (LiteLLM) log each call as the request's messages plus the completion: the records fold
+    into one trace that ends with the last answer."""
+    user = {"role": "user", "content": "Where is order W1?"}
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_order", "arguments": '{"id": "W1"}'}}]}
+    result = {"role": "tool", "tool_call_id": "c1", "content": '{"status": "shipped"}'}
+    answer = {"role": "assistant", "content": "It has shipped."}
+    path = write_jsonl(tmp_path / "proxy.jsonl", [
+        {"model": "gpt-4.1", "messages": [user], "response": _completion(call)},
+        {"model": "gpt-4.1", "messages": [user, call, result], "response": _completion(answer, 2)},
+    ])
+    report = ImportReport()
+    (trace,) = load_traces(path, report=report)
+    assert report.folded == 1
+    assert [(type(e).__name__, getattr(e, "text", None)) for e in trace.events] == [
+        ("Message", "Where is order W1?"), ("Message", ""), ("ToolCall", None),
+        ("Message", "It has shipped.")]
+    assert trace.calls[0].output == '{"status": "shipped"}'
+    assert trace.events[-1].tokens == 7
+    saved = trace.metadata["response"]
+    assert saved["id"] == "chatcmpl-1" and len(saved["other_choices"]) == 1
+    assert [label.tools for _, label in trace.decision_points()] == [["get_order"], ["<respond>"]]
+
+
+def test_a_response_that_is_no_completion_stays_in_metadata(tmp_path):
+    path = write_jsonl(tmp_path / "r.jsonl", [{"messages": [{"role": "user", "content": "hi"}],
+                                               "response": {"status": 200}}])
+    (trace,) = load_traces(path)
+    assert trace.metadata["response"] == {"status": 200} and len(trace.events) == 1

@@ -66,3 +66,16 @@ def test_cache_is_reused_until_the_file_changes(tmp_path):
     path.write_text("\n".join(t.to_json() for t in many_traces(12, 1)) + "\n", encoding="utf-8")
     changed = load_splits(path, cache_dir=cache)
     assert sum(len(changed[s]) for s in SPLITS) == 12
+
+
+def test_cache_is_not_reused_after_an_importer_change(tmp_path, monkeypatch):
+    """Cached splits hold imported traces: a fixed importer must not be hidden behind them."""
+    from toolcast.data import splits
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(t.to_json() for t in many_traces(10, 1)) + "\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    load_splits(path, cache_dir=cache)
+    monkeypatch.setattr(splits, "importer_digest", lambda: "another importer")
+    load_splits(path, cache_dir=cache)
+    assert len(list(cache.iterdir())) == 2
