@@ -51,6 +51,14 @@ def _detect_in_folder(path: Path, first_record: object, report: ImportReport) ->
         return None
 
 
+def _conversation_list(record: object) -> bool:
+    """A JSON list of bare conversations (each a list of messages or items) that no format reads whole:
+    each conversation is then a record of its own, as a JSON line would be."""
+    return (isinstance(record, list) and len(record) > 0 and all(isinstance(c, list) and c for c in record)
+            and not any(f.sniff(record) for f in FORMATS.values())
+            and any(f.sniff(record[0]) for f in FORMATS.values()))
+
+
 def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
                 report: ImportReport | None = None, progress: bool = False,
                 fold: bool = True) -> Iterator[Trace]:
@@ -97,6 +105,9 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
             first = next(records, None)
             if first is None:
                 raise TraceFormatError(Location(str(path)), "the file holds no records")
+            if _conversation_list(first[1]):  # json.dump([conversation, conversation, ...])
+                items = [(first[0].child(f"[{i}]"), item) for i, item in enumerate(first[1])]
+                first, records = items[0], iter(items[1:])
             if is_message_line(first[1], first[0]):  # a log written one message per line (data/per_line.py)
                 lines = [first, *records]
                 fmt, records = lines_format(path, lines, format), iter(lines[1:])

@@ -112,6 +112,8 @@ def default_trace_id(where: Location, index: int | None) -> str:
     parts = [name]
     if where.line is not None:
         parts.append(str(where.line))
+    if index is None and where.record and where.record.startswith("[") and where.record[1:-1].isdigit():
+        index = int(where.record[1:-1])  # one conversation of a JSON list of conversations (load.py)
     if index is not None:
         parts.append(str(index))
     return ":".join(parts)
