@@ -1,0 +1,440 @@
+"""LangSmith runs (SDK `client.list_runs` dumps, the REST `runs/query` page, bulk JSON/JSONL) -> traces.
+
+Checked against (all of them: tests/fixtures/langsmith/README.md): the SDK's Run model
+(langchain-ai/langsmith-sdk python/langsmith/schemas.py: id, name, run_type, start_time, end_time, extra,
+error, inputs, outputs, parent_run_id, tags, trace_id, session_id = the project, child_runs, dotted_order),
+https://reference.langchain.com/javascript/langsmith/_openapi_client/resources/RunQueryResponse
+({"runs", "cursors", ...}), https://docs.langchain.com/langsmith/threads (thread metadata keys), and
+langchain-core's tracer (libs/core/langchain_core/tracers/core.py, langchain.py: a chat model's llm run has
+`inputs.messages` = [[dumpd(message), ...]] and `outputs.generations[i][j].message` = dumpd(AIMessage); a
+tool run has `inputs.input` = str(args) and `outputs.output` = the tool's return, a ToolMessage).
+
+A file holds runs one per JSON line, a JSON list of runs, or runs/query pages; runs may nest their
+children in `child_runs`. All runs of a file are read, then grouped by trace:
+- one trace per LangSmith `trace_id` (else the root id from `dotted_order`, else the run's own id); runs
+  are put in execution order by `dotted_order` (then `start_time`); group = the thread (`thread_id`,
+  `session_id` or `conversation_id` in a run's `extra.metadata`), else the trace id;
+- the conversation is the one of the llm run that saw the most messages: its input messages and its
+  output message, read by the langchain importer (dumpd / messages_to_dict / model_dump messages) or,
+  for role dicts (a wrapped OpenAI client), by the openai importer (`outputs` a chat completion).
+  Other llm runs are expected to hold a prefix of it (the agent loop); one that does not (a subagent, a
+  trimmed history) is listed in `metadata["other_llm_runs"]`. Each assistant message gets the times and
+  run id of the llm run that produced it (matched by its text and call ids);
+- a tool run (`run_type == "tool"`) is the execution of a call: matched by the `tool_call_id` of its
+  output ToolMessage (or `extra.metadata.tool_call_id`), else to the first unmatched call of its name
+  in conversation order. It gives the call its times, `error` (the run's `error`: the traceback goes to
+  extra), and the output when no ToolMessage in the conversation did. Tool runs matching no call are kept
+  in `metadata["unmatched_tool_runs"]`; a trace with no llm conversation is its tool runs, one turn each;
+- a thread's later trace repeats the earlier turns (the graph state) without their runs: those calls and
+  assistant messages take the times the file's other traces gave them, so that request-log folding
+  (data/fold.py) drops the earlier trace, a prefix of the later one, and loses nothing;
+- tools: `extra.invocation_params.tools` of the llm runs (OpenAI, function or Anthropic form; a wrapped
+  OpenAI client's `inputs.tools`), the first declaration of each name;
+- metadata: the root run's name, tags, `extra.metadata`, project (`session_id`), error; `agent_model`
+  from `ls_model_name` / `invocation_params.model`. Chain, retriever, prompt, parser runs add nothing else.
+Not read: `inputs.prompts` of completion-model llm runs (text, no messages), parquet exports.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from toolcast.data.errors import Location, TraceFormatError
+from toolcast.data.formats import langchain, openai
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
+from toolcast.data.formats.chat import output_text
+from toolcast.data.formats.langchain_messages import MessageReader, is_message
+from toolcast.data.schema import Message, SchemaError, ToolCall, ToolSpec, Trace
+
+SOURCE = "langsmith"
+RUN_TYPES = ("llm", "chat_model", "chain", "tool", "retriever", "prompt", "embedding", "parser")
+THREAD_KEYS = ("thread_id", "session_id", "conversation_id")
+Run = tuple[Location, dict]
+
+
+def is_run(value: Any) -> bool:
+    return (isinstance(value, dict) and value.get("run_type") in RUN_TYPES and "id" in value
+            and any(k in value for k in ("trace_id", "dotted_order", "start_time")))
+
+
+def sniff(record: Any) -> bool:
+    """A run, a list of runs, or a runs/query page {"runs": [...], ...}."""
+    if isinstance(record, dict) and isinstance(record.get("runs"), list):
+        record = record["runs"]
+    if isinstance(record, list):
+        return bool(record) and is_run(record[0])
+    return is_run(record)
+
+
+# ---- reading runs --------------------------------------------------------------------------------------
+
+
+def read(records: Records, on_error: OnError) -> Iterator[Trace]:
+    by_trace: dict[str, list[Run]] = {}
+    for where, record in good_records(records, on_error):
+        try:
+            for at, run in _runs(where, record):
+                by_trace.setdefault(_trace_key(at, run), []).append((at, run))
+        except TraceFormatError as e:
+            on_error(e)
+    file_tools = {cid: (at, run) for runs in by_trace.values() for at, run in runs
+                  if run.get("run_type") == "tool" and (cid := _tool_call_id(run))}
+    traces = []
+    for trace_id, runs in by_trace.items():
+        try:
+            traces.append(_trace(trace_id, runs, file_tools))
+        except TraceFormatError as e:
+            on_error(e)
+        except SchemaError as e:
+            on_error(schema_error(runs[0][0], e))
+    _share_times(traces)
+    yield from traces
+
+
+def _share_times(traces: list[Trace]) -> None:
+    """A thread's later trace repeats the earlier turns (the graph state) without their runs: those calls
+    and assistant messages take the times (and run ids) the file's other traces gave them, so that `fold`
+    sees one run, drops the earlier trace and keeps a later one that lost nothing."""
+    seen: dict[tuple, tuple] = {}
+    keyed = [(event, key) for trace in traces for event, key in _event_keys(trace)]
+    for event, key in keyed:
+        if event.t_start is not None or event.t_end is not None:
+            seen.setdefault(key, (event.t_start, event.t_end, event.extra.get("run_id")))
+    for event, key in keyed:
+        if event.t_start is None and event.t_end is None and key in seen:
+            event.t_start, event.t_end, run_id = seen[key]
+            if run_id is not None:
+                event.extra["run_id"] = run_id
+
+
+def _event_keys(trace: Trace) -> Iterator[tuple[Message | ToolCall, tuple]]:
+    """(event, what identifies it across a file's traces): a call by its id; an assistant message by
+    its text and the ids of the calls it made."""
+    for i, event in enumerate(trace.events):
+        if isinstance(event, ToolCall):
+            yield event, ("call", _source_id(event))
+        elif event.role == "assistant":
+            yield event, ("message", event.text, _turn_ids(trace.events, i))
+
+
+def _turn_ids(events: list, i: int) -> tuple[str, ...]:
+    """The source ids of the calls the assistant message at `i` made."""
+    turn = events[i].turn
+    if turn is None:
+        return ()
+    return tuple(_source_id(c) for c in events[i + 1:] if isinstance(c, ToolCall) and c.turn == turn)
+
+
+def _runs(where: Location, record: Any) -> Iterator[Run]:
+    """Every run of a record, child_runs flattened (a run listed twice counts once, see `_trace`)."""
+    if isinstance(record, dict) and "runs" in record and "run_type" not in record:
+        items, prefix = expect(record["runs"], list, where, "runs"), "runs"
+    elif isinstance(record, list):
+        items, prefix = record, ""
+    else:
+        items, prefix = [record], None
+    stack = [(where if prefix is None else where.child(f"{prefix}[{i}]"), run) for i, run in enumerate(items)]
+    while stack:
+        at, run = stack.pop(0)
+        run = expect(run, dict, at, "run")
+        kind = expect(run.get("run_type"), str, at, "run_type")
+        if kind not in RUN_TYPES:
+            raise TraceFormatError(at, f"unknown run_type {kind!r} (expected {', '.join(RUN_TYPES)})",
+                                   field="run_type")
+        expect(run.get("id"), str, at, "id")
+        yield at, run
+        children = expect(run.get("child_runs") or [], list, at, "child_runs")
+        stack[:0] = [(at.child(f".child_runs[{i}]"), child) for i, child in enumerate(children)]
+
+
+def _trace_key(at: Location, run: dict) -> str:
+    if run.get("trace_id") is not None:
+        return expect(run["trace_id"], str, at, "trace_id")
+    dotted = run.get("dotted_order")
+    if isinstance(dotted, str) and len(dotted.split(".")[0]) > 36:
+        return dotted.split(".")[0][-36:]  # {time}{uuid} of the root
+    return run["id"]
+
+
+def _time(at: Location, run: dict, key: str) -> float | None:
+    """ISO 8601 (naive = UTC, as the API writes it) or epoch seconds / milliseconds (the JS SDK)."""
+    value = run.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000 if value > 1e11 else float(value)
+    text = expect(value, str, at, key)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise TraceFormatError(at, f"not an ISO 8601 time: {text!r}", field=key) from None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _dict(at: Location, run: dict, key: str) -> dict:
+    return expect(run.get(key) or {}, dict, at, key)
+
+
+def _sub(d: dict, key: str) -> dict:
+    """`d[key]` when it is an object, else {} (for lookups that only decide how to read)."""
+    value = d.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _body(m: dict) -> dict:
+    """A dumped message's fields: dumpd's `kwargs`, messages_to_dict's `data`, or the message itself."""
+    inner = m.get("kwargs") if m.get("lc") == 1 else m.get("data") if "content" not in m else None
+    return inner if isinstance(inner, dict) else m
+
+
+# ---- one trace -----------------------------------------------------------------------------------------
+
+
+def _trace(trace_id: str, runs: list[Run], file_tools: dict[str, Run]) -> Trace:
+    unique: dict[str, Run] = {}
+    for at, run in runs:  # the same run as a page item and as a child: the later, fuller copy wins
+        unique[run["id"]] = (at, {**unique.get(run["id"], (at, {}))[1], **run})
+    ordered = sorted(unique.values(), key=lambda r: (str(r[1].get("dotted_order") or ""),
+                                                      _time(*r, "start_time") or 0.0))
+    root_at, root = next(((at, r) for at, r in ordered if not r.get("parent_run_id")), ordered[0])
+    metadata = _metadata(root_at, root, ordered)
+    group = next((str(m[k]) for at, r in ordered for k in THREAD_KEYS
+                  if isinstance(m := _dict(at, r, "extra").get("metadata"), dict) and m.get(k)), trace_id)
+    llms = [(at, r) for at, r in ordered if r["run_type"] in ("llm", "chat_model")]
+    tool_runs = [(at, r) for at, r in ordered if r["run_type"] == "tool"]
+    events, tools = _conversation(llms, metadata)
+    events, unmatched = _match_tool_runs(events, tool_runs, file_tools)
+    if unmatched:
+        metadata["unmatched_tool_runs"] = [{k: r.get(k) for k in ("id", "name", "inputs", "outputs", "error")}
+                                           for _, r in unmatched]
+    trace = Trace(trace_id=trace_id, group=group, source=SOURCE, metadata=metadata,
+                  tools=_tools(llms) or tools, events=events)
+    trace.validate()
+    return trace
+
+
+def _metadata(at: Location, root: dict, runs: list[Run]) -> dict[str, Any]:
+    extra = _dict(at, root, "extra")
+    metadata: dict[str, Any] = dict(expect(extra.get("metadata") or {}, dict, at, "extra.metadata"))
+    for key in ("name", "tags", "session_id", "session_name", "error", "reference_example_id"):
+        if root.get(key):
+            metadata.setdefault(f"run_{key}" if key in ("name", "error") else key, root[key])
+    for r_at, run in runs:
+        r_extra = _dict(r_at, run, "extra")
+        meta, params = _sub(r_extra, "metadata"), _sub(r_extra, "invocation_params")
+        model = (meta.get("ls_model_name") or params.get("model") or params.get("model_name")
+                 or _sub(run, "inputs").get("model"))
+        if run["run_type"] in ("llm", "chat_model") and isinstance(model, str) and model:
+            metadata.setdefault("agent_model", model)
+    return metadata
+
+
+def _messages(at: Location, run: dict) -> tuple[list, str] | None:
+    """(input messages, their field path) of an llm run, or None (a completion model's prompts)."""
+    inputs = _dict(at, run, "inputs")
+    if "messages" not in inputs:
+        return None
+    messages = expect(inputs["messages"], list, at, "inputs.messages")
+    if messages and isinstance(messages[0], list):  # [[dumpd(message), ...]]: one batch per prompt
+        return expect(messages[0], list, at, "inputs.messages[0]"), "inputs.messages[0]"
+    return messages, "inputs.messages"
+
+
+def _output(at: Location, run: dict) -> Any:
+    """The llm run's answer: generations[0][0].message (LangChain), or an OpenAI chat completion."""
+    outputs = _dict(at, run, "outputs")
+    generations = outputs.get("generations")
+    if generations is not None:
+        first = expect(generations, list, at, "outputs.generations")
+        first = expect(first[0], list, at, "outputs.generations[0]") if first else []
+        gen = expect(first[0], dict, at, "outputs.generations[0][0]") if first else {}
+        return gen.get("message")
+    return outputs if "choices" in outputs or outputs.get("role") == "assistant" else None
+
+
+def _conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]]:
+    """Events of the llm run that saw the most messages; the times of each assistant message's run."""
+    read = [(at, run, m) for at, run in llms if (m := _messages(at, run)) is not None]
+    if not read:
+        return [], []
+    at, run, (messages, path) = max(read, key=lambda x: len(x[2][0]))  # the first of the longest
+    answer = _output(at, run)
+    tools: list[ToolSpec] = []
+    if all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m) for m in messages):
+        record = {"messages": messages, "tools": _dict(at, run, "inputs").get("tools")}
+        if answer is not None:
+            record["response"] = answer
+        trace = next(openai.FORMAT.read([(at.child(".inputs"), record)], _raise))
+        events, tools = trace.events, trace.tools
+        for key, value in trace.metadata.items():  # the completion's id, model, usage
+            metadata.setdefault(key, value)
+    else:
+        reader = MessageReader(at, metadata)
+        events = reader.events(messages, path)
+        if answer is not None:
+            events += reader.events([answer], "outputs.generations[0]")
+    keys = {_answer_key(_output(a, r)): (a, r) for a, r in llms}
+    for i, event in enumerate(events):
+        if isinstance(event, Message) and event.role == "assistant":
+            found = keys.get((event.text, _turn_ids(events, i)))
+            if found:
+                event.t_start, event.t_end = _time(*found, "start_time"), _time(*found, "end_time")
+                event.extra["run_id"] = found[1]["id"]
+    others = [r for a, r in llms if r is not run and not _is_prefix(_messages(a, r), messages)]
+    if others:
+        metadata["other_llm_runs"] = [{"id": r["id"], "name": r.get("name")} for r in others]
+    return events, tools
+
+
+def _raise(e: TraceFormatError) -> None:
+    raise e
+
+
+def _content_key(m: Any) -> str:
+    """What must agree for two dumps of a message to be the same message."""
+    if isinstance(m, dict):
+        m = _body(m).get("content")
+    return json.dumps(m, sort_keys=True, default=str)
+
+
+def _is_prefix(found: tuple[list, str] | None, messages: list) -> bool:
+    if found is None:
+        return True
+    short = found[0]
+    return len(short) <= len(messages) and all(_content_key(a) == _content_key(b)
+                                               for a, b in zip(short, messages, strict=False))
+
+
+def _answer_key(message: Any) -> tuple[str, tuple[str, ...]] | None:
+    """(text, call ids) of an llm run's output message, in any of its shapes, to find it among events."""
+    if not isinstance(message, dict):
+        return None
+    if "choices" in message:  # an OpenAI chat completion
+        choices = message["choices"]
+        first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        message = first.get("message") if isinstance(first.get("message"), dict) else {}
+    body = _body(message)
+    content = body.get("content")
+    if isinstance(content, list):
+        content = "\n".join(p if isinstance(p, str) else p.get("text", "") for p in content
+                            if isinstance(p, str) or (isinstance(p, dict) and p.get("type") == "text"))
+    calls = body.get("tool_calls") if isinstance(body.get("tool_calls"), list) else []
+    ids = tuple(c.get("id") for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str))
+    return (content if isinstance(content, str) else "", ids)
+
+
+# ---- tool runs -----------------------------------------------------------------------------------------
+
+
+def _tool_call_id(run: dict) -> str | None:
+    out = _sub(run, "outputs").get("output")
+    value = _body(out).get("tool_call_id") if isinstance(out, dict) else None
+    value = value or _sub(_sub(run, "extra"), "metadata").get("tool_call_id")
+    return value if isinstance(value, str) and value else None
+
+
+def _match_tool_runs(events: list, tool_runs: list[Run],
+                     file_tools: dict[str, Run]) -> tuple[list, list[Run]]:
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    by_id = {_source_id(c): c for c in calls}
+    matched: set[int] = set()
+    unmatched: list[Run] = []
+    for at, run in tool_runs:
+        cid = _tool_call_id(run)
+        call = by_id.get(cid) if cid else None
+        if call is None or id(call) in matched:
+            # by name: the first waiting call of that name that has no tool run of its own
+            call = next((c for c in calls if id(c) not in matched and c.tool == run.get("name")
+                         and _source_id(c) not in file_tools), None)
+        if call is None:
+            unmatched.append((at, run))
+            continue
+        matched.add(id(call))
+        _fill(at, run, call)
+    if not calls and unmatched:  # no conversation: the tool runs are the trace, one turn each
+        events = [_fill(at, run, ToolCall(run["id"], turn, expect(run.get("name"), str, at, "name"),
+                                          _args(at, run))) for turn, (at, run) in enumerate(unmatched)]
+        unmatched = []
+    return events, unmatched
+
+
+def _source_id(call: ToolCall) -> str:
+    return call.extra.get("source_call_id", call.call_id)
+
+
+def _fill(at: Location, run: dict, call: ToolCall) -> ToolCall:
+    call.t_start, call.t_end = _time(at, run, "start_time"), _time(at, run, "end_time")
+    call.extra["run_id"] = run["id"]
+    if run.get("error") is not None:
+        call.error = True
+        call.extra["run_error"] = expect(run["error"], str, at, "error")
+    outputs = _dict(at, run, "outputs")
+    if call.output is None and "output" in outputs:
+        call.output, status = _tool_output(outputs["output"])
+        call.error = call.error or status == "error"
+    args = _args(at, run)
+    if args and args != call.args:
+        call.extra["run_args"] = args
+    return call
+
+
+def _tool_output(out: Any) -> tuple[str | None, Any]:
+    """(text, status) of a tool run's output: a ToolMessage (model_dump or dumpd) or any value."""
+    if isinstance(out, dict):
+        body = _body(out)
+        if body.get("type") == "tool" or "tool_call_id" in body:
+            content = body.get("content")
+            if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                                 and isinstance(p.get("text"), str) for p in content):
+                content = "\n".join(p["text"] for p in content)
+            return output_text(content), body.get("status")
+    return output_text(out), None
+
+
+def _args(at: Location, run: dict) -> dict[str, Any]:
+    """A tool run's arguments: `inputs.input` is str(args) (a Python repr) or JSON or a dict; @traceable
+    tools log their keyword arguments as the inputs themselves."""
+    inputs = _dict(at, run, "inputs")
+    if set(inputs) != {"input"}:
+        return inputs
+    value = inputs["input"]
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                parsed = parse(value)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            if isinstance(parsed, dict):
+                return parsed
+    return {"input": value}
+
+
+# ---- tools ---------------------------------------------------------------------------------------------
+
+
+def _tools(llms: list[Run]) -> list[ToolSpec]:
+    """The tools the llm runs were given (`extra.invocation_params.tools`), first declaration of each name."""
+    out: dict[str, ToolSpec] = {}
+    for at, run in llms:
+        params = _dict(at, run, "extra").get("invocation_params")
+        if not isinstance(params, dict) or params.get("tools") is None:
+            continue
+        at = at.child(".extra.invocation_params")
+        for spec in langchain._tools(at, params["tools"]):  # OpenAI, function or Anthropic form
+            out.setdefault(spec.name, spec)
+    return list(out.values())
+
+
+FORMAT = TraceFormat(
+    "langsmith",
+    "LangSmith runs: list_runs dumps (run.dict() / run.json()), runs/query pages ({runs, cursors}) and bulk "
+    "JSON/JSONL exports, nested child_runs or flat; one trace per trace_id",
+    sniff,
+    read,
+)
