@@ -8,6 +8,7 @@ from toolcast.data.formats import (
     codex,
     gemini,
     langchain,
+    langsmith,
     openai,
     openai_responses,
     openinference,
@@ -19,9 +20,10 @@ from toolcast.data.formats.base import TraceFormat
 
 # Order matters for detection only where two sniffers could both match; the most specific goes first.
 FORMATS: dict[str, TraceFormat] = {
-    f.name: f for f in (toolcast_jsonl.FORMAT, claude_code.FORMAT, codex.FORMAT, tau2.FORMAT,
-                        openinference.FORMAT, otel.FORMAT, gemini.FORMAT, openai_responses.FORMAT,
-                        anthropic.FORMAT, langchain.FORMAT, openai.FORMAT)
+    # langsmith first: a LangSmith run has toolcast's "trace_id" and "events" too (its run_type tells)
+    f.name: f for f in (langsmith.FORMAT, toolcast_jsonl.FORMAT, claude_code.FORMAT, codex.FORMAT,
+                        tau2.FORMAT, openinference.FORMAT, otel.FORMAT, gemini.FORMAT,
+                        openai_responses.FORMAT, anthropic.FORMAT, langchain.FORMAT, openai.FORMAT)
 }
 
 __all__ = ["FORMATS", "TraceFormat"]
