@@ -39,6 +39,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"traces {s.traces} (unique ids {s.unique_trace_ids})  calls {s.calls}  distinct tools {s.tools}  "
           f"task groups {s.groups}")
     print(f"decision points {s.decision_points} ({s.respond_points} where the agent answered in text)")
+    if s.without_tool_list:
+        print(f"tool lists: {s.without_tool_list} of {s.traces} traces list no tools (schemas not logged): "
+              "the model gives them the tools their set-up called in training")
+    from toolcast.predictor.config import ModelConfig
+    from toolcast.predictor.featurize import SPECIAL_TOOLS
+
+    default_tools = ModelConfig().max_tools - len(SPECIAL_TOOLS)
+    if s.max_tools_listed > default_tools:
+        print(f"tool lists: up to {s.max_tools_listed} tools in one trace, more than the default model's "
+              f"{default_tools}: training raises max_tools to fit (up to 160)")
     print("\nby source")
     for name, c in s.by_source.items():
         print(f"  {name:<32} traces {c['traces']:>6}  calls {c['calls']:>7}")

@@ -29,6 +29,9 @@ class CorpusStats:
     groups: int = 0
     decision_points: int = 0
     respond_points: int = 0
+    without_tool_list: int = 0
+    """Traces that list no tools (their schemas were not logged); the most tools one trace lists."""
+    max_tools_listed: int = 0
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)
     transitions: list[tuple[str, str, int]] = field(default_factory=list)
     arg_leaves: int = 0
@@ -62,6 +65,8 @@ def corpus_stats(traces: Iterable[Trace], top: int = 15) -> CorpusStats:
     for t in traces:
         calls = t.calls
         s.calls += len(calls)
+        s.without_tool_list += not t.tools
+        s.max_tools_listed = max(s.max_tools_listed, len(t.tools))
         tools.update(c.tool for c in calls)
         groups.add(t.group)
         src = per_source[_domain(t)]

@@ -61,6 +61,7 @@ def test_stats_json(tmp_path, make_trace, capsys):
     assert (d["traces"], d["calls"], d["tools"], d["groups"]) == (2, 4, 1, 1)
     # Each trace: the first call's user_id comes from the user's text; the second's is invented.
     assert d["provenance"]["user"] == 0.5
+    assert (d["without_tool_list"], d["max_tools_listed"]) == (0, 1)
     # From the last call before each decision point: <start> -> get_user, then get_user -> <respond>.
     assert sorted((t["from"], t["to"], t["count"]) for t in d["transitions"]) == [
         ("<start>", "get_user", 2), ("get_user", "<respond>", 2)]
@@ -71,3 +72,11 @@ def test_stats_human(tmp_path, make_trace, capsys):
     assert main(["stats", str(src)]) == 0
     out = capsys.readouterr().out
     assert "top transitions" in out and "get_user" in out
+
+
+def test_stats_says_when_traces_list_no_tools(tmp_path, make_trace, capsys):
+    import dataclasses
+
+    src = write(tmp_path / "in.jsonl", [dataclasses.replace(make_trace("a"), tools=[]), make_trace("b")])
+    assert main(["stats", str(src)]) == 0
+    assert "1 of 2 traces list no tools" in capsys.readouterr().out
