@@ -16,7 +16,8 @@ children in `child_runs`. All runs of a file are read, then grouped by trace:
   `session_id` or `conversation_id` in a run's `extra.metadata`), else the trace id;
 - the conversation is the one of the llm run that saw the most messages: its input messages and its
   output message, read by the langchain importer (dumpd / messages_to_dict / model_dump messages) or,
-  for role dicts (a wrapped OpenAI client), by the openai importer (`outputs` a chat completion).
+  for role dicts (a wrapped OpenAI / Anthropic client), by the openai importer (`outputs` a chat
+  completion) or the anthropic one (`outputs` a Message, `inputs.system`).
   Other llm runs are expected to hold a prefix of it (the agent loop); one that does not (a subagent, a
   trimmed history) is listed in `metadata["other_llm_runs"]`. Each assistant message gets the times and
   run id of the llm run that produced it (matched by its text and call ids);
@@ -44,9 +45,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats import langchain, openai
+from toolcast.data.formats import anthropic, langchain, openai
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
-from toolcast.data.formats.chat import output_text
+from toolcast.data.formats.chat import chat_dialect, output_text
 from toolcast.data.formats.langchain_messages import MessageReader, is_message
 from toolcast.data.schema import Message, SchemaError, ToolCall, ToolSpec, Trace
 
@@ -116,17 +117,20 @@ def _event_keys(trace: Trace) -> Iterator[tuple[Message | ToolCall, tuple]]:
     its text and the ids of the calls it made."""
     for i, event in enumerate(trace.events):
         if isinstance(event, ToolCall):
-            yield event, ("call", _source_id(event))
+            if not event.extra.get("no_call_id"):  # ids made up for calls logged without one differ
+                yield event, ("call", _source_id(event))
         elif event.role == "assistant":
             yield event, ("message", event.text, _turn_ids(trace.events, i))
 
 
 def _turn_ids(events: list, i: int) -> tuple[str, ...]:
     """The source ids of the calls the assistant message at `i` made."""
-    turn = events[i].turn
-    if turn is None:
-        return ()
-    return tuple(_source_id(c) for c in events[i + 1:] if isinstance(c, ToolCall) and c.turn == turn)
+    ids, turn = [], events[i].turn
+    for event in events[i + 1:] if turn is not None else ():
+        if not isinstance(event, ToolCall) or event.turn != turn:
+            break
+        ids.append(_source_id(event))
+    return tuple(ids)
 
 
 def _runs(where: Location, record: Any) -> Iterator[Run]:
@@ -265,10 +269,14 @@ def _conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]
     answer = _output(at, run)
     tools: list[ToolSpec] = []
     if all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m) for m in messages):
-        record = {"messages": messages, "tools": _dict(at, run, "inputs").get("tools")}
-        if answer is not None:
+        inputs = _dict(at, run, "inputs")  # a wrapped client's request: {messages, tools, system?, ...}
+        record = {k: inputs[k] for k in ("messages", "tools", "system", "functions") if k in inputs}
+        fmt = anthropic if chat_dialect(record) == "anthropic" else openai
+        if isinstance(answer, dict) and fmt is anthropic:  # an Anthropic Message: the last assistant message
+            record["messages"] = [*messages, {"role": "assistant", "content": answer.get("content")}]
+        elif answer is not None:  # a chat completion, read as openai reads a request log's "response"
             record["response"] = answer
-        trace = next(openai.FORMAT.read([(at.child(".inputs"), record)], _raise))
+        trace = next(fmt.FORMAT.read([(at.child(".inputs"), record)], _raise))
         events, tools = trace.events, trace.tools
         for key, value in trace.metadata.items():  # the completion's id, model, usage
             metadata.setdefault(key, value)
@@ -320,9 +328,11 @@ def _answer_key(message: Any) -> tuple[str, tuple[str, ...]] | None:
     body = _body(message)
     content = body.get("content")
     if isinstance(content, list):
-        content = "\n".join(p if isinstance(p, str) else p.get("text", "") for p in content
-                            if isinstance(p, str) or (isinstance(p, dict) and p.get("type") == "text"))
-    calls = body.get("tool_calls") if isinstance(body.get("tool_calls"), list) else []
+        content = "\n".join(p if isinstance(p, str) else p["text"] for p in content if isinstance(p, str) or (
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)))
+    blocks = body.get("content") if isinstance(body.get("content"), list) else []
+    calls = body.get("tool_calls") if isinstance(body.get("tool_calls"), list) else [
+        b for b in blocks if isinstance(b, dict) and b.get("type") in ("tool_use", "tool_call")]
     ids = tuple(c.get("id") for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str))
     return (content if isinstance(content, str) else "", ids)
 

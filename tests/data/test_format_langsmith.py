@@ -191,6 +191,30 @@ def test_an_llm_run_that_is_no_prefix_of_the_conversation_is_listed(tmp_path):
     assert trace.metadata["other_llm_runs"] == [{"id": "b", "name": "summariser"}]
 
 
+def test_wrapped_anthropic_client_messages_and_a_tool_use_block(tmp_path):
+    tools = [{"name": "f", "description": "d", "input_schema": {"type": "object", "properties": {}}}]
+    asked = [{"role": "user", "content": "hi"}]
+    use = [{"type": "text", "text": "calling"},
+           {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}]
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "R"}]}
+    request = {"system": "be brief", "tools": tools, "model": "claude-sonnet-4-5"}
+    path = write_jsonl(tmp_path / "runs.jsonl", [
+        run("l1", "llm", end_time="2024-01-01T00:00:01", inputs={"messages": asked, **request},
+            outputs={"type": "message", "role": "assistant", "content": use}),
+        run("t", "tool", name="f", start_time="2024-01-01T00:00:02", inputs={"a": 1},
+            outputs={"output": "R"}),
+        run("l2", "llm", start_time="2024-01-01T00:00:03",
+            inputs={"messages": [*asked, {"role": "assistant", "content": use}, result], **request},
+            outputs={"type": "message", "role": "assistant", "content": [{"type": "text", "text": "done"}]}),
+    ])
+    (trace,) = load_traces(path)
+    assert shape(trace) == [("Message", "system", None), ("Message", "user", None),
+                            ("Message", "assistant", 0), ("ToolCall", "f", 0), ("Message", "assistant", None)]
+    assert [t.name for t in trace.tools] == ["f"] and trace.metadata["agent_model"] == "claude-sonnet-4-5"
+    assert [e.extra.get("run_id") for e in trace.events] == [None, None, "l1", "t", "l2"]
+    assert (trace.calls[0].output, trace.calls[0].args) == ("R", {"a": 1})
+
+
 BAD_RUNS = [
     pytest.param(run("x", "llm", inputs={"messages": [[{"type": "wizard", "content": "?"}]]}),
                  "inputs.messages[0][0].type", "not a LangChain message type", id="bad-message"),
