@@ -166,6 +166,9 @@ def _add(at: Location, o: Any, path: str, trace_id: str, group: _Group) -> None:
     kind = expect(o.get("type"), str, at, sub("type"))
     if kind not in OBSERVATION_TYPES:
         raise TraceFormatError(at, f"unknown observation type {kind!r}", field=sub("type"))
+    for key in ("parentObservationId", "name", "level", "statusMessage"):
+        if _get(o, key) is not None:
+            expect(_get(o, key), str, at, sub(key))
     own = _get(o, "traceId")
     if own is not None and own != trace_id:
         raise TraceFormatError(at, f"observation of trace {own!r} inside trace {trace_id!r}",
