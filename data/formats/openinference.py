@@ -29,7 +29,10 @@ LLM span that requested its id, else the latest LLM span started before it. A ma
 arguments the model wrote; an unmatched TOOL span takes its arguments from input.value (a JSON object, or
 text as {"input": text}). A requested call with no TOOL span is still a call, its result from a later LLM
 span's role "tool" input message with that id. LLM or TOOL spans nested inside a span of the same kind
-(two instrumentations tracing one call) are left out and counted in metadata["nested_spans_skipped"].
+(two instrumentations tracing one call) are left out and counted in metadata["nested_spans_skipped"];
+TOOL spans with no tool name, id, input or output (a handoff) are listed in
+metadata["empty_tool_spans_skipped"]. An LLM span's text and calls are gathered from all its output
+messages (the OpenAI Agents instrumentation gives the text and each function call messages of their own).
 System and user messages come from the first LLM span's inputs, later user turns from the user messages
 that end a later LLM span's inputs. Not read: Phoenix's `/spans/otlpv1` answer (snake_case OTLP),
 get_spans_dataframe exports (columns not confirmed), span events.
@@ -42,24 +45,28 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records
 from toolcast.data.formats.chat import CallBook, output_text, parse_arguments
 from toolcast.data.formats.openinference_spans import (
     KIND,
     Call,
     Msg,
     flatten,
-    indexed,
     is_phoenix_span,
     messages,
     phoenix_span,
+    tool_name,
+    tool_specs,
 )
 from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document
-from toolcast.data.schema import Event, Message, SchemaError, ToolCall, ToolSpec, Trace
+from toolcast.data.schema import Event, Message, ToolCall, Trace
 
 SOURCE = "openinference"
 _OUT = "llm.output_messages"
 _IN = "llm.input_messages"
+# A TOOL span with none of these (the OpenAI Agents SDK's "handoff to X") says nothing about a call.
+_TOOL_KEYS = ("tool.name", "tool_call.function.name", "tool_call.id", "tool.id", "input.value",
+              "output.value")
 
 
 # ---- detection -----------------------------------------------------------------------------------------
@@ -167,13 +174,6 @@ def _tool_span_id(t: Span) -> str | None:
     return None
 
 
-def _tool_name(t: Span) -> str:
-    name = t.attrs.get("tool.name") or t.name
-    if not isinstance(name, str) or not name:
-        raise TraceFormatError(t.where, "is missing (a TOOL span names its tool)", field=t.field("tool.name"))
-    return name
-
-
 def _trace(trace_id: str, spans: list[Span]) -> Trace:
     spans = sorted(spans, key=lambda s: (s.start is None, s.start or 0.0))
     by_id = {s.span_id: s for s in spans}
@@ -181,8 +181,10 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
     nested = [s for s in kept if _nested_in_same_kind(s, by_id)]
     llms = [s for s in kept if _kind(s) == "LLM" and s not in nested]
     tools = [s for s in kept if _kind(s) == "TOOL" and s not in nested]
+    empty = [t for t in tools if not any(t.attrs.get(k) is not None for k in _TOOL_KEYS)]
+    tools = [t for t in tools if t not in empty]
     outputs = {c.span_id: messages(c, _OUT) for c in llms}
-    requested = {c.span_id: [call for m in outputs[c.span_id][:1] for call in m.calls] for c in llms}
+    requested = {c.span_id: [call for m in outputs[c.span_id] for call in m.calls] for c in llms}
     requester = {call.call_id: c for c in llms for call in requested[c.span_id] if call.call_id}
     results = {m.tool_call_id: m for c in llms for m in messages(c, _IN) if m.tool_call_id}
 
@@ -217,8 +219,10 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
     metadata = _metadata(spans, llms)
     if nested:
         metadata["nested_spans_skipped"] = len(nested)
+    if empty:
+        metadata["empty_tool_spans_skipped"] = [t.name for t in empty]
     trace = Trace(trace_id=trace_id, group=str(metadata.get("session_id") or trace_id), source=SOURCE,
-                  metadata=metadata, tools=_tool_specs(llms, tools), events=events)
+                  metadata=metadata, tools=tool_specs(llms, tools), events=events)
     trace.validate()
     return trace
 
@@ -244,7 +248,7 @@ def _calls(llm: Span, requested: list[Call], tools: list[Span], results: dict[st
             match[k] = t
     unmatched = []
     for t in free:  # no id (or an id the model did not write): the next request with that name
-        name = _tool_name(t)
+        name = tool_name(t)
         k = next((k for k, r in enumerate(requested) if k not in match and r.name == name
                   and not (r.call_id and _tool_span_id(t))), None)
         if k is None:
@@ -268,17 +272,17 @@ def _calls(llm: Span, requested: list[Call], tools: list[Span], results: dict[st
 
 
 def _tool_call(t: Span, asked: Call | None, book: CallBook, turn: int) -> ToolCall:
-    name = asked.name if asked else _tool_name(t)
+    name = asked.name if asked else tool_name(t)
     extra: dict[str, Any] = {"span_id": t.span_id}
     raw = t.attrs.get("input.value")
     if asked is not None:
         args = parse_arguments(asked.args, t.where, asked.field)
         if raw is not None and raw != asked.args:
             extra["input_value"] = raw
-        if _tool_name(t) != name:
-            extra["span_tool_name"] = _tool_name(t)
+        if tool_name(t) != name:
+            extra["span_tool_name"] = tool_name(t)
     else:
-        args = _span_arguments(t, raw)
+        args = _span_arguments(t, extra)
     output = output_text(t.attrs.get("output.value"))
     error = t.status_code == STATUS_ERROR
     if t.status_message:
@@ -290,12 +294,19 @@ def _tool_call(t: Span, asked: Call | None, book: CallBook, turn: int) -> ToolCa
                     t_start=t.start, t_end=t.end)
 
 
-def _span_arguments(t: Span, raw: Any) -> dict[str, Any]:
-    """A TOOL span's input.value: a JSON object, else its text as {"input": text}."""
-    if isinstance(raw, str) and not raw.lstrip().startswith("{") and t.attrs.get("input.mime_type") \
-            != "application/json":
-        return {"input": raw} if raw.strip() else {}
-    return parse_arguments(raw, t.where, t.field("input.value"))
+def _span_arguments(t: Span, extra: dict[str, Any]) -> dict[str, Any]:
+    """A TOOL span the model did not ask for: `tool_call.function.arguments` on the span, else input.value
+    when it holds a JSON object, else input.value as {"input": value}. input.value is any text the
+    instrumentation chose (LangChain's is often a Python repr), so it is never an error."""
+    if t.attrs.get("tool_call.function.arguments") is not None:
+        return parse_arguments(t.attrs["tool_call.function.arguments"], t.where,
+                               t.field("tool_call.function.arguments"))
+    raw = t.attrs.get("input.value")
+    try:
+        return parse_arguments(raw, t.where, t.field("input.value"))
+    except TraceFormatError:
+        extra["input_not_json_object"] = True
+        return {"input": raw}
 
 
 def _as_message(m: Msg) -> Message | None:
@@ -318,56 +329,20 @@ def _new_user_messages(llm: Span) -> list[Message]:
 
 
 def _assistant(llm: Span, outputs: list[Msg]) -> Message:
-    text, extra = (outputs[0].text, dict(outputs[0].extra)) if outputs else ("", {})
+    """One message for the whole response: instrumentations of the Responses API put its text and each
+    function call in output messages of their own (openinference-instrumentation-openai-agents)."""
+    text, extra = "\n".join(m.text for m in outputs if m.text), {}
+    for m in outputs:
+        for key, value in m.extra.items():
+            extra.setdefault(key, []).extend(value if isinstance(value, list) else [value])
     if not outputs and llm.attrs.get("output.mime_type") != "application/json":
         value = llm.attrs.get("output.value")
         text = value if isinstance(value, str) else ""
-    if len(outputs) > 1:
-        extra["more_outputs"] = [{"role": m.role, "text": m.text} for m in outputs[1:]]
     if llm.status_code == STATUS_ERROR:
         extra["error"] = llm.status_message or True
     tokens = llm.attrs.get("llm.token_count.completion")
     tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
     return Message("assistant", text, t_start=llm.start, t_end=llm.end, tokens=tokens, extra=extra)
-
-
-def _tool_specs(llms: list[Span], tools: list[Span]) -> list[ToolSpec]:
-    specs: dict[str, ToolSpec] = {}
-    for s in llms:
-        for i, tool in indexed(s.attrs, "llm.tools"):
-            path = f"{s.field('llm.tools')}.{i}.tool.json_schema"
-            d = _json_object(s, tool.get("tool.json_schema"), path)
-            if isinstance(d.get("function"), dict):  # the OpenAI tool format the spec recommends
-                d, path = d["function"], f"{path}.function"
-            spec = {"name": d.get("name"), "description": d.get("description"),
-                    "parameters": d.get("parameters", d.get("input_schema"))}
-            _add_spec(specs, s, spec, f"{path}.")
-    for t in tools:  # tools only seen running, described by their span
-        name = _tool_name(t)
-        if name not in specs:
-            params = t.attrs.get("tool.parameters")
-            params = _json_object(t, params, t.field("tool.parameters")) if params is not None else None
-            _add_spec(specs, t, {"name": name, "description": t.attrs.get("tool.description"),
-                                 "parameters": params}, t.field("tool."))
-    return list(specs.values())
-
-
-def _add_spec(specs: dict[str, ToolSpec], s: Span, d: dict[str, Any], path: str) -> None:
-    try:
-        spec = ToolSpec.from_dict(d, path)
-    except SchemaError as e:
-        raise schema_error(s.where, e) from None
-    specs.setdefault(spec.name, spec)
-
-
-def _json_object(s: Span, value: Any, field: str) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise TraceFormatError(s.where, f"not valid JSON: {e.msg} (column {e.colno})",
-                                   field=field) from None
-    return expect(value, dict, s.where, field)
 
 
 def _metadata(spans: list[Span], llms: list[Span]) -> dict[str, Any]:

@@ -15,13 +15,15 @@ attributes (flattened), events}`; spec/traces.md shows the same span object with
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.base import expect
+from toolcast.data.formats.base import expect, schema_error
 from toolcast.data.formats.otlp import Span
+from toolcast.data.schema import SchemaError, ToolSpec
 
 KIND = "openinference.span.kind"
 _STATUS = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -169,3 +171,54 @@ def messages(span: Span, key: str) -> list[Msg]:
             extra["attributes"] = rest
         out.append(msg)
     return out
+
+
+# ---- tools ---------------------------------------------------------------------------------------------
+
+
+def tool_name(t: Span) -> str:
+    name = t.attrs.get("tool.name") or t.attrs.get("tool_call.function.name") or t.name
+    if not isinstance(name, str) or not name:
+        raise TraceFormatError(t.where, "is missing (a TOOL span names its tool)", field=t.field("tool.name"))
+    return name
+
+
+def tool_specs(llms: list[Span], tools: list[Span]) -> list[ToolSpec]:
+    specs: dict[str, ToolSpec] = {}
+    for s in llms:
+        for i, tool in indexed(s.attrs, "llm.tools"):
+            path = f"{s.field('llm.tools')}.{i}.tool.json_schema"
+            d = _json_object(s, tool.get("tool.json_schema"), path)
+            if isinstance(d.get("function"), dict):  # the OpenAI tool format the spec recommends
+                d, path = d["function"], f"{path}.function"
+            spec = {"name": d.get("name"), "description": d.get("description"),
+                    "parameters": d.get("parameters", d.get("input_schema"))}
+            _add_spec(specs, s, spec, f"{path}.")
+    for t in tools:  # tools only seen running, described by their span
+        name = tool_name(t)
+        if name not in specs:
+            try:  # "a dictionary JSON string" per the spec; instrumentations vary, so it is never an error
+                params = _json_object(t, t.attrs.get("tool.parameters"), t.field("tool.parameters"))
+            except TraceFormatError:
+                params = None
+            _add_spec(specs, t, {"name": name, "description": t.attrs.get("tool.description"),
+                                 "parameters": params}, t.field("tool."))
+    return list(specs.values())
+
+
+def _add_spec(specs: dict[str, ToolSpec], s: Span, d: dict[str, Any], path: str) -> None:
+    try:
+        spec = ToolSpec.from_dict(d, path)
+    except SchemaError as e:
+        raise schema_error(s.where, e) from None
+    specs.setdefault(spec.name, spec)
+
+
+def _json_object(s: Span, value: Any, field: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise TraceFormatError(s.where, f"not valid JSON: {e.msg} (column {e.colno})",
+                                   field=field) from None
+    return expect(value, dict, s.where, field)

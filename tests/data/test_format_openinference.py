@@ -206,6 +206,45 @@ def test_tool_spans_match_by_name_in_order_and_unasked_spans_keep_their_input(tm
         ("lookup", {"input": "plain text"}, "L", 0)]
 
 
+def test_openai_agents_shape_text_and_calls_in_separate_output_messages(tmp_path):
+    """openinference-instrumentation-openai-agents: a Responses API answer's text is output message 0 and
+    its function calls go to the next message; tool spans carry no id; a handoff is an empty TOOL span."""
+    out = "llm__output_messages__"
+    response = span("b1", 0, 1, openinference__span__kind="LLM",
+                    llm__input_messages__0__message__role="system",
+                    llm__input_messages__0__message__content="Be brief.",
+                    llm__input_messages__1__message__role="user",
+                    llm__input_messages__1__message__contents__0__message_content__type="text",
+                    llm__input_messages__1__message__contents__0__message_content__text="weather in Paris?",
+                    **{out + "0__message__role": "assistant",
+                       out + "0__message__contents__0__message_content__type": "text",
+                       out + "0__message__contents__0__message_content__text": "Checking.",
+                       out + "1__message__role": "assistant",
+                       out + "1__message__tool_calls__0__tool_call__id": "call_a",
+                       out + "1__message__tool_calls__0__tool_call__function__name": "get_weather",
+                       out + "1__message__tool_calls__0__tool_call__function__arguments": '{"city": "Paris"}',
+                       out + "1__message__tool_calls__1__tool_call__id": "call_b",
+                       out + "1__message__tool_calls__1__tool_call__function__name": "transfer_to_agent"})
+    run = tool("c1", 1.1, 1.2, "get_weather", input__value='{"city": "Paris"}',
+               input__mime_type="application/json", output__value="sunny")
+    handoff = span("c2", 1.3, 1.3, name="handoff to agent", openinference__span__kind="TOOL")
+    (trace,) = load_traces(write_jsonl(tmp_path / "t.jsonl", [document(response, run, handoff)]))
+    assert [(m.role, m.text) for m in trace.events if m.type == "message"] == [
+        ("system", "Be brief."), ("user", "weather in Paris?"), ("assistant", "Checking.")]
+    assert [(c.call_id, c.tool, c.args, c.output) for c in trace.calls] == [
+        ("call_a", "get_weather", {"city": "Paris"}, "sunny"), ("call_b", "transfer_to_agent", {}, None)]
+    assert trace.metadata["empty_tool_spans_skipped"] == ["handoff to agent"]
+
+
+def test_a_tool_input_that_is_not_json_is_kept_as_text(tmp_path):
+    doc = document(llm("b1", 0, 1), tool("c1", 1, 2, "search", input__value="{'q': 'python repr'}",
+                                         tool__parameters="not json"))
+    (trace,) = load_traces(write_jsonl(tmp_path / "t.jsonl", [doc]))
+    (call,) = trace.calls
+    assert (call.args, call.extra["input_not_json_object"]) == ({"input": "{'q': 'python repr'}"}, True)
+    assert trace.tools[0].name == "search"
+
+
 def test_nested_llm_spans_are_counted_not_doubled(tmp_path):
     outer = llm("b1", 0, 2, calls=[("call_1", "f", "{}")])
     inner = llm("b2", 0.1, 1.9, parent="b1", calls=[("call_1", "f", "{}")])
