@@ -41,20 +41,27 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats import anthropic, langchain, openai
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
-from toolcast.data.formats.chat import chat_dialect, output_text
-from toolcast.data.formats.langchain_messages import MessageReader, is_message
-from toolcast.data.schema import Message, SchemaError, ToolCall, ToolSpec, Trace
+from toolcast.data.formats.chat import output_text
+from toolcast.data.formats.langsmith_llm import (
+    Run,
+    conversation,
+    dict_field,
+    message_body,
+    run_time,
+    source_id,
+    sub,
+    tool_specs,
+    turn_ids,
+)
+from toolcast.data.schema import Message, SchemaError, ToolCall, Trace
 
 SOURCE = "langsmith"
 RUN_TYPES = ("llm", "chat_model", "chain", "tool", "retriever", "prompt", "embedding", "parser")
 THREAD_KEYS = ("thread_id", "session_id", "conversation_id")
-Run = tuple[Location, dict]
 
 
 def is_run(value: Any) -> bool:
@@ -118,19 +125,9 @@ def _event_keys(trace: Trace) -> Iterator[tuple[Message | ToolCall, tuple]]:
     for i, event in enumerate(trace.events):
         if isinstance(event, ToolCall):
             if not event.extra.get("no_call_id"):  # ids made up for calls logged without one differ
-                yield event, ("call", _source_id(event))
+                yield event, ("call", source_id(event))
         elif event.role == "assistant":
-            yield event, ("message", event.text, _turn_ids(trace.events, i))
-
-
-def _turn_ids(events: list, i: int) -> tuple[str, ...]:
-    """The source ids of the calls the assistant message at `i` made."""
-    ids, turn = [], events[i].turn
-    for event in events[i + 1:] if turn is not None else ():
-        if not isinstance(event, ToolCall) or event.turn != turn:
-            break
-        ids.append(_source_id(event))
-    return tuple(ids)
+            yield event, ("message", event.text, turn_ids(trace.events, i))
 
 
 def _runs(where: Location, record: Any) -> Iterator[Run]:
@@ -164,37 +161,6 @@ def _trace_key(at: Location, run: dict) -> str:
     return run["id"]
 
 
-def _time(at: Location, run: dict, key: str) -> float | None:
-    """ISO 8601 (naive = UTC, as the API writes it) or epoch seconds / milliseconds (the JS SDK)."""
-    value = run.get(key)
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value / 1000 if value > 1e11 else float(value)
-    text = expect(value, str, at, key)
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise TraceFormatError(at, f"not an ISO 8601 time: {text!r}", field=key) from None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def _dict(at: Location, run: dict, key: str) -> dict:
-    return expect(run.get(key) or {}, dict, at, key)
-
-
-def _sub(d: dict, key: str) -> dict:
-    """`d[key]` when it is an object, else {} (for lookups that only decide how to read)."""
-    value = d.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _body(m: dict) -> dict:
-    """A dumped message's fields: dumpd's `kwargs`, messages_to_dict's `data`, or the message itself."""
-    inner = m.get("kwargs") if m.get("lc") == 1 else m.get("data") if "content" not in m else None
-    return inner if isinstance(inner, dict) else m
-
-
 # ---- one trace -----------------------------------------------------------------------------------------
 
 
@@ -203,154 +169,54 @@ def _trace(trace_id: str, runs: list[Run], file_tools: dict[str, Run]) -> Trace:
     for at, run in runs:  # the same run as a page item and as a child: the later, fuller copy wins
         unique[run["id"]] = (at, {**unique.get(run["id"], (at, {}))[1], **run})
     ordered = sorted(unique.values(), key=lambda r: (str(r[1].get("dotted_order") or ""),
-                                                      _time(*r, "start_time") or 0.0))
+                                                      run_time(*r, "start_time") or 0.0))
     root_at, root = next(((at, r) for at, r in ordered if not r.get("parent_run_id")), ordered[0])
     metadata = _metadata(root_at, root, ordered)
     group = next((str(m[k]) for at, r in ordered for k in THREAD_KEYS
-                  if isinstance(m := _dict(at, r, "extra").get("metadata"), dict) and m.get(k)), trace_id)
+                  if (m := sub(dict_field(at, r, "extra"), "metadata")).get(k)), trace_id)
     llms = [(at, r) for at, r in ordered if r["run_type"] in ("llm", "chat_model")]
     tool_runs = [(at, r) for at, r in ordered if r["run_type"] == "tool"]
-    events, tools = _conversation(llms, metadata)
+    events, tools = conversation(llms, metadata)
     events, unmatched = _match_tool_runs(events, tool_runs, file_tools)
     if unmatched:
         metadata["unmatched_tool_runs"] = [{k: r.get(k) for k in ("id", "name", "inputs", "outputs", "error")}
                                            for _, r in unmatched]
     trace = Trace(trace_id=trace_id, group=group, source=SOURCE, metadata=metadata,
-                  tools=_tools(llms) or tools, events=events)
+                  tools=tool_specs(llms) or tools, events=events)
     trace.validate()
     return trace
 
 
 def _metadata(at: Location, root: dict, runs: list[Run]) -> dict[str, Any]:
-    extra = _dict(at, root, "extra")
+    extra = dict_field(at, root, "extra")
     metadata: dict[str, Any] = dict(expect(extra.get("metadata") or {}, dict, at, "extra.metadata"))
     for key in ("name", "tags", "session_id", "session_name", "error", "reference_example_id"):
         if root.get(key):
             metadata.setdefault(f"run_{key}" if key in ("name", "error") else key, root[key])
     for r_at, run in runs:
-        r_extra = _dict(r_at, run, "extra")
-        meta, params = _sub(r_extra, "metadata"), _sub(r_extra, "invocation_params")
+        r_extra = dict_field(r_at, run, "extra")
+        meta, params = sub(r_extra, "metadata"), sub(r_extra, "invocation_params")
         model = (meta.get("ls_model_name") or params.get("model") or params.get("model_name")
-                 or _sub(run, "inputs").get("model"))
+                 or sub(run, "inputs").get("model"))
         if run["run_type"] in ("llm", "chat_model") and isinstance(model, str) and model:
             metadata.setdefault("agent_model", model)
     return metadata
-
-
-def _messages(at: Location, run: dict) -> tuple[list, str] | None:
-    """(input messages, their field path) of an llm run, or None (a completion model's prompts)."""
-    inputs = _dict(at, run, "inputs")
-    if "messages" not in inputs:
-        return None
-    messages = expect(inputs["messages"], list, at, "inputs.messages")
-    if messages and isinstance(messages[0], list):  # [[dumpd(message), ...]]: one batch per prompt
-        return expect(messages[0], list, at, "inputs.messages[0]"), "inputs.messages[0]"
-    return messages, "inputs.messages"
-
-
-def _output(at: Location, run: dict) -> Any:
-    """The llm run's answer: generations[0][0].message (LangChain), or an OpenAI chat completion."""
-    outputs = _dict(at, run, "outputs")
-    generations = outputs.get("generations")
-    if generations is not None:
-        first = expect(generations, list, at, "outputs.generations")
-        first = expect(first[0], list, at, "outputs.generations[0]") if first else []
-        gen = expect(first[0], dict, at, "outputs.generations[0][0]") if first else {}
-        return gen.get("message")
-    return outputs if "choices" in outputs or outputs.get("role") == "assistant" else None
-
-
-def _conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]]:
-    """Events of the llm run that saw the most messages; the times of each assistant message's run."""
-    read = [(at, run, m) for at, run in llms if (m := _messages(at, run)) is not None]
-    if not read:
-        return [], []
-    at, run, (messages, path) = max(read, key=lambda x: len(x[2][0]))  # the first of the longest
-    answer = _output(at, run)
-    tools: list[ToolSpec] = []
-    if all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m) for m in messages):
-        inputs = _dict(at, run, "inputs")  # a wrapped client's request: {messages, tools, system?, ...}
-        record = {k: inputs[k] for k in ("messages", "tools", "system", "functions") if k in inputs}
-        fmt = anthropic if chat_dialect(record) == "anthropic" else openai
-        if isinstance(answer, dict) and fmt is anthropic:  # an Anthropic Message: the last assistant message
-            record["messages"] = [*messages, {"role": "assistant", "content": answer.get("content")}]
-        elif answer is not None:  # a chat completion, read as openai reads a request log's "response"
-            record["response"] = answer
-        trace = next(fmt.FORMAT.read([(at.child(".inputs"), record)], _raise))
-        events, tools = trace.events, trace.tools
-        for key, value in trace.metadata.items():  # the completion's id, model, usage
-            metadata.setdefault(key, value)
-    else:
-        reader = MessageReader(at, metadata)
-        events = reader.events(messages, path)
-        if answer is not None:
-            events += reader.events([answer], "outputs.generations[0]")
-    keys = {_answer_key(_output(a, r)): (a, r) for a, r in llms}
-    for i, event in enumerate(events):
-        if isinstance(event, Message) and event.role == "assistant":
-            found = keys.get((event.text, _turn_ids(events, i)))
-            if found:
-                event.t_start, event.t_end = _time(*found, "start_time"), _time(*found, "end_time")
-                event.extra["run_id"] = found[1]["id"]
-    others = [r for a, r in llms if r is not run and not _is_prefix(_messages(a, r), messages)]
-    if others:
-        metadata["other_llm_runs"] = [{"id": r["id"], "name": r.get("name")} for r in others]
-    return events, tools
-
-
-def _raise(e: TraceFormatError) -> None:
-    raise e
-
-
-def _content_key(m: Any) -> str:
-    """What must agree for two dumps of a message to be the same message."""
-    if isinstance(m, dict):
-        m = _body(m).get("content")
-    return json.dumps(m, sort_keys=True, default=str)
-
-
-def _is_prefix(found: tuple[list, str] | None, messages: list) -> bool:
-    if found is None:
-        return True
-    short = found[0]
-    return len(short) <= len(messages) and all(_content_key(a) == _content_key(b)
-                                               for a, b in zip(short, messages, strict=False))
-
-
-def _answer_key(message: Any) -> tuple[str, tuple[str, ...]] | None:
-    """(text, call ids) of an llm run's output message, in any of its shapes, to find it among events."""
-    if not isinstance(message, dict):
-        return None
-    if "choices" in message:  # an OpenAI chat completion
-        choices = message["choices"]
-        first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-        message = first.get("message") if isinstance(first.get("message"), dict) else {}
-    body = _body(message)
-    content = body.get("content")
-    if isinstance(content, list):
-        content = "\n".join(p if isinstance(p, str) else p["text"] for p in content if isinstance(p, str) or (
-            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)))
-    blocks = body.get("content") if isinstance(body.get("content"), list) else []
-    calls = body.get("tool_calls") if isinstance(body.get("tool_calls"), list) else [
-        b for b in blocks if isinstance(b, dict) and b.get("type") in ("tool_use", "tool_call")]
-    ids = tuple(c.get("id") for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str))
-    return (content if isinstance(content, str) else "", ids)
 
 
 # ---- tool runs -----------------------------------------------------------------------------------------
 
 
 def _tool_call_id(run: dict) -> str | None:
-    out = _sub(run, "outputs").get("output")
-    value = _body(out).get("tool_call_id") if isinstance(out, dict) else None
-    value = value or _sub(_sub(run, "extra"), "metadata").get("tool_call_id")
+    out = sub(run, "outputs").get("output")
+    value = message_body(out).get("tool_call_id") if isinstance(out, dict) else None
+    value = value or sub(sub(run, "extra"), "metadata").get("tool_call_id")
     return value if isinstance(value, str) and value else None
 
 
 def _match_tool_runs(events: list, tool_runs: list[Run],
                      file_tools: dict[str, Run]) -> tuple[list, list[Run]]:
     calls = [e for e in events if isinstance(e, ToolCall)]
-    by_id = {_source_id(c): c for c in calls}
+    by_id = {source_id(c): c for c in calls}
     matched: set[int] = set()
     unmatched: list[Run] = []
     for at, run in tool_runs:
@@ -359,7 +225,7 @@ def _match_tool_runs(events: list, tool_runs: list[Run],
         if call is None or id(call) in matched:
             # by name: the first waiting call of that name that has no tool run of its own
             call = next((c for c in calls if id(c) not in matched and c.tool == run.get("name")
-                         and _source_id(c) not in file_tools), None)
+                         and source_id(c) not in file_tools), None)
         if call is None:
             unmatched.append((at, run))
             continue
@@ -372,17 +238,13 @@ def _match_tool_runs(events: list, tool_runs: list[Run],
     return events, unmatched
 
 
-def _source_id(call: ToolCall) -> str:
-    return call.extra.get("source_call_id", call.call_id)
-
-
 def _fill(at: Location, run: dict, call: ToolCall) -> ToolCall:
-    call.t_start, call.t_end = _time(at, run, "start_time"), _time(at, run, "end_time")
+    call.t_start, call.t_end = run_time(at, run, "start_time"), run_time(at, run, "end_time")
     call.extra["run_id"] = run["id"]
     if run.get("error") is not None:
         call.error = True
         call.extra["run_error"] = expect(run["error"], str, at, "error")
-    outputs = _dict(at, run, "outputs")
+    outputs = dict_field(at, run, "outputs")
     if call.output is None and "output" in outputs:
         call.output, status = _tool_output(outputs["output"])
         call.error = call.error or status == "error"
@@ -395,7 +257,7 @@ def _fill(at: Location, run: dict, call: ToolCall) -> ToolCall:
 def _tool_output(out: Any) -> tuple[str | None, Any]:
     """(text, status) of a tool run's output: a ToolMessage (model_dump or dumpd) or any value."""
     if isinstance(out, dict):
-        body = _body(out)
+        body = message_body(out)
         if body.get("type") == "tool" or "tool_call_id" in body:
             content = body.get("content")
             if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
@@ -408,7 +270,7 @@ def _tool_output(out: Any) -> tuple[str | None, Any]:
 def _args(at: Location, run: dict) -> dict[str, Any]:
     """A tool run's arguments: `inputs.input` is str(args) (a Python repr) or JSON or a dict; @traceable
     tools log their keyword arguments as the inputs themselves."""
-    inputs = _dict(at, run, "inputs")
+    inputs = dict_field(at, run, "inputs")
     if set(inputs) != {"input"}:
         return inputs
     value = inputs["input"]
@@ -426,19 +288,6 @@ def _args(at: Location, run: dict) -> dict[str, Any]:
 
 
 # ---- tools ---------------------------------------------------------------------------------------------
-
-
-def _tools(llms: list[Run]) -> list[ToolSpec]:
-    """The tools the llm runs were given (`extra.invocation_params.tools`), first declaration of each name."""
-    out: dict[str, ToolSpec] = {}
-    for at, run in llms:
-        params = _dict(at, run, "extra").get("invocation_params")
-        if not isinstance(params, dict) or params.get("tools") is None:
-            continue
-        at = at.child(".extra.invocation_params")
-        for spec in langchain._tools(at, params["tools"]):  # OpenAI, function or Anthropic form
-            out.setdefault(spec.name, spec)
-    return list(out.values())
 
 
 FORMAT = TraceFormat(
