@@ -15,7 +15,9 @@ A file holds one record per JSON line, a JSON list of records, or a bare list of
 - a tool_result fills the output and `is_error` of the call with its `tool_use_id` (no such call: an
   error naming the field); text blocks in the same user message become a user `Message` after them,
   marked `extra["with_tool_results"]` (one API message: the LLM did not answer between the two);
-- trace_id / group: `metadata.id` / `metadata.group` when present, else `<file stem>:<line or index>`.
+- trace_id / group: `metadata.id` / `metadata.group` when present, else `<file stem>:<line or index>`;
+- a request log's saved answer (`"response"`: a Messages API response beside the request) is the last
+  assistant message, so a folded request log ends with it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,15 @@ def _trace(at: Location, record: Any, index: int | None) -> Trace:
     if rec.get("system") is not None:
         blocks = _blocks(at, rec["system"], "system")
         events.append(Message("system", "\n".join(blocks.texts), extra=blocks.extra))
-    events.extend(_events(at, messages, prefix))
+    items = [(f"{prefix}[{j}]", m) for j, m in enumerate(messages)]
+    response = rec.get("response")
+    if isinstance(response, dict) and response.get("role") == "assistant" and "content" in response:
+        items.append(("response", response))  # a request log's saved answer (a Messages API response)
+        metadata.pop("response", None)
+        rest = {k: v for k, v in response.items() if k not in ("role", "content", "usage", "type")}
+        if rest:
+            metadata["response"] = rest
+    events.extend(_events(at, items))
     trace = Trace(trace_id=trace_id, group=group, source=SOURCE, metadata=metadata,
                   tools=_tools(at, rec.get("tools")), events=events)
     trace.validate()
@@ -114,12 +124,12 @@ def _blocks(at: Location, content: Any, path: str) -> _Blocks:
     return out
 
 
-def _events(at: Location, messages: list, prefix: str) -> list[Event]:
+def _events(at: Location, items: list[tuple[str, Any]]) -> list[Event]:
+    """Events of (field path, message) pairs, in order."""
     events: list[Event] = []
     book = CallBook()
     turn = -1
-    for j, m in enumerate(messages):
-        path = f"{prefix}[{j}]"
+    for path, m in items:
         m = expect(m, dict, at, path)
         role = expect(m.get("role"), str, at, f"{path}.role")
         if role not in ("user", "assistant", "system"):

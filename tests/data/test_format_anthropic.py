@@ -149,3 +149,23 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+def test_a_request_log_with_its_saved_response_folds_to_the_whole_conversation(tmp_path):
+    user = {"role": "user", "content": "Weather in Paris?"}
+    call = {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "tu1", "name": "get_weather", "input": {"city": "Paris"}}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu1", "content": "14 C"}]}
+    answer = {"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+              "content": [{"type": "text", "text": "14 C in Paris."}], "usage": {"output_tokens": 9}}
+    path = write_jsonl(tmp_path / "proxy.jsonl", [
+        {"system": "Be brief.", "messages": [user], "response": {**call, "id": "msg_1", "type": "message"}},
+        {"system": "Be brief.", "messages": [user, call, result], "response": answer},
+    ])
+    report = ImportReport()
+    (trace,) = load_traces(path, report=report)
+    assert report.folded == 1
+    assert [getattr(e, "text", None) for e in trace.events] == [
+        "Be brief.", "Weather in Paris?", "", None, "14 C in Paris."]
+    assert trace.events[-1].tokens == 9 and trace.calls[0].output == "14 C"
+    assert trace.metadata["response"] == {"id": "msg_2", "model": "claude-sonnet-4-5"}
