@@ -69,15 +69,22 @@ def _is_trace(x: Any) -> bool:
             and (bool(obs) or "timestamp" in x))
 
 
+def _is_trace_summary(x: Any) -> bool:
+    """A trace as `GET /api/public/traces` lists it: observation ids only (taken, to say what to fetch)."""
+    obs = x.get("observations") if isinstance(x, dict) else None
+    return (isinstance(obs, list) and bool(obs) and all(isinstance(o, str) for o in obs)
+            and isinstance(x.get("id"), str) and "timestamp" in x and "htmlPath" in x)
+
+
 def _is_page(x: Any) -> bool:
     data = x.get("data") if isinstance(x, dict) else None
     return (isinstance(data, list) and isinstance(x.get("meta"), dict) and bool(data)
-            and (_is_observation(data[0]) or _is_trace(data[0])))
+            and (_is_observation(data[0]) or _is_trace(data[0]) or _is_trace_summary(data[0])))
 
 
 def sniff(record: Any) -> bool:
     first = record[0] if isinstance(record, list) and record else record
-    return _is_observation(first) or _is_trace(first) or _is_page(first)
+    return _is_observation(first) or _is_trace(first) or _is_trace_summary(first) or _is_page(first)
 
 
 # ---- collecting observations by trace ------------------------------------------------------------------
@@ -128,6 +135,11 @@ def _collect_one(at: Location, x: Any, path: str, groups: dict[str, _Group],
     def sub(name: str) -> str:
         return f"{path}.{name}" if path else name
 
+    if _is_trace_summary(x):
+        on_error(TraceFormatError(at, "a trace from GET /api/public/traces lists observation ids only; "
+                                  "export each trace with GET /api/public/traces/{id} (observations inline) "
+                                  "or its observations", field=sub("observations")))
+        return
     if isinstance(x, dict) and isinstance(x.get("observations"), list):
         trace_id = x.get("id")
         try:

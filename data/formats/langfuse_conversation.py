@@ -84,14 +84,17 @@ def tool_specs(value: Any, at: Location, name: str) -> list[ToolSpec]:
 
 
 def tool_args(value: Any) -> dict[str, Any]:
-    """A tool observation's input as call arguments: an object, JSON text or a Python dict repr
-    (LangChain passes `str(tool_input)`); anything else is {"input": value}."""
+    """A tool observation's input as call arguments: an object (@observe's {"args": [], "kwargs"}: the
+    kwargs), JSON text or a Python dict repr (LangChain passes `str(tool_input)`); else {"input": value}."""
     value = parse_json(value)
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError):
             pass
+    if isinstance(value, dict) and set(value) == {"args", "kwargs"} and not value["args"] \
+            and isinstance(value["kwargs"], dict):
+        return value["kwargs"]  # @observe's capture of a call made with keyword arguments only
     if isinstance(value, dict):
         return value
     return {} if value is None or value == "" else {"input": value}
@@ -125,6 +128,10 @@ def _normalize(m: Any, at: Location, path: str, gen_id: str) -> dict:
     """A message with LangChain tool calls ({name, args, id}) in OpenAI form; calls without an id (older
     SDKs' streamed outputs) get `<generation id>:<path>:<k>`."""
     m = expect(m, dict, at, path)
+    kwargs = m.get("additional_kwargs")
+    if isinstance(kwargs, dict) and not m.get("tool_calls") and not m.get("function_call"):
+        # older LangChain handlers kept the provider's tool calls in additional_kwargs only
+        m = {**m, **{k: kwargs[k] for k in ("tool_calls", "function_call") if kwargs.get(k)}}
     calls = m.get("tool_calls")
     if not isinstance(calls, list) or not calls:
         return m
@@ -213,7 +220,7 @@ def read_messages(items: list[Item]) -> list[Event]:
     dialect = chat_dialect({"messages": [m for m in messages if m.get("role") != "system"] or messages})
     try:
         if dialect == "anthropic":
-            return anthropic._events(items[0][0], messages, "")
+            return anthropic._events(items[0][0], [(f"[{i}]", m) for i, m in enumerate(messages)])
         return openai._events(items[0][0], [(f"[{i}]", m) for i, m in enumerate(messages)])
     except TraceFormatError as e:
         match = re.match(r"\[(\d+)\]", e.field or "")

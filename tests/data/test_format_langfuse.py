@@ -233,3 +233,27 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+def test_traces_list_page_says_to_fetch_each_trace(tmp_path):
+    summary = {"id": "t1", "timestamp": "2025-01-01T00:00:00Z", "htmlPath": "/p/traces/t1",
+               "observations": ["o1", "o2"], "scores": []}
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps({"data": [summary], "meta": {"page": 1, "totalPages": 1}}), encoding="utf-8")
+    with pytest.raises(TraceFormatError, match=r"GET /api/public/traces/\{id\}") as info:
+        load_traces(path)
+    assert info.value.field == "data[0].observations"
+
+
+def test_older_langchain_tool_calls_in_additional_kwargs_and_observe_kwargs(tmp_path):
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}
+    gen = obs("g1", input=[{"role": "user", "content": "go"}],
+              output={"role": "assistant", "content": "", "additional_kwargs": {"tool_calls": [call]}})
+    run = obs("t1", type="TOOL", name="f", start="2025-01-01T00:00:01Z",
+              input={"args": [], "kwargs": {"x": 1}}, output="done")
+    other = obs("t2", type="TOOL", name="g", start="2025-01-01T00:00:02Z",
+                input={"args": [], "kwargs": {"y": 2}})
+    trace, = load_traces(write_jsonl(tmp_path / "o.jsonl", [gen, run, other]))
+    requested, standalone = trace.calls
+    assert (requested.call_id, requested.args, requested.output) == ("c1", {"x": 1}, "done")
+    assert (standalone.tool, standalone.args, standalone.turn) == ("g", {"y": 2}, 1)
