@@ -33,7 +33,9 @@ children in `child_runs`. All runs of a file are read, then grouped by trace:
   OpenAI client's `inputs.tools`), the first declaration of each name;
 - metadata: the root run's name, tags, `extra.metadata`, project (`session_id`), error; `agent_model`
   from `ls_model_name` / `invocation_params.model`. Chain, retriever, prompt, parser runs add nothing else.
-Not read: `inputs.prompts` of completion-model llm runs (text, no messages), parquet exports.
+Parquet bulk exports converted to JSON (their object fields as JSON text) are read. Not read:
+`inputs.prompts` of completion-model llm runs (text, no messages), batched prompts past the first, and
+Parquet itself. A trace's runs must be in one file (pages of one trace: write them as JSON lines).
 """
 
 from __future__ import annotations
@@ -60,12 +62,12 @@ from toolcast.data.formats.langsmith_llm import (
 from toolcast.data.schema import Message, SchemaError, ToolCall, Trace
 
 SOURCE = "langsmith"
-RUN_TYPES = ("llm", "chat_model", "chain", "tool", "retriever", "prompt", "embedding", "parser")
 THREAD_KEYS = ("thread_id", "session_id", "conversation_id")
+_JSON_FIELDS = ("inputs", "outputs", "extra", "events", "tags", "serialized", "child_runs")
 
 
 def is_run(value: Any) -> bool:
-    return (isinstance(value, dict) and value.get("run_type") in RUN_TYPES and "id" in value
+    return (isinstance(value, dict) and isinstance(value.get("run_type"), str) and "id" in value
             and any(k in value for k in ("trace_id", "dotted_order", "start_time")))
 
 
@@ -141,15 +143,26 @@ def _runs(where: Location, record: Any) -> Iterator[Run]:
     stack = [(where if prefix is None else where.child(f"{prefix}[{i}]"), run) for i, run in enumerate(items)]
     while stack:
         at, run = stack.pop(0)
-        run = expect(run, dict, at, "run")
-        kind = expect(run.get("run_type"), str, at, "run_type")
-        if kind not in RUN_TYPES:
-            raise TraceFormatError(at, f"unknown run_type {kind!r} (expected {', '.join(RUN_TYPES)})",
-                                   field="run_type")
+        run = _decoded(expect(run, dict, at, "run"))
+        expect(run.get("run_type"), str, at, "run_type")  # any string: other types add nothing
         expect(run.get("id"), str, at, "id")
         yield at, run
         children = expect(run.get("child_runs") or [], list, at, "child_runs")
         stack[:0] = [(at.child(f".child_runs[{i}]"), child) for i, child in enumerate(children)]
+
+
+def _decoded(run: dict) -> dict:
+    """The run with its object fields parsed where they hold JSON text, as a Parquet bulk export converted
+    to JSON (pandas, DuckDB) leaves them."""
+    out = dict(run)
+    for key in _JSON_FIELDS:
+        value = run.get(key)
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                out[key] = json.loads(value)
+            except (ValueError, RecursionError):
+                pass  # left as it was: the field's type check names it
+    return out
 
 
 def _trace_key(at: Location, run: dict) -> str:

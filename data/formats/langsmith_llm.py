@@ -77,7 +77,7 @@ def conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]]
     if not read:
         return [], []
     at, run, (messages, path) = max(read, key=lambda x: len(x[2][0]))  # the first of the longest
-    answer = _output(at, run)
+    answer, answer_path = _output(at, run)
     tools: list[ToolSpec] = []
     if all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m) for m in messages):
         inputs = dict_field(at, run, "inputs")  # a wrapped client's request: {messages, tools, system?, ...}
@@ -95,8 +95,12 @@ def conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]]
         reader = MessageReader(at, metadata)
         events = reader.events(messages, path)
         if answer is not None:
-            events += reader.events([answer], "outputs.generations[0]")
-    keys = {_answer_key(_output(a, r)): (a, r) for a, r in llms}
+            try:  # events() names a message `{prefix}[{index}]`: errors get the answer's own path
+                events += reader.events([answer], "<answer>")
+            except TraceFormatError as e:
+                field = (e.field or "").replace("<answer>[0]", answer_path, 1)
+                raise TraceFormatError(e.where, e.reason, field=field) from None
+    keys = {_answer_key(_output(a, r)[0]): (a, r) for a, r in llms}
     for i, event in enumerate(events):
         if isinstance(event, Message) and event.role == "assistant":
             found = keys.get((event.text, turn_ids(events, i)))
@@ -120,16 +124,24 @@ def _messages(at: Location, run: dict) -> tuple[list, str] | None:
     return messages, "inputs.messages"
 
 
-def _output(at: Location, run: dict) -> Any:
-    """The llm run's answer: generations[0][0].message (LangChain), or an OpenAI chat completion."""
+def _output(at: Location, run: dict) -> tuple[Any, str]:
+    """The llm run's answer: generations[0][0].message (LangChain's tracer), an OpenAI chat completion, an
+    Anthropic Message, the last of `messages` or `message` (a custom llm run in LangChain format)."""
     outputs = dict_field(at, run, "outputs")
     generations = outputs.get("generations")
     if generations is not None:
         first = expect(generations, list, at, "outputs.generations")
         first = expect(first[0], list, at, "outputs.generations[0]") if first else []
         gen = expect(first[0], dict, at, "outputs.generations[0][0]") if first else {}
-        return gen.get("message")
-    return outputs if "choices" in outputs or outputs.get("role") == "assistant" else None
+        return gen.get("message"), "outputs.generations[0][0].message"
+    messages = outputs.get("messages")
+    if isinstance(messages, list) and messages:  # a custom llm run in LangSmith's LangChain format
+        return messages[-1], f"outputs.messages[{len(messages) - 1}]"
+    if isinstance(outputs.get("message"), dict):
+        return outputs["message"], "outputs.message"
+    chat = "choices" in outputs or outputs.get("role") == "assistant" or outputs.get("lc") == 1
+    whole = chat or outputs.get("type") in ("ai", "AIMessage", "AIMessageChunk")
+    return (outputs if whole else None), "outputs"
 
 
 def _raise(e: TraceFormatError) -> None:

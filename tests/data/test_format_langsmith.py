@@ -215,6 +215,24 @@ def test_wrapped_anthropic_client_messages_and_a_tool_use_block(tmp_path):
     assert (trace.calls[0].output, trace.calls[0].args) == ("R", {"a": 1})
 
 
+def test_a_parquet_export_as_json_custom_run_types_and_langchain_format_outputs(tmp_path):
+    """Bulk exports are Parquet; converted to JSON lines their object fields are JSON text. A custom llm
+    run in LangSmith's LangChain format answers with outputs.messages; any run_type is allowed."""
+    answer = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}
+    path = write_jsonl(tmp_path / "export.jsonl", [
+        run("r", "agent_step", inputs="{}"),
+        run("l", "llm", inputs=json.dumps({"messages": [{"role": "user", "content": "go"}]}),
+            outputs=json.dumps({"messages": [answer]}), extra=json.dumps({"metadata": {"thread_id": "th"}})),
+        run("t", "tool", name="f", inputs='{"input": "{\'a\': 1}"}', outputs='{"output": "done"}'),
+    ])
+    (trace,) = load_traces(path)
+    assert trace.group == "th" and shape(trace) == [
+        ("Message", "user", None), ("Message", "assistant", 0), ("ToolCall", "f", 0)]
+    call = trace.calls[0]
+    assert (call.args, call.output, call.extra["run_id"]) == ({"a": 1}, "done", "t")
+
+
 BAD_RUNS = [
     pytest.param(run("x", "llm", inputs={"messages": [[{"type": "wizard", "content": "?"}]]}),
                  "inputs.messages[0][0].type", "not a LangChain message type", id="bad-message"),
@@ -225,7 +243,9 @@ BAD_RUNS = [
     pytest.param(run("x", "llm", inputs={"messages": [[HUMAN]]}, outputs={"generations": {}}),
                  "outputs.generations", "expected list", id="generations"),
     pytest.param(run("x", "tool", error=["no"]), "error", "expected str", id="error-type"),
-    pytest.param(run("x", "agent"), "run_type", "unknown run_type", id="run-type"),
+    pytest.param(run("x", 5), "run_type", "expected str", id="run-type"),
+    pytest.param(run("x", "llm", inputs={"messages": [[HUMAN]]}, outputs={"messages": ["hi"]}),
+                 "outputs.messages[0]", "expected dict", id="answer"),
 ]
 
 
