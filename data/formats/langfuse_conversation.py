@@ -102,12 +102,13 @@ def tool_args(value: Any) -> dict[str, Any]:
 
 def tool_output(value: Any) -> tuple[str | None, bool]:
     """A tool observation's output as text, and whether it says the tool failed (a LangChain ToolMessage
-    dump with status "error")."""
-    value = parse_json(value)
-    if isinstance(value, dict) and "content" in value and (
-            "tool_call_id" in value or value.get("type") == "tool"):
-        content = value["content"]
-        return (content if isinstance(content, str) else output_text(content)), value.get("status") == "error"
+    dump with status "error"). Text stays as logged (JSON text too: the v2 API returns outputs as text)."""
+    parsed = parse_json(value)
+    if isinstance(parsed, dict) and "content" in parsed and (
+            "tool_call_id" in parsed or parsed.get("type") == "tool"):
+        content = parsed["content"]
+        failed = parsed.get("status") == "error"
+        return (content if isinstance(content, str) else output_text(content)), failed
     return output_text(value), False
 
 

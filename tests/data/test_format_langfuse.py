@@ -257,3 +257,12 @@ def test_older_langchain_tool_calls_in_additional_kwargs_and_observe_kwargs(tmp_
     requested, standalone = trace.calls
     assert (requested.call_id, requested.args, requested.output) == ("c1", {"x": 1}, "done")
     assert (standalone.tool, standalone.args, standalone.turn) == ("g", {"y": 2}, 1)
+
+
+def test_tool_output_text_is_kept_as_logged(tmp_path):
+    text = '{"note": "it\\u2019s here"}'  # JSON text with escapes: never re-encoded
+    gen = obs("g1", input="go", output={"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+    run = obs("t1", type="TOOL", name="f", start="2025-01-01T00:00:01Z", output=text)
+    trace, = load_traces(write_jsonl(tmp_path / "o.jsonl", [gen, run]))
+    assert trace.calls[0].output == text
