@@ -33,14 +33,16 @@ span's role "tool" input message with that id. LLM or TOOL spans nested inside a
 TOOL spans with no tool name, id, input or output (a handoff) are listed in
 metadata["empty_tool_spans_skipped"]. An LLM span's text and calls are gathered from all its output
 messages (the OpenAI Agents instrumentation gives the text and each function call messages of their own).
-System and user messages come from the first LLM span's inputs, later user turns from the user messages
-that end a later LLM span's inputs. Not read: Phoenix's `/spans/otlpv1` answer (snake_case OTLP),
-get_spans_dataframe exports (columns not confirmed), span events.
+The first LLM span's inputs give the system and user messages and any history they repeat (assistant
+messages, their calls, results matched by message.tool_call_id; no times, so a log with one LLM call per
+trace, as an SDK instrumentation alone writes, folds like a request log); later user turns come from the
+user messages that end a later LLM span's inputs.
+Not read: Phoenix's `/spans/otlpv1` answer (snake_case OTLP), get_spans_dataframe exports (columns not
+confirmed), span events (exception details beyond the status message).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,6 +59,7 @@ from toolcast.data.formats.openinference_spans import (
     phoenix_span,
     tool_name,
     tool_specs,
+    trace_metadata,
 )
 from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document
 from toolcast.data.schema import Event, Message, ToolCall, Trace
@@ -196,9 +199,10 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
 
     events: list[Event] = []
     book = CallBook()
-    turn = -1
+    turn, unanswered = -1, []
     if llms:
-        events.extend(_opening_messages(llms[0]))
+        opening, turn, unanswered = _opening(llms[0], book)
+        events.extend(opening)
     last: Span | None = None
     for t in orphans:  # tool spans before any LLM span: parallel while they overlap
         overlaps = last is not None and None not in (t.start, last.end) and t.start < last.end
@@ -216,11 +220,13 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
         events.append(message)
         events.extend(calls)
 
-    metadata = _metadata(spans, llms)
+    metadata = trace_metadata(spans, llms)
     if nested:
         metadata["nested_spans_skipped"] = len(nested)
     if empty:
         metadata["empty_tool_spans_skipped"] = [t.name for t in empty]
+    if unanswered:
+        metadata["unmatched_input_messages"] = unanswered
     trace = Trace(trace_id=trace_id, group=str(metadata.get("session_id") or trace_id), source=SOURCE,
                   metadata=metadata, tools=tool_specs(llms, tools), events=events)
     trace.validate()
@@ -314,8 +320,45 @@ def _as_message(m: Msg) -> Message | None:
     return Message(role, m.text, extra=m.extra) if role else None
 
 
-def _opening_messages(llm: Span) -> list[Message]:
-    return [m for m in map(_as_message, messages(llm, _IN)) if m is not None]
+def _opening(llm: Span, book: CallBook) -> tuple[list[Event], int, list[dict[str, Any]]]:
+    """The first LLM span's input messages, with the history a request repeats (a run an SDK instrumentation
+    traced one LLM call per trace; a session's earlier runs): system and user messages, assistant messages
+    and the calls they made, each call's result the role "tool" message with its id (without an id, the
+    first unanswered call with the message's name). History has no times, so request-per-trace logs fold
+    (data/fold.py). Returns the events, the last turn and the results that answered no call."""
+    out: list[Event] = []
+    turn, pending, unanswered = -1, [], []
+    for m in messages(llm, _IN):
+        if m.role.lower() in ("tool", "function"):
+            call = book.answer(m.tool_call_id) if m.tool_call_id else None
+            name = (m.extra.get("attributes") or {}).get("message.name")
+            if call is None and not m.tool_call_id:
+                call = next((c for c in pending if c.tool == name and c.output is None), None)
+            if call is None:
+                unanswered.append({"tool_call_id": m.tool_call_id, "name": name, "text": m.text})
+            else:
+                call.output = m.text
+                if m.extra:
+                    call.extra["result_extra"] = m.extra
+            continue
+        if m.role.lower() != "assistant":
+            message = _as_message(m)
+            if message is not None:
+                out.append(message)
+            elif m.text or m.extra:
+                unanswered.append({"role": m.role, "text": m.text})
+            continue
+        message = Message("assistant", m.text, extra={**m.extra, "from": _IN})
+        out.append(message)
+        if m.calls:
+            turn += 1
+            message.turn = turn
+            for j, c in enumerate(m.calls):
+                call = book.add(c.call_id or f"{llm.span_id}:in{len(out)}:{j}", turn, c.name,
+                                parse_arguments(c.args, llm.where, c.field), extra={"from": _IN})
+                pending.append(call)
+                out.append(call)
+    return out, turn, unanswered
 
 
 def _new_user_messages(llm: Span) -> list[Message]:
@@ -343,31 +386,6 @@ def _assistant(llm: Span, outputs: list[Msg]) -> Message:
     tokens = llm.attrs.get("llm.token_count.completion")
     tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
     return Message("assistant", text, t_start=llm.start, t_end=llm.end, tokens=tokens, extra=extra)
-
-
-def _metadata(spans: list[Span], llms: list[Span]) -> dict[str, Any]:
-    def first(key: str, among: list[Span]) -> Any:
-        return next((s.attrs[key] for s in among if s.attrs.get(key) not in (None, "")), None)
-
-    agents = [s for s in spans if _kind(s) == "AGENT"]
-    agent = first("agent.name", spans) or (agents[0].name if agents and agents[0].name else None)
-    service = next((s.resource["service.name"] for s in spans if "service.name" in s.resource), None)
-    found = {  # agent_model / agent_implementation: the keys the other importers and the featurizer use
-        "agent_model": first("llm.model_name", llms) or first("llm.request.model_name", llms),
-        "agent_implementation": agent or service,
-        "agent_name": agent,
-        "provider": first("llm.provider", llms) or first("llm.system", llms),
-        "service": service,
-        "session_id": first("session.id", spans),
-        "user_id": first("user.id", spans),
-        "span_metadata": first("metadata", spans),
-    }
-    if isinstance(found["span_metadata"], str):  # a JSON string per the spec
-        try:
-            found["span_metadata"] = json.loads(found["span_metadata"])
-        except json.JSONDecodeError:
-            pass
-    return {k: v for k, v in found.items() if v is not None}
 
 
 FORMAT = TraceFormat(

@@ -222,3 +222,28 @@ def _json_object(s: Span, value: Any, field: str) -> dict[str, Any]:
             raise TraceFormatError(s.where, f"not valid JSON: {e.msg} (column {e.colno})",
                                    field=field) from None
     return expect(value, dict, s.where, field)
+
+
+def trace_metadata(spans: list[Span], llms: list[Span]) -> dict[str, Any]:
+    def first(key: str, among: list[Span]) -> Any:
+        return next((s.attrs[key] for s in among if s.attrs.get(key) not in (None, "")), None)
+
+    agents = [s for s in spans if isinstance(s.attrs.get(KIND), str) and s.attrs[KIND].upper() == "AGENT"]
+    agent = first("agent.name", spans) or (agents[0].name if agents and agents[0].name else None)
+    service = next((s.resource["service.name"] for s in spans if "service.name" in s.resource), None)
+    found = {  # agent_model / agent_implementation: the keys the other importers and the featurizer use
+        "agent_model": first("llm.model_name", llms) or first("llm.request.model_name", llms),
+        "agent_implementation": agent or service,
+        "agent_name": agent,
+        "provider": first("llm.provider", llms) or first("llm.system", llms),
+        "service": service,
+        "session_id": first("session.id", spans),
+        "user_id": first("user.id", spans),
+        "span_metadata": first("metadata", spans),
+    }
+    if isinstance(found["span_metadata"], str):  # a JSON string per the spec
+        try:
+            found["span_metadata"] = json.loads(found["span_metadata"])
+        except json.JSONDecodeError:
+            pass
+    return {k: v for k, v in found.items() if v is not None}

@@ -245,6 +245,33 @@ def test_a_tool_input_that_is_not_json_is_kept_as_text(tmp_path):
     assert trace.tools[0].name == "search"
 
 
+def test_one_llm_call_per_trace_keeps_the_history_and_folds(tmp_path):
+    """OpenAIInstrumentor alone: each chat completion is a trace of its own whose input repeats the run so
+    far; the history becomes events without times, so the earlier call's trace folds into the later one."""
+    first = llm("b1", 0, 1, trace_id="a" * 32, calls=[("call_1", "get_user", '{"name": "ann"}')])
+    m, tc = "llm__input_messages__", "llm__input_messages__1__message__tool_calls__0__tool_call__"
+    second = span("b2", 2, 3, trace_id="b" * 32, openinference__span__kind="LLM", **{
+        m + "0__message__role": "user", m + "0__message__content": "hi", m + "1__message__role": "assistant",
+        tc + "id": "call_1", tc + "function__name": "get_user", tc + "function__arguments": '{"name": "ann"}',
+        m + "2__message__role": "tool", m + "2__message__tool_call_id": "call_1",
+        m + "2__message__content": '{"id": 7}',
+        m + "3__message__role": "tool", m + "3__message__tool_call_id": "x",
+        m + "3__message__content": "stray",
+        "llm__output_messages__0__message__role": "assistant",
+        "llm__output_messages__0__message__content": "Ann is user 7."})
+    path = write_jsonl(tmp_path / "sdk.jsonl", [document(first), document(second)])
+    report = ImportReport()
+    (trace,) = load_traces(path, report=report)
+    assert (trace.trace_id, report.folded) == ("b" * 32, 1)
+    assert [(e.type, e.role if e.type == "message" else e.tool) for e in trace.events] == [
+        ("message", "user"), ("message", "assistant"), ("tool_call", "get_user"), ("message", "assistant")]
+    call = trace.calls[0]
+    assert (call.call_id, call.turn, call.output, call.t_start) == ("call_1", 0, '{"id": 7}', None)
+    stray = {"tool_call_id": "x", "name": None, "text": "stray"}
+    assert trace.metadata["unmatched_input_messages"] == [stray]
+    assert [label.tools for _, label in trace.decision_points()] == [["get_user"], ["<respond>"]]
+
+
 def test_nested_llm_spans_are_counted_not_doubled(tmp_path):
     outer = llm("b1", 0, 2, calls=[("call_1", "f", "{}")])
     inner = llm("b2", 0.1, 1.9, parent="b1", calls=[("call_1", "f", "{}")])
