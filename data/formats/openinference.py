@@ -182,10 +182,11 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
     by_id = {s.span_id: s for s in spans}
     kept = [s for s in spans if _kind(s) in ("LLM", "TOOL")]
     nested = [s for s in kept if _nested_in_same_kind(s, by_id)]
-    llms = [s for s in kept if _kind(s) == "LLM" and s not in nested]
-    tools = [s for s in kept if _kind(s) == "TOOL" and s not in nested]
+    skip = {id(s) for s in nested}
+    llms = [s for s in kept if _kind(s) == "LLM" and id(s) not in skip]
+    tools = [s for s in kept if _kind(s) == "TOOL" and id(s) not in skip]
     empty = [t for t in tools if not any(t.attrs.get(k) is not None for k in _TOOL_KEYS)]
-    tools = [t for t in tools if t not in empty]
+    tools = [t for t in tools if all(t is not e for e in empty)]
     outputs = {c.span_id: messages(c, _OUT) for c in llms}
     requested = {c.span_id: [call for m in outputs[c.span_id] for call in m.calls] for c in llms}
     requester = {call.call_id: c for c in llms for call in requested[c.span_id] if call.call_id}
