@@ -16,7 +16,10 @@ A file holds, as one JSON document, a JSON list or JSON lines (snake_case keys r
 as `GET /api/public/traces/{id}` returns them (`observations` inline), pages {"data": [...], "meta"} of
 observations or of such traces, or single observations (the UI's JSONL export). Observations are grouped
 by `traceId`, in any order, over the whole file. One Langfuse trace is one trace:
-- trace_id = the Langfuse trace id; group = `sessionId` when the trace or an observation has one.
+- trace_id = the Langfuse trace id; group = `sessionId` when the trace or an observation has one. A
+  session's later trace whose first input repeats an earlier trace's conversation holds it whole, so
+  load_traces' request-log folding drops the earlier one (its content is a prefix; traces that time the
+  same content differently, repeated runs, are kept apart).
 - Observations are ordered by startTime, then parents before children. The conversation comes from the
   GENERATION observations: the first one's input (messages, a string, or {"messages", "system", "tools"})
   whole, each later one's input from its last assistant message on (the tool results and user turns
@@ -26,18 +29,22 @@ by `traceId`, in any order, over the whole file. One Langfuse trace is one trace
   `tool_call_id`. A generation's times, output tokens (usageDetails / usage `output`), id and model go to
   its assistant message; a failed generation (no output) is listed in metadata["failed_generations"].
 - Tool runs: a TOOL observation fills the requested call whose id it names (metadata tool_call_id, or a
-  ToolMessage output), else the first unfilled call of its name requested by the generation it follows
-  (started at or after it, before the next one); any other observation type named like such a call
-  (v2 SDKs trace tools as SPANs) fills it when no TOOL does. It gives the call times, `error` (level
-  ERROR, or a ToolMessage status "error"), and the output when no tool message carried one. A TOOL
-  observation no call asked for becomes a call of its own (args from its input), after the generation
-  it follows; such calls share a turn while they overlap in time.
+  ToolMessage output), else an unfilled call of its name requested by the generation it follows (started
+  at or after it, before the next one; of parallel calls of one tool, the one whose argument values its
+  input mentions); any other observation type named like such a call (v2 SDKs trace tools as SPANs)
+  fills it when no TOOL does. It gives the call times, `error` (level ERROR, or a ToolMessage status
+  "error"), and the output (as logged) when no tool message carried one. A TOOL observation no call
+  asked for becomes a call of its own (args: its input object, JSON or dict-repr text, @observe's
+  kwargs), after the generation it follows; such calls share a turn while they overlap in time.
 - Tools: `tools` / `functions` in a generation's input (OpenAI or Anthropic form), LangChain's appended
   tool messages, or `tools` in its metadata or modelParameters; else none.
 - Metadata: the trace's fields (name, userId, sessionId, tags, metadata, scores, ...; not its input and
   output, which repeat the conversation), agent_model, and id/type/name of observations that are no
   generation and ran no call (metadata["observations"]).
-A record that fails makes its trace fail whole (`on_error`), never half-read.
+A record that fails makes its trace fail whole (`on_error`), never half-read. Not read: the traces
+listing (`GET /api/public/traces` gives observation ids only: an error says what to fetch), sessions
+(`GET /api/public/sessions/{id}` lists traces without observations), OpenAI Responses API items as a
+generation's input, and the UI's CSV export.
 """
 
 from __future__ import annotations
