@@ -102,6 +102,8 @@ class _Group:
     head: dict[str, Any] = field(default_factory=dict)
     where: Location | None = None
     obs: list[Observation] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    """Observation ids read: an observation exported twice (in its trace and on its own line) counts once."""
 
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
@@ -196,7 +198,9 @@ def _add(at: Location, o: Any, path: str, trace_id: str, group: _Group) -> None:
         group.head = {**group.head, "sessionId": _get(o, "sessionId")}
     start = _time(_get(o, "startTime"), at, sub("startTime"))
     end = _time(_get(o, "endTime"), at, sub("endTime"))
-    group.obs.append(Observation(at, path, o, start, end, len(group.obs)))
+    if o["id"] not in group.ids:
+        group.ids.add(o["id"])
+        group.obs.append(Observation(at, path, o, start, end, len(group.obs)))
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

@@ -266,3 +266,11 @@ def test_tool_output_text_is_kept_as_logged(tmp_path):
     run = obs("t1", type="TOOL", name="f", start="2025-01-01T00:00:01Z", output=text)
     trace, = load_traces(write_jsonl(tmp_path / "o.jsonl", [gen, run]))
     assert trace.calls[0].output == text
+
+
+def test_an_observation_exported_twice_counts_once(tmp_path):
+    gen = obs("g1", input="go", output={"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+    doc = {"id": "t1", "timestamp": "2025-01-01T00:00:00Z", "observations": [gen]}
+    trace, = load_traces(write_jsonl(tmp_path / "o.jsonl", [doc, gen]))
+    assert [c.call_id for c in trace.calls] == ["c1"]
