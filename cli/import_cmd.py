@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read agent logs (OpenAI chat messages, OpenAI Responses API items and Agents SDK "
         "histories, Anthropic messages, Google Gemini / Vertex AI contents and ADK sessions, LangChain / "
         "LangGraph messages and state snapshots, Claude Code session transcripts, OpenAI Codex CLI "
-        "rollouts, OpenTelemetry GenAI spans as OTLP JSON, tau2-bench results, or toolcast JSONL; "
+        "rollouts, OpenTelemetry GenAI and OpenInference (Arize Phoenix) spans, tau2-bench results, or "
+        "toolcast JSONL; "
         "detected from the content; gzip or plain; a folder means every file "
         "in it) and write one canonical trace per line. The output file appears only when the whole "
         "import succeeded.")
