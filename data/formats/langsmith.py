@@ -27,7 +27,7 @@ children in `child_runs`. All runs of a file are read, then grouped by trace:
   extra), and the output when no ToolMessage in the conversation did. Tool runs matching no call are kept
   in `metadata["unmatched_tool_runs"]`; a trace with no llm conversation is its tool runs, one turn each;
 - a thread's later trace repeats the earlier turns (the graph state) without their runs: those calls and
-  assistant messages take the times the file's other traces gave them, so that request-log folding
+  assistant messages take the times the thread's other traces in the file gave them, so request-log folding
   (data/fold.py) drops the earlier trace, a prefix of the later one, and loses nothing;
 - tools: `extra.invocation_params.tools` of the llm runs (OpenAI, function or Anthropic form; a wrapped
   OpenAI client's `inputs.tools`), the first declaration of each name;
@@ -107,10 +107,10 @@ def read(records: Records, on_error: OnError) -> Iterator[Trace]:
 
 def _share_times(traces: list[Trace]) -> None:
     """A thread's later trace repeats the earlier turns (the graph state) without their runs: those calls
-    and assistant messages take the times (and run ids) the file's other traces gave them, so that `fold`
+    and assistant messages take the times (and run ids) the thread's other traces gave them, so that `fold`
     sees one run, drops the earlier trace and keeps a later one that lost nothing."""
     seen: dict[tuple, tuple] = {}
-    keyed = [(event, key) for trace in traces for event, key in _event_keys(trace)]
+    keyed = [(event, (trace.group, *key)) for trace in traces for event, key in _event_keys(trace)]
     for event, key in keyed:
         if event.t_start is not None or event.t_end is not None:
             seen.setdefault(key, (event.t_start, event.t_end, event.extra.get("run_id")))
@@ -179,8 +179,9 @@ def _trace_key(at: Location, run: dict) -> str:
 
 def _trace(trace_id: str, runs: list[Run], file_tools: dict[str, Run]) -> Trace:
     unique: dict[str, Run] = {}
-    for at, run in runs:  # the same run as a page item and as a child: the later, fuller copy wins
-        unique[run["id"]] = (at, {**unique.get(run["id"], (at, {}))[1], **run})
+    for at, run in runs:  # the same run twice (a page item and a child, a started and an ended copy)
+        known = {k: v for k, v in run.items() if v is not None}  # fields the later copy knows win
+        unique[run["id"]] = (at, {**unique.get(run["id"], (at, {}))[1], **known})
     ordered = sorted(unique.values(), key=lambda r: (str(r[1].get("dotted_order") or ""),
                                                       run_time(*r, "start_time") or 0.0))
     root_at, root = next(((at, r) for at, r in ordered if not r.get("parent_run_id")), ordered[0])

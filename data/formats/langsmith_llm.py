@@ -156,11 +156,13 @@ def _content_key(m: Any) -> str:
 
 
 def _is_prefix(found: tuple[list, str] | None, messages: list) -> bool:
-    if found is None:
+    """Whether an llm run's input starts the conversation: its first and last messages are checked, which
+    keeps a long agent loop linear (a subagent or a trimmed history differs at one of the two)."""
+    if found is None or not found[0]:
         return True
     short = found[0]
-    return len(short) <= len(messages) and all(_content_key(a) == _content_key(b)
-                                               for a, b in zip(short, messages, strict=False))
+    return len(short) <= len(messages) and all(_content_key(short[i]) == _content_key(messages[i])
+                                               for i in (0, len(short) - 1))
 
 
 def _answer_key(message: Any) -> tuple[str, tuple[str, ...]] | None:
