@@ -8,6 +8,7 @@ from toolcast.data.formats import (
     codex,
     gemini,
     langchain,
+    langfuse,
     langsmith,
     openai,
     openai_responses,
@@ -22,7 +23,7 @@ from toolcast.data.formats.base import TraceFormat
 FORMATS: dict[str, TraceFormat] = {
     # langsmith first: a LangSmith run has toolcast's "trace_id" and "events" too (its run_type tells)
     f.name: f for f in (langsmith.FORMAT, toolcast_jsonl.FORMAT, claude_code.FORMAT, codex.FORMAT,
-                        tau2.FORMAT, openinference.FORMAT, otel.FORMAT, gemini.FORMAT,
+                        tau2.FORMAT, openinference.FORMAT, otel.FORMAT, langfuse.FORMAT, gemini.FORMAT,
                         openai_responses.FORMAT, anthropic.FORMAT, langchain.FORMAT, openai.FORMAT)
 }
 
