@@ -260,7 +260,7 @@ def _fill(at: Location, run: dict, call: ToolCall) -> ToolCall:
         call.extra["run_error"] = expect(run["error"], str, at, "error")
     outputs = dict_field(at, run, "outputs")
     if call.output is None and "output" in outputs:
-        call.output, status = _tool_output(outputs["output"])
+        status = _tool_output(call, outputs["output"])
         call.error = call.error or status == "error"
     args = _args(at, run)
     if args and args != call.args:
@@ -268,17 +268,22 @@ def _fill(at: Location, run: dict, call: ToolCall) -> ToolCall:
     return call
 
 
-def _tool_output(out: Any) -> tuple[str | None, Any]:
-    """(text, status) of a tool run's output: a ToolMessage (model_dump or dumpd) or any value."""
-    if isinstance(out, dict):
-        body = message_body(out)
-        if body.get("type") == "tool" or "tool_call_id" in body:
-            content = body.get("content")
-            if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
-                                                 and isinstance(p.get("text"), str) for p in content):
-                content = "\n".join(p["text"] for p in content)
-            return output_text(content), body.get("status")
-    return output_text(out), None
+def _tool_output(call: ToolCall, out: Any) -> Any:
+    """Fill the call's output from a tool run's output (a ToolMessage, model_dump or dumpd, or any value);
+    the ToolMessage's status. Content parts give their text, the whole list kept in extra when it has
+    other parts (as the langchain importer reads a ToolMessage)."""
+    body = message_body(out) if isinstance(out, dict) else {}
+    if not (body.get("type") == "tool" or "tool_call_id" in body):
+        call.output = output_text(out)
+        return None
+    content = body.get("content")
+    parts = content if isinstance(content, list) else []
+    texts = [p["text"] for p in parts if isinstance(p, dict) and p.get("type") == "text"
+             and isinstance(p.get("text"), str)]
+    call.output = "\n".join(texts) if texts else output_text(content)
+    if texts and len(texts) < len(parts):
+        call.extra["result_content"] = parts
+    return body.get("status")
 
 
 def _args(at: Location, run: dict) -> dict[str, Any]:

@@ -233,6 +233,29 @@ def test_a_parquet_export_as_json_custom_run_types_and_langchain_format_outputs(
     assert (call.args, call.output, call.extra["run_id"]) == ({"a": 1}, "done", "t")
 
 
+def test_reasoning_stays_out_of_the_text_and_multi_part_tool_output(tmp_path):
+    """ChatAnthropic with extended thinking: thinking / text / tool_use blocks in the AIMessage; the tool
+    returned text and an image (content parts), and no ToolMessage came back into a later llm run."""
+    content = [{"type": "thinking", "thinking": "The user wants a chart.", "signature": "sig"},
+               {"type": "text", "text": "Let me plot it."},
+               {"type": "tool_use", "id": "toolu_9", "name": "plot", "input": {"series": [1, 2]}}]
+    answer = {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"],
+              "kwargs": {"content": content, "type": "ai", "tool_calls": [
+                  {"name": "plot", "args": {"series": [1, 2]}, "id": "toolu_9", "type": "tool_call"}]}}
+    parts = [{"type": "text", "text": "plotted"},
+             {"type": "image", "base64": "iVBO", "mime_type": "image/png"}]
+    result = {"content": parts, "type": "tool", "tool_call_id": "toolu_9", "status": "success"}
+    path = write_jsonl(tmp_path / "runs.jsonl", [
+        run("l", "llm", inputs={"messages": [[HUMAN]]}, outputs={"generations": [[{"message": answer}]]}),
+        run("t", "tool", name="plot", inputs={"input": "{'series': [1, 2]}"}, outputs={"output": result}),
+    ])
+    (trace,) = load_traces(path)
+    said, call = trace.events[1], trace.calls[0]
+    assert (said.text, said.extra["thinking"]) == ("Let me plot it.", ["The user wants a chart."])
+    assert (call.call_id, call.args, call.extra["run_id"]) == ("toolu_9", {"series": [1, 2]}, "t")
+    assert (call.output, call.extra["result_content"]) == ("plotted", parts)
+
+
 BAD_RUNS = [
     pytest.param(run("x", "llm", inputs={"messages": [[{"type": "wizard", "content": "?"}]]}),
                  "inputs.messages[0][0].type", "not a LangChain message type", id="bad-message"),
