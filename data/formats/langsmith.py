@@ -4,7 +4,9 @@ Checked against (all of them: tests/fixtures/langsmith/README.md): the SDK's Run
 (langchain-ai/langsmith-sdk python/langsmith/schemas.py: id, name, run_type, start_time, end_time, extra,
 error, inputs, outputs, parent_run_id, tags, trace_id, session_id = the project, child_runs, dotted_order),
 https://reference.langchain.com/javascript/langsmith/_openapi_client/resources/RunQueryResponse
-({"runs", "cursors", ...}), https://docs.langchain.com/langsmith/threads (thread metadata keys), and
+({"runs", "cursors", ...}), https://docs.langchain.com/langsmith/run-data-format,
+https://docs.langchain.com/langsmith/threads (thread metadata keys), https://docs.langchain.com/langsmith/
+log-llm-trace (llm runs in LangChain, OpenAI or Anthropic message format), and
 langchain-core's tracer (libs/core/langchain_core/tracers/core.py, langchain.py: a chat model's llm run has
 `inputs.messages` = [[dumpd(message), ...]] and `outputs.generations[i][j].message` = dumpd(AIMessage); a
 tool run has `inputs.input` = str(args) and `outputs.output` = the tool's return, a ToolMessage).
@@ -17,22 +19,25 @@ children in `child_runs`. All runs of a file are read, then grouped by trace:
 - the conversation is the one of the llm run that saw the most messages: its input messages and its
   output message, read by the langchain importer (dumpd / messages_to_dict / model_dump messages) or,
   for role dicts (a wrapped OpenAI / Anthropic client), by the openai importer (`outputs` a chat
-  completion) or the anthropic one (`outputs` a Message, `inputs.system`).
+  completion) or the anthropic one (`outputs` a Message, `inputs.system`); a custom llm run's answer may
+  also be the last of `outputs.messages` or `outputs.message`.
   Other llm runs are expected to hold a prefix of it (the agent loop); one that does not (a subagent, a
   trimmed history) is listed in `metadata["other_llm_runs"]`. Each assistant message gets the times and
   run id of the llm run that produced it (matched by its text and call ids);
 - a tool run (`run_type == "tool"`) is the execution of a call: matched by the `tool_call_id` of its
-  output ToolMessage (or `extra.metadata.tool_call_id`), else to the first unmatched call of its name
-  in conversation order. It gives the call its times, `error` (the run's `error`: the traceback goes to
-  extra), and the output when no ToolMessage in the conversation did. Tool runs matching no call are kept
-  in `metadata["unmatched_tool_runs"]`; a trace with no llm conversation is its tool runs, one turn each;
+  output ToolMessage (or `extra.metadata.tool_call_id`), else (an erroring run has no output) to the first
+  unmatched call of its name in conversation order whose id no tool run of the file carries. It gives the
+  call its times, `error` (the run's `error`: the traceback goes to extra), and the output when no
+  ToolMessage in the conversation did. Tool runs matching no call are kept in
+  `metadata["unmatched_tool_runs"]`; a trace with no llm conversation is its tool runs, one turn each;
 - a thread's later trace repeats the earlier turns (the graph state) without their runs: those calls and
   assistant messages take the times the thread's other traces in the file gave them, so request-log folding
   (data/fold.py) drops the earlier trace, a prefix of the later one, and loses nothing;
 - tools: `extra.invocation_params.tools` of the llm runs (OpenAI, function or Anthropic form; a wrapped
   OpenAI client's `inputs.tools`), the first declaration of each name;
 - metadata: the root run's name, tags, `extra.metadata`, project (`session_id`), error; `agent_model`
-  from `ls_model_name` / `invocation_params.model`. Chain, retriever, prompt, parser runs add nothing else.
+  from `ls_model_name` / `invocation_params.model`. Other runs (chain, retriever, prompt, parser, custom
+  run_type strings) add nothing else.
 Parquet bulk exports converted to JSON (their object fields as JSON text) are read. Not read:
 `inputs.prompts` of completion-model llm runs (text, no messages), batched prompts past the first, and
 Parquet itself. A trace's runs must be in one file (pages of one trace: write them as JSON lines).
