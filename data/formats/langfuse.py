@@ -17,9 +17,10 @@ as `GET /api/public/traces/{id}` returns them (`observations` inline), pages {"d
 observations or of such traces, or single observations (the UI's JSONL export). Observations are grouped
 by `traceId`, in any order, over the whole file. One Langfuse trace is one trace:
 - trace_id = the Langfuse trace id; group = `sessionId` when the trace or an observation has one. A
-  session's later trace whose first input repeats an earlier trace's conversation holds it whole, so
-  load_traces' request-log folding drops the earlier one (its content is a prefix; traces that time the
-  same content differently, repeated runs, are kept apart).
+  session's later trace whose first input repeats an earlier trace's conversation holds it whole; those
+  repeated turns take the times the earlier trace gave them (`_share_times`), so load_traces'
+  request-log folding drops the earlier one, a prefix, and loses nothing (traces that time the same
+  content differently, repeated runs, are kept apart).
 - Observations are ordered by startTime, then parents before children. The conversation comes from the
   GENERATION observations: the first one's input (messages, a string, or {"messages", "system", "tools"})
   whole, each later one's input from its last assistant message on (the tool results and user turns
@@ -59,7 +60,7 @@ from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
 from toolcast.data.formats.langfuse_conversation import Observation, build_events
 from toolcast.data.formats.langfuse_conversation import get as _get
-from toolcast.data.schema import SchemaError, Trace
+from toolcast.data.schema import Message, SchemaError, ToolCall, Trace
 
 SOURCE = "langfuse"
 OBSERVATION_TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR",
@@ -114,18 +115,49 @@ def read(records: Records, on_error: OnError) -> Iterator[Trace]:
                  if isinstance(record, list) else [(where, record)])
         for at, item in items:
             _collect(at, item, groups, bad, on_error)
+    traces = []
     for trace_id, group in groups.items():
         if trace_id in bad:
             on_error(bad.pop(trace_id))
             continue
         try:
-            yield _trace(trace_id, group)
+            traces.append(_trace(trace_id, group))
         except TraceFormatError as e:
             on_error(e)
         except SchemaError as e:
             on_error(schema_error(group.where or group.obs[0].where, e))
     for e in bad.values():
         on_error(e)
+    _share_times(traces)
+    yield from traces
+
+
+def _share_times(traces: list[Trace]) -> None:
+    """A session's later trace repeats the earlier turns (its first input) without their observations:
+    those calls (by id, tool and arguments) and assistant messages (by text and the ids of their calls)
+    take the times, tokens and observation ids the session's other traces gave them, so that folding
+    sees one run and the later trace it keeps lost nothing."""
+    seen: dict[tuple, Message | ToolCall] = {}
+    keyed = []
+    for trace in traces:
+        for i, e in enumerate(trace.events):
+            if isinstance(e, ToolCall):
+                keyed.append((e, (trace.group, "call", e.call_id, *e.key)))
+            elif e.role == "assistant":
+                ids = [c.call_id for c in trace.events[i + 1:] if isinstance(c, ToolCall) and c.turn == e.turn
+                       and e.turn is not None]
+                keyed.append((e, (trace.group, "message", e.text, *ids)))
+    for event, key in keyed:
+        if event.t_start is not None or event.t_end is not None:
+            seen.setdefault(key, event)
+    for event, key in keyed:
+        source = seen.get(key)
+        if source is not None and event.t_start is None and event.t_end is None:
+            event.t_start, event.t_end = source.t_start, source.t_end
+            if isinstance(event, Message) and event.tokens is None:
+                event.tokens = source.tokens
+            if "observation_id" in source.extra:
+                event.extra.setdefault("observation_id", source.extra["observation_id"])
 
 
 def _collect(at: Location, item: Any, groups: dict[str, _Group], bad: dict[str, TraceFormatError],

@@ -175,6 +175,8 @@ def test_a_later_trace_of_a_session_carrying_the_earlier_one_absorbs_it(tmp_path
     traces = load_traces(write_jsonl(tmp_path / "s.jsonl", first + second), report=report)
     assert [t.trace_id for t in traces] == ["t2"] and traces[0].group == "s" and report.folded == 1
     assert [e.text for e in traces[0].events] == ["Hi", "Hello", "Capital of France?", "Paris"]
+    hello = traces[0].events[1]  # the kept trace lost nothing: the earlier turn keeps its generation
+    assert (hello.t_start, hello.extra["observation_id"]) == (1735689600.0, "a1")
     # two runs that say the same at different times stay two traces
     again = [dict(o, traceId="t3", id="c1", startTime="2025-01-02T00:00:00Z") for o in first]
     traces = load_traces(write_jsonl(tmp_path / "r.jsonl", first + again))
