@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "histories, Anthropic messages, Google Gemini / Vertex AI contents and ADK sessions, LangChain / "
         "LangGraph messages and state snapshots, Claude Code session transcripts, OpenAI Codex CLI "
         "rollouts, OpenTelemetry GenAI and OpenInference (Arize Phoenix) spans, Langfuse traces and "
-        "observations, tau2-bench results, or "
+        "observations, LangSmith runs, tau2-bench results, or "
         "toolcast JSONL; "
         "detected from the content; gzip or plain; a folder means every file "
         "in it) and write one canonical trace per line. The output file appears only when the whole "

@@ -21,7 +21,6 @@ from toolcast.data.formats.base import TraceFormat
 
 # Order matters for detection only where two sniffers could both match; the most specific goes first.
 FORMATS: dict[str, TraceFormat] = {
-    # langsmith first: a LangSmith run has toolcast's "trace_id" and "events" too (its run_type tells)
     f.name: f for f in (langsmith.FORMAT, toolcast_jsonl.FORMAT, claude_code.FORMAT, codex.FORMAT,
                         tau2.FORMAT, openinference.FORMAT, otel.FORMAT, langfuse.FORMAT, gemini.FORMAT,
                         openai_responses.FORMAT, anthropic.FORMAT, langchain.FORMAT, openai.FORMAT)

@@ -11,7 +11,9 @@ from toolcast.data.schema import SchemaError, Trace
 
 
 def sniff(record: Any) -> bool:
-    return isinstance(record, dict) and "trace_id" in record and "events" in record
+    # A LangSmith run also has "trace_id" and "events"; its "run_type" tells it apart.
+    return (isinstance(record, dict) and "trace_id" in record and "events" in record
+            and "run_type" not in record)
 
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
