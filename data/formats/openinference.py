@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect
 from toolcast.data.formats.chat import CallBook, output_text, parse_arguments
 from toolcast.data.formats.openinference_spans import (
     KIND,
@@ -61,7 +61,7 @@ from toolcast.data.formats.openinference_spans import (
     tool_specs,
     trace_metadata,
 )
-from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document
+from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document, read_traces
 from toolcast.data.schema import Event, Message, ToolCall, Trace
 
 SOURCE = "openinference"
@@ -122,33 +122,7 @@ def _spans(at: Location, item: Any, errors: list[tuple[str | None, TraceFormatEr
 
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
-    by_trace: dict[str, list[Span]] = {}
-    bad: dict[str, TraceFormatError] = {}  # a trace with a bad span is skipped whole, never half-read
-    for where, record in good_records(records, on_error):
-        items = record if isinstance(record, list) else [record]
-        for d, item in enumerate(items):
-            at = where.child(f"[{d}]") if isinstance(record, list) else where
-            errors: list[tuple[str | None, TraceFormatError]] = []
-            try:
-                for span in _spans(at, item, errors):
-                    by_trace.setdefault(span.trace_id, []).append(span)
-            except TraceFormatError as e:
-                on_error(e)
-            for trace_id, e in errors:
-                if trace_id is None:
-                    on_error(e)
-                else:
-                    bad.setdefault(trace_id, e)
-    for trace_id, spans in by_trace.items():
-        if trace_id in bad:
-            on_error(bad.pop(trace_id))
-            continue
-        try:
-            yield _trace(trace_id, spans)
-        except TraceFormatError as e:
-            on_error(e)
-    for e in bad.values():
-        on_error(e)
+    return read_traces(records, on_error, _spans, _trace)
 
 
 # ---- spans -> trace ------------------------------------------------------------------------------------

@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolcast.data.errors import TraceFormatError
-from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
+from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, schema_error
 from toolcast.data.formats.chat import CallBook, output_text, parse_arguments
-from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document
+from toolcast.data.formats.otlp import STATUS_ERROR, Span, parse_document, read_traces
 from toolcast.data.schema import Event, Message, SchemaError, ToolCall, ToolSpec, Trace
 
 SOURCE = "otel"
@@ -69,33 +69,7 @@ def _op(span: Span) -> str | None:
 
 
 def read(records: Records, on_error: OnError) -> Iterator[Trace]:
-    by_trace: dict[str, list[Span]] = {}
-    bad: dict[str, TraceFormatError] = {}  # a trace with a bad span is skipped whole, never half-read
-    for where, record in good_records(records, on_error):
-        docs = record if isinstance(record, list) else [record]
-        for d, doc in enumerate(docs):
-            at = where.child(f"[{d}]") if isinstance(record, list) else where
-            errors: list[tuple[str | None, TraceFormatError]] = []
-            try:
-                for span in parse_document(at, doc, errors):
-                    by_trace.setdefault(span.trace_id, []).append(span)
-            except TraceFormatError as e:
-                on_error(e)
-            for trace_id, e in errors:
-                if trace_id is None:
-                    on_error(e)
-                else:
-                    bad.setdefault(trace_id, e)
-    for trace_id, spans in by_trace.items():
-        if trace_id in bad:
-            on_error(bad.pop(trace_id))
-            continue
-        try:
-            yield _trace(trace_id, spans)
-        except TraceFormatError as e:
-            on_error(e)
-    for e in bad.values():
-        on_error(e)
+    return read_traces(records, on_error, parse_document, _trace)
 
 
 # ---- GenAI spans -> trace ------------------------------------------------------------------------------

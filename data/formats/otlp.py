@@ -11,12 +11,12 @@ name of `scopeSpans`, is read too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
-from toolcast.data.formats.base import expect
+from toolcast.data.formats.base import OnError, Records, expect, good_records
 
 _STATUS = {"STATUS_CODE_UNSET": 0, "UNSET": 0, "STATUS_CODE_OK": 1, "OK": 1,
            "STATUS_CODE_ERROR": 2, "ERROR": 2}
@@ -44,6 +44,45 @@ class Span:
     def field(self, key: str) -> str:
         """The field path of one of this span's attributes, for error messages."""
         return f"{self.path}.attributes.{key}"
+
+
+SpanErrors = list[tuple[str | None, TraceFormatError]]
+"""A document's bad spans: (trace id when known, error)."""
+
+
+def read_traces(records: Records, on_error: OnError,
+                spans: Callable[[Location, Any, SpanErrors], Iterator[Span]],
+                build: Callable[[str, list[Span]], Any]) -> Iterator[Any]:
+    """Every document of a file through `spans`, the spans gathered by trace id (a trace's spans may be
+    spread over documents and lines), each trace through `build`. A trace with a bad span is skipped whole
+    (reported once), never half-read; an error outside any trace goes to `on_error` at once."""
+    by_trace: dict[str, list[Span]] = {}
+    bad: dict[str, TraceFormatError] = {}
+    for where, record in good_records(records, on_error):
+        docs = record if isinstance(record, list) else [record]
+        for d, doc in enumerate(docs):
+            at = where.child(f"[{d}]") if isinstance(record, list) else where
+            errors: SpanErrors = []
+            try:
+                for span in spans(at, doc, errors):
+                    by_trace.setdefault(span.trace_id, []).append(span)
+            except TraceFormatError as e:
+                on_error(e)
+            for trace_id, e in errors:
+                if trace_id is None:
+                    on_error(e)
+                else:
+                    bad.setdefault(trace_id, e)
+    for trace_id, trace_spans in by_trace.items():
+        if trace_id in bad:
+            on_error(bad.pop(trace_id))
+            continue
+        try:
+            yield build(trace_id, trace_spans)
+        except TraceFormatError as e:
+            on_error(e)
+    for e in bad.values():
+        on_error(e)
 
 
 def parse_document(at: Location, doc: Any,
