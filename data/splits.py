@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,17 +55,30 @@ def split_traces(traces: Iterable[Trace], seed: int = 0,
 
     columns = (COL_ID, COL_GROUP, COL_SOURCE, COL_CALLS, COL_TRACE)
     rows: dict[str, dict[str, list]] = {s: {c: [] for c in columns} for s in SPLITS}
-    seen: set[str] = set()
+    seen: dict[str, set[str]] = {}  # trace id -> the JSON of each trace given that id
+    duplicates = renamed = 0
     for t in traces:
-        if t.trace_id in seen:
+        text = t.to_json()
+        kept = seen.setdefault(t.trace_id, set())
+        if text in kept:  # the same trace given twice (a file listed twice, overlapping exports)
+            duplicates += 1
             continue
-        seen.add(t.trace_id)
+        kept.add(text)
+        if len(kept) > 1:  # another trace with this id (files named alike in different folders)
+            renamed += 1
+            t = replace(t, trace_id=f"{t.trace_id}#{len(kept)}")
+            text = t.to_json()
         r = rows[split_of(t.group, seed, fractions)]
         r[COL_ID].append(t.trace_id)
         r[COL_GROUP].append(t.group)
         r[COL_SOURCE].append(t.source)
         r[COL_CALLS].append(len(t.calls))
-        r[COL_TRACE].append(t.to_json())
+        r[COL_TRACE].append(text)
+    if duplicates:
+        log.info("left out %d traces given twice (same id, same content)", duplicates)
+    if renamed:
+        log.warning("%d traces share their id with a different trace: kept as <id>#2, #3... (ids default to "
+                    "<file name>:<line>; give traces a metadata.id to tell them apart)", renamed)
     return DatasetDict({s: Dataset.from_dict(rows[s]) for s in SPLITS})
 
 

@@ -79,3 +79,14 @@ def test_cache_is_not_reused_after_an_importer_change(tmp_path, monkeypatch):
     monkeypatch.setattr(splits, "importer_digest", lambda: "another importer")
     load_splits(path, cache_dir=cache)
     assert len(list(cache.iterdir())) == 2
+
+
+def test_different_traces_that_share_an_id_are_both_kept():
+    """Default ids are <file name>:<line>: two folders' run.jsonl give the same ids to different traces."""
+    import dataclasses
+
+    traces = many_traces(2, 1)
+    clash = dataclasses.replace(traces[1], trace_id=traces[0].trace_id)
+    dd = split_traces([traces[0], clash, traces[0]], seed=0)
+    ids = sorted(t.trace_id for s in SPLITS for t in traces_of(dd[s]))
+    assert ids == [traces[0].trace_id, traces[0].trace_id + "#2"]
