@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -59,6 +60,15 @@ def _conversation_list(record: object) -> bool:
             and any(f.sniff(record[0]) for f in FORMATS.values()))
 
 
+def _unpacked(records: Iterator[tuple[Location, object]]) -> Iterator[tuple[Location, object]]:
+    """The records after a file's first, each list of conversations given conversation by conversation."""
+    for where, record in records:
+        if _conversation_list(record):
+            yield from ((where.child(f"[{i}]"), item) for i, item in enumerate(record))
+        else:
+            yield where, record
+
+
 def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPolicy = "raise",
                 report: ImportReport | None = None, progress: bool = False,
                 fold: bool = True) -> Iterator[Trace]:
@@ -107,7 +117,8 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 raise TraceFormatError(Location(str(path)), "the file holds no records")
             if _conversation_list(first[1]):  # json.dump([conversation, conversation, ...])
                 items = [(first[0].child(f"[{i}]"), item) for i, item in enumerate(first[1])]
-                first, records = items[0], iter(items[1:])
+                # every later record (JSON lines each holding such a list) is unpacked too, not dropped
+                first, records = items[0], itertools.chain(items[1:], _unpacked(records))
             if is_message_line(first[1], first[0]):  # a log written one message per line (data/per_line.py)
                 lines = [first, *records]
                 fmt, records = lines_format(path, lines, format), iter(lines[1:])

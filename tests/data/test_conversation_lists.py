@@ -47,3 +47,12 @@ def test_a_json_list_of_records_is_read_as_before(tmp_path):
     path = tmp_path / "records.json"
     path.write_text(json.dumps([{"messages": ONE}, {"messages": TWO}]), encoding="utf-8")
     assert [t.trace_id for t in load_traces(path)] == ["records:1:0", "records:1:1"]
+
+
+def test_every_line_of_a_jsonl_file_of_conversation_lists_is_read(tmp_path):
+    """Each line a list of conversations: the lines after the first were silently dropped."""
+    path = tmp_path / "batches.jsonl"
+    path.write_text(json.dumps([ONE, TWO]) + "\n" + json.dumps([TWO, ONE]) + "\n", encoding="utf-8")
+    traces = load_traces(path, fold=False)
+    assert [len(t.events) for t in traces] == [3, 2, 2, 3]
+    assert len({t.trace_id for t in traces}) == 4
