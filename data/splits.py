@@ -66,8 +66,12 @@ def split_traces(traces: Iterable[Trace], seed: int = 0,
         kept.add(text)
         if len(kept) > 1:  # another trace with this id (files named alike in different folders)
             renamed += 1
-            t = replace(t, trace_id=f"{t.trace_id}#{len(kept)}")
+            n = len(kept)
+            while f"{t.trace_id}#{n}" in seen:  # an id some trace has (or a renamed one took) stays its
+                n += 1
+            t = replace(t, trace_id=f"{t.trace_id}#{n}")
             text = t.to_json()
+            seen[t.trace_id] = {text}
         r = rows[split_of(t.group, seed, fractions)]
         r[COL_ID].append(t.trace_id)
         r[COL_GROUP].append(t.group)

@@ -90,3 +90,16 @@ def test_different_traces_that_share_an_id_are_both_kept():
     dd = split_traces([traces[0], clash, traces[0]], seed=0)
     ids = sorted(t.trace_id for s in SPLITS for t in traces_of(dd[s]))
     assert ids == [traces[0].trace_id, traces[0].trace_id + "#2"]
+
+
+def test_a_renamed_trace_never_takes_an_id_another_trace_has():
+    """x, x (different) and x#2: the renamed second x was x#2 too, so two traces shared one id."""
+    import dataclasses
+
+    a, b, c = many_traces(3, 1)
+    x = a.trace_id
+    given = [a, dataclasses.replace(b, trace_id=x), dataclasses.replace(c, trace_id=f"{x}#2")]
+    for order in (given, given[::-1]):
+        dd = split_traces(order, seed=0)
+        ids = [t.trace_id for s in SPLITS for t in traces_of(dd[s])]
+        assert len(ids) == 3 and len(set(ids)) == 3, ids
