@@ -93,6 +93,17 @@ def agent_key(metadata: dict[str, Any]) -> str:
     return "|".join(str(metadata.get(k) or "") for k in ("source", "agent_implementation", "agent_model"))
 
 
+def _checked_catalog(catalog: dict[str, Any]) -> Catalog:
+    """The catalogue as read, each spec checked here: it is only read at the first context without tools,
+    where a malformed one would fail a prediction instead of the model's load."""
+    for key, entry in catalog.items():
+        if not isinstance(entry, list):
+            raise ValueError(f"catalog[{key!r}]: expected a list of tool specs, got {type(entry).__name__}")
+        for i, spec in enumerate(entry):
+            ToolSpec.from_dict(spec, f"catalog[{key!r}][{i}].")
+    return catalog
+
+
 @dataclass
 class Vocabularies:
     """Learned ids for tools and agents, extractor kinds, and slot constants; saved as `vocab.json`."""
@@ -147,7 +158,7 @@ class Vocabularies:
             constants=d.get("constants", {}),
             transitions=d.get("transitions", {}),
             value_sources=d.get("value_sources", {}),
-            catalog=d.get("catalog", {}),
+            catalog=_checked_catalog(d.get("catalog", {})),
         )
 
     def save(self, path: str | os.PathLike) -> None:

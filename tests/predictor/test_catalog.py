@@ -75,3 +75,25 @@ def test_a_featurized_context_with_no_tools_gets_its_set_ups_tools_as_candidates
     context, _label = next(iter(traces[0].decision_points()))  # before any call
     names = fz.featurize(context).tools.names
     assert {"get_user", "get_order", "cancelOrder"} <= set(names)
+
+
+def test_a_malformed_catalogue_in_vocab_json_is_a_model_dir_error(tmp_path):
+    """It was read only at the first context without tools: a TypeError or SchemaError mid-prediction."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from toolcast.predictor.modeldir import ModelDirError, read_parts
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "model_tiny"
+    for bad in ({"": 5}, {"": [5]}, {"": [{"name": 3}]}, {"": [{"description": "no name"}]}):
+        model = tmp_path / "m"
+        shutil.rmtree(model, ignore_errors=True)
+        shutil.copytree(fixture, model)
+        vocab = json.loads((model / "vocab.json").read_text(encoding="utf-8"))
+        vocab["catalog"] = bad
+        (model / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        with pytest.raises(ModelDirError, match="vocab.json.*catalog"):
+            read_parts(model)
