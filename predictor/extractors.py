@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -87,7 +88,10 @@ def _output_json(call: ToolCall) -> Any:
     last = _LAST_PARSE  # one read: another thread may replace it meanwhile
     if last[0] is out:
         return last[1]
-    parsed = call.output_json()
+    try:  # `out` itself, as `ToolCall.output_json` would: call.output may be filled in meanwhile
+        parsed = json.loads(out)
+    except (ValueError, RecursionError):
+        parsed = None
     _LAST_PARSE = (out, parsed)
     return parsed
 

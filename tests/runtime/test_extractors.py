@@ -162,3 +162,22 @@ def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
     assert sum(len(text) for _p, text in extractors._texts(call)) <= MAX_TEXT
     ids = {c.value for c in extract_candidates(Context([call], [], {}))}
     assert "ORD000000" in ids and f"ORD{3 * MAX_LEAVES - 1:06d}" not in ids
+
+
+def test_the_parse_memo_keeps_each_output_with_its_own_parse(monkeypatch):
+    """The memo was keyed by the output read first but held the parse of the output read again: a call
+    filled in meanwhile (the runtime, another thread) left one output paired with another's parse."""
+    from toolcast.predictor import extractors
+
+    first, second = '{"id": "first-order-id"}', '{"id": "second-order-id"}'
+    call = ToolCall("c", 0, "get", {}, output=first)
+    real = ToolCall.output_json
+
+    def filled_meanwhile(self):
+        self.output = second
+        return real(self)
+
+    monkeypatch.setattr(ToolCall, "output_json", filled_meanwhile)
+    extractors._output_json(call)
+    monkeypatch.setattr(ToolCall, "output_json", real)
+    assert extractors._output_json(ToolCall("d", 0, "get", {}, output=first)) == {"id": "first-order-id"}
