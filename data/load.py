@@ -77,7 +77,8 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
     fold=True (the default) folds request logs, file by file: a trace whose content is a prefix of a
     longer trace of the same file (one record per LLM call, each holding the conversation so far) is
     dropped for the longest one, and counted in `report.folded` (see `toolcast.data.fold`). Every
-    format but toolcast's own JSONL, which `toolcast import` wrote already folded (or not, as asked).
+    format but toolcast's own JSONL, which `toolcast import` wrote already folded (or not, as asked), and
+    logs written one message per line (each of their traces is a conversation of its own).
 
     errors="raise" stops at the first bad record with a `TraceFormatError` naming file, line and field;
     errors="skip" leaves bad records (or whole unreadable files) out and lists them in `report.skipped`.
@@ -119,7 +120,8 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 items = [(first[0].child(f"[{i}]"), item) for i, item in enumerate(first[1])]
                 # every later record (JSON lines each holding such a list) is unpacked too, not dropped
                 first, records = items[0], itertools.chain(items[1:], _unpacked(records))
-            if is_message_line(first[1], first[0]):  # a log written one message per line (data/per_line.py)
+            per_line = is_message_line(first[1], first[0])
+            if per_line:  # a log written one message per line (data/per_line.py)
                 lines = [first, *records]
                 fmt, records = lines_format(path, lines, format), iter(lines[1:])
             elif format != "auto":
@@ -138,8 +140,9 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
             traces = fmt.read(all_records(), on_error)
             # One file's traces at a time: request logs of a conversation share a file. toolcast's own
             # JSONL is left as it is: `toolcast import` folded it already (or was told not to), and it
-            # streams however large it is.
-            if fold and fmt.name != "toolcast":
+            # streams however large it is. Nor is a log written one message per line: each of its traces
+            # is a conversation of its own (its lines' key), never one LLM call's record.
+            if fold and fmt.name != "toolcast" and not per_line:
                 folded = fold_traces(list(traces))
                 report.folded += folded.folded
                 report.conversations += folded.conversations

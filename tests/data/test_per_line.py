@@ -232,3 +232,18 @@ def test_ordinary_jsonl_of_bare_lists_is_one_trace_per_line(tmp_path):
     other = [{"role": "user", "content": "Hello?"}, {"role": "assistant", "content": "Hi."}]
     traces = load_traces(write_lines(tmp_path / "lists.jsonl", [messages, other]))
     assert [(t.trace_id, len(t.events)) for t in traces] == [("lists:1", 4), ("lists:2", 2)]
+
+
+def test_a_session_that_opens_like_a_longer_one_is_not_folded_away(tmp_path):
+    """Its lines say it is a conversation of its own: folding (for request logs) dropped it."""
+    path = tmp_path / "sessions.jsonl"
+    write_lines(path, [
+        {"session_id": "a", "role": "user", "content": "Hi"},
+        {"session_id": "a", "role": "assistant", "content": "Hello! How can I help?"},
+        {"session_id": "b", "role": "user", "content": "Hi"},
+        {"session_id": "b", "role": "assistant", "content": "Hello! How can I help?"},
+        {"session_id": "b", "role": "user", "content": "Cancel my order"},
+    ])
+    report = ImportReport()
+    assert [t.trace_id for t in load_traces(path, report=report)] == ["sessions:a", "sessions:b"]
+    assert report.folded == 0
