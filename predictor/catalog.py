@@ -90,10 +90,10 @@ class ToolFiller:
         self._specs: dict[str, list[ToolSpec]] = {}
 
     def specs(self, key: str) -> list[ToolSpec]:
+        key = key if key in self.catalog else ""  # kept per catalogue entry: requests may name any set-up
         hit = self._specs.get(key)
         if hit is None:
-            entry = self.catalog.get(key, self.catalog.get("", []))
-            hit = self._specs[key] = [ToolSpec.from_dict(d) for d in entry]
+            hit = self._specs[key] = [ToolSpec.from_dict(d) for d in self.catalog.get(key, [])]
         return hit
 
     def __call__(self, context: Context) -> Context:

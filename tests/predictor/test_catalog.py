@@ -97,3 +97,13 @@ def test_a_malformed_catalogue_in_vocab_json_is_a_model_dir_error(tmp_path):
         (model / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         with pytest.raises(ModelDirError, match="vocab.json.*catalog"):
             read_parts(model)
+
+
+def test_unknown_set_ups_share_one_fallback_not_one_copy_each():
+    """A server's requests name any source/domain: each unknown one kept its own copy of every tool."""
+    cat = build_catalog([trace("a", "tau2", [], [("book", {"id": 1})], domain="airline")])
+    fill = ToolFiller(cat)
+    contexts = [Context([Message("user", "hi")], [], {"source": f"client-{i}"}) for i in range(50)]
+    first = fill(contexts[0]).tools
+    assert all(fill(c).tools is first for c in contexts)
+    assert len(fill._specs) == 1
