@@ -26,7 +26,7 @@ from toolcast.data.io import expand_paths
 from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
 from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, importer_digest, load_splits, traces_of
-from toolcast.predictor.catalog import build_catalog
+from toolcast.predictor.catalog import build_catalog, toolset_key
 from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.featurize import (
     EVENT_INPUTS,
@@ -65,8 +65,10 @@ def tools_needed(traces: Sequence[Trace]) -> int:
     for t in traces:
         names = {s.name for s in t.tools} | {c.tool for c in t.calls}
         need = max(need, len(names))
-    bare = build_catalog([t for t in traces if not t.tools])
-    need = max([need, *(len(tools) for key, tools in bare.items() if key)])
+    # the catalogue a bare trace is given holds its set-up's listed tools too, not only the bare ones' calls
+    bare = {toolset_key({"source": t.source, **t.metadata}) for t in traces if not t.tools}
+    catalog = build_catalog(traces) if bare else {}
+    need = max([need, *(len(catalog[key]) for key in bare if key in catalog)])
     return len(SPECIAL_TOOLS) + need
 
 

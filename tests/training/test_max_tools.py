@@ -67,3 +67,15 @@ def test_a_fixed_max_tools_is_kept_and_the_cut_is_logged(shop_traces, tmp_path, 
 def test_tool_sets_that_fit_leave_max_tools_alone(shop_traces, tmp_path):
     dm = module(tmp_path, write(shop_traces(12), tmp_path / "logs.jsonl"), grow=True)
     assert dm.config.model.max_tools == 8
+
+
+def test_a_trace_without_tools_is_sized_for_the_catalogue_it_gets(shop_traces):
+    """Its set-up's catalogue holds every tool that set-up's traces list too, not only what bare traces call:
+    sized on the bare traces alone, the catalogue it was given was cut."""
+    traces = shop_traces(3)
+    first = many_tools(traces[:1], 10)[0]  # lists lookup_0..9 + its own tools
+    second = dataclasses.replace(traces[1], tools=[ToolSpec(f"find_{i}", f"Find {i}.") for i in range(10)]
+                                 + traces[1].tools)
+    bare = dataclasses.replace(traces[2], tools=[])
+    catalogue = {t.name for t in first.tools} | {t.name for t in second.tools}
+    assert tools_needed([first, second, bare]) == 2 + len(catalogue)
