@@ -61,23 +61,27 @@ def _inferred(calls: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_catalog(traces: Sequence[Trace]) -> Catalog:
-    """Per set-up, the tools its traces list or call (see the module docstring)."""
-    listed: dict[str, ToolSpec] = {}
-    calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """Per set-up, the tools its traces list or call (see the module docstring). A tool's schema is the
+    one its set-up listed (else one listed elsewhere, else inferred from its set-up's calls): two set-ups
+    may have different tools of one name."""
+    listed: dict[tuple[str, str], ToolSpec] = {}
+    calls: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     used: dict[str, Counter[str]] = defaultdict(Counter)
     for t in traces:
         key = toolset_key({"source": t.source, **t.metadata})
-        for spec in t.tools:
-            listed.setdefault(spec.name, spec)
-            used[key][spec.name] += 0
-            used[""][spec.name] += 0
-        for call in t.calls:
-            calls[call.tool].append(call.args)
-            used[key][call.tool] += 1
-            used[""][call.tool] += 1
-    specs = {name: (listed[name] if name in listed else ToolSpec(name, "", _inferred(calls[name]))).to_dict()
-             for names in used.values() for name in names}
-    return {key: [specs[name] for name, _n in sorted(names.items(), key=lambda x: (-x[1], x[0]))]
+        for k in (key, ""):
+            for spec in t.tools:
+                listed.setdefault((k, spec.name), spec)
+                used[k][spec.name] += 0
+            for call in t.calls:
+                calls[(k, call.tool)].append(call.args)
+                used[k][call.tool] += 1
+
+    def spec(key: str, name: str) -> dict[str, Any]:
+        found = listed.get((key, name)) or listed.get(("", name))
+        return (found or ToolSpec(name, "", _inferred(calls[(key, name)]))).to_dict()
+
+    return {key: [spec(key, name) for name, _n in sorted(names.items(), key=lambda x: (-x[1], x[0]))]
             for key, names in used.items()}
 
 

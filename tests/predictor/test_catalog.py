@@ -107,3 +107,18 @@ def test_unknown_set_ups_share_one_fallback_not_one_copy_each():
     first = fill(contexts[0]).tools
     assert all(fill(c).tools is first for c in contexts)
     assert len(fill._specs) == 1
+
+
+def test_a_tool_name_two_set_ups_share_gets_each_set_ups_own_schema():
+    """Specs were kept by name alone: the set-up listed second was given the first one's `search`."""
+    web = ToolSpec("search", "Search the web.",
+                   {"type": "object", "properties": {"query": {"type": "string"}}})
+    shop = ToolSpec("search", "Search the catalogue.",
+                    {"type": "object", "properties": {"sku": {"type": "string"}}})
+    cat = build_catalog([trace("a", "web", [web], [("search", {"query": "x"})]),
+                         trace("b", "shop", [shop], [("search", {"sku": "y"})]),
+                         trace("c", "calls", [], [("lookup", {"id": 1})]),
+                         trace("d", "other", [], [("lookup", {"name": "z"})])])
+    assert cat["web:"] == [web.to_dict()] and cat["shop:"] == [shop.to_dict()]
+    assert cat["calls:"][0]["parameters"]["properties"] == {"id": {"type": "integer"}}
+    assert cat["other:"][0]["parameters"]["properties"] == {"name": {"type": "string"}}
