@@ -51,7 +51,8 @@ from toolcast.training.examples import (
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "examples-v6"  # v5: looping traces out of validation and test; v6: constants rule
+CACHE_VERSION = "examples-v7"  # v5: looping traces out of validation and test; v6: constants rule;
+# v7: max_tools sized to the logs (sizes.json)
 TOKENIZER_FILE, VOCAB_FILE, SIZES_FILE = "tokenizer.json", "vocab.json", "sizes.json"
 MAX_TOOLS_AUTO = 160
 """The most tools `grow_tools` makes room for. A context's tools past `max_tools` are never candidates
