@@ -118,3 +118,25 @@ def shop_traces():
     """Factory for `build_shop_traces`: `shop_traces(n)` (a pure function: session scope lets module
     fixtures train on it once)."""
     return build_shop_traces
+
+
+@pytest.fixture
+def import_round_trip(tmp_path, capsys):
+    """`import_round_trip(path, fmt, n, files=1)`: `toolcast import path --out x.jsonl` succeeds, says it
+    read `n` traces of format `fmt` from `files` files, and its output reads back as the same traces in
+    toolcast's own format. Every importer's end-to-end check."""
+
+    def check(path, fmt: str, n: int, files: int = 1) -> list[Trace]:
+        from toolcast.cli.main import main
+        from toolcast.data import ImportReport, load_traces
+
+        out = tmp_path / "x.jsonl"
+        assert main(["import", str(path), "--out", str(out)]) == 0
+        assert f"{n} traces from {files} files ({fmt}: {n})" in capsys.readouterr().out
+        report = ImportReport()
+        again = load_traces(out, report=report)
+        assert report.formats == {"toolcast": n}
+        assert [t.to_dict() for t in again] == [t.to_dict() for t in load_traces(path)]
+        return again
+
+    return check

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.cli.main import main
 from toolcast.data import ImportReport, Message, ToolCall, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.io import iter_records
@@ -116,14 +115,8 @@ def test_round_trip_through_the_canonical_schema(path):
         assert Trace.from_dict(json.loads(trace.to_json())).to_dict() == trace.to_dict()
 
 
-def test_import_cli_round_trips_through_toolcast_jsonl(tmp_path, capsys):
-    out = tmp_path / "x.jsonl"
-    assert main(["import", str(HERE), "--out", str(out)]) == 0
-    assert "2 traces from 2 files (codex: 2)" in capsys.readouterr().out
-    report = ImportReport()
-    again = load_traces(out, report=report)
-    assert report.formats == {"toolcast": 2}
-    assert [t.to_dict() for t in again] == [t.to_dict() for t in load_traces(HERE)]
+def test_import_cli_round_trips_through_toolcast_jsonl(import_round_trip):
+    import_round_trip(HERE, "codex", 2, files=2)
 
 
 def item(payload, ts="2025-10-29T01:00:01.000Z"):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.cli.main import main
 from toolcast.data import ImportReport, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.io import iter_records
@@ -231,14 +230,8 @@ def test_round_trip_through_the_canonical_schema(name):
         assert Trace.from_dict(json.loads(trace.to_json())).to_dict() == trace.to_dict()
 
 
-def test_cli_import_round_trips_through_toolcast_jsonl(tmp_path, capsys):
-    out = tmp_path / "x.jsonl"
-    assert main(["import", str(GEMINI / "requests.jsonl"), "--out", str(out)]) == 0
-    assert "4 traces from 1 files (gemini: 4)" in capsys.readouterr().out
-    report = ImportReport()
-    again = load_traces(out, report=report)
-    assert report.formats == {"toolcast": 4}
-    assert [t.to_dict() for t in again] == [t.to_dict() for t in load_traces(GEMINI / "requests.jsonl")]
+def test_cli_import_round_trips_through_toolcast_jsonl(import_round_trip):
+    import_round_trip(GEMINI / "requests.jsonl", "gemini", 4)
 
 
 def model(*parts):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.cli.main import main
 from toolcast.data import ImportReport, Message, ToolCall, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.io import iter_records
@@ -121,14 +120,8 @@ def test_round_trip_through_the_canonical_schema(name):
         assert Trace.from_dict(json.loads(trace.to_json())).to_dict() == trace.to_dict()
 
 
-def test_import_cli_round_trips_through_toolcast_jsonl(tmp_path, capsys):
-    out = tmp_path / "x.jsonl"
-    assert main(["import", str(HERE / "react_runs.jsonl"), "--out", str(out)]) == 0
-    assert "1 traces from 1 files (langsmith: 1)" in capsys.readouterr().out
-    report = ImportReport()
-    again = load_traces(out, report=report)
-    assert report.formats == {"toolcast": 1}
-    assert [t.to_dict() for t in again] == [t.to_dict() for t in load_traces(HERE / "react_runs.jsonl")]
+def test_import_cli_round_trips_through_toolcast_jsonl(import_round_trip):
+    import_round_trip(HERE / "react_runs.jsonl", "langsmith", 1)
 
 
 # ---- shapes beside the fixtures ------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.cli.main import main
 from toolcast.data import ImportReport, Message, ToolCall, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.formats.chat import chat_dialect
@@ -240,14 +239,8 @@ def test_round_trip_through_the_canonical_schema(name):
         assert Trace.from_dict(json.loads(trace.to_json())).to_dict() == trace.to_dict()
 
 
-def test_import_command_writes_toolcast_jsonl(tmp_path, capsys):
-    out = tmp_path / "x.jsonl"
-    assert main(["import", str(HERE / "requests.jsonl"), "--out", str(out)]) == 0
-    assert "3 traces from 1 files (openai_responses: 3)" in capsys.readouterr().out
-    report = ImportReport()
-    back = load_traces(out, report=report)
-    assert report.formats == {"toolcast": 3}
-    assert [t.to_dict() for t in back] == [t.to_dict() for t in load_traces(HERE / "requests.jsonl")]
+def test_import_command_writes_toolcast_jsonl(import_round_trip):
+    import_round_trip(HERE / "requests.jsonl", "openai_responses", 3)
 
 
 def call(call_id="c1", arguments="{}"):

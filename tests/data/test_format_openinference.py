@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.cli.main import main
 from toolcast.data import ImportReport, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.io import iter_records
@@ -335,9 +334,6 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 Trace.from_dict(json.loads(trace.to_json()))
 
 
-def test_cli_import_round_trips_through_toolcast_jsonl(tmp_path):
-    out = tmp_path / "x.jsonl"
-    assert main(["import", str(HERE / "agent_trace.json"), "--out", str(out)]) == 0
-    again = load_traces(out)
+def test_cli_import_round_trips_through_toolcast_jsonl(import_round_trip):
+    again = import_round_trip(HERE / "agent_trace.json", "openinference", 2)
     assert [t.source for t in again] == ["openinference", "openinference"]
-    assert [t.to_dict() for t in again] == [t.to_dict() for t in load_traces(HERE / "agent_trace.json")]
