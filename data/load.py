@@ -61,7 +61,7 @@ def _conversation_list(record: object) -> bool:
 
 
 def _unpacked(records: Iterator[tuple[Location, object]]) -> Iterator[tuple[Location, object]]:
-    """The records after a file's first, each list of conversations given conversation by conversation."""
+    """A file's records, each list of conversations given conversation by conversation."""
     for where, record in records:
         if _conversation_list(record):
             yield from ((where.child(f"[{i}]"), item) for i, item in enumerate(record))
@@ -116,10 +116,9 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
             first = next(records, None)
             if first is None:
                 raise TraceFormatError(Location(str(path)), "the file holds no records")
-            if _conversation_list(first[1]):  # json.dump([conversation, conversation, ...])
-                items = [(first[0].child(f"[{i}]"), item) for i, item in enumerate(first[1])]
-                # every later record (JSON lines each holding such a list) is unpacked too, not dropped
-                first, records = items[0], itertools.chain(items[1:], _unpacked(records))
+            # json.dump([conversation, conversation, ...]), in a file or on each JSON line: one record each
+            records = _unpacked(itertools.chain([first], records))
+            first = next(records)
             per_line = is_message_line(first[1], first[0])
             if per_line:  # a log written one message per line (data/per_line.py)
                 lines = [first, *records]
