@@ -59,7 +59,7 @@ from typing import Any
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
 from toolcast.data.formats.langfuse_conversation import Observation, build_events
-from toolcast.data.formats.langfuse_conversation import get as _get
+from toolcast.data.formats.langfuse_messages import get as _get
 from toolcast.data.schema import Message, SchemaError, ToolCall, Trace
 
 SOURCE = "langfuse"
@@ -77,6 +77,14 @@ def _is_trace(x: Any) -> bool:
             and (bool(obs) or "timestamp" in x))
 
 
+def _is_wrapped(x: Any) -> bool:
+    """{"trace": {...}, "observations": [...]}: a trace and its observations side by side, as Langfuse's own
+    repository stores them (worker/src/__tests__/chatml/framework-traces, from the UI's tRPC routes)."""
+    return (isinstance(x, dict) and isinstance(x.get("trace"), dict)
+            and isinstance(x.get("observations"), list)
+            and isinstance(x["trace"].get("id"), str) and all(map(_is_observation, x["observations"])))
+
+
 def _is_trace_summary(x: Any) -> bool:
     """A trace as `GET /api/public/traces` lists it: observation ids only (taken, to say what to fetch)."""
     obs = x.get("observations") if isinstance(x, dict) else None
@@ -92,7 +100,8 @@ def _is_page(x: Any) -> bool:
 
 def sniff(record: Any) -> bool:
     first = record[0] if isinstance(record, list) and record else record
-    return _is_observation(first) or _is_trace(first) or _is_trace_summary(first) or _is_page(first)
+    return (_is_observation(first) or _is_trace(first) or _is_wrapped(first) or _is_trace_summary(first)
+            or _is_page(first))
 
 
 # ---- collecting observations by trace ------------------------------------------------------------------
@@ -176,6 +185,9 @@ def _collect_one(at: Location, x: Any, path: str, groups: dict[str, _Group],
     def sub(name: str) -> str:
         return f"{path}.{name}" if path else name
 
+    if isinstance(x, dict) and isinstance(x.get("trace"), dict) and "observations" in x:
+        _collect_wrapped(at, x, path, groups, bad, on_error)
+        return
     if _is_trace_summary(x):
         on_error(TraceFormatError(at, "a trace from GET /api/public/traces lists observation ids only; "
                                   "export each trace with GET /api/public/traces/{id} (observations inline) "
@@ -203,6 +215,32 @@ def _collect_one(at: Location, x: Any, path: str, groups: dict[str, _Group],
                                    field=sub("type") if isinstance(x, dict) else path or None)
         trace_id = expect(trace_id, str, at, sub("traceId"))
         _add(at, x, path, trace_id, groups.setdefault(trace_id, _Group()))
+    except TraceFormatError as e:
+        if isinstance(trace_id, str):
+            bad.setdefault(trace_id, e)
+        else:
+            on_error(e)
+
+
+def _collect_wrapped(at: Location, x: dict, path: str, groups: dict[str, _Group],
+                     bad: dict[str, TraceFormatError], on_error: OnError) -> None:
+    """{"trace", "observations"}: the full observations beside the trace; those the trace lists inline
+    (summaries without input and output) count only where no full one has their id."""
+    def sub(name: str) -> str:
+        return f"{path}.{name}" if path else name
+
+    head = x["trace"]
+    trace_id = head.get("id")
+    try:
+        trace_id = expect(trace_id, str, at, sub("trace.id"))
+        group = groups.setdefault(trace_id, _Group())
+        group.head, group.where = {k: v for k, v in head.items() if k != "observations"}, at
+        for j, o in enumerate(expect(x["observations"], list, at, sub("observations"))):
+            _add(at, o, sub(f"observations[{j}]"), trace_id, group)
+        inline = head.get("observations")
+        for j, o in enumerate(inline if isinstance(inline, list) else []):
+            if not (isinstance(o, dict) and o.get("id") in group.ids):
+                _add(at, o, sub(f"trace.observations[{j}]"), trace_id, group)
     except TraceFormatError as e:
         if isinstance(trace_id, str):
             bad.setdefault(trace_id, e)
@@ -255,7 +293,7 @@ def _time(value: Any, at: Location, name: str) -> float | None:
 
 def _trace(trace_id: str, group: _Group) -> Trace:
     obs = _ordered(group.obs)
-    events, tools, used, notes = build_events(obs)
+    events, tools, used, notes = build_events(obs, group.head.get("output"))
     head = group.head
     metadata: dict[str, Any] = {k: v for k, v in head.items()
                                 if k not in _TRACE_SKIP and v is not None and v != [] and v != {}}
