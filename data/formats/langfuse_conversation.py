@@ -22,12 +22,13 @@ from toolcast.data.formats.langfuse_generations import (
     final_answer,
     generation_input,
     generation_output,
+    late_results,
     resolve_results,
 )
 from toolcast.data.formats.langfuse_messages import Item, get, parse_json
 from toolcast.data.schema import Event, Message, ToolCall, ToolSpec
 
-_TOOL_PREFIXES = ("running tool: ", "execute_tool ")  # pydantic-ai's / Google ADK's span names
+_TOOL_PREFIXES = ("running tool: ", "execute_tool ", "tool.")  # pydantic-ai's, Google ADK's, Koog's spans
 _CALL_ID_KEYS = ("gen_ai.tool.call.id", "ai.toolCall.id")  # OTel GenAI; Vercel AI SDK
 _TOOL_NAME_KEYS = ("gen_ai.tool.name", "ai.toolCall.name", "tool.name")  # OTel GenAI; Vercel; OpenInference
 
@@ -167,8 +168,9 @@ def build_events(obs: list[Observation], final: Any = None
                 new = shown[len(previous):]  # what was said since: with the unlogged answer (BeeAI)
                 if not answered and new and new[0][2].get("role") == "assistant":
                     outputs[len(items)] = gens[k - 1]
-            else:
-                new = shown[(last if last is not None else -1) + 1:]
+            else:  # from the answer on, with results of calls still waiting that it already had (Koog)
+                cut = (last if last is not None else -1) + 1
+                new = [*late_results(items, shown[:cut]), *shown[cut:]]
             previous = [m for _, _, m in shown]
         else:
             previous = [m for _, _, m in full if m.get("role") not in ("system", "developer")]

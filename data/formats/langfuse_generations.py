@@ -29,19 +29,22 @@ from toolcast.data.schema import SchemaError, ToolSpec
 
 def tool_specs(value: Any, at: Location, name: str) -> list[ToolSpec]:
     """Tools in OpenAI ({"type": "function", "function"}), function, Responses ({"type": "function",
-    "name"}), Anthropic (input_schema) or Gemini ({"function_declarations"}) form."""
+    "name"}), Anthropic (input_schema), Vercel AI SDK (inputSchema, each as JSON text) or Gemini
+    ({"function_declarations"}) form."""
     out = []
     for i, tool in enumerate(expect(parse_json(value), list, at, name)):
         path = f"{name}[{i}]"
         tool = expect(parse_json(tool), dict, at, path)
-        if gemini.get(tool, "functionDeclarations")[1] is not None:
-            out.extend(gemini._tools(at, [tool], name, {}))  # noqa: SLF001  (the Gemini importer's reader)
+        key, declarations = gemini.get(tool, "functionDeclarations")
+        if declarations is not None:  # read as the Gemini importer reads them
+            for j, fd in enumerate(expect(declarations, list, at, f"{path}.{key}")):
+                out.append(gemini._declaration(at, fd, f"{path}.{key}[{j}]", {}))
             continue
         if tool.get("type") not in (None, "function") and "name" not in tool and "function" not in tool:
             continue  # a hosted tool (web_search, file_search, ...): nothing the agent's code runs
         if isinstance(tool.get("function"), dict):
             tool, path = tool["function"], f"{path}.function"
-        key = "input_schema" if "input_schema" in tool else "parameters"
+        key = next((k for k in ("input_schema", "inputSchema") if k in tool), "parameters")
         d = {"name": tool.get("name"), "description": tool.get("description"), "parameters": tool.get(key)}
         try:
             out.append(ToolSpec.from_dict(d, f"{path}."))
@@ -304,3 +307,16 @@ def resolve_results(items: list[Item], skip: str | None = None) -> list[Item]:
             waiting = [(i, name) for i, name in waiting if i != cid]
         out.append((at, path, m))
     return out
+
+
+def late_results(items: list[Item], before: list[Item]) -> list[Item]:
+    """The tool messages among `before` (the part of a later input that repeats the conversation) that
+    answer calls of `items` still waiting for a result."""
+    asked, answered = set(), set()
+    for _, _, m in items:
+        calls = m.get("tool_calls") if m.get("role") == "assistant" else None
+        asked |= {tc.get("id") for tc in calls if isinstance(tc, dict)} if isinstance(calls, list) else set()
+        if m.get("role") == "tool":
+            answered.add(m.get("tool_call_id"))
+    waiting = asked - answered - {None}
+    return [x for x in before if x[2].get("role") == "tool" and x[2].get("tool_call_id") in waiting]
