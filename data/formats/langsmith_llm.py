@@ -79,7 +79,11 @@ def conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]]
     at, run, (messages, path) = max(read, key=lambda x: len(x[2][0]))  # the first of the longest
     answer, answer_path = _output(at, run)
     tools: list[ToolSpec] = []
-    if all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m) for m in messages):
+    roles = all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m)
+                for m in messages)  # role dicts: a wrapped client's request
+    if isinstance(answer, str) and answer_path.startswith("outputs.generations"):  # a generation's text
+        answer = {"role": "assistant", "content": answer} if roles else {"type": "ai", "content": answer}
+    if roles:
         inputs = dict_field(at, run, "inputs")  # a wrapped client's request: {messages, tools, system?, ...}
         record = {k: inputs[k] for k in ("messages", "tools", "system", "functions") if k in inputs}
         fmt = anthropic if chat_dialect(record) == "anthropic" else openai
@@ -137,7 +141,7 @@ def _output(at: Location, run: dict) -> tuple[Any, str]:
             first, path = first[0], f"{path}[0]"
         gen = expect(first[0], (dict, str), at, path) if first else {}
         if isinstance(gen, str):  # a flat list of texts (a RunTree's custom llm run)
-            return {"role": "assistant", "content": gen}, path
+            return gen, path
         return gen.get("message"), f"{path}.message"
     messages = outputs.get("messages")
     if isinstance(messages, list) and messages:  # a custom llm run in LangSmith's LangChain format
