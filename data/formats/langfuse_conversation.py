@@ -158,7 +158,8 @@ def build_events(obs: list[Observation], final: Any = None
     previous: list[dict] = []
     answered = True  # whether the previous generation logged its output
     for k, g in enumerate(gens):
-        full = resolve_results(generation_input(g, tools, first=not items), skip=f"{g.id}:")
+        unread: dict[str, Any] = {}
+        full = resolve_results(generation_input(g, tools, not items, unread), skip=f"{g.id}:")
         new = full
         if k:
             shown = [x for x in full if x[2].get("role") not in ("system", "developer")]
@@ -180,8 +181,11 @@ def build_events(obs: list[Observation], final: Any = None
             out = (g.where, "trace.output", {"role": "assistant", "content": final_answer(final),
                                              "from_trace_output": True})
         answered = out is not None
+        if out is not None and unread:
+            out[2]["langfuse_input"] = unread[g.id]  # kept on its answer, read as extra
         if out is None:
-            failed = {"id": g.id, "level": g.d.get("level"), "statusMessage": get(g.d, "statusMessage")}
+            failed = {"id": g.id, "level": g.d.get("level"), "statusMessage": get(g.d, "statusMessage"),
+                      "input": unread.get(g.id)}
             notes.setdefault("failed_generations", []).append({k: v for k, v in failed.items() if v})
             continue
         outputs[len(items)] = g

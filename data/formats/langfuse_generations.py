@@ -104,8 +104,10 @@ def _system(value: Any) -> str | None:
     return None
 
 
-def generation_input(g: Any, tools: list[ToolSpec], first: bool) -> list[Item]:
-    """A generation's input as messages (tools it lists go to `tools`). `g`: an Observation."""
+def generation_input(g: Any, tools: list[ToolSpec], first: bool, unread: dict[str, Any]) -> list[Item]:
+    """A generation's input as messages (tools it lists go to `tools`). `g`: an Observation. A later
+    generation's input in no message shape (a framework's own record of the call) is no turn of the
+    conversation: it goes to `unread[g.id]`."""
     value, base, at = parse_json(get(g.d, "input")), g.field("input"), g.where
     tools += declared_tools(g.d, at, g.field)
     head: list[Item] = []
@@ -151,7 +153,8 @@ def generation_input(g: Any, tools: list[ToolSpec], first: bool) -> list[Item]:
         return head
     if not _is_messages(value):
         if not first and not isinstance(value, str):
-            return head  # a framework's own record of the call, no turn of the conversation
+            unread[g.id] = value
+            return head
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         return [*head, (at, base, {"role": "user", "content": text, "langfuse_input": True})]
     out = head
@@ -267,7 +270,8 @@ def conversation_generations(obs: list, notes: dict[str, Any]) -> list:
             inner.setdefault(p, []).append(g)
     outer = any(_calls(by_id[p]) > sum(map(_calls, children)) for p, children in inner.items())
     drop = {c.id for children in inner.values() for c in children} if outer else set(inner)
-    empty = [g.id for g in gens if get(g.d, "input") is None and get(g.d, "output") is None]
+    empty = [g.id for g in gens if get(g.d, "input") is None and get(g.d, "output") is None
+             and g.d.get("level") != "ERROR"]
     if drop:
         notes["nested_generations"] = sorted(drop)
     if empty:
