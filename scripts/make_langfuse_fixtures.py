@@ -32,6 +32,7 @@ FILES = {  # fixture name -> Langfuse's file(s) (several: a JSON list of {trace,
     "framework_langgraph_js.json": ["langgraph-js-2025-10-30.trace.json"],
     "framework_beeai.json": ["beeai-2025-08-01.trace.json"],
     "framework_koog.json": ["koog-2025-08-26.trace.json"],
+    "framework_agno.json": ["agno-2025-06-11.trace.json"],
 }
 TRACE_KEYS = ("id", "name", "timestamp", "userId", "sessionId", "tags", "input", "output")
 OBS_KEYS = ("id", "traceId", "type", "name", "startTime", "endTime", "parentObservationId", "level",
@@ -91,6 +92,10 @@ def derive(doc: dict) -> dict:
             continue
         kept = {k: o.get(k) for k in OBS_KEYS if k in o}
         kept["metadata"] = _metadata(o.get("metadata"))
+        for key in ("input", "output") if o["type"] == "SPAN" else ():  # a span's values are only listed
+            text = kept.get(key) if isinstance(kept.get(key), str) else json.dumps(kept.get(key))
+            if len(text) > 4 * LIMIT:
+                kept[key] = text[:LIMIT] + " [...]"
         observations.append(_cut(kept))
     return {"trace": trace, "observations": observations}
 

@@ -20,9 +20,12 @@ from toolcast.data.formats.langfuse_messages import (
     normalize,
     openai_call,
     parse_json,
+    repr_message,
     text_parts,
 )
 from toolcast.data.schema import SchemaError, ToolSpec
+
+_REPR_KEYS = ("role", "content", "name", "tool_call_id", "tool_calls")
 
 # ---- tools --------------------------------------------------------------------------------------------
 
@@ -118,6 +121,12 @@ def generation_input(g: Any, tools: list[ToolSpec], first: bool, unread: dict[st
         if response.get("tools"):
             tools += tool_specs(response["tools"], at, g.field("output.tools"))
         instructions = instructions or _system(response.get("instructions"))
+    listed = value.get("messages") if isinstance(value, dict) else None
+    if isinstance(listed, list) and listed and all(isinstance(m, str) for m in listed):
+        found = [repr_message(m) for m in listed]  # Agno logs its Message objects' reprs
+        if all(found):
+            value = {**value, "messages": [{k: v for k, v in m.items() if k in _REPR_KEYS and v is not None}
+                                           for m in found if m]}
     if isinstance(value, dict) and (gemini.get(value, "contents")[1] is not None):
         config = gemini.get(value, "config")[1] or gemini.get(value, "generationConfig")[1] or {}
         for holder, where in ((value, base), (config, f"{base}.config")):

@@ -24,8 +24,10 @@ Calls logged without an id get `<generation id>:<field path>:<k>`.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import re
+import tokenize
 from typing import Any
 
 from toolcast.data.errors import Location
@@ -65,6 +67,42 @@ def literal(text: str) -> Any:
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
     return None
+
+
+def repr_message(text: str) -> dict | None:
+    """The literal fields of a message logged as a pydantic repr, `role='user' content='Hi' name=None ...`
+    (Agno's Message objects); fields that are no literal (`metrics=MessageMetrics(...)`) are left out."""
+    if not text.startswith("role="):
+        return None
+    fields: dict[str, Any] = {}
+    depth, key, start = 0, None, 0
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def close(end: int) -> None:
+        if key is not None:
+            try:
+                fields[key] = ast.literal_eval(text[start:end].strip())
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                pass
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    for i, tok in enumerate(tokens):
+        at = offsets[tok.start[0] - 1] + tok.start[1]
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif depth == 0 and tok.type == tokenize.NAME and i + 1 < len(tokens) and tokens[i + 1].string == "=":
+            close(at)
+            key, start = tok.string, offsets[tokens[i + 1].end[0] - 1] + tokens[i + 1].end[1]
+    close(len(text))
+    return fields if isinstance(fields.get("role"), str) else None
 
 
 def text_parts(value: Any) -> str | None:

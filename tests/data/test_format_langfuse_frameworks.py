@@ -29,7 +29,7 @@ def labels(trace):
 
 
 def test_every_framework_file_is_there():
-    assert len(FRAMEWORKS) == 9
+    assert len(FRAMEWORKS) == 10
 
 
 @pytest.mark.parametrize("name", FRAMEWORKS)
@@ -155,6 +155,18 @@ def test_koog_tool_calls_as_json_text():
     assert (hello.tool, hello.output, bye.tool, bye.output) == (
         "HelloTool", "Hello my darling Bob!", "ByeTool", "Bye my dear Bob!")
     assert hello.turn == bye.turn == 0 and hello.t_start is not None
+
+
+def test_agno_message_reprs_and_the_outer_generation_that_holds_the_call():
+    trace = one("framework_agno.json")
+    assert texts(trace, "user") == ["What is currently trending on Twitter?"]  # from role='user' content=...
+    assert [t.name for t in trace.tools] == ["duckduckgo_search", "duckduckgo_news"]
+    (call,) = trace.calls  # the inner OpenInference span logged the text 'None': the outer one is read
+    assert (call.call_id, call.args) == ("call_VybxG748CQId8Xxo6wb2pWy1",
+                                         {"query": "currently trending on Twitter"})
+    assert '"title": "Twitter. It' in call.output and call.extra["observation_type"] == "SPAN"
+    assert len(trace.metadata["nested_generations"]) == 2
+    assert texts(trace, "assistant")[-1].startswith("To find out what's currently trending on Twitter")
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
