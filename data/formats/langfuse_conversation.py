@@ -177,7 +177,7 @@ def build_events(obs: list[Observation], final: Any = None
             previous = [m for _, _, m in full if m.get("role") not in ("system", "developer")]
         items.extend(new)
         out = generation_output(g)
-        if out is None and k == len(gens) - 1 and final_answer(final) is not None:
+        if out is None and k == len(gens) - 1 and g.d.get("level") != "ERROR" and final_answer(final):
             out = (g.where, "trace.output", {"role": "assistant", "content": final_answer(final),
                                              "from_trace_output": True})
         answered = out is not None

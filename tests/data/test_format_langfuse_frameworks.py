@@ -169,6 +169,23 @@ def test_agno_message_reprs_and_the_outer_generation_that_holds_the_call():
     assert texts(trace, "assistant")[-1].startswith("To find out what's currently trending on Twitter")
 
 
+def test_the_trace_output_answers_only_for_a_last_generation_that_logged_nothing_and_did_not_fail(tmp_path):
+    def doc(level):
+        gen = {"id": "g1", "traceId": "t1", "type": "GENERATION", "startTime": "2025-01-01T00:00:00Z",
+               "level": level, "input": [{"role": "user", "content": "Hi"}], "output": None}
+        return {"trace": {"id": "t1", "output": "Hello there"}, "observations": [gen]}
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([doc("DEFAULT")]), encoding="utf-8")
+    (trace,) = load_traces(path)
+    assert [(e.role, e.text) for e in trace.events] == [("user", "Hi"), ("assistant", "Hello there")]
+    assert trace.events[1].extra == {"from_trace_output": True, "observation_id": "g1"}
+    path.write_text(json.dumps([doc("ERROR")]), encoding="utf-8")
+    (trace,) = load_traces(path)
+    assert [e.role for e in trace.events] == ["user"]
+    assert trace.metadata["failed_generations"] == [{"id": "g1", "level": "ERROR"}]
+
+
 # ---- bad input -----------------------------------------------------------------------------------------
 
 
