@@ -140,6 +140,8 @@ def record_ids(metadata: dict[str, Any], where: Location, index: int | None) -> 
 OPENAI_MESSAGE_KEYS = ("tool_calls", "function_call", "tool_call_id")
 OPENAI_ROLES = ("system", "developer", "tool", "function")
 RESPONSES_PARTS = ("input_text", "output_text", "input_image", "input_file")  # Responses API content parts
+# request parameters only the Messages API has (OpenAI: "stop", no top_k; Bedrock/Vertex: anthropic_version)
+ANTHROPIC_PARAMS = ("anthropic_version", "stop_sequences", "top_k")
 ANTHROPIC_BLOCKS = ("tool_use", "tool_result", "thinking", "redacted_thinking", "server_tool_use",
                     "mcp_tool_use", "mcp_tool_result", "document", "search_result")
 
@@ -150,8 +152,9 @@ def chat_dialect(record: Any) -> str | None:
     A record is a chat record when it is {"messages": [...]}, a list of such records, or a bare list
     of messages (objects with a string "role"). OpenAI signs: tool_calls / function_call /
     tool_call_id, a system/developer/tool/function role inside the messages, OpenAI-style tools.
-    Anthropic signs: a top-level "system", tool_use / tool_result / thinking blocks, tools with an
-    input_schema. Plain text chats carry neither and count as OpenAI (both importers read them alike).
+    Anthropic signs: a top-level "system" (or anthropic_version / stop_sequences / top_k), tool_use /
+    tool_result / thinking blocks, tools with an input_schema, a saved "response" that is a Messages API
+    response. Plain text chats carry neither and count as OpenAI (both importers read them alike).
     """
     head, messages = _head_and_messages(record)
     if messages is None or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
@@ -168,7 +171,7 @@ def chat_dialect(record: Any) -> str | None:
             openai |= isinstance(tool.get("function"), dict)
             anthropic |= "input_schema" in tool
     openai |= "functions" in head
-    anthropic |= "system" in head
+    anthropic |= "system" in head or any(k in head for k in ANTHROPIC_PARAMS) or _anthropic_answer(head)
     for m in messages:
         openai |= m["role"] in OPENAI_ROLES or any(k in m for k in OPENAI_MESSAGE_KEYS)
         content = m.get("content")
@@ -177,6 +180,17 @@ def chat_dialect(record: Any) -> str | None:
     if openai and anthropic:
         return None
     return "anthropic" if anthropic else "openai"
+
+
+def _anthropic_answer(head: dict) -> bool:
+    """A request log's saved answer that is a Messages API response ({"type": "message", "role":
+    "assistant", "content": [blocks], "stop_reason", "usage": {"input_tokens", ...}}): a chat completion
+    has "choices" and "object" instead. A log of a request without tools or system has no other sign."""
+    response = head.get("response")
+    return (isinstance(response, dict) and response.get("type") == "message"
+            and response.get("role") == "assistant" and isinstance(response.get("content"), list)
+            and ("stop_reason" in response
+                 or (isinstance(response.get("usage"), dict) and "input_tokens" in response["usage"])))
 
 
 def _head_and_messages(record: Any) -> tuple[dict, list | None]:

@@ -10,10 +10,14 @@ observations, usageDetails); https://langfuse.com/docs/observability/features/ob
 what the integrations log (langfuse-python langfuse/openai.py: input = messages, or {"messages", "tools",
 "functions"}; output = the assistant message, or its text; langfuse/langchain/CallbackHandler.py: input
 = message dicts with LangChain tool calls {name, args, id} and the bound tools appended as {"role":
-"tool", "content": <tool>}; TOOL observations named after the tool, error = level ERROR + statusMessage).
+"tool", "content": <tool>}; TOOL observations named after the tool, error = level ERROR + statusMessage),
+and the real framework traces Langfuse keeps (worker/src/__tests__/chatml/framework-traces: the message
+shapes they hold are listed in langfuse_messages.py and langfuse_generations.py).
 
 A file holds, as one JSON document, a JSON list or JSON lines (snake_case keys read as well): traces
-as `GET /api/public/traces/{id}` returns them (`observations` inline), pages {"data": [...], "meta"} of
+as `GET /api/public/traces/{id}` returns them (`observations` inline), `{"trace", "observations"}` (as
+the UI hands a trace out and Langfuse's repository stores them; the full observations win over the
+trace's inline ones), pages {"data": [...], "meta"} of
 observations or of such traces, or single observations (the UI's JSONL export). Observations are grouped
 by `traceId`, in any order, over the whole file. One Langfuse trace is one trace:
 - trace_id = the Langfuse trace id; group = `sessionId` when the trace or an observation has one. A
@@ -22,30 +26,42 @@ by `traceId`, in any order, over the whole file. One Langfuse trace is one trace
   request-log folding drops the earlier one, a prefix, and loses nothing (traces that time the same
   content differently, repeated runs, are kept apart).
 - Observations are ordered by startTime, then parents before children. The conversation comes from the
-  GENERATION observations: the first one's input (messages, a string, or {"messages", "system", "tools"})
-  whole, each later one's input from its last assistant message on (the tool results and user turns
-  sent since; system messages again are left out), each one's output as the assistant message (a
-  string, a message, a completion's first choice, bare tool calls or content blocks). Messages are read
-  by the OpenAI or Anthropic importer (`chat_dialect` decides), so a tool message fills the call with its
-  `tool_call_id`. A generation's times, output tokens (usageDetails / usage `output`), id and model go to
-  its assistant message; a failed generation (no output) is listed in metadata["failed_generations"].
-- Tool runs: a TOOL observation fills the requested call whose id it names (metadata tool_call_id, or a
-  ToolMessage output), else an unfilled call of its name requested by the generation it follows (started
-  at or after it, before the next one; of parallel calls of one tool, the one whose argument values its
-  input mentions); any other observation type named like such a call (v2 SDKs trace tools as SPANs)
-  fills it when no TOOL does. It gives the call times, `error` (level ERROR, or a ToolMessage status
-  "error"), and the output (as logged) when no tool message carried one. A TOOL observation no call
-  asked for becomes a call of its own (args: its input object, JSON or dict-repr text, @observe's
-  kwargs), after the generation it follows; such calls share a turn while they overlap in time.
-- Tools: `tools` / `functions` in a generation's input (OpenAI or Anthropic form), LangChain's appended
-  tool messages, or `tools` in its metadata or modelParameters; else none.
+  GENERATION observations (one inside another logs the same call twice: only one level is read, listed
+  in metadata["nested_generations"]; those with neither input nor output in ["empty_generations"]),
+  every shape brought to OpenAI messages first (OTel GenAI parts, Gemini, Responses items, Vercel AI
+  SDK, ...: langfuse_messages.py): the first one's input whole, each later one's input from its last
+  assistant message on (the tool results and user turns sent since, and results of calls still waiting
+  it repeats; system messages again are left out; an input that is no messages is no new turn), or, when
+  the previous generation logged no output, from the end of the previous input on (its answer is there:
+  BeeAI); each one's output as the assistant message, the last one's missing output taken from the
+  trace's output. Tool results without a call id answer the earliest waiting call of their tool's name.
+  Messages are read by the OpenAI or Anthropic importer (`chat_dialect` decides), so a tool message
+  fills the call with its `tool_call_id`. A generation's times, output tokens (usageDetails / usage
+  `output`), id and model go to its assistant message; a failed generation (no output) is listed in
+  metadata["failed_generations"].
+- Tool runs: a TOOL observation names its tool by the span attributes Langfuse keeps in its metadata
+  (gen_ai.tool.name, ai.toolCall.name, tool.name), else by its name without a framework's prefix
+  ("running tool: X", "execute_tool X", "tool.X"). It fills the requested call whose id it names
+  (metadata tool_call_id, gen_ai.tool.call.id / ai.toolCall.id, or a ToolMessage output), else an
+  unfilled call of its name requested by the generation it follows (started at or after it, before the
+  next one; of parallel calls of one tool, the one whose argument values its input mentions), else an
+  earlier waiting call of its name and arguments (also wrapped as {"input": ...}: the Claude Agent SDK);
+  any other observation type named like such a call (v2 SDKs trace tools as SPANs) fills it when no TOOL
+  does. It gives the call times, `error` (level ERROR, a ToolMessage status "error", an MCP result's
+  isError), the output (as logged; an MCP result's text) when no tool message carried one, and its call
+  id to a call logged without one. A TOOL observation no call asked for becomes a call of its own (args:
+  its input object, JSON or dict-repr text, @observe's kwargs), after the generation it follows; such
+  calls share a turn while they overlap in time.
+- Tools: `tools` / `functions` in a generation's input (OpenAI, Anthropic, Gemini or Vercel form),
+  LangChain's appended tool messages, `tools` in its metadata or modelParameters, the span attributes
+  gen_ai.tool.definitions / model_request_parameters, a Responses output's tools; else none.
 - Metadata: the trace's fields (name, userId, sessionId, tags, metadata, scores, ...; not its input and
   output, which repeat the conversation), agent_model, and id/type/name of observations that are no
   generation and ran no call (metadata["observations"]).
 A record that fails makes its trace fail whole (`on_error`), never half-read. Not read: the traces
 listing (`GET /api/public/traces` gives observation ids only: an error says what to fetch), sessions
-(`GET /api/public/sessions/{id}` lists traces without observations), OpenAI Responses API items as a
-generation's input, and the UI's CSV export.
+(`GET /api/public/sessions/{id}` lists traces without observations), calls written only as ReAct text
+(BeeAI's "Function Name:"), and the UI's CSV export.
 """
 
 from __future__ import annotations
@@ -59,7 +75,7 @@ from typing import Any
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records, schema_error
 from toolcast.data.formats.langfuse_conversation import Observation, build_events
-from toolcast.data.formats.langfuse_conversation import get as _get
+from toolcast.data.formats.langfuse_messages import get as _get
 from toolcast.data.schema import Message, SchemaError, ToolCall, Trace
 
 SOURCE = "langfuse"
@@ -77,6 +93,14 @@ def _is_trace(x: Any) -> bool:
             and (bool(obs) or "timestamp" in x))
 
 
+def _is_wrapped(x: Any) -> bool:
+    """{"trace": {...}, "observations": [...]}: a trace and its observations side by side, as Langfuse's own
+    repository stores them (worker/src/__tests__/chatml/framework-traces, from the UI's tRPC routes)."""
+    return (isinstance(x, dict) and isinstance(x.get("trace"), dict)
+            and isinstance(x.get("observations"), list)
+            and isinstance(x["trace"].get("id"), str) and all(map(_is_observation, x["observations"])))
+
+
 def _is_trace_summary(x: Any) -> bool:
     """A trace as `GET /api/public/traces` lists it: observation ids only (taken, to say what to fetch)."""
     obs = x.get("observations") if isinstance(x, dict) else None
@@ -92,7 +116,8 @@ def _is_page(x: Any) -> bool:
 
 def sniff(record: Any) -> bool:
     first = record[0] if isinstance(record, list) and record else record
-    return _is_observation(first) or _is_trace(first) or _is_trace_summary(first) or _is_page(first)
+    return (_is_observation(first) or _is_trace(first) or _is_wrapped(first) or _is_trace_summary(first)
+            or _is_page(first))
 
 
 # ---- collecting observations by trace ------------------------------------------------------------------
@@ -176,6 +201,9 @@ def _collect_one(at: Location, x: Any, path: str, groups: dict[str, _Group],
     def sub(name: str) -> str:
         return f"{path}.{name}" if path else name
 
+    if isinstance(x, dict) and isinstance(x.get("trace"), dict) and "observations" in x:
+        _collect_wrapped(at, x, path, groups, bad, on_error)
+        return
     if _is_trace_summary(x):
         on_error(TraceFormatError(at, "a trace from GET /api/public/traces lists observation ids only; "
                                   "export each trace with GET /api/public/traces/{id} (observations inline) "
@@ -203,6 +231,32 @@ def _collect_one(at: Location, x: Any, path: str, groups: dict[str, _Group],
                                    field=sub("type") if isinstance(x, dict) else path or None)
         trace_id = expect(trace_id, str, at, sub("traceId"))
         _add(at, x, path, trace_id, groups.setdefault(trace_id, _Group()))
+    except TraceFormatError as e:
+        if isinstance(trace_id, str):
+            bad.setdefault(trace_id, e)
+        else:
+            on_error(e)
+
+
+def _collect_wrapped(at: Location, x: dict, path: str, groups: dict[str, _Group],
+                     bad: dict[str, TraceFormatError], on_error: OnError) -> None:
+    """{"trace", "observations"}: the full observations beside the trace; those the trace lists inline
+    (summaries without input and output) count only where no full one has their id."""
+    def sub(name: str) -> str:
+        return f"{path}.{name}" if path else name
+
+    head = x["trace"]
+    trace_id = head.get("id")
+    try:
+        trace_id = expect(trace_id, str, at, sub("trace.id"))
+        group = groups.setdefault(trace_id, _Group())
+        group.head, group.where = {k: v for k, v in head.items() if k != "observations"}, at
+        for j, o in enumerate(expect(x["observations"], list, at, sub("observations"))):
+            _add(at, o, sub(f"observations[{j}]"), trace_id, group)
+        inline = head.get("observations")
+        for j, o in enumerate(inline if isinstance(inline, list) else []):
+            if not (isinstance(o, dict) and o.get("id") in group.ids):
+                _add(at, o, sub(f"trace.observations[{j}]"), trace_id, group)
     except TraceFormatError as e:
         if isinstance(trace_id, str):
             bad.setdefault(trace_id, e)
@@ -255,7 +309,7 @@ def _time(value: Any, at: Location, name: str) -> float | None:
 
 def _trace(trace_id: str, group: _Group) -> Trace:
     obs = _ordered(group.obs)
-    events, tools, used, notes = build_events(obs)
+    events, tools, used, notes = build_events(obs, group.head.get("output"))
     head = group.head
     metadata: dict[str, Any] = {k: v for k, v in head.items()
                                 if k not in _TRACE_SKIP and v is not None and v != [] and v != {}}

@@ -15,30 +15,22 @@ from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats import anthropic, openai
-from toolcast.data.formats.base import expect, schema_error
 from toolcast.data.formats.chat import chat_dialect, output_text
-from toolcast.data.schema import Event, Message, SchemaError, ToolCall, ToolSpec
+from toolcast.data.formats.langfuse_generations import (
+    attributes,
+    conversation_generations,
+    final_answer,
+    generation_input,
+    generation_output,
+    late_results,
+    resolve_results,
+)
+from toolcast.data.formats.langfuse_messages import Item, get, parse_json
+from toolcast.data.schema import Event, Message, ToolCall, ToolSpec
 
-_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
-Item = tuple[Location, str, dict]
-"""A conversation message: where its record is, its field path there, the message (normalized)."""
-
-
-def get(d: dict, key: str) -> Any:
-    """A field by its camelCase API name, or by its snake_case name (SDK model dumps, blob exports)."""
-    value = d.get(key)
-    return d.get(_SNAKE.sub("_", key).lower()) if value is None else value
-
-
-def parse_json(value: Any) -> Any:
-    """The v2 observations API returns input/output as raw strings: JSON text is parsed."""
-    if isinstance(value, str) and value[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
-            return value
-    return value
-
+_TOOL_PREFIXES = ("running tool: ", "execute_tool ", "tool.")  # pydantic-ai's, Google ADK's, Koog's spans
+_CALL_ID_KEYS = ("gen_ai.tool.call.id", "ai.toolCall.id")  # OTel GenAI; Vercel AI SDK
+_TOOL_NAME_KEYS = ("gen_ai.tool.name", "ai.toolCall.name", "tool.name")  # OTel GenAI; Vercel; OpenInference
 
 @dataclass
 class Observation:
@@ -65,24 +57,6 @@ class Observation:
 # ---- tools --------------------------------------------------------------------------------------------
 
 
-def tool_specs(value: Any, at: Location, name: str) -> list[ToolSpec]:
-    """Tools in OpenAI ({"type": "function", "function"}), function or Anthropic (input_schema) form."""
-    out = []
-    for i, tool in enumerate(expect(parse_json(value), list, at, name)):
-        path = f"{name}[{i}]"
-        tool = expect(parse_json(tool), dict, at, path)
-        if isinstance(tool.get("function"), dict):
-            tool, path = tool["function"], f"{path}.function"
-        key = "input_schema" if "input_schema" in tool else "parameters"
-        d = {"name": tool.get("name"), "description": tool.get("description"), "parameters": tool.get(key)}
-        try:
-            out.append(ToolSpec.from_dict(d, f"{path}."))
-        except SchemaError as e:
-            raise schema_error(at, SchemaError(e.field.replace(".parameters", f".{key}"),
-                                               str(e).split(": ", 1)[-1])) from None
-    return out
-
-
 def tool_args(value: Any) -> dict[str, Any]:
     """A tool observation's input as call arguments: an object (@observe's {"args": [], "kwargs"}: the
     kwargs), JSON text or a Python dict repr (LangChain passes `str(tool_input)`); else {"input": value}."""
@@ -100,118 +74,56 @@ def tool_args(value: Any) -> dict[str, Any]:
     return {} if value is None or value == "" else {"input": value}
 
 
+def _same_args(call: ToolCall, o: Observation) -> bool:
+    """Whether a tool observation's input is the call's arguments (the Claude Agent SDK wraps them in
+    {"input": ...})."""
+    args = tool_args(get(o.d, "input"))
+    return call.args in (args, args.get("input"))
+
+
 def tool_output(value: Any) -> tuple[str | None, bool]:
     """A tool observation's output as text, and whether it says the tool failed (a LangChain ToolMessage
-    dump with status "error"). Text stays as logged (JSON text too: the v2 API returns outputs as text)."""
+    dump with status "error", an MCP result with isError). Text stays as logged (JSON text too: the v2
+    API returns outputs as text); an MCP result {"content": [text parts]} gives its text."""
     parsed = parse_json(value)
     if isinstance(parsed, dict) and "content" in parsed and (
             "tool_call_id" in parsed or parsed.get("type") == "tool"):
         content = parsed["content"]
         failed = parsed.get("status") == "error"
         return (content if isinstance(content, str) else output_text(content)), failed
+    if isinstance(parsed, dict) and set(parsed) <= {"content", "isError", "structuredContent", "_meta"} \
+            and isinstance(parsed.get("content"), list) and parsed["content"] and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in parsed["content"]):
+        return "\n".join(p["text"] for p in parsed["content"]), parsed.get("isError") is True
     return output_text(value), False
 
 
 def _call_id(o: Observation) -> str | None:
-    """The call id a tool observation names: in its metadata, or in a ToolMessage output."""
-    for holder in (parse_json(o.d.get("metadata")), parse_json(o.d.get("output"))):
+    """The call id a tool observation names: in its metadata (or the span attributes there), or in a
+    ToolMessage output."""
+    for holder in (parse_json(o.d.get("metadata")), attributes(o.d), parse_json(o.d.get("output"))):
         if isinstance(holder, dict):
-            value = holder.get("tool_call_id") or holder.get("toolCallId")
+            value = next((holder[k] for k in ("tool_call_id", "toolCallId", *_CALL_ID_KEYS) if holder.get(k)),
+                         None)
             if isinstance(value, str) and value:
                 return value
     return None
 
 
+def tool_name(o: Observation) -> str | None:
+    """The tool an observation ran: the span attribute naming it, else its name without a framework's
+    prefix ("running tool: X", "execute_tool X")."""
+    attrs = attributes(o.d)
+    name = next((attrs[k] for k in _TOOL_NAME_KEYS if isinstance(attrs.get(k), str) and attrs[k]), None)
+    name = name or o.d.get("name")
+    if isinstance(name, str):
+        for prefix in _TOOL_PREFIXES:
+            name = name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else name
+    return name
+
+
 # ---- messages -----------------------------------------------------------------------------------------
-
-
-def _normalize(m: Any, at: Location, path: str, gen_id: str) -> dict:
-    """A message with LangChain tool calls ({name, args, id}) in OpenAI form; calls without an id (older
-    SDKs' streamed outputs) get `<generation id>:<path>:<k>`."""
-    m = expect(m, dict, at, path)
-    kwargs = m.get("additional_kwargs")
-    if isinstance(kwargs, dict) and not m.get("tool_calls") and not m.get("function_call"):
-        # older LangChain handlers kept the provider's tool calls in additional_kwargs only
-        m = {**m, **{k: kwargs[k] for k in ("tool_calls", "function_call") if kwargs.get(k)}}
-    calls = m.get("tool_calls")
-    if not isinstance(calls, list) or not calls:
-        return m
-    out = []
-    for k, tc in enumerate(calls):
-        tc = expect(tc, dict, at, f"{path}.tool_calls[{k}]")
-        if "function" not in tc and "name" in tc:
-            tc = {"id": tc.get("id"), "type": "function",
-                  "function": {"name": tc["name"], "arguments": tc.get("args", tc.get("arguments"))}}
-        if not tc.get("id"):
-            tc = {**tc, "id": f"{gen_id}:{path}:{k}"}
-        out.append(tc)
-    return {**m, "tool_calls": out}
-
-
-def _input(g: Observation, tools: dict[str, ToolSpec]) -> list[Item]:
-    """A generation's input as messages (tools it lists go to `tools`)."""
-    value, base = parse_json(get(g.d, "input")), g.field("input")
-    for key in ("metadata", "modelParameters"):
-        holder = parse_json(get(g.d, key))
-        if isinstance(holder, dict) and holder.get("tools") is not None:
-            _add_tools(tools, tool_specs(holder["tools"], g.where, g.field(f"{key}.tools")))
-    head: list[Item] = []
-    if isinstance(value, dict) and isinstance(value.get("messages"), list):
-        for key in ("tools", "functions"):
-            if value.get(key) is not None:
-                _add_tools(tools, tool_specs(value[key], g.where, f"{base}.{key}"))
-        if value.get("system") is not None:
-            head.append((g.where, f"{base}.system", {"role": "system", "content": value["system"]}))
-        value, base = value["messages"], f"{base}.messages"
-    elif value is None:
-        return []
-    elif not (isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value)):
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        return [(g.where, base, {"role": "user", "content": text, "langfuse_input": True})]
-    out = head
-    for j, m in enumerate(value):
-        path = f"{base}[{j}]"
-        if isinstance(m, dict) and m.get("role") == "tool" and "tool_call_id" not in m \
-                and isinstance(m.get("content"), dict):  # LangChain appends the bound tools so
-            _add_tools(tools, tool_specs([m["content"]], g.where, f"{path}.content"))
-            continue
-        out.append((g.where, path, _normalize(m, g.where, path, g.id)))
-    return out
-
-
-def _add_tools(tools: dict[str, ToolSpec], specs: list[ToolSpec]) -> None:
-    for spec in specs:
-        tools.setdefault(spec.name, spec)
-
-
-def _output(g: Observation) -> Item | None:
-    """A generation's output as the assistant message, or None when it has none (failed, or not logged)."""
-    value, path = parse_json(get(g.d, "output")), g.field("output")
-    if value is None:
-        return None
-    m: dict[str, Any]
-    if isinstance(value, str):
-        m = {"role": "assistant", "content": value}
-    elif isinstance(value, dict) and isinstance(value.get("choices"), list) and value["choices"]:
-        choice = expect(value["choices"][0], dict, g.where, f"{path}.choices[0]")
-        m, path = dict(expect(choice.get("message"), dict, g.where, f"{path}.choices[0].message")), \
-            f"{path}.choices[0].message"
-    elif isinstance(value, dict) and ("role" in value or any(k in value for k in openai._MESSAGE_KEYS)):
-        m = dict(value)
-    elif isinstance(value, dict) and "name" in value and "arguments" in value:  # a bare function_call
-        m = {"role": "assistant", "content": None, "function_call": value}
-    elif isinstance(value, list) and value and all(isinstance(x, dict) and "role" in x for x in value):
-        m = {**value[0], "other_choices": value[1:]} if len(value) > 1 else dict(value[0])
-    elif isinstance(value, list) and value and all(
-            isinstance(x, dict) and ("function" in x or ("name" in x and ("args" in x or "arguments" in x)))
-            for x in value):  # bare tool calls (streamed outputs of older SDKs)
-        m = {"role": "assistant", "content": None, "tool_calls": value}
-    elif isinstance(value, list) and value and all(isinstance(x, dict) and "type" in x for x in value):
-        m = {"role": "assistant", "content": value}  # content blocks
-    else:
-        m = {"role": "assistant", "content": json.dumps(value, ensure_ascii=False), "output_json": True}
-    m["role"] = "assistant"
-    return g.where, path, _normalize(m, g.where, path, g.id)
 
 
 def read_messages(items: list[Item]) -> list[Event]:
@@ -234,33 +146,51 @@ def read_messages(items: list[Item]) -> list[Event]:
 # ---- the trace's events -------------------------------------------------------------------------------
 
 
-def build_events(obs: list[Observation]) -> tuple[list[Event], list[ToolSpec], set[str], dict[str, Any]]:
-    """(events, tools, ids of the observations used, notes for metadata) of observations in order."""
-    gens = [o for o in obs if o.type == "GENERATION"]
-    tools: dict[str, ToolSpec] = {}
+def build_events(obs: list[Observation], final: Any = None
+                 ) -> tuple[list[Event], list[ToolSpec], set[str], dict[str, Any]]:
+    """(events, tools, ids of the observations used, notes for metadata) of observations in order;
+    `final` is the trace's output (the answer when the last generation logged none)."""
+    notes: dict[str, Any] = {}
+    gens = conversation_generations(obs, notes)
+    tools: list[ToolSpec] = []
     items: list[Item] = []
     outputs: dict[int, Observation] = {}
-    notes: dict[str, Any] = {}
-    previous: list[Item] = []
+    previous: list[dict] = []
+    answered = True  # whether the previous generation logged its output
     for k, g in enumerate(gens):
-        full = _input(g, tools)
+        unread: dict[str, Any] = {}
+        full = resolve_results(generation_input(g, tools, not items, unread), skip=f"{g.id}:")
         new = full
         if k:
-            last = max((i for i, (_, _, m) in enumerate(full) if m.get("role") == "assistant"), default=None)
-            if last is None and [m for _, _, m in full[:len(previous)]] == [m for _, _, m in previous]:
-                new = full[len(previous):]  # extends the previous input (calls without the answers)
-            else:
-                new = [x for x in full[(last or -1) + 1:] if x[2].get("role") not in ("system", "developer")]
-        previous = full
+            shown = [x for x in full if x[2].get("role") not in ("system", "developer")]
+            last = max((i for i, (_, _, m) in enumerate(shown) if m.get("role") == "assistant"), default=None)
+            extends = [m for _, _, m in shown[:len(previous)]] == previous
+            if extends and (last is None or not answered):
+                new = shown[len(previous):]  # what was said since: with the unlogged answer (BeeAI)
+                if not answered and new and new[0][2].get("role") == "assistant":
+                    outputs[len(items)] = gens[k - 1]
+            else:  # from the answer on, with results of calls still waiting that it already had (Koog)
+                cut = (last if last is not None else -1) + 1
+                new = [*late_results(items, shown[:cut]), *shown[cut:]]
+            previous = [m for _, _, m in shown]
+        else:
+            previous = [m for _, _, m in full if m.get("role") not in ("system", "developer")]
         items.extend(new)
-        out = _output(g)
+        out = generation_output(g)
+        if out is None and k == len(gens) - 1 and g.d.get("level") != "ERROR" and final_answer(final):
+            out = (g.where, "trace.output", {"role": "assistant", "content": final_answer(final),
+                                             "from_trace_output": True})
+        answered = out is not None
+        if out is not None and unread:
+            out[2]["langfuse_input"] = unread[g.id]  # kept on its answer, read as extra
         if out is None:
-            failed = {"id": g.id, "level": g.d.get("level"), "statusMessage": get(g.d, "statusMessage")}
+            failed = {"id": g.id, "level": g.d.get("level"), "statusMessage": get(g.d, "statusMessage"),
+                      "input": unread.get(g.id)}
             notes.setdefault("failed_generations", []).append({k: v for k, v in failed.items() if v})
             continue
         outputs[len(items)] = g
         items.append(out)
-    events = read_messages(items) if items else []
+    events = read_messages(resolve_results(items)) if items else []
 
     stamped: list[tuple[Observation, int]] = []  # (generation, index of its message in events)
     assistants = [i for i, e in enumerate(events) if isinstance(e, Message) and e.role == "assistant"]
@@ -272,7 +202,10 @@ def build_events(obs: list[Observation]) -> tuple[list[Event], list[ToolSpec], s
     used = _match_tools(obs, events, stamped)
     _standalone(obs, events, stamped, used)
     _renumber(events)
-    return events, list(tools.values()), used, notes
+    specs: dict[str, ToolSpec] = {}
+    for spec in tools:
+        specs.setdefault(spec.name, spec)
+    return events, list(specs.values()), used, notes
 
 
 def _stamp(message: Message, g: Observation) -> None:
@@ -306,14 +239,16 @@ def _match_tools(obs: list[Observation], events: list[Event],
     used: set[str] = set()
     tools = [o for o in obs if o.type == "TOOL"]
     named = [o for o in obs if o.type not in ("GENERATION", "TOOL", "EVENT")]
-    by_id = {}
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    by_id: dict[str | None, Observation] = {}
     for o in tools:
         by_id.setdefault(_call_id(o), o)
-    for call in (e for e in events if isinstance(e, ToolCall)):
+    for call in calls:
         o = by_id.get(call.extra.get("source_call_id", call.call_id))
         if o is not None and o.id not in used:
             _fill(call, o)
             used.add(o.id)
+    known = {c.extra.get("source_call_id", c.call_id) for c in calls}
     for k, (g, index) in enumerate(stamped):
         after = stamped[k + 1][0].start if k + 1 < len(stamped) else None
 
@@ -324,12 +259,29 @@ def _match_tools(obs: list[Observation], events: list[Event],
         for call in _turn_calls(events, index):
             if "observation_id" in call.extra:
                 continue
-            o = _best(call, [t for t in tools if within(t) and t.d.get("name") == call.tool
-                             and _call_id(t) is None]) or _best(
-                call, [t for t in named if within(t) and t.d.get("name") == call.tool])
+            o = _best(call, [t for t in tools if within(t) and tool_name(t) == call.tool
+                             and _call_id(t) not in known]) or _best(
+                call, [t for t in named if within(t) and tool_name(t) == call.tool])
             if o is not None:
                 _fill(call, o)
                 used.add(o.id)
+    # a tool that ran after a later generation had started (the Claude Agent SDK streams its calls): the
+    # earlier waiting call of its name and arguments
+    for o in (t for t in tools if t.id not in used and _call_id(t) not in known):
+        call = next((c for c in calls if "observation_id" not in c.extra and c.tool == tool_name(o)
+                     and _same_args(c, o)), None)
+        if call is not None:
+            _fill(call, o)
+            used.add(o.id)
+    # a call logged without an id (Gemini) takes the one its tool observation names (ADK: adk-...)
+    gen_ids, by_obs = {o.id for o in obs if o.type == "GENERATION"}, {o.id: o for o in tools}
+    taken = {c.call_id for c in calls}
+    for call in calls:
+        o = by_obs.get(call.extra.get("observation_id"))
+        cid = _call_id(o) if o is not None else None
+        if cid and cid not in taken and call.call_id.split(":", 1)[0] in gen_ids:
+            call.call_id = cid
+            taken.add(cid)
     return used
 
 
@@ -373,7 +325,7 @@ def _standalone(obs: list[Observation], events: list[Event], stamped: list[tuple
     for o in rest:
         owner = [index for g, index in stamped if None not in (g.start, o.start) and g.start <= o.start]
         slot = owner[-1] + 1 + len(_turn_calls(events, owner[-1])) if owner else first
-        name = o.d.get("name")
+        name = tool_name(o)
         if not isinstance(name, str) or not name:
             raise TraceFormatError(o.where, "is missing (a TOOL observation names its tool)",
                                    field=o.field("name"))

@@ -79,7 +79,11 @@ def conversation(llms: list[Run], metadata: dict) -> tuple[list, list[ToolSpec]]
     at, run, (messages, path) = max(read, key=lambda x: len(x[2][0]))  # the first of the longest
     answer, answer_path = _output(at, run)
     tools: list[ToolSpec] = []
-    if all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m) for m in messages):
+    roles = all(isinstance(m, dict) and isinstance(m.get("role"), str) and not is_message(m)
+                for m in messages)  # role dicts: a wrapped client's request
+    if isinstance(answer, str) and answer_path.startswith("outputs.generations"):  # a generation's text
+        answer = {"role": "assistant", "content": answer} if roles else {"type": "ai", "content": answer}
+    if roles:
         inputs = dict_field(at, run, "inputs")  # a wrapped client's request: {messages, tools, system?, ...}
         record = {k: inputs[k] for k in ("messages", "tools", "system", "functions") if k in inputs}
         fmt = anthropic if chat_dialect(record) == "anthropic" else openai
@@ -125,15 +129,20 @@ def _messages(at: Location, run: dict) -> tuple[list, str] | None:
 
 
 def _output(at: Location, run: dict) -> tuple[Any, str]:
-    """The llm run's answer: generations[0][0].message (LangChain's tracer), an OpenAI chat completion, an
+    """The llm run's answer: generations[0][0].message (LangChain's tracer) or generations[0].message (a
+    flat list, as the SDK's utils.get_message_generation_from_outputs reads it), an OpenAI chat completion, an
     Anthropic Message, the last of `messages` or `message` (a custom llm run in LangChain format)."""
     outputs = dict_field(at, run, "outputs")
     generations = outputs.get("generations")
     if generations is not None:
         first = expect(generations, list, at, "outputs.generations")
-        first = expect(first[0], list, at, "outputs.generations[0]") if first else []
-        gen = expect(first[0], dict, at, "outputs.generations[0][0]") if first else {}
-        return gen.get("message"), "outputs.generations[0][0].message"
+        path = "outputs.generations[0]"
+        if first and isinstance(first[0], list):  # LLMResult: one list of generations per prompt
+            first, path = first[0], f"{path}[0]"
+        gen = expect(first[0], (dict, str), at, path) if first else {}
+        if isinstance(gen, str):  # a flat list of texts (a RunTree's custom llm run)
+            return gen, path
+        return gen.get("message"), f"{path}.message"
     messages = outputs.get("messages")
     if isinstance(messages, list) and messages:  # a custom llm run in LangSmith's LangChain format
         return messages[-1], f"outputs.messages[{len(messages) - 1}]"

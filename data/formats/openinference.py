@@ -31,8 +31,10 @@ text as {"input": text}). A requested call with no TOOL span is still a call, it
 span's role "tool" input message with that id. LLM or TOOL spans nested inside a span of the same kind
 (two instrumentations tracing one call) are left out and counted in metadata["nested_spans_skipped"];
 TOOL spans with no tool name, id, input or output (a handoff) are listed in
-metadata["empty_tool_spans_skipped"]. An LLM span's text and calls are gathered from all its output
-messages (the OpenAI Agents instrumentation gives the text and each function call messages of their own).
+metadata["empty_tool_spans_skipped"]; a listed tool schema that names no tool (`{}`) is logged and
+listed in metadata["skipped_tool_schemas"], the rest of the trace read. An LLM span's text and calls are
+gathered from all its output messages (the OpenAI Agents instrumentation gives the text and each
+function call messages of their own).
 The first LLM span's inputs give the system and user messages and any history they repeat (assistant
 messages, their calls, results matched by message.tool_call_id; no times, so a log with one LLM call per
 trace, as an SDK instrumentation alone writes, folds like a request log); later user turns come from the
@@ -202,8 +204,12 @@ def _trace(trace_id: str, spans: list[Span]) -> Trace:
         metadata["empty_tool_spans_skipped"] = [t.name for t in empty]
     if unanswered:
         metadata["unmatched_input_messages"] = unanswered
+    skipped: list[dict[str, Any]] = []
+    specs = tool_specs(llms, tools, skipped)
+    if skipped:
+        metadata["skipped_tool_schemas"] = skipped
     trace = Trace(trace_id=trace_id, group=str(metadata.get("session_id") or trace_id), source=SOURCE,
-                  metadata=metadata, tools=tool_specs(llms, tools), events=events)
+                  metadata=metadata, tools=specs, events=events)
     trace.validate()
     return trace
 

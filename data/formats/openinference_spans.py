@@ -16,6 +16,7 @@ attributes (flattened), events}`; spec/traces.md shows the same span object with
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +25,8 @@ from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import expect, schema_error
 from toolcast.data.formats.otlp import Span
 from toolcast.data.schema import SchemaError, ToolSpec
+
+log = logging.getLogger(__name__)
 
 KIND = "openinference.span.kind"
 _STATUS = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -183,12 +186,20 @@ def tool_name(t: Span) -> str:
     return name
 
 
-def tool_specs(llms: list[Span], tools: list[Span]) -> list[ToolSpec]:
+def tool_specs(llms: list[Span], tools: list[Span], skipped: list[dict[str, Any]]) -> list[ToolSpec]:
+    """The tools the LLM spans list (llm.tools), then those only seen running. A listed tool whose schema
+    names no tool (`{}`, as some instrumentations write for a tool they cannot describe) is skipped: it
+    is logged and listed in `skipped` ({"field", "schema"}), and the trace is read without it."""
     specs: dict[str, ToolSpec] = {}
     for s in llms:
         for i, tool in indexed(s.attrs, "llm.tools"):
             path = f"{s.field('llm.tools')}.{i}.tool.json_schema"
             d = _json_object(s, tool.get("tool.json_schema"), path)
+            if d.get("name") is None and not isinstance(d.get("function"), dict):
+                log.warning("%s, field %r: a tool schema that names no tool (%s): skipped", s.where, path,
+                            json.dumps(d)[:80])
+                skipped.append({"field": path, "schema": d})
+                continue
             if isinstance(d.get("function"), dict):  # the OpenAI tool format the spec recommends
                 d, path = d["function"], f"{path}.function"
             spec = {"name": d.get("name"), "description": d.get("description"),

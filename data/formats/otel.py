@@ -197,7 +197,7 @@ def _parts_text(m: dict) -> tuple[str, dict[str, Any]]:
 
 def _as_message(m: dict) -> Message | None:
     role = {"system": "system", "user": "user"}.get(m.get("role"))
-    if role is None:
+    if role is None or _only_results(m):
         return None
     text, extra = _parts_text(m)
     return Message(role, text, extra=extra)
@@ -236,12 +236,19 @@ def _check_new_results(chat: Span, known_ids: set | None) -> None:
 
 
 def _new_user_messages(chat: Span) -> list[Message]:
+    """The user messages that end a later span's input; one that only carries tool results (pydantic-ai
+    sends them with role "user") is no user turn and ends the search."""
     trailing: list[Message] = []
     for m in reversed(_messages(chat, "gen_ai.input.messages")):
-        if m.get("role") != "user":
+        if m.get("role") != "user" or _only_results(m):
             break
         trailing.append(_as_message(m))
     return trailing[::-1]
+
+
+def _only_results(m: dict) -> bool:
+    parts = m.get("parts") or []
+    return bool(parts) and all(isinstance(p, dict) and p.get("type") == "tool_call_response" for p in parts)
 
 
 def _assistant(chat: Span) -> tuple[Message, list[tuple[str | None, str, dict]]]:
@@ -269,7 +276,7 @@ def _responses(chat: Span) -> Iterator[tuple[str, Any]]:
         for part in m.get("parts") or []:
             if isinstance(part, dict) and part.get("type") == "tool_call_response" \
                     and isinstance(part.get("id"), str):
-                yield part["id"].strip(), part.get("response")
+                yield part["id"].strip(), part.get("response", part.get("result"))  # pydantic-ai: result
 
 
 def _tool_specs(spans: list[Span]) -> list[ToolSpec]:

@@ -169,3 +169,26 @@ def test_a_request_log_with_its_saved_response_folds_to_the_whole_conversation(t
         "Be brief.", "Weather in Paris?", "", None, "14 C in Paris."]
     assert trace.events[-1].tokens == 9 and trace.calls[0].output == "14 C"
     assert trace.metadata["response"] == {"id": "msg_2", "model": "claude-sonnet-4-5"}
+
+
+def test_a_request_log_without_tools_or_system_is_anthropic_by_its_saved_response(tmp_path):
+    """A Messages API request ({model, max_tokens, messages} only) and its response: nothing OpenAI's lacks
+    but the response's shape ({"type": "message", "content": [blocks], "stop_reason", "usage"})."""
+    record = {"model": "claude-sonnet-4-5", "max_tokens": 1024,
+              "messages": [{"role": "user", "content": "Hello"}],
+              "response": {"id": "msg_01", "type": "message", "role": "assistant",
+                           "model": "claude-sonnet-4-5",
+                           "content": [{"type": "text", "text": "Hi! How can I help?"}],
+                           "stop_reason": "end_turn", "stop_sequence": None,
+                           "usage": {"input_tokens": 8, "output_tokens": 9}}}
+    path = write_jsonl(tmp_path / "log.jsonl", [record])
+    assert [f.name for f in FORMATS.values() if f.sniff(record)] == ["anthropic"]
+    report = ImportReport()
+    (trace,) = load_traces(path, report=report)
+    assert report.formats == {"anthropic": 1}
+    assert [(e.role, e.text, e.tokens) for e in trace.events] == [
+        ("user", "Hello", None), ("assistant", "Hi! How can I help?", 9)]
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}],
+            "response": {"id": "chatcmpl-1", "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}]}}
+    assert [f.name for f in FORMATS.values() if f.sniff(chat)] == ["openai"]

@@ -300,3 +300,32 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+def test_llm_runs_with_a_flat_generations_list_as_the_sdk_writes_them():
+    """Written by the SDK itself (RunTree + langchain-core dumpd, scripts/make_sdk_fixtures.py)."""
+    report = ImportReport()
+    (trace,) = load_traces(HERE / "sdk_flat_generations.json", report=report)
+    assert report.formats == {"langsmith": 1} and not report.skipped
+    assert shape(trace) == [("Message", "system", None), ("Message", "user", None),
+                            ("Message", "assistant", 0), ("ToolCall", "get_weather", 0),
+                            ("Message", "assistant", None)]
+    (call,) = trace.calls
+    assert (call.call_id, call.args, json.loads(call.output)) == ("call_p1", {"city": "Paris"},
+                                                                   {"temp_c": 21, "sky": "sunny"})
+    assert call.t_start is not None and trace.events[2].t_start is not None
+    assert trace.events[-1].text == "It is sunny in Paris, 21 °C."
+    assert (trace.group, [t.name for t in trace.tools]) == ("thread-7", ["get_weather"])
+
+
+def test_a_flat_list_of_generation_texts_is_the_answer(tmp_path):
+    llm = run("l1", "llm", inputs={"messages": [{"lc": 1, "type": "constructor",
+                                                 "id": ["langchain", "schema", "messages", "HumanMessage"],
+                                                 "kwargs": {"content": "Hi"}}]},
+              outputs={"generations": ["Hello!"]})
+    (trace,) = load_traces(write_jsonl(tmp_path / "r.jsonl", [llm]))
+    assert [(e.role, e.text) for e in trace.events] == [("user", "Hi"), ("assistant", "Hello!")]
+
+
+def test_import_cli_round_trips_the_sdk_fixture(import_round_trip):
+    import_round_trip(HERE / "sdk_flat_generations.json", "langsmith", 1)

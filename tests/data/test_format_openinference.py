@@ -337,3 +337,16 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
 def test_cli_import_round_trips_through_toolcast_jsonl(import_round_trip):
     again = import_round_trip(HERE / "agent_trace.json", "openinference", 2)
     assert [t.source for t in again] == ["openinference", "openinference"]
+
+
+def test_an_empty_tool_schema_is_reported_and_skipped_not_fatal(tmp_path, caplog):
+    good = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    bad = llm("b1", 0, 1, calls=[("call_1", "f", "{}")], llm__tools__0__tool__json_schema="{}",
+              llm__tools__1__tool__json_schema=json.dumps(good))
+    path = write_jsonl(tmp_path / "t.jsonl", [document(bad)])
+    with caplog.at_level("WARNING"):
+        (trace,) = load_traces(path, format="openinference")
+    assert [t.name for t in trace.tools] == ["f"] and [c.tool for c in trace.calls] == ["f"]
+    field = "resourceSpans[0].scopeSpans[0].spans[0].attributes.llm.tools.0.tool.json_schema"
+    assert trace.metadata["skipped_tool_schemas"] == [{"field": field, "schema": {}}]
+    assert f"t.jsonl, line 1, field {field!r}" in caplog.text and "skipped" in caplog.text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from toolcast.data import ImportReport, Trace, TraceFormatError, load_traces
+from toolcast.data import ImportReport, Message, Trace, TraceFormatError, load_traces
 from toolcast.data.formats import FORMATS
 from toolcast.data.io import iter_records
 
@@ -187,3 +187,36 @@ def test_any_wrong_value_is_a_clear_error_never_a_crash(mutate, name):
                 continue
             for trace in traces:  # what it accepts is a valid canonical trace
                 Trace.from_dict(json.loads(trace.to_json()))
+
+
+def test_sdk_written_genai_parts_with_results_as_tool_or_user_messages():
+    """Spans recorded by the OpenTelemetry SDK and encoded by its OTLP encoder (scripts/make_sdk_fixtures.py):
+    current conventions (results as role "tool" + response), and pydantic-ai's (role "user" + result)."""
+    report = ImportReport()
+    traces = load_traces(FIXTURES / "sdk_genai_parts.json", report=report)
+    assert report.formats == {"otel": 2}
+    for trace, conversation in zip(traces, ["conv-semconv", "conv-pydantic-ai"], strict=True):
+        assert trace.group == conversation and [t.name for t in trace.tools] == ["get_weather"]
+        assert [(e.role, e.text) for e in trace.events if isinstance(e, Message)] == [
+            ("system", "Be brief."), ("user", "Weather in Paris and Rome?"), ("assistant", ""),
+            ("assistant", "Paris 21 °C, Rome 25 °C.")]  # results sent as "user" are no user turn
+        paris, rome = trace.calls
+        assert [(c.call_id, c.args, c.output, c.turn) for c in (paris, rome)] == [
+            ("call_a", {"city": "Paris"}, '{"temp_c": 21}', 0),
+            ("call_b", {"city": "Rome"}, '{"temp_c": 25}', 0)]
+        assert paris.t_start < rome.t_start and trace.events[-1].tokens == 12
+
+
+def test_results_given_only_in_messages_read_the_result_key(tmp_path):
+    out = json.dumps([{"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "f",
+                                                        "arguments": {"x": 1}}]}])
+    go = {"role": "user", "parts": [{"type": "text", "content": "go"}]}
+    result = {"role": "user", "parts": [{"type": "tool_call_response", "id": "c1", "result": "ok"}]}
+    later = json.dumps([go, {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "f"}]},
+                        result])
+    first = span("a1", 0, 1, gen_ai__operation__name="chat", gen_ai__output__messages=out,
+                 gen_ai__input__messages=json.dumps([go]))
+    second = span("a2", 2, 3, gen_ai__operation__name="chat", gen_ai__input__messages=later)
+    (trace,) = load_traces(write_jsonl(tmp_path / "t.jsonl", [document(first, second)]))
+    assert [(c.call_id, c.args, c.output) for c in trace.calls] == [("c1", {"x": 1}, "ok")]
+    assert [e.role for e in trace.events if isinstance(e, Message)] == ["user", "assistant", "assistant"]
