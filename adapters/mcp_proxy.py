@@ -11,8 +11,8 @@ Eligibility is the runtime's rule for MCP (`ToolContract.from_mcp`): a tool's an
 an upstream named in `trust` (its `serverInfo.name`); there `readOnlyHint: true` makes it side-effect-free
 and idempotent, fresh for `stable_for` seconds; every other tool, and every tool of an untrusted server,
 never runs ahead. A speculative result that is an MCP error (`isError`) is never handed over: the client's
-own call runs instead. One client connection is one session; an MCP client reports no user messages, so
-speculation starts after the first tool result.
+own call runs instead. An MCP client reports no user messages, so speculation starts after the first tool
+result.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class McpProxy:
         self._tool_owner: dict[str, Upstream] = {}
         self._prompt_owner: dict[str, Upstream] = {}
         self._resource_owner: dict[str, Upstream] = {}
-        self._sessions: dict[int, str] = {}
+        self._sessions: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._stack = AsyncExitStack()
 
@@ -166,8 +166,11 @@ class McpProxy:
         return run
 
     async def _session(self, ctx: Any) -> str:
-        """The client connection's session (MCP gives no end-of-connection hook: the oldest ends)."""
-        key = id(ctx.session)
+        """The client's session. MCP's current protocol is stateless per request, so: an HTTP client's
+        `Mcp-Session-Id` when it sends one, else one session for the proxy (a stdio proxy has one client).
+        MCP gives no end-of-session hook: beyond MAX_SESSIONS the oldest ends."""
+        headers = getattr(ctx.request, "headers", None)
+        key = (headers.get("mcp-session-id") if headers is not None else None) or ""
         session = self._sessions.get(key)
         if session is None:
             if len(self._sessions) >= MAX_SESSIONS:
