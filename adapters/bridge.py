@@ -12,8 +12,10 @@ speculative run started afterwards never sees it as its own.
 
 Speculative runs of frameworks whose tools need the run's context (pydantic-ai's `RunContext`, the OpenAI
 Agents SDK's `RunContextWrapper`) get the session they belong to from the same context variables: the
-runtime starts speculation from the call (or user message) that reached the decision point. A speculative
-run that cannot find its session raises, which the runtime never shows to the agent.
+runtime starts speculation from the call (or user message) that reached the decision point. The runtime
+knows tools by name only, so several adapters may share one runtime (agents built per request): each
+session is routed to the bare runs of the adapter that started it. A speculative run that cannot find its
+session raises, which the runtime never shows to the agent.
 
 Only the runtime's public API is used: `start_session`, `observe`, `observe_user`, `call`, `end_session`.
 """
@@ -25,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from toolcast.data.schema import ToolSpec
 from toolcast.runtime import DENY, ContractPolicy, SpeculativeRuntime, Tool, ToolContract
@@ -61,6 +64,8 @@ class _RealCall:
 
 _REAL: ContextVar[_RealCall | None] = ContextVar("toolcast_adapter_real_call", default=None)
 _SESSION: ContextVar[str | None] = ContextVar("toolcast_adapter_session", default=None)
+_ROUTES: WeakKeyDictionary[SpeculativeRuntime, dict[str, dict[str, BareRun]]] = WeakKeyDictionary()
+"""Per runtime: session -> the bare runs (by tool name) of the adapter that started the session."""
 
 
 def policy_of(contracts: Contracts) -> ContractPolicy:
@@ -84,19 +89,24 @@ class Bridge:
         self.runtime = runtime
         self.policy = policy_of(contracts)
         self.tools: dict[str, Tool] = {}
+        self._bare: dict[str, BareRun] = {}
+        self._routes = _ROUTES.setdefault(runtime, {})
 
     def register(self, spec: ToolSpec, run_bare: BareRun, contract: ToolContract | None = None) -> Tool:
         """Register a framework tool. `contract` overrides the policy's (e.g. one from MCP annotations)."""
         name = spec.name
+        self._bare[name] = run_bare
+        routes = self._routes
 
         async def run(**args: Any) -> Any:
             real = _REAL.get()
             if real is not None and real.active and real.tool == name:
                 return await real.run()
             session = real.session if real is not None else _SESSION.get()
-            if session is None:
-                raise RuntimeError(f"speculative run of {name!r} outside any session")
-            return await run_bare(session, args)
+            bare = routes.get(session, {}).get(name) if session is not None else None
+            if bare is None:
+                raise RuntimeError(f"speculative run of {name!r} outside any open session ({session})")
+            return await bare(session, args)
 
         contract = contract if contract is not None else self.policy.for_tool(name)
         tool = Tool(name, run, dict(spec.parameters), spec.description, contract, dict(spec.annotations))
@@ -109,6 +119,7 @@ class Bridge:
     # ---- sessions ----
     def start(self, session: str, *, model: str | None = None, metadata: Mapping[str, Any] | None = None
               ) -> None:
+        self._routes[session] = self._bare
         self.runtime.start_session(session, model=model, metadata=metadata)
 
     def user(self, session: str, text: str) -> None:
@@ -124,6 +135,7 @@ class Bridge:
         self.runtime.observe(session, "assistant", text)
 
     async def end(self, session: str) -> None:
+        self._routes.pop(session, None)
         await self.runtime.end_session(session)
 
     async def call(self, session: str, tool: str, args: Mapping[str, Any],

@@ -66,8 +66,9 @@ def tool_spec(tool: BaseTool) -> ToolSpec:
 
 def needs_injection(tool: BaseTool) -> bool:
     """Does the tool take arguments the model does not give (state, store, `ToolRuntime`, call id)?"""
-    model_args = set(tool.tool_call_schema.model_json_schema().get("properties", {}))
-    return bool(set(tool.args) - model_args)
+    schema = tool.tool_call_schema
+    schema = schema if isinstance(schema, dict) else schema.model_json_schema()
+    return bool(set(tool.args) - set(schema.get("properties", {})))
 
 
 class SpeculationMiddleware(AgentMiddleware):

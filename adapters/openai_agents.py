@@ -23,9 +23,9 @@ hooks you already use can be chained with `speculate(..., hooks=your_hooks)`.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +75,6 @@ class SpeculationHooks(RunHooks):
         self.model = model
         self.chained = chained
         self._runs: dict[int, _Run] = {}
-        self._ids = itertools.count(1)
 
     def run_of(self, context: RunContextWrapper[Any]) -> _Run:
         """The run a context belongs to: every context of a run shares the run's `usage` object."""
@@ -84,7 +83,7 @@ class SpeculationHooks(RunHooks):
         if run is None:
             if len(self._runs) >= MAX_OPEN_RUNS:
                 self._runs.pop(next(iter(self._runs)))
-            run = self._runs[key] = _Run(f"oa-{next(self._ids)}", context)
+            run = self._runs[key] = _Run(f"oa-{uuid.uuid4().hex[:12]}", context)
             self.bridge.start(run.session, model=self.model)
         return run
 

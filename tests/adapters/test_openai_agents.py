@@ -85,3 +85,19 @@ async def test_concurrent_runs_are_separate_sessions(kit, predictor):
     assert spec.runtime.stats.to_dict()["total"]["real_calls"] == 2 * len(kit.AGENT_CALLS)
     assert shop.ran["cancel_order", "W1"] == 2
     assert not spec.hooks._runs  # both sessions ended with their runs
+
+
+async def test_adapters_sharing_one_runtime_keep_their_sessions_apart(kit, predictor):
+    """Agents built per request, each speculated over one shared runtime: each run is its own session and
+    its speculative runs use its own tools."""
+    shops = [kit.Shop(), kit.Shop()]
+    first = speculate(shop_agent(kit, shops[0]), kit.CONTRACTS, predictor, kit.runtime_config())
+    second = speculate(shop_agent(kit, shops[1]), kit.CONTRACTS, runtime=first.runtime)
+    results = await asyncio.gather(first.run(kit.USER, run_config=NO_TRACING),
+                                   second.run(kit.USER, run_config=NO_TRACING))
+    await first.runtime.aclose()
+    assert outputs(results[0]) == outputs(results[1])
+    stats = first.runtime.stats.to_dict()["total"]
+    assert stats["hits"] + stats["joins"] >= 2, stats
+    for shop in shops:  # every run of a shop's tools was its own agent's call or speculation for it
+        assert shop.ran["cancel_order", "W1"] == 1 and shop.ran["get_order", "W1"] >= 1
