@@ -99,7 +99,8 @@ class SpeculationMiddleware(AgentMiddleware):
 
     def _bare(self, tool: BaseTool):
         async def run(session: str, args: dict[str, Any]) -> Result:
-            out = await tool.ainvoke({"type": "tool_call", "name": tool.name, "args": args, "id": _SPEC_CALL_ID})
+            call = {"type": "tool_call", "name": tool.name, "args": args, "id": _SPEC_CALL_ID}
+            out = await tool.ainvoke(call)
             if not isinstance(out, ToolMessage):  # e.g. a Command: not a result that can be handed over
                 raise TypeError(f"{tool.name} returned {type(out).__name__}, not a ToolMessage")
             return Result(content_text(out.content), out)

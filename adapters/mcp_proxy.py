@@ -85,7 +85,8 @@ async def _all(fetch, attr: str) -> list[Any]:
 class McpProxy:
     """The proxy's state: upstream clients, the runtime, and the routing tables."""
 
-    def __init__(self, targets: Sequence[str], *, trust: Iterable[str] = (), predictor: Predictor | None = None,
+    def __init__(self, targets: Sequence[str], *, trust: Iterable[str] = (),
+                 predictor: Predictor | None = None,
                  config: RuntimeConfig | None = None, stable_for: float = 30.0):
         if not targets:
             raise ProxyError("no upstream server: give at least one --upstream CMD|URL")
@@ -112,11 +113,13 @@ class McpProxy:
                 except ProxyError:
                     raise
                 except Exception as e:  # noqa: BLE001 - any failure to connect is one clear line
-                    raise ProxyError(f"upstream {target!r}: cannot connect: {type(e).__name__}: {e}") from None
+                    raise ProxyError(f"upstream {target!r}: cannot connect: "
+                                     f"{type(e).__name__}: {e}") from None
                 self.upstreams.append(up)
             unknown = self.trust - {u.name for u in self.upstreams}
             if unknown:
-                log.warning("--trust %s: no upstream of that name (upstreams: %s)", ", ".join(sorted(unknown)),
+                log.warning("--trust %s: no upstream of that name (upstreams: %s)",
+                            ", ".join(sorted(unknown)),
                             ", ".join(u.name for u in self.upstreams))
         except BaseException:
             await self._stack.aclose()
@@ -153,8 +156,9 @@ class McpProxy:
                                  self._bare(up, t.name), contract)
         self._prompt_owner.update({p.name: up for p in up.prompts})
         self._resource_owner.update({str(r.uri): up for r in up.resources})
+        ahead = sum(self.bridge.tools[t.name].contract.speculable for t in up.tools)
         log.info("upstream %s (%s): %d tools (%d may run ahead), %d resources, %d prompts%s", up.name,
-                 up.target, len(up.tools), sum(self.bridge.tools[t.name].contract.speculable for t in up.tools),
+                 up.target, len(up.tools), ahead,
                  len(up.resources), len(up.prompts), ", trusted" if trusted else "")
 
     def _bare(self, up: Upstream, name: str):
@@ -186,8 +190,8 @@ class McpProxy:
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         up = self._tool_owner.get(params.name)
         if up is None:
-            return types.CallToolResult(content=[types.TextContent(type="text", text=f"unknown tool {params.name!r}")],
-                                        is_error=True)
+            unknown = types.TextContent(type="text", text=f"unknown tool {params.name!r}")
+            return types.CallToolResult(content=[unknown], is_error=True)
         args = dict(params.arguments or {})
 
         async def run_real() -> Result:
@@ -201,9 +205,11 @@ class McpProxy:
         return types.ListResourcesResult(resources=[r for u in self.upstreams for r in u.resources])
 
     async def list_resource_templates(self, ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=[t for u in self.upstreams for t in u.templates])
+        templates = [t for u in self.upstreams for t in u.templates]
+        return types.ListResourceTemplatesResult(resource_templates=templates)
 
-    async def read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def read_resource(self, ctx: Any, params: types.ReadResourceRequestParams
+                            ) -> types.ReadResourceResult:
         uri = str(params.uri)
         owners = [self._resource_owner[uri]] if uri in self._resource_owner else [
             u for u in self.upstreams if u.templates]

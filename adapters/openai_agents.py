@@ -184,7 +184,8 @@ def speculate(agent: Agent[Any], contracts: Contracts = None, predictor: Predict
     """
     rt = runtime or SpeculativeRuntime((), predictor, config)
     bridge = Bridge(rt, contracts)
-    run_hooks = SpeculationHooks(bridge, model or (agent.model if isinstance(agent.model, str) else None), hooks)
+    model = model or (agent.model if isinstance(agent.model, str) else None)
+    run_hooks = SpeculationHooks(bridge, model, hooks)
     tools, names = [], []
     for t in agent.tools:
         if isinstance(t, FunctionTool):

@@ -16,17 +16,17 @@ log = logging.getLogger("toolcast.cli.mcp_proxy")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "mcp-proxy", help="an MCP server that relays to MCP servers and runs their read-only tools ahead",
-        description="Serve, over stdio or streamable HTTP, every tool, resource and prompt of the upstream MCP "
-        "servers, relaying each request. After each tool result the predictor ranks the next calls; read-only "
-        "tools of trusted servers (annotation readOnlyHint) run ahead, and a call that matches one exactly "
-        "gets its result. Annotations of servers not named in --trust are ignored (nothing of theirs runs "
-        "ahead). Needs the [mcp] extra.")
+        description="Serve, over stdio or streamable HTTP, every tool, resource and prompt of the upstream "
+        "MCP servers, relaying each request. After each tool result the predictor ranks the next calls; "
+        "read-only tools of trusted servers (annotation readOnlyHint) run ahead, and a call that matches one "
+        "exactly gets its result. Annotations of servers not named in --trust are ignored (nothing of "
+        "theirs runs ahead). Needs the [mcp] extra.")
     p.add_argument("--upstream", action="append", required=True, metavar="CMD|URL",
                    help="an upstream server: a command line (started, over stdio) or an http(s) URL "
                         "(streamable HTTP); repeat for several")
     p.add_argument("--trust", action="append", default=[], metavar="SERVER",
-                   help="an upstream's name (its serverInfo.name) whose tool annotations are honoured; repeat "
-                        "for several")
+                   help="an upstream's name (its serverInfo.name) whose tool annotations are honoured; "
+                        "repeat for several")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="DIR", help="a trained model directory (the embedded ONNX predictor)")
     src.add_argument("--baseline", metavar="TRACES",

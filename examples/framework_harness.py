@@ -124,7 +124,8 @@ def main(name: str, run_session: RunSession, argv: list[str] | None = None) -> i
             ws, shop = Workspace(Path(tmp) / "workspace", load_store()), ShopService(load_store(), scale)
             try:
                 serial = await _run_mode("serial", run_session, sessions, None, training, ws, shop, scale)
-                spec = await _run_mode("speculative", run_session, sessions, predictor, training, ws, shop, scale)
+                spec = await _run_mode("speculative", run_session, sessions, predictor, training, ws, shop,
+                                       scale)
             finally:
                 shop.close()
         return serial, spec

@@ -40,7 +40,8 @@ class ReplayedChatModel(GenericFakeChatModel):
 async def run_session(session, tools, runtime, scale) -> list[str]:
     user, turns = user_and_turns(session)
     replies = [AIMessage(t.text, tool_calls=[{"name": n, "args": a, "id": f"{session.id}-{i}.{k}"}
-                                             for k, (n, a) in enumerate(t.calls)]) for i, t in enumerate(turns)]
+                                             for k, (n, a) in enumerate(t.calls)])
+               for i, t in enumerate(turns)]
     model = ReplayedChatModel(messages=iter(replies), thinks=[t.think * scale for t in turns])
     lc_tools = [StructuredTool.from_function(plain(t), name=t.name, description=t.description,
                                              args_schema=t.parameters) for t in tools]

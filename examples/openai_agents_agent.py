@@ -5,7 +5,8 @@
 
 The model is a `Model` that replays the recorded LLM (its calls and thinking time), so no API key is
 needed; the tools are the support world's real ones (`support_world.py`) as `FunctionTool`s. The only
-toolcast line is `speculate(agent, contracts, runtime=...)`, then `Runner.run(spec.agent, ..., hooks=spec.hooks)`
+toolcast line is `speculate(agent, contracts, runtime=...)`, then
+`Runner.run(spec.agent, ..., hooks=spec.hooks)`
 (see `framework_harness.py` for the serial-against-speculative comparison this prints).
 """
 
@@ -40,9 +41,9 @@ class ReplayedModel(Model):
                                         arguments=json.dumps(args), id=f"fc-{i}.{k}")
                for k, (name, args) in enumerate(turn.calls)]
         if turn.text or not out:
-            out.insert(0, ResponseOutputMessage(id=f"m-{i}", type="message", role="assistant", status="completed",
-                                                content=[ResponseOutputText(type="output_text", text=turn.text,
-                                                                            annotations=[])]))
+            text = ResponseOutputText(type="output_text", text=turn.text, annotations=[])
+            out.insert(0, ResponseOutputMessage(id=f"m-{i}", type="message", role="assistant",
+                                                status="completed", content=[text]))
         return ModelResponse(output=out, usage=Usage(), response_id=None)
 
     def stream_response(self, *args, **kwargs):

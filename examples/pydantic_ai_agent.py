@@ -28,7 +28,8 @@ def replayed_model(sid: str, turns, scale: float) -> FunctionModel:
         turn = turns[i]
         await asyncio.sleep(turn.think * scale)
         parts = [TextPart(turn.text)] if turn.text or not turn.calls else []
-        parts += [ToolCallPart(name, args, tool_call_id=f"{sid}-{i}.{k}") for k, (name, args) in enumerate(turn.calls)]
+        parts += [ToolCallPart(name, args, tool_call_id=f"{sid}-{i}.{k}")
+                  for k, (name, args) in enumerate(turn.calls)]
         return ModelResponse(parts=parts)
 
     return FunctionModel(respond)

@@ -74,7 +74,7 @@ def test_heavy_packages_only_where_allowed(folder):
     assert not bad, "\n".join(bad)
 
 
-# Agent frameworks (the adapters' extras): only toolcast.adapters (and the CLI command built on it) import them.
+# Agent frameworks (the adapters' extras): only toolcast.adapters (and the CLI built on it) import them.
 FRAMEWORKS = ("langchain", "langchain_core", "langgraph", "agents", "pydantic_ai", "mcp", "mcp_types")
 
 

@@ -13,10 +13,10 @@ import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from types import SimpleNamespace
 
 from toolcast.data.schema import Message, ToolCall, ToolSpec, Trace
 from toolcast.predictor.baselines import fit_baseline
@@ -79,18 +79,22 @@ class Shop:
 def recorded_sessions(n: int = 6) -> list[Trace]:
     """Sessions of the same agent as toolcast traces (what `toolcast import` makes of its logs)."""
     specs = [ToolSpec("get_order", "", {"type": "object", "properties": {"order_id": {"type": "string"}}}),
-             ToolSpec("get_shipment", "", {"type": "object", "properties": {"shipment_id": {"type": "string"}}}),
+             ToolSpec("get_shipment", "",
+                      {"type": "object", "properties": {"shipment_id": {"type": "string"}}}),
              ToolSpec("cancel_order", "", {"type": "object", "properties": {"order_id": {"type": "string"}}})]
     traces = []
     for i in range(n):
         first, second = (f"W{100 + i}", f"W{200 + i}")
         ship = f"S{300 + i}"
-        outputs = {first: {"order_id": first, "status": "pending", "shipment_id": f"S{400 + i}", "related": second},
+        outputs = {first: {"order_id": first, "status": "pending", "shipment_id": f"S{400 + i}",
+                           "related": second},
                    second: {"order_id": second, "status": "shipped", "shipment_id": ship, "related": first}}
-        events: list[Any] = [Message("user", f"Cancel my order {first} and tell me about {second}'s delivery.")]
+        events: list[Any] = [Message("user", f"Cancel my order {first} and tell me about {second}'s "
+                                             "delivery.")]
         calls = [("get_order", {"order_id": first}, outputs[first]),
                  ("get_order", {"order_id": second}, outputs[second]),
-                 ("get_shipment", {"shipment_id": ship}, {"shipment_id": ship, "carrier": "DHL", "eta": "today"}),
+                 ("get_shipment", {"shipment_id": ship},
+                  {"shipment_id": ship, "carrier": "DHL", "eta": "today"}),
                  ("cancel_order", {"order_id": first}, {"order_id": first, "status": "cancelled"})]
         for turn, (tool, args, out) in enumerate(calls, 1):
             events.append(Message("assistant", "", turn=turn))
@@ -122,5 +126,6 @@ AGENT_CALLS = [(tool, next(iter(args.values()))) for tool, args in (s for s in S
 def kit() -> SimpleNamespace:
     """The shared world and script, for the adapter tests (helpers stay in tests/, never the package)."""
     return SimpleNamespace(Shop=Shop, SCRIPT=SCRIPT, FINAL=FINAL, USER=USER, THINK=THINK, CONTRACTS=CONTRACTS,
-                           STATE_CHANGING=STATE_CHANGING, AGENT_CALLS=AGENT_CALLS, runtime_config=runtime_config,
+                           STATE_CHANGING=STATE_CHANGING, AGENT_CALLS=AGENT_CALLS,
+                           runtime_config=runtime_config,
                            ahead_of_agent=ahead_of_agent)

@@ -42,7 +42,8 @@ def scripted_model(kit) -> ScriptedChatModel:
 
 
 def shop_tools(shop) -> list[StructuredTool]:
-    return [StructuredTool.from_function(coroutine=f) for f in (shop.get_order, shop.get_shipment, shop.cancel_order)]
+    return [StructuredTool.from_function(coroutine=f)
+            for f in (shop.get_order, shop.get_shipment, shop.cancel_order)]
 
 
 def seen(messages) -> list[tuple[str, str, str]]:
@@ -52,7 +53,8 @@ def seen(messages) -> list[tuple[str, str, str]]:
 async def run_agent(kit, speculate: bool, predictor):
     shop = kit.Shop()
     tools = shop_tools(shop)
-    middleware = [speculation_middleware(tools, kit.CONTRACTS, predictor, kit.runtime_config())] if speculate else []
+    middleware = ([speculation_middleware(tools, kit.CONTRACTS, predictor, kit.runtime_config())]
+                  if speculate else [])
     agent = create_agent(scripted_model(kit), tools, middleware=middleware)
     out = await agent.ainvoke({"messages": [("user", kit.USER)]})
     stats = None
@@ -78,7 +80,8 @@ async def test_no_predictor_is_a_plain_relay(kit):
     shop = kit.Shop()
     tools = shop_tools(shop)
     mw = speculation_middleware(tools, kit.CONTRACTS)
-    out = await create_agent(scripted_model(kit), tools, middleware=[mw]).ainvoke({"messages": [("user", kit.USER)]})
+    agent = create_agent(scripted_model(kit), tools, middleware=[mw])
+    out = await agent.ainvoke({"messages": [("user", kit.USER)]})
     await mw.runtime.aclose()
     assert sum(shop.ran.values()) == len(kit.AGENT_CALLS)
     assert mw.runtime.stats.to_dict()["total"]["launched"] == 0

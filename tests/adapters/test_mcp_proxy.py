@@ -37,7 +37,8 @@ def recorded(path: Path) -> Path:
         events = [Message("user", f"cancel {order}"), Message("assistant", "", turn=1),
                   ToolCall(f"a{i}", 1, "get_order", {"order_id": order}, json.dumps(out)),
                   Message("assistant", "", turn=2),
-                  ToolCall(f"b{i}", 2, "get_shipment", {"shipment_id": ship}, json.dumps({"shipment_id": ship})),
+                  ToolCall(f"b{i}", 2, "get_shipment", {"shipment_id": ship},
+                           json.dumps({"shipment_id": ship})),
                   Message("assistant", "", turn=3),
                   ToolCall(f"c{i}", 3, "cancel_order", {"order_id": order}, "{}")]
         lines.append(Trace(f"t{i}", f"g{i}", "test", {}, [], events).to_json())
@@ -72,7 +73,9 @@ async def session(server) -> tuple[list[str], list[str], str, str]:
 
 
 def ran(log: Path) -> list[tuple[str, dict]]:
-    return [(r["tool"], r["args"]) for r in map(json.loads, log.read_text().splitlines())] if log.exists() else []
+    if not log.exists():
+        return []
+    return [(r["tool"], r["args"]) for r in map(json.loads, log.read_text().splitlines())]
 
 
 @pytest.fixture(scope="module")

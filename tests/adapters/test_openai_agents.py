@@ -18,7 +18,9 @@ from agents.items import ModelResponse, ToolCallOutputItem  # noqa: E402
 from agents.models.interface import Model  # noqa: E402
 from agents.usage import Usage  # noqa: E402
 from openai.types.responses import (  # noqa: E402
-    ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
 )
 
 from toolcast.adapters.openai_agents import speculate  # noqa: E402
@@ -56,7 +58,8 @@ def shop_agent(kit, shop) -> Agent:
 
 
 def outputs(result) -> list[tuple[str, str]]:
-    return [(i.raw_item["call_id"], str(i.output)) for i in result.new_items if isinstance(i, ToolCallOutputItem)]
+    return [(i.raw_item["call_id"], str(i.output)) for i in result.new_items
+            if isinstance(i, ToolCallOutputItem)]
 
 
 async def test_agent_sees_the_serial_results_and_speculation_serves(kit, predictor):
