@@ -103,3 +103,37 @@ async def test_an_untrusted_server_runs_nothing_ahead(tmp_path, direct):
     stats = json.loads((tmp_path / "stats.json").read_text())["total"]
     assert stats["launched"] == 0
     assert ran(log) == [(tool, args) for tool, args in CALLS]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_proxy_over_streamable_http(tmp_path, direct):
+    import signal
+    import subprocess
+
+    log, port = tmp_path / "ran.jsonl", free_port()
+    argv = [sys.executable, "-m", "toolcast.cli.main", "mcp-proxy", "--upstream", upstream_cmd(log),
+            "--trust", "shop", "--baseline", str(recorded(tmp_path / "sessions.jsonl")),
+            "--transport", "http", "--port", str(port), "--stats", str(tmp_path / "stats.json")]
+    proc = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):  # until it listens (starting Python and the upstream takes seconds here)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                await asyncio.sleep(0.1)
+        through = await session(f"http://127.0.0.1:{port}/mcp")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert through == direct
+    assert json.loads((tmp_path / "stats.json").read_text())["total"]["real_calls"] == len(CALLS)
