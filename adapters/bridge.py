@@ -141,11 +141,16 @@ class Bridge:
     async def call(self, session: str, tool: str, args: Mapping[str, Any],
                    run: Callable[[], Awaitable[Any]]) -> Any:
         """The agent's real call: served from speculation on an exact match, else `run()` (the framework's
-        own execution). Returns what `run()` returns (or what a bare run returned, for a served call)."""
+        own execution). Returns what `run()` returns (or what a bare run returned, for a served call); a
+        `Result` comes back as its `value`."""
         real = _RealCall(session, tool, run)
         token = _REAL.set(real)
         try:
-            return await self.runtime.call(session, tool, args)
+            result = await self.runtime.call(session, tool, args)
         finally:
             real.active = False
             _REAL.reset(token)
+        if isinstance(result, Result):  # the runtime's log keeps the text, not the framework's object
+            value, result.value = result.value, None
+            return value
+        return result

@@ -159,8 +159,7 @@ class SpeculationMiddleware(AgentMiddleware):
             out = await handler(request)
             return Result(content_text(out.content) if isinstance(out, ToolMessage) else "", out)
 
-        result = await self.bridge.call(session, name, call.get("args") or {}, run_real)
-        out = result.value
+        out = await self.bridge.call(session, name, call.get("args") or {}, run_real)
         if isinstance(out, ToolMessage) and out.tool_call_id == _SPEC_CALL_ID:  # served from speculation
             out = out.model_copy(update={"tool_call_id": call["id"]})
         return out

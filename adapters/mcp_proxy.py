@@ -198,8 +198,7 @@ class McpProxy:
             result = await up.client.call_tool(params.name, args)
             return Result(result_text(result), result)
 
-        result = await self.bridge.call(await self._session(ctx), params.name, args, run_real)
-        return result.value
+        return await self.bridge.call(await self._session(ctx), params.name, args, run_real)
 
     async def list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
         return types.ListResourcesResult(resources=[r for u in self.upstreams for r in u.resources])
