@@ -37,6 +37,16 @@ async def echo(order_id: str) -> str:
 # ---- per framework: (plain call, call through the adapter), each an async () -> result ---------------
 
 
+async def runtime_pair():
+    """`SpeculativeRuntime.call` on its own: what every adapter pays inside its hook."""
+    from toolcast.runtime import SpeculativeRuntime, Tool
+
+    rt = SpeculativeRuntime([Tool("echo", echo)])
+    rt.start_session("bench")
+    args = {"order_id": "W1"}
+    return (lambda: echo(**args)), (lambda: rt.call("bench", "echo", args)), rt
+
+
 async def langchain_pair():
     from langchain_core.messages import HumanMessage
     from langchain_core.tools import StructuredTool
@@ -124,7 +134,8 @@ async def mcp_run(calls: int, adapted: bool) -> float:
             return time.perf_counter() - t0
 
 
-PAIRS = {"langchain": langchain_pair, "openai-agents": openai_agents_pair, "pydantic-ai": pydantic_ai_pair}
+PAIRS = {"runtime.call": runtime_pair, "langchain": langchain_pair, "openai-agents": openai_agents_pair,
+         "pydantic-ai": pydantic_ai_pair}
 NAMES = [*PAIRS, "mcp-proxy"]
 
 
