@@ -16,6 +16,10 @@ with a speculative result is served from it, anything else runs through LangChai
 `BaseTool` itself with the predicted arguments; a tool that needs injected arguments (graph state, the
 store, `ToolRuntime`) is never run ahead, whatever its contract says.
 
+A speculative run gets none of the agent's callbacks (it is private: it never shows in `astream_events`
+or the agent's tracer); a call served from speculation ran no tool for the agent, so it shows no tool
+events either, only its `ToolMessage`.
+
 LangGraph without `create_agent`: pass the same object's hook to the node,
 `ToolNode(tools, awrap_tool_call=spec.awrap_tool_call)`; messages are then read from the graph state at
 each tool call, so speculation starts after the first tool result instead of at the user's message.
@@ -48,6 +52,9 @@ log = logging.getLogger("toolcast.adapters.langchain")
 
 SESSION_KEY = "toolcast_session"
 _SPEC_CALL_ID = "toolcast-speculative"
+_PRIVATE = {"callbacks": [], "tags": ["toolcast-speculative"], "run_name": "toolcast-speculative"}
+"""A speculative run's config: none of the agent's callbacks (its stream, its tracer), which it would
+otherwise inherit from the real call it was started from; its result stays private until served."""
 
 
 class SpeculationState(AgentState):
@@ -100,7 +107,7 @@ class SpeculationMiddleware(AgentMiddleware):
     def _bare(self, tool: BaseTool):
         async def run(session: str, args: dict[str, Any]) -> Result:
             call = {"type": "tool_call", "name": tool.name, "args": args, "id": _SPEC_CALL_ID}
-            out = await tool.ainvoke(call)
+            out = await tool.ainvoke(call, _PRIVATE)
             if not isinstance(out, ToolMessage):  # e.g. a Command: not a result that can be handed over
                 raise TypeError(f"{tool.name} returned {type(out).__name__}, not a ToolMessage")
             return Result(content_text(out.content), out)

@@ -26,6 +26,7 @@ class ScriptedChatModel(GenericFakeChatModel):
     """LangChain's fake chat model, thinking `think` seconds per turn (the runtime speculates meanwhile)."""
 
     think: float = 0.2
+    disable_streaming: bool = True  # astream_events then calls _agenerate too
 
     def bind_tools(self, tools, **kwargs):
         return self
@@ -133,3 +134,19 @@ async def test_a_langgraph_tool_node(kit, predictor):
     stats = mw.runtime.stats.to_dict()["total"]
     assert stats["real_calls"] == len(kit.AGENT_CALLS)
     assert shop.ran["cancel_order", "W1"] == 1
+
+
+async def test_speculative_runs_stay_out_of_the_agents_event_stream(kit, predictor):
+    """Speculative runs never show in `astream_events`: the stream shows the tools that ran for the agent's
+    own calls (a call served from speculation ran no tool for it, so it shows no tool events)."""
+    shop = kit.Shop()
+    tools = shop_tools(shop)
+    mw = speculation_middleware(tools, kit.CONTRACTS, predictor, kit.runtime_config())
+    agent = create_agent(scripted_model(kit), tools, middleware=[mw])
+    started = [e["name"] async for e in agent.astream_events({"messages": [("user", kit.USER)]}, version="v2")
+               if e["event"] == "on_tool_start"]
+    await mw.runtime.aclose()
+    stats = mw.runtime.stats.to_dict()["total"]
+    assert stats["launched"] >= 1 and sum(shop.ran.values()) > len(kit.AGENT_CALLS)
+    assert len(started) == len(kit.AGENT_CALLS) - stats["hits"] - stats["joins"]
+    assert set(started) <= {tool for tool, _ in kit.AGENT_CALLS} and "cancel_order" in started
