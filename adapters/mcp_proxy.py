@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shlex
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
@@ -64,7 +65,8 @@ def client_for(target: str) -> Client:
     argv = shlex.split(target)
     if not argv:
         raise ProxyError("--upstream: empty command")
-    return Client(StdioServerParameters(command=argv[0], args=argv[1:]), cache=None)
+    # The upstream inherits the proxy's environment (its API keys), as it would from the client itself.
+    return Client(StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ)), cache=None)
 
 
 def result_text(result: types.CallToolResult) -> str:
@@ -113,6 +115,8 @@ class McpProxy:
                 except ProxyError:
                     raise
                 except Exception as e:  # noqa: BLE001 - any failure to connect is one clear line
+                    while getattr(e, "exceptions", None):  # anyio's task groups wrap the cause
+                        e = e.exceptions[0]
                     raise ProxyError(f"upstream {target!r}: cannot connect: "
                                      f"{type(e).__name__}: {e}") from None
                 self.upstreams.append(up)

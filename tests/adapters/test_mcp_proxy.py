@@ -137,3 +137,13 @@ async def test_the_proxy_over_streamable_http(tmp_path, direct):
         proc.wait(timeout=30)
     assert through == direct
     assert json.loads((tmp_path / "stats.json").read_text())["total"]["real_calls"] == len(CALLS)
+
+
+def test_an_upstream_that_cannot_start_is_one_clear_error(tmp_path):
+    import subprocess
+
+    argv = [sys.executable, "-m", "toolcast.cli.main", "mcp-proxy", "--upstream", "no-such-mcp-server --stdio"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "upstream 'no-such-mcp-server --stdio': cannot connect" in proc.stderr
+    assert "Traceback" not in proc.stderr
