@@ -142,7 +142,8 @@ async def test_the_proxy_over_streamable_http(tmp_path, direct):
 def test_an_upstream_that_cannot_start_is_one_clear_error(tmp_path):
     import subprocess
 
-    argv = [sys.executable, "-m", "toolcast.cli.main", "mcp-proxy", "--upstream", "no-such-mcp-server --stdio"]
+    argv = [sys.executable, "-m", "toolcast.cli.main", "mcp-proxy",
+            "--upstream", "no-such-mcp-server --stdio"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1
     assert "upstream 'no-such-mcp-server --stdio': cannot connect" in proc.stderr
