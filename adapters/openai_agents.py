@@ -27,6 +27,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ from toolcast.runtime import RuntimeConfig, SpeculativeRuntime
 log = logging.getLogger("toolcast.adapters.openai_agents")
 
 _SPEC_CALL_ID = "toolcast-speculative"
+_STARTED: ContextVar[list[int] | None] = ContextVar("toolcast_openai_agents_started", default=None)
 MAX_OPEN_RUNS = 1024
 """Runs kept open at once; the oldest is closed beyond it (a run that raised never reaches its end hook)."""
 
@@ -85,7 +87,16 @@ class SpeculationHooks(RunHooks):
                 self._runs.pop(next(iter(self._runs)))
             run = self._runs[key] = _Run(f"oa-{uuid.uuid4().hex[:12]}", context)
             self.bridge.start(run.session, model=self.model)
+            started = _STARTED.get()
+            if started is not None:  # inside `Speculation.run`: it ends the session however the run ends
+                started.append(key)
         return run
+
+    async def end_runs(self, keys: list[int]) -> None:
+        for key in keys:
+            run = self._runs.pop(key, None)
+            if run is not None:
+                await self.bridge.end(run.session)
 
     async def on_llm_start(self, context, agent, system_prompt, input_items) -> None:
         run = self.run_of(context)
@@ -139,8 +150,15 @@ class Speculation:
     """The function tools routed through the runtime."""
 
     async def run(self, input: Any, **kwargs: Any) -> Any:
-        """`Runner.run(self.agent, input, hooks=self.hooks, **kwargs)`."""
-        return await Runner.run(self.agent, input, hooks=self.hooks, **kwargs)
+        """`Runner.run(self.agent, input, hooks=self.hooks, **kwargs)`; the run's session ends with it even
+        when the run raises (the SDK calls no end hook then)."""
+        started: list[int] = []
+        token = _STARTED.set(started)
+        try:
+            return await Runner.run(self.agent, input, hooks=self.hooks, **kwargs)
+        finally:
+            _STARTED.reset(token)
+            await self.hooks.end_runs(started)
 
 
 def _wrap(tool: FunctionTool, bridge: Bridge, hooks: SpeculationHooks) -> FunctionTool:

@@ -104,3 +104,16 @@ async def test_adapters_sharing_one_runtime_keep_their_sessions_apart(kit, predi
     assert stats["hits"] + stats["joins"] >= 2, stats
     for shop in shops:  # every run of a shop's tools was its own agent's call or speculation for it
         assert shop.ran["cancel_order", "W1"] == 1 and shop.ran["get_order", "W1"] >= 1
+
+
+async def test_a_run_that_raises_ends_its_session(kit, predictor):
+    class Broken(ScriptedModel):
+        async def get_response(self, *args, **kwargs):
+            raise RuntimeError("the model is down")
+
+    spec = speculate(Agent("support", tools=[function_tool(kit.Shop().get_order)], model=Broken([], "")),
+                     kit.CONTRACTS, predictor, kit.runtime_config())
+    with pytest.raises(RuntimeError, match="the model is down"):
+        await spec.run(kit.USER, run_config=NO_TRACING)
+    assert not spec.hooks._runs and not spec.runtime._sessions  # noqa: SLF001 - nothing left open
+    await spec.runtime.aclose()
