@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "demo_cmd",
     "train_cmd",
     "export_cmd",
+    "mcp_proxy_cmd",
 )
 
 

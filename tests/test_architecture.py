@@ -17,7 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"data", "predictor", "training"},
     "runtime": {"data", "predictor", "runtime"},
     "serving": {"data", "predictor", "runtime", "serving"},
-    "cli": {"data", "predictor", "training", "runtime", "serving", "cli"},
+    "cli": {"data", "predictor", "training", "runtime", "serving", "cli", "adapters"},
+    "adapters": {"data", "predictor", "runtime", "adapters"},
 }
 # Modules that may import the heavy packages: torch only in the model/export side, datasets only in splits.
 HEAVY_OK: dict[str, tuple[str, ...]] = {
@@ -58,7 +59,7 @@ def test_dependencies_point_one_way(folder):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("folder", ["data", "predictor", "runtime", "serving"])
+@pytest.mark.parametrize("folder", ["data", "predictor", "runtime", "serving", "adapters"])
 def test_heavy_packages_only_where_allowed(folder):
     bad = []
     for path in sources(folder):
@@ -70,4 +71,15 @@ def test_heavy_packages_only_where_allowed(folder):
             top = name.split(".")[0]
             if top in HEAVY and top not in allowed:
                 bad.append(f"{rel} imports {name}")
+    assert not bad, "\n".join(bad)
+
+
+# Agent frameworks (the adapters' extras): only toolcast.adapters (and the CLI built on it) import them.
+FRAMEWORKS = ("langchain", "langchain_core", "langgraph", "agents", "pydantic_ai", "mcp", "mcp_types")
+
+
+@pytest.mark.parametrize("folder", ["data", "predictor", "training", "runtime", "serving"])
+def test_frameworks_only_in_adapters(folder):
+    bad = [f"{path.relative_to(ROOT)} imports {name}" for path in sources(folder) for name in imports_of(path)
+           if name.split(".")[0] in FRAMEWORKS]
     assert not bad, "\n".join(bad)

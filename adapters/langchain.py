@@ -1,0 +1,189 @@
+"""LangChain v1 agents and LangGraph's `ToolNode` on toolcast's speculation runtime.
+
+    from langchain.agents import create_agent
+    from toolcast.adapters.langchain import speculation_middleware
+
+    spec = speculation_middleware(tools, contracts={"get_order": read_only(30)}, predictor=predictor)
+    agent = create_agent(model, tools, middleware=[spec])
+    await agent.ainvoke({"messages": [("user", "...")]})
+    print(spec.runtime.stats.table())
+
+`speculation_middleware` returns an `AgentMiddleware` whose hooks report the user's messages (before the
+agent starts: speculation begins while the model generates) and the model's messages to the runtime, and
+whose `awrap_tool_call` routes each real tool call through `runtime.call`: an exact (tool, arguments) match
+with a speculative result is served from it, anything else runs through LangChain's own handler (the
+`ToolNode`, other middleware, error handling) as it would without toolcast. A speculative run invokes the
+`BaseTool` itself with the predicted arguments; a tool that needs injected arguments (graph state, the
+store, `ToolRuntime`) is never run ahead, whatever its contract says.
+
+A speculative run gets none of the agent's callbacks (it is private: it never shows in `astream_events`
+or the agent's tracer); a call served from speculation ran no tool for the agent, so it shows no tool
+events either, only its `ToolMessage`.
+
+LangGraph without `create_agent`: pass the same object's hook to the node,
+`ToolNode(tools, awrap_tool_call=spec.awrap_tool_call)`; messages are then read from the graph state at
+each tool call, so speculation starts after the first tool result instead of at the user's message.
+
+Async agents only (`ainvoke`, `astream`): the runtime lives on the agent's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, NotRequired
+
+from langchain.agents.middleware import AgentMiddleware, AgentState
+from langchain.agents.middleware.types import PrivateStateAttr
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from langchain_core.tools import tool as as_tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.prebuilt.tool_node import ToolCallRequest
+
+from toolcast.adapters.bridge import Bridge, Contracts, Result
+from toolcast.data.schema import ToolSpec
+from toolcast.predictor.base import Predictor
+from toolcast.runtime import DENY, RuntimeConfig, SpeculativeRuntime
+
+log = logging.getLogger("toolcast.adapters.langchain")
+
+SESSION_KEY = "toolcast_session"
+_SPEC_CALL_ID = "toolcast-speculative"
+_PRIVATE = {"callbacks": [], "tags": ["toolcast-speculative"], "run_name": "toolcast-speculative"}
+"""A speculative run's config: none of the agent's callbacks (its stream, its tracer), which it would
+otherwise inherit from the real call it was started from; its result stays private until served."""
+
+
+class SpeculationState(AgentState):
+    toolcast_session: NotRequired[Annotated[str, PrivateStateAttr]]
+
+
+def content_text(content: Any) -> str:
+    """A message's content as text (content blocks as JSON)."""
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+
+
+def tool_spec(tool: BaseTool) -> ToolSpec:
+    fn = convert_to_openai_tool(tool)["function"]
+    return ToolSpec(tool.name, fn.get("description", ""), fn.get("parameters", {}))
+
+
+def needs_injection(tool: BaseTool) -> bool:
+    """Does the tool take arguments the model does not give (state, store, `ToolRuntime`, call id)?"""
+    schema = tool.tool_call_schema
+    schema = schema if isinstance(schema, dict) else schema.model_json_schema()
+    return bool(set(tool.args) - set(schema.get("properties", {})))
+
+
+class SpeculationMiddleware(AgentMiddleware):
+    """Routes an agent's tool calls through a `SpeculativeRuntime` (see the module's docstring)."""
+
+    state_schema = SpeculationState
+
+    def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], runtime: SpeculativeRuntime,
+                 contracts: Contracts = None, model: str | None = None):
+        super().__init__()
+        self.tools = []  # the tools are the agent's own: none added
+        self.bridge = Bridge(runtime, contracts)
+        self.model = model
+        self._lc_tools: dict[str, BaseTool] = {}
+        self._seen: dict[str, int] = {}
+        for t in tools:
+            t = t if isinstance(t, BaseTool) else as_tool(t)
+            contract = None
+            if needs_injection(t) and self.bridge.policy.for_tool(t.name).speculable:
+                log.warning("tool %s takes injected arguments: it never runs ahead", t.name)
+                contract = DENY
+            self._lc_tools[t.name] = t
+            self.bridge.register(tool_spec(t), self._bare(t), contract)
+
+    @property
+    def runtime(self) -> SpeculativeRuntime:
+        return self.bridge.runtime
+
+    def _bare(self, tool: BaseTool):
+        async def run(session: str, args: dict[str, Any]) -> Result:
+            call = {"type": "tool_call", "name": tool.name, "args": args, "id": _SPEC_CALL_ID}
+            out = await tool.ainvoke(call, _PRIVATE)
+            if not isinstance(out, ToolMessage):  # e.g. a Command: not a result that can be handed over
+                raise TypeError(f"{tool.name} returned {type(out).__name__}, not a ToolMessage")
+            return Result(content_text(out.content), out)
+        return run
+
+    # ---- messages ----
+    def _sync(self, session: str, messages: Sequence[BaseMessage]) -> None:
+        """Report the conversation's messages the runtime has not seen yet (user and model turns)."""
+        if session not in self._seen:
+            self.bridge.start(session, model=self.model)
+            self._seen[session] = 0
+        for m in messages[self._seen[session]:]:
+            if isinstance(m, HumanMessage):
+                self.bridge.user(session, content_text(m.content))
+            elif isinstance(m, AIMessage):
+                self.bridge.assistant(session, m.text if isinstance(m.text, str) else "")
+        self._seen[session] = len(messages)
+
+    async def abefore_agent(self, state: SpeculationState, runtime: Any) -> dict[str, Any] | None:
+        session = state.get(SESSION_KEY) or f"lc-{uuid.uuid4().hex[:12]}"
+        self._sync(session, state["messages"])
+        return None if state.get(SESSION_KEY) else {SESSION_KEY: session}
+
+    async def aafter_model(self, state: SpeculationState, runtime: Any) -> dict[str, Any] | None:
+        session = state.get(SESSION_KEY)
+        if session is not None:
+            self._sync(session, state["messages"])
+        return None
+
+    async def aafter_agent(self, state: SpeculationState, runtime: Any) -> dict[str, Any] | None:
+        session = state.get(SESSION_KEY)
+        if session is not None and self._seen.pop(session, None) is not None:
+            await self.bridge.end(session)
+        return None
+
+    # ---- tool calls ----
+    def _session_of(self, request: ToolCallRequest) -> str:
+        state = request.state if isinstance(request.state, dict) else {}
+        session = state.get(SESSION_KEY)
+        if session is None:  # a plain ToolNode: one session per graph thread
+            config = getattr(request.runtime, "config", None) or {}
+            session = f"lg-{config.get('configurable', {}).get('thread_id', 'default')}"
+        if "messages" in state:
+            self._sync(session, state["messages"])
+        return session
+
+    async def awrap_tool_call(self, request: ToolCallRequest,
+                              handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Any]]) -> Any:
+        call = request.tool_call
+        name = call["name"]
+        if name not in self.bridge.tools:  # not one of ours: LangChain handles it as usual
+            return await handler(request)
+        session = self._session_of(request)
+
+        async def run_real() -> Result:
+            out = await handler(request)
+            return Result(content_text(out.content) if isinstance(out, ToolMessage) else "", out)
+
+        out = await self.bridge.call(session, name, call.get("args") or {}, run_real)
+        if isinstance(out, ToolMessage) and out.tool_call_id == _SPEC_CALL_ID:  # served from speculation
+            out = out.model_copy(update={"tool_call_id": call["id"]})
+        return out
+
+
+def speculation_middleware(tools: Sequence[BaseTool | Callable[..., Any]], contracts: Contracts = None,
+                           predictor: Predictor | None = None, config: RuntimeConfig | None = None, *,
+                           runtime: SpeculativeRuntime | None = None,
+                           model: str | None = None) -> SpeculationMiddleware:
+    """Middleware for `create_agent(model, tools, middleware=[...])` that runs likely calls ahead.
+
+    tools: the agent's tools (the same list given to `create_agent`).
+    contracts: per tool name, what it promises (`toolcast.runtime.read_only(...)`); default deny.
+    predictor: ranks the next calls (`toolcast.predictor.Predictor.load(DIR)`); None = no speculation.
+    config: the runtime's settings; runtime: an existing runtime to share instead (then `predictor` and
+    `config` are ignored). model: the agent's LLM name (the runtime's think-time estimates are per model).
+    The runtime's statistics are `middleware.runtime.stats`.
+    """
+    rt = runtime or SpeculativeRuntime((), predictor, config)
+    return SpeculationMiddleware(tools, rt, contracts, model)
