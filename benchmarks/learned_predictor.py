@@ -19,7 +19,7 @@ import time
 from toolcast.data.load import load_traces
 from toolcast.data.schema import RESPOND
 from toolcast.predictor.baselines import fit_baseline
-from toolcast.predictor.learned import LearnedPredictor
+from toolcast.predictor.torch.predictor import LearnedPredictor
 from toolcast.training.datamodule import holdout_predicate
 from toolcast.training.evaluate import evaluate, split_for_eval
 from toolcast.training.metrics import CI_METRICS, by_source, group_bootstrap, summarize

@@ -50,12 +50,12 @@ import torch
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Trace
-from toolcast.predictor import session_rows
-from toolcast.predictor.learned import LearnedPredictor, to_tensors
-from toolcast.predictor.model import SLOT_INPUTS
-from toolcast.predictor.onnx_contract import ENCODER, FEATURE_INPUTS, SLOTS
-from toolcast.predictor.onnx_predictor import Predictor, stack
-from toolcast.predictor.session_candidates import CandidatePool
+from toolcast.predictor.onnx.contract import ENCODER, FEATURE_INPUTS, SLOTS
+from toolcast.predictor.onnx.predictor import Predictor, stack
+from toolcast.predictor.session import slot_rows as session_rows
+from toolcast.predictor.session.candidates import CandidatePool
+from toolcast.predictor.torch.model import SLOT_INPUTS
+from toolcast.predictor.torch.predictor import LearnedPredictor, to_tensors
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau2"
 HISTORIES = (16, 64, 256)

@@ -15,7 +15,7 @@ from typing import Any
 from toolcast.cli.common import atomic_output, fail, report_format_error
 from toolcast.data import FORMAT_NAMES, TraceFormatError, load_traces
 from toolcast.data.schema import Trace
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 
 log = logging.getLogger("toolcast.simulate")
 BASELINES = ("markov", "pattern")
@@ -156,11 +156,11 @@ def _load_learned(path: str) -> Predictor:
 
     try:
         if (Path(path) / ONNX_FILE).exists():
-            from toolcast.predictor.onnx_predictor import Predictor as OnnxPredictor
+            from toolcast.predictor.onnx.predictor import Predictor as OnnxPredictor
 
             return OnnxPredictor.load(path)
         try:
-            from toolcast.predictor.learned import LearnedPredictor
+            from toolcast.predictor.torch.predictor import LearnedPredictor
         except ImportError as e:
             raise ImportError(f"--model {path}: no {ONNX_FILE} (run `toolcast export {path}`), and the "
                               f"torch predictor is not in this install ({e}); pip install 'toolcast[train]'"

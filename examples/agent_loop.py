@@ -46,7 +46,7 @@ from support_world import ShopService, ToolError, Workspace, load_store, make_to
 from toolcast.data.errors import TraceFormatError
 from toolcast.data.load import load_traces
 from toolcast.data.schema import Message, ToolCall, Trace, canonical_args
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import LatencyProfile, PlannerConfig, RuntimeConfig, SpeculativeRuntime, Tool
 from toolcast.runtime.timing import fit_estimates
 from toolcast.runtime.tools import as_text

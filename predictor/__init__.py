@@ -14,7 +14,7 @@ __all__ = ["Predictor"]
 
 def __getattr__(name: str) -> Any:
     if name == "Predictor":
-        from toolcast.predictor.onnx_predictor import Predictor
+        from toolcast.predictor.onnx.predictor import Predictor
 
         return Predictor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

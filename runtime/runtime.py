@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec, canonical_args
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime.cache import Entry, SpeculationCache, State
 from toolcast.runtime.contracts import ToolContract, keys_overlap
 from toolcast.runtime.planner import Choice, Estimates, Occupancy, Planner, PlannerConfig

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolcast.data.native import NATIVE_FORMAT_NAMES, context_of, trace_from_record
 from toolcast.data.schema import Context, Event, SchemaError, ToolSpec, event_from_dict
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.serving.interning import EventInterner
 from toolcast.serving.settings import K_CEILING
 

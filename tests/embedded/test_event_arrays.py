@@ -22,8 +22,8 @@ from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, ToolCall
 from toolcast.predictor import Predictor
-from toolcast.predictor.event_arrays import AsciiEncoder
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.features.text import TextEncoder
+from toolcast.predictor.session.event_arrays import AsciiEncoder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 

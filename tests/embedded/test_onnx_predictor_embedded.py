@@ -22,8 +22,8 @@ from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message
 from toolcast.predictor import Predictor
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_manifest import sha256_file
-from toolcast.predictor.onnx_predictor import ToolSetCache, trim
+from toolcast.predictor.onnx.manifest import sha256_file
+from toolcast.predictor.onnx.predictor import ToolSetCache, trim
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 TOL = 1e-4
@@ -228,7 +228,7 @@ def test_graphs_swapped(model_copy):
 
 
 def test_model_of_another_featurizer_version(monkeypatch):
-    from toolcast.predictor.featurize import Featurizer
+    from toolcast.predictor.features.featurizer import Featurizer
 
     tools = Featurizer._tools
 

@@ -21,11 +21,11 @@ from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message, ToolCall, Trace
 from toolcast.predictor import Predictor
-from toolcast.predictor.extractors import extract_candidates, extract_event
-from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
-from toolcast.predictor.session_candidates import SessionCandidates
-from toolcast.predictor.slots import SlotFeaturizer
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.features.extractors import extract_candidates, extract_event
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.slots import SlotFeaturizer
+from toolcast.predictor.features.text import TextEncoder
+from toolcast.predictor.session.candidates import SessionCandidates
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "reservation": 6}
@@ -205,6 +205,6 @@ def test_threads_folding_branches_of_one_session_get_their_own_candidates(traces
 
 
 def _earlier(context: Context):
-    from toolcast.predictor.slots import _earlier_uses
+    from toolcast.predictor.features.slots import _earlier_uses
 
     return _earlier_uses(context)

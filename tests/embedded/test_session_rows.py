@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec
-from toolcast.predictor import session_rows
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.slots import SlotFeaturizer
+from toolcast.predictor.features.text import TextEncoder
 from toolcast.predictor.modeldir import read_parts
-from toolcast.predictor.session_candidates import SessionCandidates
-from toolcast.predictor.slots import SlotFeaturizer
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.session import slot_rows as session_rows
+from toolcast.predictor.session.candidates import SessionCandidates
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "status": 6, "count": 7}
@@ -162,8 +162,8 @@ def test_a_changed_enum_or_type_is_not_served_from_the_kept_rows():
 
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 300])
 def test_back_table(n):
-    from toolcast.predictor.session_tables import _back_table
-    from toolcast.predictor.slots import _BACK_BUCKETS, _bucket
+    from toolcast.predictor.features.slots import _BACK_BUCKETS, _bucket
+    from toolcast.predictor.session.tables import _back_table
 
     table = _back_table(n)
     assert len(table) > n

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from toolcast.data import RESPOND, Context, Message, ToolCall, ToolSpec, Trace
-from toolcast.predictor.base import CallPrediction, Predictor
 from toolcast.predictor.baselines import BASELINES, _k_best, fit_baseline
-from toolcast.predictor.ngram import InterpolatedNGram, cued_tools
-from toolcast.predictor.value_maps import ConstantTable, ContextIndex, coerce, describe
+from toolcast.predictor.baselines.ngram import InterpolatedNGram, cued_tools
+from toolcast.predictor.baselines.value_maps import ConstantTable, ContextIndex, coerce, describe
+from toolcast.predictor.protocol import CallPrediction, Predictor
 
 TOOLS = [ToolSpec("get_user", parameters={"type": "object", "properties": {"user_id": {"type": "string"}}}),
          ToolSpec("get_order", parameters={"type": "object", "properties": {

@@ -11,10 +11,8 @@ import torch
 from safetensors.torch import save_model
 
 from toolcast.predictor.config import TrainConfig, tiny_config
-from toolcast.predictor.learned import LearnedPredictor, load_pretrained
-from toolcast.predictor.model import EVENT_INPUTS, OUTPUT_NAMES, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_contract import (
+from toolcast.predictor.onnx.contract import (
     AXES,
     ENCODER,
     FEATURE_INPUTS,
@@ -24,7 +22,9 @@ from toolcast.predictor.onnx_contract import (
     TOOLS,
     dynamic_axes,
 )
-from toolcast.predictor.onnx_predictor import Predictor, stack, trim
+from toolcast.predictor.onnx.predictor import Predictor, stack, trim
+from toolcast.predictor.torch.model import EVENT_INPUTS, OUTPUT_NAMES, SLOT_INPUTS, TOOL_INPUTS
+from toolcast.predictor.torch.predictor import LearnedPredictor, load_pretrained
 
 TINY = tiny_config()
 TOL = 1e-4
@@ -33,7 +33,7 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, shop_traces):
     """A tiny model trained for a few seconds on the shop traces, exported with int8 graphs too."""
-    from toolcast.predictor.export import export_onnx
+    from toolcast.predictor.torch.export import export_onnx
     from toolcast.training.train import train
 
     tmp = tmp_path_factory.mktemp("onnx")
@@ -114,7 +114,7 @@ def test_export_validates_and_onnx_gives_the_torch_top_k(exported, held_out):
 
 
 def test_int8_top1_agrees_with_float(exported, held_out):
-    from toolcast.predictor.export import int8_agreement
+    from toolcast.predictor.torch.export import int8_agreement
 
     path, report = exported
     assert report.int8["call_top1_agreement"] >= 0.99
@@ -124,7 +124,7 @@ def test_int8_top1_agrees_with_float(exported, held_out):
 
 
 def test_validation_failure_names_the_largest_difference(exported):
-    from toolcast.predictor.export import ExportValidationError, export_onnx
+    from toolcast.predictor.torch.export import ExportValidationError, export_onnx
 
     path, _report = exported
     before = (path / "onnx.json").read_text()

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec, canonical_args
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
-from toolcast.predictor.slots import (
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.slots import (
     CAND_FEATURE_SIZES,
     KIND_CONSTANT,
     KIND_ENUM,
@@ -40,7 +40,7 @@ from toolcast.predictor.slots import (
     last_key,
     slot_names,
 )
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.features.text import TextEncoder
 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "reason": 6, "status": 7}
 
@@ -213,7 +213,7 @@ def test_a_malformed_required_list_is_read_as_its_strings_only():
     """A tool schema whose `required` holds a list or an object (hand-written MCP schemas do) gave a
     TypeError deep in the slot ranking: a 500 from the server."""
     from toolcast.data.schema import Context, ToolSpec
-    from toolcast.predictor.slots import slot_names
+    from toolcast.predictor.features.slots import slot_names
 
     schema = {"type": "object", "properties": {"a": {}, "b": {}}, "required": [["a"], {"b": 1}, "b"]}
     spec = ToolSpec("t", "", schema)

@@ -140,7 +140,7 @@ def test_path_shape():
 
 
 def test_dates_only_when_they_are_calendar_dates():
-    from toolcast.predictor.extractors import date
+    from toolcast.predictor.features.extractors import date
 
     assert [v for _, v in date(DATES)] == ["2024-05-15", "2024-05-05", "2025-06-07"]
     assert date(Message("user", "on Nov. 3, 2024 and 3rd of March 2023")) == [
@@ -148,8 +148,8 @@ def test_dates_only_when_they_are_calendar_dates():
 
 
 def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
-    from toolcast.predictor import extractors
-    from toolcast.predictor.extractors import MAX_LEAVES, MAX_TEXT
+    from toolcast.predictor.features import extractors
+    from toolcast.predictor.features.extractors import MAX_LEAVES, MAX_TEXT
 
     rows = [{"id": f"ORD{i:06d}", "note": f"order number {i} of many"} for i in range(3 * MAX_LEAVES)]
     call = ToolCall("c9", 0, "list_orders", {}, json.dumps(rows))
@@ -167,8 +167,7 @@ def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
 def test_the_parse_memo_keeps_each_output_with_its_own_parse(monkeypatch):
     """The memo was keyed by the output read first but held the parse of the output read again: a call
     filled in meanwhile (the runtime, another thread) left one output paired with another's parse."""
-    from toolcast.predictor import extractors
-
+    from toolcast.predictor.features import extractors
     first, second = '{"id": "first-order-id"}', '{"id": "second-order-id"}'
     call = ToolCall("c", 0, "get", {}, output=first)
     real = ToolCall.output_json

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall
-from toolcast.predictor.text import split_identifier
+from toolcast.predictor.features.text import split_identifier
 
 START = "<start>"
 P_EDGES: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)

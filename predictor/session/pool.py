@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.predictor.slots import (
+from toolcast.predictor.features.slots import (
     _EARLIER_PRIO,
     _canon,
     _fits,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_contract import MANIFEST_FILE
+from toolcast.predictor.onnx.contract import MANIFEST_FILE
 
 MANIFEST_VERSION = 2
 """2: three graphs (`tools` added, its tensors fed to the other two); 1: two graphs (encoder, slots)."""

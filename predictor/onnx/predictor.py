@@ -35,14 +35,11 @@ import numpy as np
 import onnxruntime as ort
 
 from toolcast.data.schema import Context, Message, ToolSpec
-from toolcast.predictor import session_rows
-from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.decode import DecodeSettings, decode, top_tools
-from toolcast.predictor.event_arrays import RowCache
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SLOT_INPUTS, SPECIAL_TOOLS, Extract, Features, ToolSet
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import SLOT_INPUTS, SPECIAL_TOOLS, Extract, Features, ToolSet
+from toolcast.predictor.features.slots import SlotRow
 from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
-from toolcast.predictor.onnx_contract import (
+from toolcast.predictor.onnx.contract import (
     AXES,
     ENCODER,
     FEATURE_INPUTS,
@@ -54,9 +51,12 @@ from toolcast.predictor.onnx_contract import (
     TOOLS,
     Variant,
 )
-from toolcast.predictor.onnx_manifest import check_files, read_manifest
-from toolcast.predictor.session_candidates import CandidatePool, SessionCandidates
-from toolcast.predictor.slots import SlotRow
+from toolcast.predictor.onnx.decode import DecodeSettings, decode, top_tools
+from toolcast.predictor.onnx.manifest import check_files, read_manifest
+from toolcast.predictor.protocol import CallPrediction
+from toolcast.predictor.session import slot_rows as session_rows
+from toolcast.predictor.session.candidates import CandidatePool, SessionCandidates
+from toolcast.predictor.session.event_arrays import RowCache
 
 log = logging.getLogger(__name__)
 

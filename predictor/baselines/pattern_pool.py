@@ -9,7 +9,7 @@ w and the smoothing strength are chosen on held-out task groups of the training 
 does not help). Measured ablations are in BENCHMARKS.md.
 
 Each slot of a predicted tool is filled by the value-mapping functions mined from the logs
-(`toolcast.predictor.value_maps`): earlier output by key and position, earlier argument, an ID or a
+(`toolcast.predictor.baselines.value_maps`): earlier output by key and position, earlier argument, an ID or a
 quoted string in the user's text, a cross-task constant; ranked and weighted by empirical success.
 """
 
@@ -20,7 +20,6 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from toolcast.data.schema import RESPOND, Context, Trace
-from toolcast.predictor.base import CallPrediction
 from toolcast.predictor.baselines import (
     SignatureModel,
     decision_contexts,
@@ -28,7 +27,7 @@ from toolcast.predictor.baselines import (
     spec_of,
     tool_calls,
 )
-from toolcast.predictor.ngram import (
+from toolcast.predictor.baselines.ngram import (
     START,
     Example,
     InterpolatedNGram,
@@ -41,7 +40,8 @@ from toolcast.predictor.ngram import (
     label_symbols,
     last_event_kind,
 )
-from toolcast.predictor.value_maps import ContextIndex, ValueMaps, mine_value_maps
+from toolcast.predictor.baselines.value_maps import ContextIndex, ValueMaps, mine_value_maps
+from toolcast.predictor.protocol import CallPrediction
 
 log = logging.getLogger(__name__)
 

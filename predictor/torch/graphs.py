@@ -35,10 +35,10 @@ import onnx
 from onnx import TensorProto
 
 from toolcast.predictor.config import ModelConfig
-from toolcast.predictor.featurize import TOOL_FEATURE_SIZES
-from toolcast.predictor.onnx_builder import EXACT, MS, Builder
-from toolcast.predictor.onnx_contract import ENCODER, SLOTS, TOOLS
-from toolcast.predictor.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.features.featurizer import TOOL_FEATURE_SIZES
+from toolcast.predictor.features.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.onnx.contract import ENCODER, SLOTS, TOOLS
+from toolcast.predictor.torch.graph_builder import EXACT, MS, Builder
 
 __all__ = ["EXACT", "build", "weights_of"]
 

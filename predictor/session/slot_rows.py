@@ -32,19 +32,7 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import Context, ToolSpec
-from toolcast.predictor.session_slots import _KeyIndex
-from toolcast.predictor.session_tables import (
-    _back_table,
-    _extras,
-    _Group,
-    _key_match,
-    _names,
-    _sig_buckets,
-    _Sources,
-    _Step,
-    _Types,
-)
-from toolcast.predictor.slots import (
+from toolcast.predictor.features.slots import (
     _BACK_BUCKETS,
     _EARLIER_PRIO,
     _KEY_PRIO,
@@ -57,6 +45,18 @@ from toolcast.predictor.slots import (
     SlotValue,
     _schema_types,
     slot_names,
+)
+from toolcast.predictor.session.pool import _KeyIndex
+from toolcast.predictor.session.tables import (
+    _back_table,
+    _extras,
+    _Group,
+    _key_match,
+    _names,
+    _sig_buckets,
+    _Sources,
+    _Step,
+    _Types,
 )
 
 _EMPTY: frozenset[str] = frozenset()

@@ -19,7 +19,7 @@ from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEncoder
 
 from toolcast.predictor.config import ModelConfig
-from toolcast.predictor.featurize import (
+from toolcast.predictor.features.featurizer import (
     EVENT_INPUTS,
     N_EVENT_TYPES,
     N_GAP_BUCKETS,
@@ -29,7 +29,7 @@ from toolcast.predictor.featurize import (
     TOOL_FEATURE_SIZES,
     TOOL_INPUTS,
 )
-from toolcast.predictor.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.features.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
 
 INPUT_NAMES: tuple[str, ...] = EVENT_INPUTS + TOOL_INPUTS + SLOT_INPUTS
 OUTPUT_NAMES: tuple[str, ...] = ("tool_logits", "slot_logits")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from toolcast.data.schema import RESPOND
-from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.featurize import SPECIAL_TOOLS, ToolSet
-from toolcast.predictor.slots import SlotRow
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, ToolSet
+from toolcast.predictor.features.slots import SlotRow
+from toolcast.predictor.protocol import CallPrediction
 
 SLOT_FREE, SLOT_ABSENT, SLOT_FIRST_CANDIDATE = 0, 1, 2
 UNKNOWN_SLOTS = "*"

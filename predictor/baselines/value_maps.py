@@ -31,7 +31,7 @@ from typing import Any
 from toolcast.data import jsonpaths
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Context, Event, Message, ToolCall, Trace
-from toolcast.predictor.extractors import KINDS, extract_event, path_shape, value_id
+from toolcast.predictor.features.extractors import KINDS, extract_event, path_shape, value_id
 
 log = logging.getLogger(__name__)
 

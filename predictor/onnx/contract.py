@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from toolcast.predictor.featurize import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS
+from toolcast.predictor.features.featurizer import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.modeldir import ONNX_FILE
 
 OPSET = 17

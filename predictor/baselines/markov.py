@@ -21,8 +21,7 @@ from typing import Any, Literal
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, ToolSpec, Trace, canonical_args
-from toolcast.predictor.base import CallPrediction, Predictor
-from toolcast.predictor.ngram import (
+from toolcast.predictor.baselines.ngram import (
     START,
     Example,
     InterpolatedNGram,
@@ -33,6 +32,7 @@ from toolcast.predictor.ngram import (
     label_symbols,
     last_call_tool,
 )
+from toolcast.predictor.protocol import CallPrediction, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def fit_baseline(name: BaselineName, traces: Iterable[Trace], progress: bool = F
     if name == "markov":
         return MarkovPredictor().fit(traces)
     if name == "pattern":
-        from toolcast.predictor.pattern_pool import PatternPoolPredictor
+        from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
 
         return PatternPoolPredictor().fit(traces, progress=progress)
     raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")

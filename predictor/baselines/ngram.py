@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, Trace
-from toolcast.predictor.catalog import toolset_key
+from toolcast.predictor.features.catalog import toolset_key
 
 START = "<start>"
 

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import RESPOND, Context, Event, Message, ToolCall, ToolSpec
-from toolcast.predictor import cues
-from toolcast.predictor.catalog import Catalog, ToolFiller
 from toolcast.predictor.config import ModelConfig
-from toolcast.predictor.slots import Candidate, SlotFeaturizer, SlotRow, SourceCounts
-from toolcast.predictor.text import TextEncoder, split_identifier
+from toolcast.predictor.features import cues
+from toolcast.predictor.features.catalog import Catalog, ToolFiller
+from toolcast.predictor.features.slots import Candidate, SlotFeaturizer, SlotRow, SourceCounts
+from toolcast.predictor.features.text import TextEncoder, split_identifier
 
 # The arrays the model takes, in the order its methods take them; the ONNX contract names its graph
 # inputs with these (torch-free here, so the exporter, the model and the contract share one list).

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import RESPOND, Context, Event, Message, ToolCall
-from toolcast.predictor import cues
-from toolcast.predictor.featurize import (
+from toolcast.predictor.features import cues
+from toolcast.predictor.features.featurizer import (
     EV_SUMMARY,
     SPECIAL_TOOLS,
     TOOL_FEATURE_SIZES,
@@ -39,8 +39,8 @@ from toolcast.predictor.featurize import (
     agent_key,
     event_row,
 )
-from toolcast.predictor.featurize import tool_candidates as _tool_candidates
-from toolcast.predictor.text import MAX_TEXT_CHARS, TextEncoder
+from toolcast.predictor.features.featurizer import tool_candidates as _tool_candidates
+from toolcast.predictor.features.text import MAX_TEXT_CHARS, TextEncoder
 
 _ASCII_CLEAN = {cp: " " if chr(cp) in "\t\n\r" else None for cp in (*range(32), 127)}
 """`text._normalize` on ASCII: tab, newline, return -> space; the other control characters (category

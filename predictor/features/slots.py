@@ -23,9 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from toolcast.data.schema import Context, ToolCall, ToolSpec, canonical_args
-from toolcast.predictor import cues
-from toolcast.predictor.extractors import path_shape
-from toolcast.predictor.text import split_identifier
+from toolcast.predictor.features import cues
+from toolcast.predictor.features.extractors import path_shape
+from toolcast.predictor.features.text import split_identifier
 
 SourceCounts = dict[str, dict[str, dict[str, int]]]
 """Tool -> slot -> `source_sig` -> how many of the slot's values came from that source."""

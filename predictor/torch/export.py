@@ -30,13 +30,8 @@ from toolcast.data.load import iter_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context
 from toolcast.data.splits import split_of
-from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.decode import softmax
-from toolcast.predictor.export_graphs import EXACT, build
-from toolcast.predictor.learned import LearnedPredictor, load_pretrained, to_tensors
-from toolcast.predictor.model import SLOT_INPUTS, NextCallModel
 from toolcast.predictor.modeldir import CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, ModelParts
-from toolcast.predictor.onnx_contract import (
+from toolcast.predictor.onnx.contract import (
     ENCODER,
     FEATURE_INPUTS,
     GRAPHS,
@@ -45,8 +40,13 @@ from toolcast.predictor.onnx_contract import (
     TOLERANCE,
     Variant,
 )
-from toolcast.predictor.onnx_manifest import MANIFEST_VERSION, sha256_file
-from toolcast.predictor.onnx_predictor import Predictor, _session
+from toolcast.predictor.onnx.decode import softmax
+from toolcast.predictor.onnx.manifest import MANIFEST_VERSION, sha256_file
+from toolcast.predictor.onnx.predictor import Predictor, _session
+from toolcast.predictor.protocol import CallPrediction
+from toolcast.predictor.torch.graphs import EXACT, build
+from toolcast.predictor.torch.model import SLOT_INPUTS, NextCallModel
+from toolcast.predictor.torch.predictor import LearnedPredictor, load_pretrained, to_tensors
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,8 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from toolcast.predictor import cues
-from toolcast.predictor.session_slots import PoolCandidate, _Intern, _KeyIndex
-from toolcast.predictor.slots import (
+from toolcast.predictor.features import cues
+from toolcast.predictor.features.slots import (
     _BACK_BUCKETS,
     _EARLIER_PRIO,
     _RANK_BUCKETS,
@@ -36,6 +35,7 @@ from toolcast.predictor.slots import (
     coerce,
     source_sig,
 )
+from toolcast.predictor.session.pool import PoolCandidate, _Intern, _KeyIndex
 
 _N_KINDS, _N_LEN = CAND_FEATURE_SIZES[0], CAND_FEATURE_SIZES[4]
 

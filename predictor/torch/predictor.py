@@ -17,12 +17,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from toolcast.data.schema import Context
-from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.decode import DecodeSettings, decode, top_tools
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import Extract, collate
-from toolcast.predictor.model import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS, NextCallModel
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import Extract, collate
 from toolcast.predictor.modeldir import WEIGHTS_FILE, ModelDirError, ModelParts, read_parts, write_parts
+from toolcast.predictor.onnx.decode import DecodeSettings, decode, top_tools
+from toolcast.predictor.protocol import CallPrediction
+from toolcast.predictor.torch.model import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS, NextCallModel
 
 
 def save_pretrained(model: NextCallModel, parts: ModelParts, path: str | os.PathLike) -> Path:

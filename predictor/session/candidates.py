@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import Context, Event, ToolCall, canonical_args
-from toolcast.predictor.extractors import (
+from toolcast.predictor.features.extractors import (
     KINDS,
     Candidate,
     Mention,
@@ -173,7 +173,7 @@ class CandidatePool(Sequence[Candidate]):
     def slot_pool(self) -> Any:
         """The slot featurizer's `_Pool` over this step, its per-candidate work kept in the session;
         None (build it from the candidates) when the session went on since this step."""
-        from toolcast.predictor.session_slots import SessionPool
+        from toolcast.predictor.session.pool import SessionPool
 
         with self.state.lock:
             if len(self.state.changed) != self._changed or len(self.state.events) != self.n_events:
@@ -237,7 +237,7 @@ class SessionCandidates:
 
     def __call__(self, context: Context, kinds: Any = None) -> Sequence[Candidate]:
         if kinds is not None:
-            from toolcast.predictor.extractors import extract_candidates
+            from toolcast.predictor.features.extractors import extract_candidates
 
             return extract_candidates(context, kinds)
         events = context.events

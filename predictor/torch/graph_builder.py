@@ -12,9 +12,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from toolcast.predictor.config import ModelConfig
-from toolcast.predictor.featurize import TOOL_FEATURE_SIZES
-from toolcast.predictor.onnx_contract import AXES, ENCODER, OPSET, SLOTS, TOOLS, Graph
-from toolcast.predictor.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.features.featurizer import TOOL_FEATURE_SIZES
+from toolcast.predictor.features.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.onnx.contract import AXES, ENCODER, OPSET, SLOTS, TOOLS, Graph
 
 MS = "com.microsoft"
 EXACT = "_exact"
