@@ -28,28 +28,13 @@ class ModelNotAvailableError(RuntimeError):
 
 
 def load_model(path: str) -> Predictor:
-    """The learned model in `path` as a `Predictor`: the ONNX predictor when the directory has an export
-    (`model.onnx`), else the torch one (needs the [train] extra)."""
-    from pathlib import Path
+    """The learned model in `path` as a `Predictor` (`toolcast.predictor.load`: ONNX when exported, else
+    torch)."""
+    from toolcast.predictor import load
+    from toolcast.predictor.modeldir import ModelDirError
 
-    from toolcast.predictor.modeldir import ONNX_FILE, ModelDirError
-
-    if (Path(path) / ONNX_FILE).exists():
-        from toolcast.predictor.onnx.predictor import Predictor as OnnxPredictor
-
-        try:
-            return OnnxPredictor.load(path)
-        except ModelDirError as e:
-            raise ModelNotAvailableError(str(e)) from None
     try:
-        from toolcast.predictor.torch.predictor import LearnedPredictor
-    except ImportError as e:
-        raise ModelNotAvailableError(
-            f"--model {path}: no {ONNX_FILE} (run `toolcast export {path}`), and loading the torch model "
-            f"needs the [train] extra ({e})"
-        ) from None
-    try:
-        return LearnedPredictor.load(path)
+        return load(path)
     except ModelDirError as e:
         raise ModelNotAvailableError(str(e)) from None
 

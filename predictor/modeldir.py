@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from toolcast.predictor.config import Config
-from toolcast.predictor.features.featurizer import Extract, Featurizer, Vocabularies
+from toolcast.predictor.features.featurizer import Extract, Featurizer
 from toolcast.predictor.features.text import TextEncoder
+from toolcast.predictor.features.vocab import Vocabularies
 from toolcast.predictor.versioning import featurizer_digest
 
 CONFIG_FILE = "config.json"

@@ -38,7 +38,7 @@ from toolcast.predictor.features.featurizer import (
     Vocabularies,
 )
 from toolcast.predictor.features.text import TextEncoder, train_tokenizer
-from toolcast.predictor.versioning import featurizer_digest
+from toolcast.predictor.versioning import source_digest
 from toolcast.training.examples import (
     Examples,
     build_examples,
@@ -218,7 +218,7 @@ class NextCallDataModule(L.LightningDataModule):
                     self.config.train.drop_looping,
                     self.extract is not None,
                     self.grow_tools,
-                    featurizer_digest(),
+                    source_digest(),
                     importer_digest(),
                 ]
             ).encode()

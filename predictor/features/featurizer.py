@@ -15,12 +15,9 @@ Layout, chosen so one ONNX session serves every tool set and history length:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,9 +25,10 @@ import numpy as np
 from toolcast.data.schema import RESPOND, Context, Event, Message, ToolCall, ToolSpec
 from toolcast.predictor.config import ModelConfig
 from toolcast.predictor.features import cues
-from toolcast.predictor.features.catalog import Catalog, ToolFiller
+from toolcast.predictor.features.catalog import ToolFiller
 from toolcast.predictor.features.slots import Candidate, SlotFeaturizer, SlotRow, SourceCounts
 from toolcast.predictor.features.text import TextEncoder, split_identifier
+from toolcast.predictor.features.vocab import TOOL_ID_RESPOND, TOOL_ID_UNKNOWN, TOOL_ID_UNSEEN, Vocabularies
 
 # The arrays the model takes, in the order its methods take them; the ONNX contract names its graph
 # inputs with these (torch-free here, so the exporter, the model and the contract share one list).
@@ -49,7 +47,6 @@ SLOT_INPUTS = (
 
 UNKNOWN = "<unknown>"
 SPECIAL_TOOLS: tuple[str, ...] = (RESPOND, UNKNOWN)
-TOOL_ID_UNSEEN, TOOL_ID_RESPOND, TOOL_ID_UNKNOWN = 0, 1, 2
 
 # Event types (0 = padding).
 EV_SUMMARY, EV_SYSTEM, EV_USER, EV_ASSISTANT, EV_CALL, EV_CALL_ERROR = 1, 2, 3, 4, 5, 6
@@ -91,84 +88,6 @@ def gap_bucket(seconds: float | None) -> int:
 def agent_key(metadata: dict[str, Any]) -> str:
     """Which agent wrote the log: harness + model. Agents differ in when they answer instead of calling."""
     return "|".join(str(metadata.get(k) or "") for k in ("source", "agent_implementation", "agent_model"))
-
-
-def _checked_catalog(catalog: dict[str, Any]) -> Catalog:
-    """The catalogue as read, each spec checked here: it is only read at the first context without tools,
-    where a malformed one would fail a prediction instead of the model's load."""
-    for key, entry in catalog.items():
-        if not isinstance(entry, list):
-            raise ValueError(f"catalog[{key!r}]: expected a list of tool specs, got {type(entry).__name__}")
-        for i, spec in enumerate(entry):
-            ToolSpec.from_dict(spec, f"catalog[{key!r}][{i}].")
-    return catalog
-
-
-@dataclass
-class Vocabularies:
-    """Learned ids for tools and agents, extractor kinds, and slot constants; saved as `vocab.json`."""
-
-    tools: dict[str, int] = field(default_factory=dict)
-    """Tool name -> learned id (>= 3; 0 unseen, 1 respond, 2 unknown)."""
-    agents: dict[str, int] = field(default_factory=dict)
-    """`agent_key` -> id (>= 1; 0 unseen)."""
-    kinds: dict[str, int] = field(default_factory=dict)
-    """Extractor kind -> id (>= 1; 0 unknown kind)."""
-    constants: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    """Tool -> slot -> values that recur across task groups (proposed as candidates for that slot)."""
-    transitions: dict[str, dict[str, int]] = field(default_factory=dict)
-    """`cues.transition_keys` key -> next tool (or `<respond>`) -> count, over the training logs."""
-    value_sources: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    """Tool -> slot -> `slots.source_sig` -> how many of the slot's values came from that source."""
-    catalog: Catalog = field(default_factory=dict)
-    """The tools of each agent set-up in the training logs, for contexts that list none (`catalog`)."""
-
-    @property
-    def n_tool_ids(self) -> int:
-        return max(self.tools.values(), default=TOOL_ID_UNKNOWN) + 1
-
-    @property
-    def n_agents(self) -> int:
-        return max(self.agents.values(), default=0) + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tools": self.tools,
-            "agents": self.agents,
-            "kinds": self.kinds,
-            "constants": self.constants,
-            "transitions": self.transitions,
-            "value_sources": self.value_sources,
-            "catalog": self.catalog,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Vocabularies:
-        if not isinstance(d, dict) or not all(
-            isinstance(d.get(k, {}), dict)
-            for k in ("tools", "agents", "kinds", "constants", "transitions", "catalog")
-        ):
-            raise ValueError(
-                "vocab.json: expected an object with tools, agents, kinds, constants, transitions objects"
-            )
-        return cls(
-            tools={str(k): int(v) for k, v in d.get("tools", {}).items()},
-            agents={str(k): int(v) for k, v in d.get("agents", {}).items()},
-            kinds={str(k): int(v) for k, v in d.get("kinds", {}).items()},
-            constants=d.get("constants", {}),
-            transitions=d.get("transitions", {}),
-            value_sources=d.get("value_sources", {}),
-            catalog=_checked_catalog(d.get("catalog", {})),
-        )
-
-    def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(
-            json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True), encoding="utf-8"
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Vocabularies:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 # ---- per-event rows (independent of the tool set, so a trace's rows are computed once) -------------

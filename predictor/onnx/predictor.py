@@ -1,6 +1,6 @@
 """The embedded predictor: onnxruntime + numpy inside the agent's own process, no torch.
 
-`Predictor.load(model_dir)` reads the JSON parts of a model directory (`modeldir.read_parts`), the export
+`OnnxPredictor.load(model_dir)` reads the JSON parts of a model directory (`modeldir.read_parts`), the export
 manifest (`onnx.json`) and the three exported graphs (`onnx_contract`), and checks that they belong
 together: a missing, corrupt, truncated or mismatched file is a `ModelDirError` naming the file and what
 was expected. It then predicts exactly as the torch `LearnedPredictor` does, with the same featurizer and
@@ -172,9 +172,9 @@ def _session(path: Path, name: str, threads: int) -> ort.InferenceSession:
         ) from None
 
 
-class Predictor:
-    """`Predictor` over an exported model directory, on onnxruntime (CPU). Thread-safe: onnxruntime
-    sessions may be run from several threads at once."""
+class OnnxPredictor:
+    """The `Predictor` protocol over an exported model directory, on onnxruntime (CPU). Thread-safe:
+    onnxruntime sessions may be run from several threads at once."""
 
     name = "learned"
     backend = "onnxruntime"
@@ -216,7 +216,7 @@ class Predictor:
         variant: Variant | None = None,
         calibrated: bool = True,
         **kwargs: Any,
-    ) -> Predictor:
+    ) -> OnnxPredictor:
         """Load and check an exported model directory. threads: onnxruntime intra-op threads (1 suits an
         agent process; more helps only large batches). variant: "float" or "int8" (default: the one
         `toolcast export` made the default)."""

@@ -42,7 +42,7 @@ from toolcast.predictor.onnx.contract import (
 )
 from toolcast.predictor.onnx.decode import softmax
 from toolcast.predictor.onnx.manifest import MANIFEST_VERSION, sha256_file
-from toolcast.predictor.onnx.predictor import Predictor, _session
+from toolcast.predictor.onnx.predictor import OnnxPredictor, _session
 from toolcast.predictor.protocol import CallPrediction
 from toolcast.predictor.torch.graphs import EXACT, build
 from toolcast.predictor.torch.model import SLOT_INPUTS, NextCallModel
@@ -162,7 +162,7 @@ def same_calls(a: Sequence[CallPrediction], b: Sequence[CallPrediction], tol: fl
 def compare(
     model: NextCallModel,
     torch_pred: LearnedPredictor,
-    onnx_pred: Predictor,
+    onnx_pred: OnnxPredictor,
     contexts: Sequence[Context],
     k: int = 5,
     tolerance: float = TOLERANCE,
@@ -191,7 +191,7 @@ def compare(
 
 
 def int8_agreement(
-    float_pred: Predictor, int8_pred: Predictor, contexts: Sequence[Context]
+    float_pred: OnnxPredictor, int8_pred: OnnxPredictor, contexts: Sequence[Context]
 ) -> dict[str, float]:
     """Share of contexts where int8's top-1 tool / top-1 call equals float's, and the largest change of
     a probability among the top-3."""
@@ -250,7 +250,7 @@ def export_onnx(
     with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp:
         work = Path(tmp)
         write_graphs(model, parts, work)
-        float_pred = Predictor(parts, sessions(work, "float"))
+        float_pred = OnnxPredictor(parts, sessions(work, "float"))
         cmp = compare(model, torch_pred, float_pred, contexts, tolerance=tolerance)
         name, worst = cmp.largest()
         log.info("onnxruntime vs PyTorch on %d contexts: largest |diff| %.2e (%s)", cmp.examples, worst, name)
@@ -304,7 +304,7 @@ def export_onnx(
     return report
 
 
-def _quantize(work: Path, parts: ModelParts, float_pred: Predictor, contexts: Sequence[Context]) -> dict:
+def _quantize(work: Path, parts: ModelParts, float_pred: OnnxPredictor, contexts: Sequence[Context]) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # quantize_dynamic logs every tensor it skips at INFO on the root logger: noise for the user.
@@ -323,7 +323,7 @@ def _quantize(work: Path, parts: ModelParts, float_pred: Predictor, contexts: Se
             )
     finally:
         logging.disable(logging.NOTSET)
-    int8_pred = Predictor(parts, sessions(work, "int8"))
+    int8_pred = OnnxPredictor(parts, sessions(work, "int8"))
     agreement = int8_agreement(float_pred, int8_pred, contexts)
     log.info("int8 vs float on %d contexts: %s", len(contexts), agreement)
     if agreement["call_top1_agreement"] < INT8_MIN_AGREEMENT:

@@ -22,7 +22,7 @@ from toolcast.predictor.onnx.contract import (
     TOOLS,
     dynamic_axes,
 )
-from toolcast.predictor.onnx.predictor import Predictor, stack, trim
+from toolcast.predictor.onnx.predictor import OnnxPredictor, stack, trim
 from toolcast.predictor.torch.model import EVENT_INPUTS, OUTPUT_NAMES, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.torch.predictor import LearnedPredictor, load_pretrained
 
@@ -98,7 +98,7 @@ def test_export_validates_and_onnx_gives_the_torch_top_k(exported, held_out):
     manifest = json.loads((path / "onnx.json").read_text())
     assert manifest["default"] == "int8" and set(manifest["variants"]) == {"float", "int8"}
     torch_pred = LearnedPredictor.load(path)
-    onnx_pred = Predictor.load(path, variant="float")
+    onnx_pred = OnnxPredictor.load(path, variant="float")
     worst = 0.0
     for context in held_out:
         a, b = torch_pred.predict(context, k=5), onnx_pred.predict(context, k=5)
@@ -118,9 +118,9 @@ def test_int8_top1_agrees_with_float(exported, held_out):
 
     path, report = exported
     assert report.int8["call_top1_agreement"] >= 0.99
-    measured = int8_agreement(Predictor.load(path, variant="float"), Predictor.load(path), held_out)
+    measured = int8_agreement(OnnxPredictor.load(path, variant="float"), OnnxPredictor.load(path), held_out)
     assert measured["tool_top1_agreement"] >= 0.99 and measured["call_top1_agreement"] >= 0.99
-    assert Predictor.load(path).name == "learned-int8"
+    assert OnnxPredictor.load(path).name == "learned-int8"
 
 
 def test_validation_failure_names_the_largest_difference(exported):
@@ -144,7 +144,7 @@ def test_weights_changed_after_export_are_caught(exported, tmp_path):
         model.tool_head.mlp_out.bias.add_(1.0)
     save_model(model, str(d / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ModelDirError, match="model.safetensors changed since the ONNX graphs were exported"):
-        Predictor.load(d)
+        OnnxPredictor.load(d)
 
 
 def test_cli_export_and_eval_prefers_onnx(exported, tmp_path, capsys):
@@ -161,7 +161,7 @@ def test_cli_export_and_eval_prefers_onnx(exported, tmp_path, capsys):
     assert isinstance(load_model(str(d)), LearnedPredictor)  # no export: the torch predictor
     assert main(["export", str(d)]) == 0
     assert "top-k identical: yes" in capsys.readouterr().out
-    assert isinstance(load_model(str(d)), Predictor)
+    assert isinstance(load_model(str(d)), OnnxPredictor)
     assert not (d / "model.int8.onnx").exists()
     assert main(["export", str(tmp_path / "missing")]) == 1
     assert "does not exist" in capsys.readouterr().err
@@ -174,5 +174,5 @@ def test_package_exports_the_onnx_predictor_for_serving():
     import toolcast.predictor as tp
     from toolcast.serving.loading import find_loader
 
-    assert tp.Predictor is Predictor
-    assert find_loader() == Predictor.load
+    assert tp.Predictor is OnnxPredictor
+    assert find_loader() is tp.load
