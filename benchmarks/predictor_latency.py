@@ -21,7 +21,7 @@ thread count (1, 2), wall clock on this process:
 - model p50: the graph runs only (the graphs a step runs, on the arrays the predictor builds);
 - featurizing, each part alone, in the step's situation: event and tool arrays, the predictor's
   argument-value candidates (a session's pool kept across steps, `session_candidates`), slot rows for
-  4 tools (the predictor's path: `session_rows` over the kept pool);
+  4 tools (the predictor's path: `slot_rows` over the kept pool);
 - batch: `predict_batch` over 32 contexts at history 64, contexts per second (featurizing included, the
   contexts' event rows cached as after earlier steps), and model-only contexts per second.
 
@@ -51,9 +51,10 @@ from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Trace
 from toolcast.predictor import load as load_model
+from toolcast.predictor.onnx.arrays import stack
 from toolcast.predictor.onnx.contract import ENCODER, FEATURE_INPUTS, SLOTS
-from toolcast.predictor.onnx.predictor import OnnxPredictor, stack
-from toolcast.predictor.session import slot_rows as session_rows
+from toolcast.predictor.onnx.predictor import OnnxPredictor
+from toolcast.predictor.session import slot_rows
 from toolcast.predictor.session.candidates import CandidatePool
 from toolcast.predictor.torch.model import SLOT_INPUTS
 from toolcast.predictor.torch.predictor import to_tensors
@@ -179,7 +180,7 @@ def featurize_time(
             wanted = [(i, f.tools.specs[i]) for i in range(2, min(6, len(f.tools.names)))]
             built = None
             if isinstance(cands, CandidatePool):  # the predictor's path over a kept pool
-                built = session_rows.build(fz.slot_featurizer, fresh, cands, wanted, fz.cfg.max_slots * 4)
+                built = slot_rows.build(fz.slot_featurizer, fresh, cands, wanted, fz.cfg.max_slots * 4)
             if built is None:
                 fz.slot_featurizer.build(fresh, cands, wanted, fz.cfg.max_slots * 4)
             t3 = time.perf_counter()

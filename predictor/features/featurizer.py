@@ -165,8 +165,19 @@ def tool_candidates(context: Context, max_tools: int) -> ToolSet:
     return ToolSet(names, [None, None, *(by_name.get(n) or ToolSpec(n) for n in names[2:])], index)
 
 
+def slot_requests(tools: ToolSet, slot_tools: Sequence[str]) -> list[tuple[int, ToolSpec]]:
+    """(place in the tool set, spec) of each tool in `slot_tools` that gets slot rows: the specials and
+    tools not in the set get none."""
+    return [
+        (tools.index[t], tools.specs[tools.index[t]])  # type: ignore[misc]  # a real tool has a spec
+        for t in slot_tools
+        if tools.index.get(t, 0) >= len(SPECIAL_TOOLS)
+    ]
+
+
 Extract = Callable[[Context], Sequence[Candidate]]
-"""Argument-value candidates of a context: `toolcast.runtime.extractors.extract_candidates`, passed in."""
+"""Argument-value candidates of a context: `extractors.extract_candidates` (or the session fast path's
+`session.candidates.SessionCandidates`), passed in."""
 
 
 @dataclass
@@ -255,11 +266,7 @@ class Featurizer:
     ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
         """Slot rows (and their candidate values) of `slot_tools`; specials and tools not in the set are
         skipped."""
-        wanted = [
-            (tools.index[t], tools.specs[tools.index[t]])
-            for t in slot_tools
-            if tools.index.get(t, 0) >= len(SPECIAL_TOOLS)
-        ]
+        wanted = slot_requests(tools, slot_tools)
         candidates = self.extract(context) if self.extract is not None and wanted else []
         n = n_rows if n_rows is not None else self.cfg.max_slots * max(1, len(slot_tools))
         return self.slot_featurizer.build(context, candidates, wanted, n, minus_sources)

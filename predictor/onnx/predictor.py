@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +37,11 @@ from toolcast.predictor.features.extractors import extract_candidates
 from toolcast.predictor.features.featurizer import SLOT_INPUTS, SPECIAL_TOOLS, Extract, Features, ToolSet
 from toolcast.predictor.features.slots import SlotRow
 from toolcast.predictor.modeldir import ModelDirError, ModelParts, read_parts
+from toolcast.predictor.onnx.arrays import ToolSetCache, stack, trim
 from toolcast.predictor.onnx.contract import (
-    AXES,
     ENCODER,
     FEATURE_INPUTS,
     GRAPHS,
-    LENGTH_OF,
     MANIFEST_FILE,
     SLOTS,
     TOOL_SET_INPUTS,
@@ -54,59 +51,12 @@ from toolcast.predictor.onnx.contract import (
 from toolcast.predictor.onnx.decode import DecodeSettings, decode, top_tools
 from toolcast.predictor.onnx.manifest import check_files, read_manifest
 from toolcast.predictor.protocol import CallPrediction
-from toolcast.predictor.session import slot_rows as session_rows
-from toolcast.predictor.session.candidates import CandidatePool, SessionCandidates
-from toolcast.predictor.session.event_arrays import RowCache
+from toolcast.predictor.session.candidates import SessionCandidates
+from toolcast.predictor.session.featurizer import SessionFeaturizer
 
 log = logging.getLogger(__name__)
 
 TOOL_SET_TOKEN_AXES = ("name_tokens", "desc_tokens", "param_tokens")
-TOOL_SETS_KEPT = 64
-"""Distinct tool sets whose `tools` graph outputs a predictor keeps (least recently used goes first)."""
-
-
-# ---- arrays: cut to the used size, pad to a batch ------------------------------------------------------
-
-
-def _extent(a: np.ndarray, axis: int) -> int:
-    """1 + the last index along `axis` holding anything non-zero (padding is zeros at the end)."""
-    if a.ndim > 1:
-        a = a.any(axis=tuple(i for i in range(a.ndim) if i != axis))
-    idx = np.flatnonzero(a)
-    return int(idx[-1]) + 1 if idx.size else 0
-
-
-def _cut(axes: tuple[str | None, ...], lengths: dict[str, int]) -> tuple[slice, ...]:
-    return tuple(slice(0, lengths[ax]) if ax in lengths else slice(None) for ax in axes)
-
-
-def trim(arrays: dict[str, np.ndarray], keep: Collection[str] = ()) -> dict[str, np.ndarray]:
-    """One example's arrays (no batch axis) cut on every dynamic axis to the length it uses (>= 1), but
-    the axes in `keep`. A token axis's length is found on its array already cut to the used events,
-    tools, slots and candidates (`LENGTH_OF` lists those first): a third of the work on slot rows."""
-    lengths: dict[str, int] = {}
-    for axis, source in LENGTH_OF.items():
-        if source in arrays and axis not in keep:
-            axes = AXES[source][1:]
-            lengths[axis] = max(1, _extent(arrays[source][_cut(axes, lengths)], axes.index(axis)))
-    return {name: a[_cut(AXES[name][1:], lengths)] if a.ndim else a for name, a in arrays.items()}
-
-
-def stack(examples: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """A batch: each array zero-padded to the largest example on every axis, then stacked."""
-    if len(examples) == 1:
-        return {n: np.ascontiguousarray(examples[0][n][None]) for n in names}
-    out = {}
-    for n in names:
-        parts = [e[n] for e in examples]
-        shape = tuple(max(s) for s in zip(*(p.shape for p in parts), strict=True))
-        batch = np.zeros((len(parts), *shape), parts[0].dtype)
-        for i, p in enumerate(parts):
-            batch[(i, *(slice(0, s) for s in p.shape))] = p
-        out[n] = batch
-    return out
-
-
 # ---- the predictor -------------------------------------------------------------------------------------
 
 
@@ -126,39 +76,7 @@ class Run:
     tool_outputs: dict[str, np.ndarray]
 
 
-class ToolSetCache:
-    """The `tools` graph's outputs per distinct tool set (its arrays' shapes and bytes), least recently
-    used dropped beyond `size`. Thread-safe; two threads missing the same tool set both compute it
-    (same result), which is cheaper than holding a lock across a graph run."""
-
-    def __init__(self, size: int = TOOL_SETS_KEPT):
-        self.size = size
-        self._kept: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(arrays: dict[str, np.ndarray]) -> tuple:
-        return tuple((arrays[n].shape, arrays[n].dtype.str, arrays[n].tobytes()) for n in TOOL_SET_INPUTS)
-
-    def get(self, key: tuple) -> dict[str, np.ndarray] | None:
-        with self._lock:
-            out = self._kept.get(key)
-            if out is not None:
-                self._kept.move_to_end(key)
-            return out
-
-    def put(self, key: tuple, value: dict[str, np.ndarray]) -> None:
-        with self._lock:
-            self._kept[key] = value
-            self._kept.move_to_end(key)
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._kept)
-
-
-def _session(path: Path, name: str, threads: int) -> ort.InferenceSession:
+def inference_session(path: Path, name: str, threads: int) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -193,6 +111,7 @@ class OnnxPredictor:
         if extract is extract_candidates:  # the default: the same candidates, a session's pool kept
             extract = SessionCandidates()
         self.featurizer = parts.featurizer(extract)
+        self.session_featurizer = SessionFeaturizer(self.featurizer)
         self.sessions = {g.name: sessions[g.name] for g in GRAPHS}
         self.inputs = {k: [i.name for i in s.get_inputs()] for k, s in self.sessions.items()}
         self.outputs = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
@@ -203,7 +122,6 @@ class OnnxPredictor:
             self.name = f"learned-{variant}"
         if not calibrated:
             self.name += "-uncalibrated"
-        self._rows = RowCache()
         self._warned_tools = False
         self._tool_sets = ToolSetCache()
         self._check_names()
@@ -236,7 +154,7 @@ class OnnxPredictor:
             )
         check_files(p, manifest, [n for n in manifest["files"] if not n.endswith(".onnx")], required=False)
         check_files(p, manifest, list(files.values()), required=True)
-        sessions = {g.name: _session(p, files[g.name], threads) for g in GRAPHS}
+        sessions = {g.name: inference_session(p, files[g.name], threads) for g in GRAPHS}
         predictor = cls(parts, sessions, calibrated=calibrated, variant=variant, **kwargs)
         predictor._smoke_test()
         return predictor
@@ -327,33 +245,20 @@ class OnnxPredictor:
         }
 
     def features(self, context: Context) -> Features:
-        """`Featurizer.featurize(context)`, event rows cached per event (`event_arrays.RowCache`)."""
+        """`Featurizer.featurize(context)`, through the session fast path (`SessionFeaturizer`)."""
         context = self.featurizer.fill_tools(context)
         if len(context.tools) + len(SPECIAL_TOOLS) > self.featurizer.cfg.max_tools and not self._warned_tools:
             self._warned_tools = True  # once per predictor: an agent's tool set rarely changes
             log.warning("a context lists %d tools; this model takes %d (max_tools %d, set at training): the "
                         "rest are never predicted unless called earlier in the context", len(context.tools),
                         self.featurizer.cfg.max_tools - len(SPECIAL_TOOLS), self.featurizer.cfg.max_tools)
-        return self._rows.features(self.featurizer, context)
+        return self.session_featurizer.features(context)
 
     def slot_features(
         self, context: Context, tools: ToolSet, slot_tools: Sequence[str]
     ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
-        """`Featurizer.slot_features`; over a session's kept pool, built in numpy (`session_rows`, the
-        same arrays and rows)."""
-        fz = self.featurizer
-        wanted = [
-            (tools.index[t], tools.specs[tools.index[t]])
-            for t in slot_tools
-            if tools.index.get(t, 0) >= len(SPECIAL_TOOLS)
-        ]
-        candidates = fz.extract(context) if fz.extract is not None and wanted else []
-        n = fz.cfg.max_slots * max(1, len(slot_tools))
-        if isinstance(candidates, CandidatePool):
-            out = session_rows.build(fz.slot_featurizer, context, candidates, wanted, n)
-            if out is not None:
-                return out
-        return fz.slot_featurizer.build(context, candidates, wanted, n)
+        """`Featurizer.slot_features`, through the session fast path (`SessionFeaturizer`)."""
+        return self.session_featurizer.slot_features(context, tools, slot_tools)
 
     def _run(self, graph: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         session = self.sessions[graph]

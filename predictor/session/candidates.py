@@ -80,12 +80,13 @@ class _State:
         self.calls: list[list[tuple[str, str, str]]] = []
         """Per event: (tool, slot, canonical value) of its arguments (earlier uses)."""
         self.used: dict[tuple[str, str], frozenset[str]] = {}
-        """(tool, slot) / ("", slot) / ("", "") -> canonical values the calls so far passed (`slots.
-        _earlier_uses`); replaced, never changed in place, so a step's pool may keep the one it saw."""
+        """(tool, slot) / ("", slot) / ("", "") -> canonical values the calls so far passed
+        (`values.earlier_uses`); replaced, never changed in place, so a step's pool may keep the one it
+        saw."""
         self.changed: list[int] = []
         """Candidates whose newest mention changed, in fold order (a log the slot caches follow)."""
         self.slot_cache: dict[Any, Any] = {}
-        """The slot featurizer's per-candidate results (`session_slots`)."""
+        """The slot rows' per-candidate tables (`session/tables.py`), kept with the session."""
         self.lock = threading.Lock()
 
     def matches(self, events: Sequence[Event]) -> bool:
@@ -152,7 +153,7 @@ class _State:
 
 class CandidatePool(Sequence[Candidate]):
     """One context's candidates (a `SessionCandidates` step): equal to `extract_candidates(context)`
-    as a sequence; `order`, `sources`, `capped_ranks` and `earlier_uses` for the slot featurizer."""
+    as a sequence; `order`, `sources`, `capped_ranks` and `used` (earlier uses) for `slot_rows.build`."""
 
     def __init__(self, state: _State, n_events: int):
         """Made under the state's lock, with the state at `n_events` events."""
@@ -169,19 +170,6 @@ class CandidatePool(Sequence[Candidate]):
         self.used = state.used
         self._full: list[Candidate] | None = None
         self._changed = len(state.changed)
-
-    def slot_pool(self) -> Any:
-        """The slot featurizer's `_Pool` over this step, its per-candidate work kept in the session;
-        None (build it from the candidates) when the session went on since this step."""
-        from toolcast.predictor.session.pool import SessionPool
-
-        with self.state.lock:
-            if len(self.state.changed) != self._changed or len(self.state.events) != self.n_events:
-                return None
-            return SessionPool(self).pool
-
-    def earlier_uses(self) -> dict[tuple[str, str], set[str]]:
-        return self.used
 
     # ---- the full candidates, on demand (the same objects `extract_candidates` makes) ----
     def _materialize(self) -> list[Candidate]:

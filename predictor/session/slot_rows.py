@@ -32,38 +32,38 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import Context, ToolSpec
+from toolcast.predictor.features.ranking import (
+    BACK_BUCKETS,
+    RANK_BUCKETS,
+    earlier_use,
+    int_priority,
+    rank_term,
+)
 from toolcast.predictor.features.slots import (
-    _BACK_BUCKETS,
-    _EARLIER_PRIO,
-    _KEY_PRIO,
-    _RANK_BUCKETS,
-    _TYPES,
-    CAND_FEATURE_SIZES,
-    SLOT_FEATURE_SIZES,
     SlotFeaturizer,
     SlotRow,
     SlotValue,
-    _schema_types,
-    slot_names,
+    empty_slot_arrays,
+    slot_specs,
 )
-from toolcast.predictor.session.pool import _KeyIndex
+from toolcast.predictor.session.interning import KeyIndex
 from toolcast.predictor.session.tables import (
     _back_table,
     _extras,
     _Group,
-    _key_match,
     _names,
     _sig_buckets,
     _Sources,
     _Step,
     _Types,
+    key_matches,
 )
 
 _EMPTY: frozenset[str] = frozenset()
 _PREFIX_SLACK = 16
 """A group's ranking prefix is made for at least max_candidates + this many values: a slot needs its
 first max_candidates untouched ones, past the (usually few) values its boosts touched."""
-_RANK_TABLE = np.array(_RANK_BUCKETS, np.int64)
+_RANK_TABLE = np.array(RANK_BUCKETS, np.int64)
 
 
 def build(
@@ -88,23 +88,14 @@ def build(
 def _build(sf, context, pool, state, tools, n_rows):
     s_max = n_rows if n_rows is not None else sf.max_slots * max(1, len(tools))
     m, tk = sf.max_candidates, sf.max_name_tokens
-    arr = {
-        "slot_tool": np.zeros(s_max, np.int64),
-        "slot_num": np.zeros((s_max, len(SLOT_FEATURE_SIZES)), np.int64),
-        "slot_name": np.zeros((s_max, tk), np.int64),
-        "slot_mask": np.zeros(s_max, bool),
-        "cand_num": np.zeros((s_max, m, len(CAND_FEATURE_SIZES)), np.int64),
-        "cand_key": np.zeros((s_max, m, tk), np.int64),
-        "cand_event": np.zeros((s_max, m), np.int64),
-        "cand_mask": np.zeros((s_max, m), bool),
-    }
+    arr = empty_slot_arrays(s_max, m, tk)
     rows: list[SlotRow] = []
     if not tools:
         return arr, rows
     cache = state.slot_cache
     keys = cache.get("keys")
     if keys is None:
-        keys = cache["keys"] = _KeyIndex()
+        keys = cache["keys"] = KeyIndex()
     keys.update(state)
     sources = cache.get(("sources", id(sf)))
     if sources is None or sources.sf is not sf:
@@ -129,24 +120,12 @@ def _build(sf, context, pool, state, tools, n_rows):
     names = _names(sf)
     order_l: list[int] = st.order.tolist()
     for tool_index, spec in tools:
-        props = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
-        props = props if isinstance(props, dict) else {}
-        required = spec.parameters.get("required") if isinstance(spec.parameters, dict) else None
-        for slot in slot_names(spec, context, sf.max_slots):
+        for slot, types, enum, num in slot_specs(spec, context, sf.max_slots):
             r = len(rows)
             if r >= s_max:
                 break
-            prop = props.get(slot, {})
-            types = _schema_types(prop)
-            enum = prop.get("enum") if isinstance(prop, dict) and isinstance(prop.get("enum"), list) else []
             slot_tool.append(tool_index)
-            slot_num.append(
-                (
-                    1 if isinstance(required, list) and slot in required else 2,
-                    _TYPES.get(types[0], 0) if types else 0,
-                    1 if enum else 0,
-                )
-            )
+            slot_num.append(num)
             name_ids = names.get(slot)
             if name_ids is None:
                 ids = sf.identifier_ids(slot)
@@ -227,7 +206,7 @@ def _build(sf, context, pool, state, tools, n_rows):
         arr["cand_mask"][er, ec] = True
     for r, j, feats, kind in extras:  # constants / enum members the context does not show
         tool, slot, _g = row_meta[r]
-        arr["cand_num"][r, j] = (*feats[:2], _BACK_BUCKETS[0], *feats[3:], _sig_buckets(sf, tool, slot)[kind])
+        arr["cand_num"][r, j] = (*feats[:2], BACK_BUCKETS[0], *feats[3:], _sig_buckets(sf, tool, slot)[kind])
         arr["cand_mask"][r, j] = True
     return arr, rows
 
@@ -265,7 +244,7 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
     same_slot = used.get((tool, slot), _EMPTY)
     any_tool = used.get(("", slot), _EMPTY)
     const, extra_rows = _extras(sf, tool, slot, types, enum)
-    _km, km_l, km_max, km_hits = _key_match(cache, slot, keys)
+    _km, km_l, km_max, km_hits = key_matches(cache, slot, keys)
     ids = g.tt.canons.ids
     touched: set[int] = set()
     for c in (*same_slot, *any_tool, *const):
@@ -288,32 +267,24 @@ def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) 
     strs, kc_l, ranks_l, fits_l = g.tt.canons.strs, st.kc_l, st.ranks_l, g.fits_l
     for code in touched:
         canon = strs[code]
-        earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
-        e_prio = _EARLIER_PRIO.get(earlier, 0)
+        earlier = earlier_use(canon, same_slot, any_tool, any_slot)
         is_const = 1 if canon in const else 0
         top = None
         members = g.members(code)
         for i in members:
             key = km_l[kc_l[i]]
-            prio = (
-                e_prio
-                + _KEY_PRIO.get(key, 0)
-                + 4 * is_const
-                + (-6 if fits_l[i] == 2 else 0)
-                - 0.05 * min(ranks_l[i], 40)
-            )
+            prio = int_priority(earlier, key, is_const, fits_l[i]) - rank_term(ranks_l[i])
             if top is None or prio > top[0]:
                 top = (prio, i, key)
         assert top is not None
         best.append((-top[0], members[0], top[1], top[2], earlier, is_const))
     for canon, extras in extra_by_canon.items():
-        earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
-        e_prio = _EARLIER_PRIO.get(earlier, 0)
+        earlier = earlier_use(canon, same_slot, any_tool, any_slot)
         row = None
-        for _j, cand, value, _c, ints, rank_term, head, tail in extras:
-            prio = e_prio + ints - rank_term  # the formula's terms: the integer ones sum exactly
+        for _j, cand, value, _c, is_const, fit, head in extras:
+            prio = int_priority(earlier, 0, is_const, fit) - rank_term(cand.rank)
             if row is None or prio > row[0]:
-                row = (prio, (cand, value, canon, (*head, earlier, *tail)))
+                row = (prio, (cand, value, canon, (*head, 0, earlier, is_const, 0, fit)))
         assert row is not None
         best.append((-row[0], n + extras[0][0], row[1], 0, 0, 0))
     # The rest keep the group's order: the first m values no slot boost touched (key match 0 or 1,

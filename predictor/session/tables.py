@@ -18,26 +18,29 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 from toolcast.predictor.features import cues
-from toolcast.predictor.features.slots import (
-    _BACK_BUCKETS,
-    _EARLIER_PRIO,
-    _RANK_BUCKETS,
-    CAND_FEATURE_SIZES,
-    KIND_ENUM,
-    SlotFeaturizer,
-    SlotValue,
-    _bucket,
-    _canon,
-    _fits,
-    _Fixed,
-    _key_words,
-    _value_type,
-    coerce,
-    source_sig,
+from toolcast.predictor.features.ranking import (
+    BACK_BUCKETS,
+    EARLIER_TABLE,
+    MISFIT_PENALTY,
+    N_BACK,
+    N_KINDS,
+    N_LENGTHS,
+    head_features,
+    key_match,
+    rank_term,
 )
-from toolcast.predictor.session.pool import PoolCandidate, _Intern, _KeyIndex
-
-_N_KINDS, _N_LEN = CAND_FEATURE_SIZES[0], CAND_FEATURE_SIZES[4]
+from toolcast.predictor.features.slots import SlotFeaturizer, SlotValue
+from toolcast.predictor.features.values import (
+    KIND_ENUM,
+    bucket,
+    canon,
+    coerce,
+    fits,
+    source_sig,
+    source_text,
+    value_type,
+)
+from toolcast.predictor.session.interning import Intern, KeyIndex
 
 
 def _grown(a: np.ndarray, n: int) -> np.ndarray:
@@ -58,13 +61,13 @@ class _Sources:
         self.event = np.zeros(256, np.int64)
         self.sig = np.zeros(256, np.int64)
         self.where: list[str] = []
-        self.sigs = _Intern()
+        self.sigs = Intern()
         self.tools: dict[str, int] = {}
         self.key_ids = np.zeros((1, sf.max_name_tokens), np.int64)  # by key code ("" and unseen: 0)
         self.key_done = 0
         self.seen = 0
 
-    def update(self, state, keys: _KeyIndex) -> None:
+    def update(self, state, keys: KeyIndex) -> None:
         sf, log = self.sf, state.changed
         n = len(state.vids)
         if n > len(self.kid):
@@ -75,12 +78,11 @@ class _Sources:
         for cid in log[self.seen :]:
             s = state.src[cid]
             kid = sf.kinds.get(s.kind, 0)
-            self.kid[cid] = kid if kid < _N_KINDS else 0
+            self.kid[cid] = kid if kid < N_KINDS else 0
             self.tool[cid] = 0 if s.tool is None else self.tools.setdefault(s.tool, len(self.tools) + 1)
             self.event[cid] = s.event
-            cand = PoolCandidate(s.value, s.event, s.tool, s.path, 0, s.kind, s)
-            self.sig[cid] = self.sigs.code(source_sig(cand, s.kind))
-            self.where[cid] = f"{s.kind}:{s.tool or ''}" + (f".{s.path}" if s.path else "")
+            self.sig[cid] = self.sigs.code(source_sig(s.kind, s.tool, s.path))
+            self.where[cid] = source_text(s.kind, s.tool, s.path)
         self.seen = len(log)
         if len(keys.strs) > self.key_done:  # `_source_info`'s padded key ids, per key
             self.key_ids = _grown(self.key_ids, len(keys.strs))
@@ -106,7 +108,7 @@ class _Types:
 
     def __init__(self, types: list[str]) -> None:
         self.types = types
-        self.canons = _Intern()
+        self.canons = Intern()
         self.table = np.zeros((4, 256), np.int64)  # code, fits, value type, length bucket
         self.cid_of: list[int] = []
         """Code -> the first candidate with that canonical form."""
@@ -132,17 +134,16 @@ class _Types:
             hit = memo.get((tkey, state.vids[cid]))
             if hit is None:
                 v = coerce(state.src[cid].value, types)
-                canon = _canon(v)
-                text = v if isinstance(v, str) else canon
-                hit = (canon, _fits(v, types), _value_type(v), _bucket(len(text), _N_LEN))
+                c = canon(v)
+                text = v if isinstance(v, str) else c
+                hit = (c, fits(v, types), value_type(v), bucket(len(text), N_LENGTHS))
                 if len(memo) >= _BY_VALUE_SIZE:
                     memo.clear()
                 memo[(tkey, state.vids[cid])] = hit
-            canon = hit[0]
-            code = ids.get(canon)
+            code = ids.get(hit[0])
             if code is None:
-                code = ids[canon] = len(strs)
-                strs.append(canon)
+                code = ids[hit[0]] = len(strs)
+                strs.append(hit[0])
                 cid_of.append(cid)
             else:
                 self.dups = True
@@ -171,14 +172,14 @@ class _Types:
 class _Step:
     """What every group and row of one step reads: the pool order, its inverse, ranks, keys."""
 
-    def __init__(self, pool, keys: _KeyIndex) -> None:
+    def __init__(self, pool, keys: KeyIndex) -> None:
         self.order = pool.order_array
         self.n = n = len(self.order)
         self.inv = np.empty(n, np.int64)
         self.inv[self.order] = np.arange(n)
         self.ranks = np.asarray(pool.capped_ranks, np.int64)
         self.ranks_l: list[int] = pool.capped_ranks
-        self.rank_term = 0.05 * np.minimum(self.ranks, 40)
+        self.rank_term = rank_term(self.ranks)
         self.kcodes = keys.codes[self.order]
         self.kc_l: list[int] = self.kcodes.tolist()
         empty = keys.ids.get("")
@@ -207,10 +208,10 @@ class _Group:
         n = st.n
         boosted = np.zeros(len(tt.canons.strs), bool)
         boosted[[c for c in map(tt.canons.ids.get, any_slot) if c is not None]] = True
-        # The base priority, term for term: (earlier-use boost + fit) - 0.05 * rank.
-        ints = np.where(fits == 2, -6, 0)
+        # The base priority (`ranking.type_group`'s): the earlier-use boost of a use in any slot, the fit.
+        ints = np.where(fits == 2, MISFIT_PENALTY, 0)
         if any_slot:
-            ints = ints + np.where(boosted[codes], _EARLIER_PRIO[3], 0)
+            ints = ints + EARLIER_TABLE[np.where(boosted[codes], 3, 0)]
         neg = -(ints.astype(np.float64) - st.rank_term)
         self._dup_members: dict[int, list[int]] | None = None
         self._dup_sorted: tuple[np.ndarray, np.ndarray] | None = None
@@ -286,32 +287,28 @@ class _Group:
         return vals
 
 
-def _key_match(cache: dict, slot: str, keys: _KeyIndex) -> tuple[np.ndarray, list[int], int, list[int]]:
-    """`_rank`'s key match of each key (by code) with a slot name: 0 none, 1 other, 2 shared word, 3 same
-    (an array, a list, their largest, the codes matching 2 or 3); grown as the session meets new keys."""
+def key_matches(cache: dict, slot: str, keys: KeyIndex) -> tuple[np.ndarray, list[int], int, list[int]]:
+    """`ranking.key_match` of each key (by code) with a slot name (an array, a list, their largest, the
+    codes matching 2 or 3); grown as the session meets new keys."""
     hit = cache.get(("key_match", slot))
     if hit is None or len(hit[1]) < len(keys.strs):
-        text, words = _key_words(slot)
         km = [] if hit is None else hit[1]
-        km = km + [
-            0 if not k else 3 if w == text else 2 if ws & words else 1
-            for k, (w, ws) in ((k, _key_words(k)) for k in keys.strs[len(km) :])
-        ]
+        km = km + [key_match(k, slot) for k in keys.strs[len(km) :]]
         matching = [c for c, v in enumerate(km) if v >= 2]
         hit = cache[("key_match", slot)] = (np.array(km, np.int64), km, max(km, default=0), matching)
     return hit
 
 
-_BACK: list[int] = list(_BACK_BUCKETS)
+_BACK: list[int] = list(BACK_BUCKETS)
 _BACK_TABLE = np.array(_BACK, np.int64)
 
 
 def _back_table(n: int) -> np.ndarray:
-    """Recency bucket of every distance up to n (`build`'s `_BACK_BUCKETS` / `_bucket`)."""
+    """Recency bucket of every distance up to n (`SlotFeaturizer.build`'s `BACK_BUCKETS` / `bucket`)."""
     global _BACK_TABLE
     if len(_BACK_TABLE) <= n:
         size = max(n + 1, 2 * len(_BACK))
-        _BACK.extend(_bucket(b, CAND_FEATURE_SIZES[2]) for b in range(len(_BACK), size))
+        _BACK.extend(bucket(b, N_BACK) for b in range(len(_BACK), size))
         _BACK_TABLE = np.array(_BACK, np.int64)
     return _BACK_TABLE
 
@@ -354,7 +351,7 @@ def _sig_buckets(sf: SlotFeaturizer, tool: str, slot: str) -> _SigBuckets:
     if hit is None:
         if len(d) >= 100_000:
             d.clear()
-        hit = d[(tool, slot)] = _SigBuckets(sf._source_probabilities(tool, slot, None))
+        hit = d[(tool, slot)] = _SigBuckets(sf.p_source(tool, slot, None))
     return hit
 
 
@@ -362,9 +359,9 @@ _EXTRAS: WeakKeyDictionary[SlotFeaturizer, dict[tuple, tuple[list, tuple]]] = We
 
 
 def _extras(sf: SlotFeaturizer, tool: str, slot: str, types: list[str], enum: list) -> tuple[set[str], list]:
-    """A slot's constants (canonical forms) and its constant and enum-member rows: (place, candidate,
-    value, canon, the integer terms of its priority but the earlier use's, its rank term, its features
-    before and after the earlier use). Fixed per slot featurizer, tool, slot, types and enum: kept."""
+    """A slot's constants (canonical forms) and its constant and enum-member rows (`slot_extras`): (place,
+    candidate, value, canon, constant, fit, its first features). Fixed per slot featurizer, tool, slot,
+    types and enum: kept."""
     d = _EXTRAS.get(sf)
     if d is None:
         d = _EXTRAS[sf] = {}
@@ -373,28 +370,12 @@ def _extras(sf: SlotFeaturizer, tool: str, slot: str, types: list[str], enum: li
     hit = d.get(key)
     if hit is not None and hit[0] == members:
         return hit[1]
-    const, const_rows = sf._constants(tool, slot, types)
-    rows = list(const_rows)
-    for j, v in enumerate(enum):
-        if isinstance(v, str | int | float):
-            value = coerce(v, types)
-            rows.append((_Fixed(v, KIND_ENUM, j), value, _canon(value), _fits(value, types)))
+    const, rows = sf.slot_extras(tool, slot, types, enum)
     out = []
-    for j, (cand, value, canon, fits) in enumerate(rows):
-        is_const = 1 if canon in const or cand.kind == KIND_ENUM else 0
-        text = value if isinstance(value, str) else canon
-        kid = sf.kinds.get(cand.kind, 0)
-        rank = cand.rank
-        head = (
-            kid if kid < _N_KINDS else 0,
-            _RANK_BUCKETS[rank] if rank < 64 else _bucket(rank + 1, CAND_FEATURE_SIZES[1]),
-            0,
-            _value_type(value),
-            _bucket(len(text), _N_LEN),
-            0,
-        )
-        ints = 4 * is_const + (-6 if fits == 2 else 0)
-        out.append((j, cand, value, canon, ints, 0.05 * min(rank, 40), head, (is_const, 0, fits)))
+    for j, (cand, value, c, fit) in enumerate(rows):
+        is_const = 1 if c in const or cand.kind == KIND_ENUM else 0
+        head = head_features(sf.kinds, cand.kind, cand.rank, value, c)
+        out.append((j, cand, value, c, is_const, fit, head))
     if len(d) >= 100_000:
         d.clear()
     d[key] = (members, (const, out))

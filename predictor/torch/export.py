@@ -42,7 +42,7 @@ from toolcast.predictor.onnx.contract import (
 )
 from toolcast.predictor.onnx.decode import softmax
 from toolcast.predictor.onnx.manifest import MANIFEST_VERSION, sha256_file
-from toolcast.predictor.onnx.predictor import OnnxPredictor, _session
+from toolcast.predictor.onnx.predictor import OnnxPredictor, inference_session
 from toolcast.predictor.protocol import CallPrediction
 from toolcast.predictor.torch.graphs import EXACT, build
 from toolcast.predictor.torch.model import SLOT_INPUTS, NextCallModel
@@ -77,7 +77,7 @@ def write_graphs(model: NextCallModel, parts: ModelParts, out: Path) -> None:
 
 
 def sessions(path: Path, variant: Variant) -> dict:
-    return {g.name: _session(path, g.files[variant], 1) for g in GRAPHS}
+    return {g.name: inference_session(path, g.files[variant], 1) for g in GRAPHS}
 
 
 # ---- validation contexts ----------------------------------------------------------------------------------

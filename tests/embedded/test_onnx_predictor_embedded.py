@@ -22,8 +22,8 @@ from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message
 from toolcast.predictor import Predictor
 from toolcast.predictor.modeldir import ModelDirError
+from toolcast.predictor.onnx.arrays import ToolSetCache, trim
 from toolcast.predictor.onnx.manifest import sha256_file
-from toolcast.predictor.onnx.predictor import ToolSetCache, trim
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 TOL = 1e-4

@@ -12,6 +12,7 @@ from safetensors.torch import save_model
 
 from toolcast.predictor.config import TrainConfig, tiny_config
 from toolcast.predictor.modeldir import ModelDirError
+from toolcast.predictor.onnx.arrays import stack, trim
 from toolcast.predictor.onnx.contract import (
     AXES,
     ENCODER,
@@ -22,7 +23,7 @@ from toolcast.predictor.onnx.contract import (
     TOOLS,
     dynamic_axes,
 )
-from toolcast.predictor.onnx.predictor import OnnxPredictor, stack, trim
+from toolcast.predictor.onnx.predictor import OnnxPredictor
 from toolcast.predictor.torch.model import EVENT_INPUTS, OUTPUT_NAMES, SLOT_INPUTS, TOOL_INPUTS
 from toolcast.predictor.torch.predictor import LearnedPredictor, load_pretrained
 

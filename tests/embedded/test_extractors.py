@@ -7,7 +7,7 @@ import json
 import pytest
 
 from toolcast.data import Context, Message, ToolCall
-from toolcast.runtime.extractors import (
+from toolcast.predictor.features.extractors import (
     EXTRACTORS,
     KINDS,
     extract_candidates,
@@ -148,8 +148,8 @@ def test_dates_only_when_they_are_calendar_dates():
 
 
 def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
-    from toolcast.predictor.features import extractors
-    from toolcast.predictor.features.extractors import MAX_LEAVES, MAX_TEXT
+    from toolcast.predictor.features import extractor_kinds
+    from toolcast.predictor.features.extractor_kinds import MAX_LEAVES, MAX_TEXT
 
     rows = [{"id": f"ORD{i:06d}", "note": f"order number {i} of many"} for i in range(3 * MAX_LEAVES)]
     call = ToolCall("c9", 0, "list_orders", {}, json.dumps(rows))
@@ -159,7 +159,7 @@ def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
     # Sentences inside the output: the same first leaves (rows 0-499 here), one text budget for all.
     numbers = [v for _p, v in EXTRACTORS["number"].fn(call)]
     assert numbers[:2] == [0, 1] and max(numbers) < MAX_LEAVES // 2
-    assert sum(len(text) for _p, text in extractors._texts(call)) <= MAX_TEXT
+    assert sum(len(text) for _p, text in extractor_kinds._texts(call)) <= MAX_TEXT
     ids = {c.value for c in extract_candidates(Context([call], [], {}))}
     assert "ORD000000" in ids and f"ORD{3 * MAX_LEAVES - 1:06d}" not in ids
 
@@ -167,7 +167,8 @@ def test_a_huge_json_output_is_read_up_to_max_leaves_in_reading_order():
 def test_the_parse_memo_keeps_each_output_with_its_own_parse(monkeypatch):
     """The memo was keyed by the output read first but held the parse of the output read again: a call
     filled in meanwhile (the runtime, another thread) left one output paired with another's parse."""
-    from toolcast.predictor.features import extractors
+    from toolcast.predictor.features import extractor_kinds
+
     first, second = '{"id": "first-order-id"}', '{"id": "second-order-id"}'
     call = ToolCall("c", 0, "get", {}, output=first)
     real = ToolCall.output_json
@@ -177,6 +178,6 @@ def test_the_parse_memo_keeps_each_output_with_its_own_parse(monkeypatch):
         return real(self)
 
     monkeypatch.setattr(ToolCall, "output_json", filled_meanwhile)
-    extractors._output_json(call)
+    extractor_kinds._output_json(call)
     monkeypatch.setattr(ToolCall, "output_json", real)
-    assert extractors._output_json(ToolCall("d", 0, "get", {}, output=first)) == {"id": "first-order-id"}
+    assert extractor_kinds._output_json(ToolCall("d", 0, "get", {}, output=first)) == {"id": "first-order-id"}
