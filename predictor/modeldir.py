@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from toolcast.predictor.config import Config
 from toolcast.predictor.features.featurizer import Extract, Featurizer
@@ -38,6 +39,7 @@ WEIGHTS_FILE = "model.safetensors"
 CALIBRATION_FILE = "calibration.json"
 METRICS_FILE = "metrics.json"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 ONNX_FILE = "model.onnx"
 JSON_PARTS = (CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, CALIBRATION_FILE)
 
@@ -110,36 +112,30 @@ def _read_json(path: Path, name: str) -> Any:
         raise ModelDirError(path, f"{name} is not valid JSON (corrupt or truncated?): {e}") from None
 
 
+def _parse(path: Path, name: str, parse: Callable[[Any], T]) -> T:
+    """`parse` of a JSON file of the directory; what it rejects is a `ModelDirError` naming the file."""
+    try:
+        return parse(_read_json(path, name))
+    except ModelDirError:
+        raise
+    except ValueError as e:
+        raise ModelDirError(path, f"{name}: {e}") from None
+
+
 def read_parts(path: str | os.PathLike) -> ModelParts:
     """Read and cross-check config, tokenizer, vocabularies, calibration and the metrics card."""
     p = Path(path)
     if not p.is_dir():
         raise ModelDirError(p, "does not exist or is not a directory")
-    try:
-        config = Config.from_dict(_read_json(p, CONFIG_FILE))
-    except ValueError as e:
-        if isinstance(e, ModelDirError):
-            raise
-        raise ModelDirError(p, f"{CONFIG_FILE}: {e}") from None
-    tok = p / TOKENIZER_FILE
+    config = _parse(p, CONFIG_FILE, Config.from_dict)
     _read_json(p, TOKENIZER_FILE)
-    tokenizer_json = tok.read_text(encoding="utf-8")
+    tokenizer_json = (p / TOKENIZER_FILE).read_text(encoding="utf-8")
     try:
         encoder = TextEncoder.from_json(tokenizer_json)
     except ValueError as e:
         raise ModelDirError(p, f"{TOKENIZER_FILE}: {e}") from None
-    try:
-        vocab = Vocabularies.from_dict(_read_json(p, VOCAB_FILE))
-    except ValueError as e:
-        if isinstance(e, ModelDirError):
-            raise
-        raise ModelDirError(p, f"{VOCAB_FILE}: {e}") from None
-    try:
-        calibration = Calibration.from_dict(_read_json(p, CALIBRATION_FILE))
-    except ValueError as e:
-        if isinstance(e, ModelDirError):
-            raise
-        raise ModelDirError(p, f"{CALIBRATION_FILE}: {e}") from None
+    vocab = _parse(p, VOCAB_FILE, Vocabularies.from_dict)
+    calibration = _parse(p, CALIBRATION_FILE, Calibration.from_dict)
     m = config.model
     if encoder.vocab_size != m.text_vocab_size:
         raise ModelDirError(

@@ -20,7 +20,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from toolcast.data.schema import RESPOND, Context, Trace
-from toolcast.predictor.baselines import (
+from toolcast.predictor.baselines.calls import (
     SignatureModel,
     decision_contexts,
     rank_calls,

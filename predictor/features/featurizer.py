@@ -71,6 +71,46 @@ call failed, p(t | last tool), p(t | last two tools), words of its name in the l
 the agent's latest text, content words of its description in the latest user message)."""
 
 
+def call_history(context: Context) -> tuple[dict[str, int], dict[str, tuple[int, bool]]]:
+    """Per tool: how many calls the context made of it, and (calls since its last one + 1, whether that
+    one failed)."""
+    count: dict[str, int] = {}
+    last: dict[str, tuple[int, bool]] = {}
+    calls = [e for e in context.events if isinstance(e, ToolCall)]
+    for k, call in enumerate(calls):
+        count[call.tool] = count.get(call.tool, 0) + 1
+        last[call.tool] = (len(calls) - k, call.error)
+    return count, last
+
+
+def tool_features(
+    tool: str,
+    listed: int,
+    count: dict[str, int],
+    last: dict[str, tuple[int, bool]],
+    p_bigram: int,
+    p_trigram: int,
+    name_words: frozenset[str],
+    desc_words: frozenset[str],
+    user_words: frozenset[str],
+    agent_words: frozenset[str],
+) -> tuple[int, ...]:
+    """A tool candidate's context features (`TOOL_FEATURE_SIZES`); `listed` 1, or 2 seen only, the
+    transition probabilities already bucketed (`cues.p_bucket`)."""
+    ago, err = last.get(tool, (0, False))
+    return (
+        min(count.get(tool, 0), TOOL_FEATURE_SIZES[0] - 1),
+        0 if not ago else min(TOOL_FEATURE_SIZES[1] - 1, 1 + int(math.log2(ago))),
+        listed,
+        0 if not ago else 1 + int(err),
+        p_bigram,
+        p_trigram,
+        cues.overlap(name_words, user_words),
+        cues.overlap(name_words, agent_words),
+        cues.desc_overlap(desc_words, user_words),
+    )
+
+
 def length_bucket(n: int) -> int:
     """0 for nothing, then log2 buckets: 1, 2-3, 4-7, ... capped."""
     return 0 if n <= 0 else min(N_LEN_BUCKETS - 1, 1 + int(math.log2(n)))
@@ -309,12 +349,7 @@ class Featurizer:
         params = np.zeros((c, cfg.max_param_tokens), np.int64)
         tool_id[0], tool_id[1] = TOOL_ID_RESPOND, TOOL_ID_UNKNOWN
         listed = {t.name for t in context.tools}
-        count: dict[str, int] = {}
-        last: dict[str, tuple[int, bool]] = {}
-        calls = [e for e in context.events if isinstance(e, ToolCall)]
-        for k, call in enumerate(calls):
-            count[call.tool] = count.get(call.tool, 0) + 1
-            last[call.tool] = (len(calls) - k, call.error)
+        count, last = call_history(context)
         bigram, trigram = (
             cues.probabilities(self.vocab.transitions, key, minus) for key in cues.transition_keys(context)
         )
@@ -329,17 +364,10 @@ class Featurizer:
             tool_id[i] = self.vocab.tools.get(tname, TOOL_ID_UNSEEN)
             nt, dt, pt = self.tool_text(spec)
             name[i, : len(nt)], desc[i, : len(dt)], params[i, : len(pt)] = nt, dt, pt
-            ago, err = last.get(tname, (0, False))
-            tool_num[i] = (
-                min(count.get(tname, 0), TOOL_FEATURE_SIZES[0] - 1),
-                0 if not ago else min(TOOL_FEATURE_SIZES[1] - 1, 1 + int(math.log2(ago))),
-                1 if tname in listed else 2,
-                0 if not ago else 1 + int(err),
-                cues.p_bucket(bigram, tname),
-                cues.p_bucket(trigram, tname),
-                cues.overlap(nw, user_words),
-                cues.overlap(nw, agent_words),
-                cues.desc_overlap(self.description_words(spec.description), user_words),
+            tool_num[i] = tool_features(
+                tname, 1 if tname in listed else 2, count, last, cues.p_bucket(bigram, tname),
+                cues.p_bucket(trigram, tname), nw, self.description_words(spec.description), user_words,
+                agent_words,
             )
         mask = np.zeros(c, bool)
         mask[: len(tools.names)] = True

@@ -198,9 +198,8 @@ class SlotFeaturizer:
     ) -> tuple[dict[str, np.ndarray], list[SlotRow]]:
         """Arrays for `tools` ((candidate index, spec) pairs) and the rows' values, in row order;
         `minus`: source counts to leave out (training: the example's own task group)."""
-        s_max = n_rows if n_rows is not None else self.max_slots * max(1, len(tools))
-        m, tk = self.max_candidates, self.max_name_tokens
-        arr = empty_slot_arrays(s_max, m, tk)
+        arr = self.empty_arrays(n_rows, len(tools))
+        s_max = len(arr["slot_mask"])
         rows: list[SlotRow] = []
         if not tools:
             return arr, rows
@@ -246,6 +245,11 @@ class SlotFeaturizer:
                     arr["cand_mask"][r, : len(chosen)] = True
                 rows.append(SlotRow(spec.name, slot, values))
         return arr, rows
+
+    def empty_arrays(self, n_rows: int | None, n_tools: int) -> dict[str, np.ndarray]:
+        """The slot arrays, all padding: `n_rows` rows, default `max_slots` per tool."""
+        n = n_rows if n_rows is not None else self.max_slots * max(1, n_tools)
+        return empty_slot_arrays(n, self.max_candidates, self.max_name_tokens)
 
     def _source_info(self, cand: Any) -> tuple[list[int], str, str, str]:
         """What a candidate's source gives its slot rows: its key's token ids (padded), "kind:role",

@@ -15,7 +15,6 @@ logs' usual case) both are one `str.translate` and one regular expression, the s
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Sequence
@@ -37,7 +36,9 @@ from toolcast.predictor.features.featurizer import (
     Featurizer,
     ToolSet,
     agent_key,
+    call_history,
     event_row,
+    tool_features,
 )
 from toolcast.predictor.features.featurizer import tool_candidates as _tool_candidates
 from toolcast.predictor.features.text import MAX_TEXT_CHARS, TextEncoder
@@ -197,33 +198,16 @@ class ToolArrays:
         listed = {t.name for t in context.tools}
         fixed = self._fixed(fz, tools, listed)
         tool_id, name, desc, params, mask, rows = fixed
-        count: dict[str, int] = {}
-        last: dict[str, tuple[int, bool]] = {}
-        calls = [e for e in context.events if isinstance(e, ToolCall)]
-        for k, call in enumerate(calls):
-            count[call.tool] = count.get(call.tool, 0) + 1
-            last[call.tool] = (len(calls) - k, call.error)
+        count, last = call_history(context)
         bigram, trigram = (self._bucket(fz, key) for key in cues.transition_keys(context))
         user_words, agent_words = self._latest_texts(context)
         tool_num = np.zeros((fz.cfg.max_tools, len(TOOL_FEATURE_SIZES)), np.int64)
         tool_num[0, 4:6] = bigram[RESPOND], trigram[RESPOND]
-        n_calls, n_ago = TOOL_FEATURE_SIZES[0] - 1, TOOL_FEATURE_SIZES[1] - 1
-        nums = []
-        for tname, is_listed, nw, dw in rows:
-            ago, err = last.get(tname, (0, False))
-            nums.append(
-                (
-                    min(count.get(tname, 0), n_calls),
-                    0 if not ago else min(n_ago, 1 + int(math.log2(ago))),
-                    is_listed,
-                    0 if not ago else 1 + int(err),
-                    bigram[tname],
-                    trigram[tname],
-                    cues.overlap(nw, user_words),
-                    cues.overlap(nw, agent_words),
-                    cues.desc_overlap(dw, user_words),
-                )
-            )
+        nums = [
+            tool_features(tname, is_listed, count, last, bigram[tname], trigram[tname], nw, dw, user_words,
+                          agent_words)
+            for tname, is_listed, nw, dw in rows
+        ]
         if nums:
             tool_num[2 : 2 + len(nums)] = nums
         return {

@@ -43,7 +43,6 @@ from toolcast.predictor.features.slots import (
     SlotFeaturizer,
     SlotRow,
     SlotValue,
-    empty_slot_arrays,
     slot_specs,
 )
 from toolcast.predictor.session.interning import KeyIndex
@@ -86,9 +85,8 @@ def build(
 
 
 def _build(sf, context, pool, state, tools, n_rows):
-    s_max = n_rows if n_rows is not None else sf.max_slots * max(1, len(tools))
-    m, tk = sf.max_candidates, sf.max_name_tokens
-    arr = empty_slot_arrays(s_max, m, tk)
+    arr = sf.empty_arrays(n_rows, len(tools))
+    s_max, tk = len(arr["slot_mask"]), sf.max_name_tokens
     rows: list[SlotRow] = []
     if not tools:
         return arr, rows

@@ -257,91 +257,16 @@ class NextCallModel(nn.Module):
         state = states[:, 0] if self.cfg.pooling == "summary" else _masked_mean(states, ev_mask)  # (B, H)
         return self.tool_head(state, tool_repr, tool_num, tool_mask), state, states, tool_repr
 
-    def score_slots(
-        self,
-        state,
-        states,
-        tool_repr,
-        slot_tool,
-        slot_num,
-        slot_name,
-        slot_mask,
-        cand_num,
-        cand_key,
-        cand_event,
-        cand_mask,
-    ):
-        """Slot rows of any tools of the candidate set -> slot_logits (B, S, M + 2)."""
-        return self.slot_head(
-            state,
-            states,
-            tool_repr,
-            slot_tool,
-            slot_num,
-            slot_name,
-            slot_mask,
-            cand_num,
-            cand_key,
-            cand_event,
-            cand_mask,
-        )
+    def score_slots(self, state, states, tool_repr, *slots):
+        """Slot rows of any tools of the candidate set -> slot_logits (B, S, M + 2). `slots`: the arrays
+        named in `SLOT_INPUTS`, in that order."""
+        return self.slot_head(state, states, tool_repr, *slots)
 
-    def forward(
-        self,
-        ev_type,
-        ev_tool,
-        ev_num,
-        ev_keys,
-        ev_text,
-        ev_mask,
-        agent,
-        tool_id,
-        tool_num,
-        tool_name,
-        tool_desc,
-        tool_params,
-        tool_mask,
-        slot_tool,
-        slot_num,
-        slot_name,
-        slot_mask,
-        cand_num,
-        cand_key,
-        cand_event,
-        cand_mask,
-    ):
-        tool_logits, state, states, tool_repr = self.encode(
-            ev_type,
-            ev_tool,
-            ev_num,
-            ev_keys,
-            ev_text,
-            ev_mask,
-            agent,
-            tool_id,
-            tool_num,
-            tool_name,
-            tool_desc,
-            tool_params,
-            tool_mask,
-        )
-        slot_logits = self.score_slots(
-            state,
-            states,
-            tool_repr,
-            slot_tool,
-            slot_num,
-            slot_name,
-            slot_mask,
-            cand_num,
-            cand_key,
-            cand_event,
-            cand_mask,
-        )
-        return tool_logits, slot_logits
-
-    def forward_dict(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self(*(batch[name] for name in INPUT_NAMES))
+    def forward(self, *inputs):
+        """The arrays named in `INPUT_NAMES`, in that order -> (tool_logits, slot_logits)."""
+        n = len(EVENT_INPUTS) + len(TOOL_INPUTS)
+        tool_logits, state, states, tool_repr = self.encode(*inputs[:n])
+        return tool_logits, self.score_slots(state, states, tool_repr, *inputs[n:])
 
 
 def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
