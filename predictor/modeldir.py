@@ -2,13 +2,13 @@
 
     config.json        model + training configuration (`predictor.config.Config`)
     tokenizer.json     the WordPiece tokenizer trained on the logs (Hugging Face `tokenizers` format)
-    vocab.json         tool / agent / extractor-kind ids and slot constants (`featurize.Vocabularies`)
+    vocab.json         tool / agent / extractor-kind ids and slot constants (`features/vocab.py`)
     model.safetensors  the weights (torch side; never a pickle)
     calibration.json   temperatures of the tool and slot heads, fitted on validation
     metrics.json       the metrics card: data, splits, figures before and after calibration
     tools.onnx         the tool-set graph (run once per tool set) } written by `toolcast export`
-    model.onnx         the context + tool graph                    } (`predictor/export.py`; names, axes,
-    slots.onnx         the argument-slot graph                     } opset: `predictor/onnx_contract.py`)
+    model.onnx         the context + tool graph                    } (`torch/export.py`; names, axes,
+    slots.onnx         the argument-slot graph                     } opset: `onnx/contract.py`)
     onnx.json          the export manifest: variants, sha256 of every file used, validation figures
     tools.int8.onnx, model.int8.onnx, slots.int8.onnx   with `toolcast export --quantize int8`
 

@@ -1,6 +1,6 @@
 """Request and response bodies of the HTTP API, kept apart (a request is never echoed as a response).
 
-A context travels in the canonical schema (../shared/DESIGN.md, "Canonical trace"): `events` are the
+A context travels in the canonical schema (docs/architecture.md, "The canonical trace"): `events` are the
 canonical event dicts, validated by the schema's own `event_from_dict`, so the server accepts exactly
 what the importers write and a bad event gets a 422 naming its field (`events[3].turn`). The JSON schema
 given for events below documents that shape for OpenAPI; `toolcast.data.schema` stays the authority.

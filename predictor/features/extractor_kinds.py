@@ -24,8 +24,8 @@ MAX_TEXT = 20_000
 MAX_LEAVES = 1_000
 """Leaves of one JSON tool output read by the extractors, in reading order: a 10,000-row listing is not
 10,000 arguments, and every value read costs the first step ~25 us and each later step a share (a 1 MB
-output took a 1 s step without it). In ../shared/data 53 outputs are longer (stock listings) and no later
-argument comes from past their 1,000th leaf."""
+output took a 1 s step without it). In the development logs (tau2-bench and BFCL runs) 53 outputs are
+longer (stock listings) and no later argument comes from past their 1,000th leaf."""
 MAX_WHOLE_OUTPUT = 256
 """A non-JSON tool output at most this long (one line) is itself a candidate value (an id, a path)."""
 

@@ -231,7 +231,7 @@ class Candidate:
 
 def extract_candidates(context: Context, kinds: Iterable[str] | None = None) -> list[Candidate]:
     """Distinct values of the context (type-exact), ordered by their newest mention. From scratch: the
-    specification `session_candidates.SessionCandidates` (a session's pool kept across steps) matches."""
+    specification `session.candidates.SessionCandidates` (a session's pool kept across steps) matches."""
     groups: dict[str, list[Mention]] = {}
     for m, vid in _mentions_with_ids(context, kinds):
         groups.setdefault(vid, []).append(m)

@@ -12,7 +12,7 @@ priority is `int_priority(...) - rank_term(rank)`. Equal values keep the best of
 first of equals), ties keep pool order. `key_match` says how a value's key relates to the slot's name.
 
 `rank` is the reference ranking: it scores only the values a slot's own boosts touch and merges them with
-the type group's ranking (`_group`: every value's priority without slot-specific boosts), which gives the
+the type group's ranking (`type_group`: every value's priority without slot-specific boosts), which gives the
 same rows as scoring every value (tests/predictor/test_slot_ranking.py checks it against that plain loop).
 The session fast path (`session/slot_rows.py`) does the same in numpy with `EARLIER_TABLE` / `KEY_TABLE`.
 """

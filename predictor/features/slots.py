@@ -1,7 +1,7 @@
 """Argument slots -> fixed-rank arrays: for each (tool, slot), the value candidates and their features.
 
 NumPy only, shared by training and the embedded predictor. The candidate values come from the symbolic
-extractors (`toolcast.runtime.extractors`, passed in: the predictor package never imports the runtime)
+extractors (`extractors.extract_candidates`, or the session's kept candidates, passed in)
 plus, per slot, the slot's cross-task constants (learned from the training logs with each value counted
 once per task group, so a user id of one task never becomes a "constant") and its JSON-schema enum.
 

@@ -1,11 +1,11 @@
 """The ONNX contract, declared once: graphs, input/output names, dynamic axes, opset, tolerance, files.
 
-Torch-free, so both sides read the same declaration: the exporter (`predictor/export.py`, torch) builds
-the graphs from it, and the embedded predictor (`predictor/onnx_predictor.py`, onnxruntime) trims and
+Torch-free, so both sides read the same declaration: the exporter (`torch/export.py`) builds
+the graphs from it, and the embedded predictor (`onnx/predictor.py`, onnxruntime) trims and
 pads its arrays by it. The predictor still takes the names it feeds and fetches from the session itself
 (`session.get_inputs()`), and checks them against what the featurizer produces.
 
-Three graphs (written node by node from the trained weights by `export_graphs`):
+Three graphs (written node by node from the trained weights by `torch/graphs.py`):
 - `tools`: the tool set -> `tool_repr` and what the other two graphs read of it (`tool_events`,
   `tool_head`, `tool_slots`); it depends on the tool set only, so the predictor runs it once per tool
   set and keeps the result;

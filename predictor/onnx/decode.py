@@ -41,8 +41,9 @@ class DecodeSettings:
     repeat_factor: float = 0.002
     """p(call) multiplier when two slots of one call would take the same text value (3+ characters):
     the slots are scored independently, and both sides of a flight search (origin, destination) like
-    the same airport code. Agents almost never do: 3 of the 3,632 training calls of ../shared/data with
-    two or more such values (0.08%); on its test split 147 of a model's top-3 calls did, none right."""
+    the same airport code. Agents almost never do: 3 of the 3,632 training calls of the development
+    logs (tau2-bench and BFCL runs) with two or more such values (0.08%); on its test split 147 of a
+    model's top-3 calls did, none right."""
 
 
 def top_tools(tools: ToolSet, p_tool: np.ndarray, n: int) -> list[str]:

@@ -1,6 +1,6 @@
 """The export manifest (`onnx.json`) of a model directory: its format, and the sha256 of every file the
 export read or wrote, checked at load so a missing, truncated, corrupted or mismatched file is a clear
-`ModelDirError` (`toolcast export` writes it, `onnx_predictor.Predictor.load` reads it). Torch-free."""
+`ModelDirError` (`toolcast export` writes it, `OnnxPredictor.load` reads it). Torch-free."""
 
 from __future__ import annotations
 

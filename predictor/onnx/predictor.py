@@ -1,13 +1,13 @@
 """The embedded predictor: onnxruntime + numpy inside the agent's own process, no torch.
 
 `OnnxPredictor.load(model_dir)` reads the JSON parts of a model directory (`modeldir.read_parts`), the export
-manifest (`onnx.json`) and the three exported graphs (`onnx_contract`), and checks that they belong
+manifest (`onnx.json`) and the three exported graphs (`contract.py`), and checks that they belong
 together: a missing, corrupt, truncated or mismatched file is a `ModelDirError` naming the file and what
 was expected. It then predicts exactly as the torch `LearnedPredictor` does, with the same featurizer and
 `decode`:
 
 1. featurize the context (event rows cached per event, so a growing session re-encodes only new events;
-   argument-value candidates kept per session by `session_candidates.SessionCandidates`, which adds only
+   argument-value candidates kept per session by `session.candidates.SessionCandidates`, which adds only
    the new events' mentions);
 2. the tool set's tensors: run the `tools` graph once per distinct tool set and keep the result
    (`ToolSetCache`, keyed by the tool arrays' bytes), then the `encoder` graph -> tool logits and the

@@ -2,21 +2,22 @@
 
 `SlotFeaturizer.build` ranks the pool once per slot in Python and writes each chosen value's features
 one tuple at a time (~150 µs a slot, ~1.5 ms a step at history 64). Over a session's kept pool
-(`session_candidates.CandidatePool`) almost everything a row reads of a candidate is fixed between
-steps and is kept per candidate number (`session_tables`): its canonical form, fit, value type and
+(`candidates.CandidatePool`) almost everything a row reads of a candidate is fixed between
+steps and is kept per candidate number (`tables.py`): its canonical form, fit, value type and
 length under each list of schema types; its key, kind, source tool, source event and `source_sig`
 (those follow the newest mention, through the pool's change log). A step then:
 
 1. per list of schema types, ranks the pool by the priority every slot gives a value (fit, rank, a use
-   in any slot), in numpy, as `session_slots.SessionPool.group` does;
+   in any slot), in numpy, as `ranking.type_group` does;
 2. per slot, rescores only the values its own boosts touch (earlier uses of this slot or slot name,
    its constants, keys matching its name) and merges them with the first untouched values of that
-   ranking (both sorted: each touched value's column by bisection): `slots._rank`'s rule, term for
-   term, so the same values in the same order. An untouched value's features and `SlotValue` are the
-   same in every row of the group: taken from the group's ranking prefix;
+   ranking (both sorted: each touched value's column by bisection): `ranking.rank`'s rule, with its
+   `int_priority` and `key_match`, so the same values in the same order. An untouched value's
+   features and `SlotValue` are the same in every row of the group: taken from the group's ranking
+   prefix;
 3. gathers the features of every chosen value of every row at once (fancy indexing), and fills in the
-   few rows' constants and enum members the context does not show, as `_rank` makes them (kept per
-   slot featurizer, tool, slot, types and enum, as are the p(source | tool, slot) buckets).
+   few rows' constants and enum members the context does not show, as `ranking.rank` makes them
+   (kept per slot featurizer, tool, slot, types and enum, as are the p(source | tool, slot) buckets).
 
 `build` returns exactly `SlotFeaturizer.build(context, pool, tools, n_rows)` (arrays bitwise, rows
 equal): tests/embedded/test_session_rows.py checks it over growing sample sessions and generated
@@ -232,7 +233,7 @@ def _p_buckets(sf: SlotFeaturizer, sources: _Sources, row_meta, cache: dict) -> 
 
 
 def _rank(sf, tool, slot, types, enum, g: _Group, st: _Step, keys, cache, used) -> tuple[list, list[int]]:
-    """`SlotFeaturizer._rank` over a step's group: the slot's best values as (placed, untouched).
+    """`ranking.rank` over a step's group: the slot's best values as (placed, untouched).
     placed: the values a slot boost touches, each as (column, pool position, key match, earlier use,
     constant), or (column, (candidate, value, canon, features), 0, 0, 0) for a constant or enum member
     the context does not show; untouched: the group's ranking prefix indices filling the other columns,

@@ -1,7 +1,7 @@
-"""Per-candidate tables of a session's kept pool, for `session_rows` (the slot rows of a step in numpy).
+"""Per-candidate tables of a session's kept pool, for `slot_rows` (the slot rows of a step in numpy).
 
 What a slot row reads of a candidate is kept here per candidate number, in the session's state
-(`session_candidates._State.slot_cache`): under each list of schema types its canonical form, fit,
+(`candidates._State.slot_cache`): under each list of schema types its canonical form, fit,
 value type and length bucket (they depend on the value id only) and its `SlotValue`; under one slot
 featurizer its kind id, source tool, source event, `source_sig` and key tokens (they follow the newest
 mention, through the pool's change log). `_Step` and `_Group` are one step's views: the pool order,
@@ -196,7 +196,7 @@ class _Step:
 
 class _Group:
     """One step's pool under one list of types: the ranking every slot of these types starts from
-    (`slots._group`: best base priority per value, the first of equals; values by it, ties by their
+    (`ranking.type_group`: best base priority per value, the first of equals; values by it, ties by their
     first position)."""
 
     def __init__(self, tt: _Types, st: _Step, any_slot) -> None:

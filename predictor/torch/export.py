@@ -1,7 +1,7 @@
 """ONNX export of a trained model directory, validated against PyTorch before anything is kept.
 
-The contract (graphs, names, dynamic axes, opset, tolerance) is declared once in `onnx_contract`. Here:
-write the three graphs from the trained weights (`export_graphs`: the same function in far fewer nodes
+The contract (graphs, names, dynamic axes, opset, tolerance) is declared once in `onnx/contract.py`. Here:
+write the three graphs from the trained weights (`graphs.py`: the same function in far fewer nodes
 than a traced export, which is what a step's latency is made of), run them with onnxruntime beside
 PyTorch on real validation contexts (the
 validation split of the logs the model was trained on, as `metrics.json` records them, else the bundled
@@ -70,7 +70,7 @@ class ExportValidationError(RuntimeError):
 
 
 def write_graphs(model: NextCallModel, parts: ModelParts, out: Path) -> None:
-    """The float graphs of `onnx_contract.GRAPHS`, from the model's weights, into `out`."""
+    """The float graphs of `contract.GRAPHS`, from the model's weights, into `out`."""
     for name, graph in build(model, parts.config.model).items():
         (f,) = [g.files["float"] for g in GRAPHS if g.name == name]
         onnx.save(graph, str(out / f))

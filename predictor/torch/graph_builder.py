@@ -1,4 +1,4 @@
-"""A small ONNX graph builder for `export_graphs`: named initializers, nodes with generated names, and
+"""A small ONNX graph builder for `graphs.py`: named initializers, nodes with generated names, and
 the recurring pieces of the hand-written graphs (a sum of categorical embeddings, a bag of tokens, a
 per-batch-row gather, Add + LayerNormalization). Torch-free; the export imports it (needs `onnx`)."""
 

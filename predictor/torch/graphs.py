@@ -1,10 +1,10 @@
 """The three ONNX graphs, written node by node from a trained `NextCallModel`'s weights (no retraining).
 
 Why by hand: the model is tiny (hidden 64, two BERT layers, <= 65 events), and the traced export of
-`predictor/model.py` had 213 + 112 nodes after onnxruntime's own optimizations, most of them shape
+`torch/model.py` had 213 + 112 nodes after onnxruntime's own optimizations, most of them shape
 bookkeeping, casts and one Gather per embedding table. These graphs compute the same function with a
 quarter of the nodes and less memory traffic (`export.py` still validates every output against PyTorch
-within `onnx_contract.TOLERANCE`):
+within `onnx/contract.py`'s `TOLERANCE`):
 
 - every "embedding, then a linear layer" is one table: the linear layer is multiplied into the table at
   export (`E @ W.T`), and biases go into a table every row gathers once;
@@ -278,7 +278,7 @@ def slots_graph(w: dict[str, np.ndarray], cfg: ModelConfig) -> onnx.ModelProto:
 
 
 def build(model: Any, cfg: ModelConfig) -> dict[str, onnx.ModelProto]:
-    """Graph name -> ONNX model, for `onnx_contract.GRAPHS`."""
+    """Graph name -> ONNX model, for `contract.GRAPHS`."""
     w = weights_of(model)
     return {
         TOOLS.name: tools_graph(w, cfg),

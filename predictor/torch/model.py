@@ -1,6 +1,6 @@
 """The learned next-call model: an event-sequence transformer with a tool head and argument-slot heads.
 
-References: ../shared/DESIGN.md ("Model"); the transformer layers are `transformers`' BERT encoder built
+References: docs/architecture.md ("The model"); the transformer layers are `transformers`' BERT encoder built
 from a config (no downloaded weights); the pointer-style argument head follows PASTE's value mapping
 (arXiv 2603.18897), scored instead of mined.
 
