@@ -14,7 +14,8 @@ first of equals), ties keep pool order. `key_match` says how a value's key relat
 `rank` is the reference ranking: it scores only the values a slot's own boosts touch and merges them with
 the type group's ranking (`type_group`: every value's priority without slot-specific boosts), which gives the
 same rows as scoring every value (tests/predictor/test_slot_ranking.py checks it against that plain loop).
-The session fast path (`session/slot_rows.py`) does the same in numpy with `EARLIER_TABLE` / `KEY_TABLE`.
+The session fast path (`session/slot_rows.py`, `session/tables.py`) imports the same rule (`EARLIER_TABLE`
+for numpy).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ KEY_BOOST: dict[int, int] = {3: 6, 2: 3}
 """Key match (3 same words, 2 a shared word, 1 another key, 0 no key) -> its boost."""
 CONSTANT_BOOST, MISFIT_PENALTY, RANK_STEP, RANK_LIMIT = 4, -6, 0.05, 40
 EARLIER_TABLE = np.array([EARLIER_BOOST.get(i, 0) for i in range(4)], np.int64)
-KEY_TABLE = np.array([KEY_BOOST.get(i, 0) for i in range(4)], np.int64)
 N_KINDS, N_RANKS, N_BACK, N_LENGTHS = 48, 8, 10, 12
 """Sizes of the candidate features kind, rank, recency and length (`slots.CAND_FEATURE_SIZES`)."""
 RANK_BUCKETS = tuple(bucket(r + 1, N_RANKS) for r in range(64))

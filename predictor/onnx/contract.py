@@ -35,7 +35,6 @@ MANIFEST_FILE = "onnx.json"
 """What the export wrote, from which model files (sha256), how it validated; the predictor checks it."""
 
 Variant = Literal["float", "int8"]
-VARIANTS: tuple[Variant, ...] = ("float", "int8")
 
 # Axis names per dimension of every tensor that crosses a graph boundary; None = fixed size.
 AXES: dict[str, tuple[str | None, ...]] = {
@@ -125,11 +124,3 @@ SLOTS = Graph(
 GRAPHS: tuple[Graph, ...] = (TOOLS, ENCODER, SLOTS)
 FEATURE_INPUTS: tuple[str, ...] = EVENT_INPUTS + TOOL_INPUTS
 """What the featurizer makes for the tools and encoder graphs (and the torch model's `encode` takes)."""
-
-
-def dynamic_axes(graph: Graph) -> dict[str, dict[int, str]]:
-    """`torch.onnx.export`'s dynamic_axes for one graph, from `AXES`."""
-    return {
-        name: {i: axis for i, axis in enumerate(AXES[name]) if axis is not None}
-        for name in (*graph.inputs, *graph.outputs)
-    }

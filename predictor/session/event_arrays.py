@@ -105,9 +105,6 @@ class RowCache:
         self._enc: AsciiEncoder | None = None
         self._tool_arrays = ToolArrays()
 
-    def rows(self, events: Sequence[Event], featurizer) -> list[EventRow]:
-        return [hit[2] for hit in self._hits(events, featurizer)]
-
     def _hits(self, events: Sequence[Event], featurizer) -> list[tuple[Event, tuple, EventRow, np.ndarray]]:
         out = []
         cfg = featurizer.cfg
@@ -155,17 +152,10 @@ class RowCache:
             "ev_mask": ev_type > 0,
             "agent": np.array(fz.vocab.agents.get(agent_key(context.metadata), 0), np.int64),
         }
-        if type(fz)._tools is _FEATURIZER_TOOLS:
-            out.update(self._tool_arrays.arrays(fz, context, tools))
-        else:  # a featurizer with tool features of its own
-            out.update(fz._tools(context, tools, None))
+        out.update(self._tool_arrays.arrays(fz, context, tools))
         slot_arrays, slot_rows = fz.slot_features(context, tools, ())
         out.update(slot_arrays)
         return Features(out, tools, slot_rows)
-
-
-_FEATURIZER_TOOLS = Featurizer._tools
-"""What `ToolArrays` computes, kept: a featurizer whose `_tools` is another gets its own."""
 
 
 class _Buckets(dict):
