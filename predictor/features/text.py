@@ -61,9 +61,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000, min_frequency:
     return tok.to_str()
 
 
+_ASCII_PUNCT = ((33, 47), (58, 64), (91, 96), (123, 126))
+"""ASCII characters BERT counts as punctuation (besides Unicode category P)."""
+
+
 def _is_punct(ch: str) -> bool:
     cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+    if any(lo <= cp <= hi for lo, hi in _ASCII_PUNCT):
         return True
     return unicodedata.category(ch).startswith("P")
 
@@ -99,6 +103,24 @@ def _normalize(text: str) -> str:
             out.append(ch)
     text = unicodedata.normalize("NFD", "".join(out).lower())
     return "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+
+
+_ASCII_CLEAN = {cp: " " if chr(cp) in "\t\n\r" else None for cp in (*range(32), 127)}
+"""`_normalize` on ASCII: tab, newline, return -> space; the other control characters (category Cc:
+0-31, 127) dropped; no other ASCII character is changed but by lowercasing (no accents, no CJK)."""
+_PUNCT_CLASS = "".join(f"\\x{lo:02x}-\\x{hi:02x}" for lo, hi in _ASCII_PUNCT)
+_ASCII_WORDS = re.compile(f"[^ {_PUNCT_CLASS}]+|[{_PUNCT_CLASS}]")
+"""`_pre_tokenize` on normalized ASCII (a space its only whitespace): runs of other characters, and each
+punctuation character as a word of its own."""
+
+
+def words(text: str) -> list[str]:
+    """The words BERT's normalizer and pre-tokenizer make of `text`. ASCII text (the logs' usual case)
+    takes a fast path with the same result: one `str.translate` and one regular expression instead of
+    a Python loop per character (~0.2 ms for a 600-character output)."""
+    if text.isascii():
+        return _ASCII_WORDS.findall(text.translate(_ASCII_CLEAN).lower())
+    return _pre_tokenize(_normalize(text))
 
 
 def _pre_tokenize(text: str) -> list[str]:
@@ -171,7 +193,7 @@ class TextEncoder:
     def encode(self, text: str, max_tokens: int | None = None) -> list[int]:
         """Token ids of the head of `text` (at most `max_tokens`)."""
         ids: list[int] = []
-        for word in _pre_tokenize(_normalize(text[:MAX_TEXT_CHARS])):
+        for word in words(text[:MAX_TEXT_CHARS]):
             ids.extend(self._word(word))
             if max_tokens is not None and len(ids) >= max_tokens:
                 return ids[:max_tokens]

@@ -7,18 +7,12 @@ fields, key tokens, text tokens), so a step stacks the vectors of its recent eve
 `ev_tool` (the tool's place in this step's tool candidates) is looked up again. The tool arrays are
 `Featurizer._tools`', from what `ToolArrays` keeps per tool set. tests/embedded/test_event_arrays.py
 checks the arrays bitwise against `Featurizer.featurize` over growing sessions.
-
-The new event's text is encoded by `AsciiEncoder`: `TextEncoder.encode`'s BERT normalizer and
-pre-tokenizer are a Python loop per character (~0.2 ms for a 600-character output); for ASCII text (the
-logs' usual case) both are one `str.translate` and one regular expression, the same words.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -41,38 +35,6 @@ from toolcast.predictor.features.featurizer import (
     tool_features,
 )
 from toolcast.predictor.features.featurizer import tool_candidates as _tool_candidates
-from toolcast.predictor.features.text import MAX_TEXT_CHARS, TextEncoder
-
-_ASCII_CLEAN = {cp: " " if chr(cp) in "\t\n\r" else None for cp in (*range(32), 127)}
-"""`text._normalize` on ASCII: tab, newline, return -> space; the other control characters (category
-Cc: 0-31, 127) dropped; no other ASCII character is changed but by lowercasing (no accents, no CJK)."""
-_ASCII_PUNCT = r"!-/:-@\[-`{-~"
-_ASCII_WORDS = re.compile(f"[^ {_ASCII_PUNCT}]+|[{_ASCII_PUNCT}]")
-"""`text._pre_tokenize` on normalized ASCII (spaces its only whitespace): runs of other characters,
-and each punctuation character (`_is_punct`'s ASCII ranges) as a word of its own."""
-
-
-class AsciiEncoder:
-    """`TextEncoder.encode` with a fast path for ASCII text (the same ids; its word cache shared);
-    anything else goes to the encoder itself."""
-
-    def __init__(self, encoder: TextEncoder) -> None:
-        self.encoder = encoder
-
-    def encode(self, text: str, max_tokens: int | None = None) -> list[int]:
-        head = text[:MAX_TEXT_CHARS]
-        if not head.isascii():
-            return self.encoder.encode(text, max_tokens)
-        ids: list[int] = []
-        word = self.encoder._word
-        for w in _ASCII_WORDS.findall(head.translate(_ASCII_CLEAN).lower()):
-            ids.extend(word(w))
-            if max_tokens is not None and len(ids) >= max_tokens:
-                return ids[:max_tokens]
-        return ids
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.encoder, name)
 
 
 def _fingerprint(e: Event, prev: Event | None) -> tuple:
@@ -102,15 +64,12 @@ class RowCache:
         self._size = size
         self._d: dict[int, tuple[Event, tuple, EventRow, np.ndarray]] = {}
         self._lock = threading.Lock()
-        self._enc: AsciiEncoder | None = None
         self._tool_arrays = ToolArrays()
 
     def _hits(self, events: Sequence[Event], featurizer) -> list[tuple[Event, tuple, EventRow, np.ndarray]]:
         out = []
         cfg = featurizer.cfg
-        enc = self._enc
-        if enc is None or enc.encoder is not featurizer.encoder:
-            enc = self._enc = AsciiEncoder(featurizer.encoder)
+        enc = featurizer.encoder
         for i, e in enumerate(events):
             fp = _fingerprint(e, events[i - 1] if i else None)
             hit = self._d.get(id(e))
