@@ -13,7 +13,7 @@ EMBEDDED_TESTS ?= tests/embedded tests/data tests/runtime
 FLOOR_VENV ?= .venv-floor
 FLOOR_PINS := numpy==1.24.4 onnxruntime==1.17.3 tqdm==4.66.1
 
-.PHONY: install demo test test-embedded test-floor lint clean
+.PHONY: install demo test test-embedded test-floor test-wheel lint clean
 
 $(BIN)/toolcast: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,7 @@ test: install
 	$(BIN)/python -m pytest
 	$(MAKE) test-embedded
 	$(MAKE) test-floor
+	$(MAKE) test-wheel
 
 # The embedded side (toolcast.data, toolcast.predictor's ONNX side, toolcast.runtime) in an environment
 # with the base install only: no torch, lightning, transformers or datasets.
@@ -52,6 +53,11 @@ $(FLOOR_VENV)/bin/pytest: pyproject.toml Makefile
 
 test-floor: $(FLOOR_VENV)/bin/pytest
 	$(FLOOR_VENV)/bin/python -m pytest -q $(EMBEDDED_TESTS)
+
+# The wheel, installed non-editable in a fresh venv, imports every package from the repository root and
+# from elsewhere (no repository folder shadows the installed toolcast; no package left out of the wheel).
+test-wheel: install
+	VENV=$(VENV) scripts/check_wheel.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -45,7 +45,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 
 from toolcast.adapters.bridge import Bridge, Contracts, Result
 from toolcast.data.schema import ToolSpec
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import DENY, RuntimeConfig, SpeculativeRuntime
 
 log = logging.getLogger("toolcast.adapters.langchain")

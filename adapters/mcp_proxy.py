@@ -32,7 +32,7 @@ from mcp.server.lowlevel import Server
 
 from toolcast.adapters.bridge import Bridge, Result
 from toolcast.data.schema import ToolSpec
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import RuntimeConfig, SpeculativeRuntime, ToolContract
 
 log = logging.getLogger("toolcast.adapters.mcp_proxy")

@@ -37,7 +37,7 @@ from agents.usage import Usage
 
 from toolcast.adapters.bridge import Bridge, Contracts
 from toolcast.data.schema import ToolSpec
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import RuntimeConfig, SpeculativeRuntime
 
 log = logging.getLogger("toolcast.adapters.openai_agents")

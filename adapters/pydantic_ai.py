@@ -40,7 +40,7 @@ from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from toolcast.adapters.bridge import Bridge, Contracts
 from toolcast.data.schema import ToolSpec
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import DENY, RuntimeConfig, SpeculativeRuntime
 
 log = logging.getLogger("toolcast.adapters.pydantic_ai")

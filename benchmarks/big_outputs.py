@@ -16,7 +16,7 @@ import logging
 import time
 
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec
-from toolcast.predictor import Predictor
+from toolcast.predictor import load
 
 TOOLS = [
     ToolSpec("list_orders", "List a user's orders.",
@@ -45,7 +45,7 @@ def main() -> None:
         out = listing(rows)
         firsts, nexts = [], []
         for _ in range(args.repeats):
-            predictor = Predictor.load(args.model)
+            predictor = load(args.model)
             events = [Message("user", "show my orders"), Message("assistant", "", turn=0),
                       ToolCall("c1", 0, "list_orders", {"user_id": "u1"}, out)]
             t0 = time.perf_counter()

@@ -18,8 +18,8 @@ import time
 
 from toolcast.data.load import load_traces
 from toolcast.data.schema import RESPOND
+from toolcast.predictor import load
 from toolcast.predictor.baselines import fit_baseline
-from toolcast.predictor.learned import LearnedPredictor
 from toolcast.training.datamodule import holdout_predicate
 from toolcast.training.evaluate import evaluate, split_for_eval
 from toolcast.training.metrics import CI_METRICS, by_source, group_bootstrap, summarize
@@ -45,8 +45,8 @@ def main() -> None:
         fit = [t for t in traces if not held(t)]
         test = [t for t in traces if held(t) and not t.metadata.get("looping")]
     seen_tools = {c.tool for t in fit for c in t.calls}
-    predictors = [("learned (calibrated)", LearnedPredictor.load(args.model)),
-                  ("learned (uncalibrated)", LearnedPredictor.load(args.model, calibrated=False))]
+    predictors = [("learned (calibrated)", load(args.model, backend="torch")),
+                  ("learned (uncalibrated)", load(args.model, backend="torch", calibrated=False))]
     predictors += [(name, fit_baseline(name, fit)) for name in args.baselines]
     results, all_outcomes = {}, {}
     for name, predictor in predictors:

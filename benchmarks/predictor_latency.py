@@ -21,7 +21,7 @@ thread count (1, 2), wall clock on this process:
 - model p50: the graph runs only (the graphs a step runs, on the arrays the predictor builds);
 - featurizing, each part alone, in the step's situation: event and tool arrays, the predictor's
   argument-value candidates (a session's pool kept across steps, `session_candidates`), slot rows for
-  4 tools (the predictor's path: `session_rows` over the kept pool);
+  4 tools (the predictor's path: `slot_rows` over the kept pool);
 - batch: `predict_batch` over 32 contexts at history 64, contexts per second (featurizing included, the
   contexts' event rows cached as after earlier steps), and model-only contexts per second.
 
@@ -50,12 +50,14 @@ import torch
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Trace
-from toolcast.predictor import session_rows
-from toolcast.predictor.learned import LearnedPredictor, to_tensors
-from toolcast.predictor.model import SLOT_INPUTS
-from toolcast.predictor.onnx_contract import ENCODER, FEATURE_INPUTS, SLOTS
-from toolcast.predictor.onnx_predictor import Predictor, stack
-from toolcast.predictor.session_candidates import CandidatePool
+from toolcast.predictor import load as load_model
+from toolcast.predictor.onnx.arrays import stack
+from toolcast.predictor.onnx.contract import ENCODER, FEATURE_INPUTS, SLOTS
+from toolcast.predictor.onnx.predictor import OnnxPredictor
+from toolcast.predictor.session import slot_rows
+from toolcast.predictor.session.candidates import CandidatePool
+from toolcast.predictor.torch.model import SLOT_INPUTS
+from toolcast.predictor.torch.predictor import to_tensors
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau2"
 HISTORIES = (16, 64, 256)
@@ -126,12 +128,12 @@ def step_latency(load: Callable[[], Any], contexts: list[Context], repeats: int)
     return out
 
 
-def model_runs(onnx: Predictor, contexts: list[Context]):
+def model_runs(onnx: OnnxPredictor, contexts: list[Context]):
     """The arrays each graph is fed (from the ONNX predictor's own featurizing), per context."""
     return [(r.encoder_inputs, r.slot_inputs) for r in onnx.runs(contexts)]
 
 
-def ort_model_time(onnx: Predictor, fed, repeats: int) -> list[float]:
+def ort_model_time(onnx: OnnxPredictor, fed, repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
         for enc, slots in fed:
@@ -155,7 +157,7 @@ def torch_model_time(model, fed, repeats: int) -> list[float]:
 
 
 def featurize_time(
-    load: Callable[[], Predictor], contexts: list[Context], repeats: int
+    load: Callable[[], OnnxPredictor], contexts: list[Context], repeats: int
 ) -> dict[str, list[float]]:
     """The featurizing parts of a step, each timed alone, in the step's situation (the context's last
     event new, the rest seen at the step before: fresh copies, the prefix predicted first; a fresh
@@ -178,7 +180,7 @@ def featurize_time(
             wanted = [(i, f.tools.specs[i]) for i in range(2, min(6, len(f.tools.names)))]
             built = None
             if isinstance(cands, CandidatePool):  # the predictor's path over a kept pool
-                built = session_rows.build(fz.slot_featurizer, fresh, cands, wanted, fz.cfg.max_slots * 4)
+                built = slot_rows.build(fz.slot_featurizer, fresh, cands, wanted, fz.cfg.max_slots * 4)
             if built is None:
                 fz.slot_featurizer.build(fresh, cands, wanted, fz.cfg.max_slots * 4)
             t3 = time.perf_counter()
@@ -189,7 +191,7 @@ def featurize_time(
 
 
 def batch_rate(
-    onnx: Predictor | None, model, contexts: list[Context], fed, repeats: int
+    onnx: OnnxPredictor | None, model, contexts: list[Context], fed, repeats: int
 ) -> tuple[float, float]:
     """(contexts/s through predict_batch, contexts/s through the graphs alone)."""
     chunks = [contexts[i : i + BATCH] for i in range(0, len(contexts), BATCH)]
@@ -229,14 +231,14 @@ def accuracy(model_dir: Path, data: list[str], seed: int) -> None:
     from toolcast.training.metrics import summarize
 
     test = [t for t in load_traces(*data) if split_of(t.group, seed) == "test"]
-    float_pred = Predictor.load(model_dir, variant="float")
-    int8_pred = Predictor.load(model_dir, variant="int8")
+    float_pred = load_model(model_dir, backend="onnx", variant="float")
+    int8_pred = load_model(model_dir, backend="onnx", variant="int8")
     cols = ("tool_top1", "tool_top3", "call_top1", "call_top3", "respond_precision", "respond_recall", "ece")
     print(f"\ntest split of {data} (seed {seed}): {len(test)} traces")
     print("| predictor | " + " | ".join(cols) + " | decision points |")
     print("|---|" + "---|" * (len(cols) + 1))
     for name, pred in (
-        ("torch", LearnedPredictor.load(model_dir)),
+        ("torch", load_model(model_dir, backend="torch")),
         ("onnxruntime", float_pred),
         ("onnxruntime int8", int8_pred),
     ):
@@ -293,12 +295,18 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         loaders = {
-            "torch": lambda: LearnedPredictor.load(args.model),
-            "onnxruntime": lambda t=threads: Predictor.load(args.model, threads=t, variant="float"),
-            "onnxruntime int8": lambda t=threads: Predictor.load(args.model, threads=t, variant="int8"),
+            "torch": lambda: load_model(args.model, backend="torch"),
+            "onnxruntime": lambda t=threads: load_model(
+                args.model, backend="onnx", threads=t, variant="float"
+            ),
+            "onnxruntime int8": lambda t=threads: load_model(
+                args.model, backend="onnx", threads=t, variant="int8"
+            ),
         }
         backends = {name: loaders[name]() for name in BACKENDS if name in args.backends}
-        onnx = backends.get("onnxruntime") or Predictor.load(args.model, threads=threads, variant="float")
+        onnx = backends.get("onnxruntime") or load_model(
+            args.model, backend="onnx", threads=threads, variant="float"
+        )
         for h, contexts in sets.items():
             fed = model_runs(onnx, contexts)
             feat = featurize_time(loaders["onnxruntime"], contexts, args.repeats)

@@ -63,7 +63,7 @@ class FakePredictor:
         self._lock = threading.Lock()
 
     def _answer(self, context: Any, k: int) -> list:
-        from toolcast.predictor.base import CallPrediction
+        from toolcast.predictor.protocol import CallPrediction
 
         tools = [t.name for t in context.tools][:k] or ["<respond>"]
         return [CallPrediction(t, {}, [], 1.0 / (i + 2), 1.0 / (i + 2), {}) for i, t in enumerate(tools)]

@@ -25,7 +25,7 @@ import sys
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Trace
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.planner import PlannerConfig
 from toolcast.runtime.replay import OraclePredictor
 from toolcast.runtime.replay_contracts import replay_policy

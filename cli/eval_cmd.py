@@ -10,8 +10,8 @@ from typing import Any
 
 from toolcast.cli.common import add_input_args, atomic_output, fail, report_format_error
 from toolcast.data import ImportReport, TraceFormatError, load_traces
-from toolcast.predictor.base import Predictor
 from toolcast.predictor.baselines import BASELINES, fit_baseline
+from toolcast.predictor.protocol import Predictor
 from toolcast.training.evaluate import (
     EvalReport,
     evaluate,
@@ -28,28 +28,13 @@ class ModelNotAvailableError(RuntimeError):
 
 
 def load_model(path: str) -> Predictor:
-    """The learned model in `path` as a `Predictor`: the ONNX predictor when the directory has an export
-    (`model.onnx`), else the torch one (needs the [train] extra)."""
-    from pathlib import Path
+    """The learned model in `path` as a `Predictor` (`toolcast.predictor.load`: ONNX when exported, else
+    torch)."""
+    from toolcast.predictor import load
+    from toolcast.predictor.modeldir import ModelDirError
 
-    from toolcast.predictor.modeldir import ONNX_FILE, ModelDirError
-
-    if (Path(path) / ONNX_FILE).exists():
-        from toolcast.predictor.onnx_predictor import Predictor as OnnxPredictor
-
-        try:
-            return OnnxPredictor.load(path)
-        except ModelDirError as e:
-            raise ModelNotAvailableError(str(e)) from None
     try:
-        from toolcast.predictor.learned import LearnedPredictor
-    except ImportError as e:
-        raise ModelNotAvailableError(
-            f"--model {path}: no {ONNX_FILE} (run `toolcast export {path}`), and loading the torch model "
-            f"needs the [train] extra ({e})"
-        ) from None
-    try:
-        return LearnedPredictor.load(path)
+        return load(path)
     except ModelDirError as e:
         raise ModelNotAvailableError(str(e)) from None
 

@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
 def export_and_report(model: str, quantize: str | None = None) -> int:
     """Export, print a summary, return the exit code (`toolcast train` calls this at its end too)."""
     try:
-        from toolcast.predictor.export import ExportValidationError, export_onnx
         from toolcast.predictor.modeldir import ModelDirError
+        from toolcast.predictor.torch.export import ExportValidationError, export_onnx
     except ImportError as e:
         return fail(f"export needs the [train] extra (torch, onnx): {e}")
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from toolcast.cli.common import atomic_output, fail, report_format_error
 from toolcast.data import FORMAT_NAMES, TraceFormatError, load_traces
 from toolcast.data.schema import Trace
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 
 log = logging.getLogger("toolcast.simulate")
 BASELINES = ("markov", "pattern")
@@ -149,23 +149,12 @@ def _predictors(args: argparse.Namespace, train: list[Trace]) -> dict[str, Predi
 
 
 def _load_learned(path: str) -> Predictor:
-    """The ONNX predictor when the model directory has an export (`model.onnx`), else the torch one."""
-    from pathlib import Path
-
-    from toolcast.predictor.modeldir import ONNX_FILE, ModelDirError
+    """`toolcast.predictor.load`: the ONNX predictor when the directory has an export, else the torch one."""
+    from toolcast.predictor import load
+    from toolcast.predictor.modeldir import ModelDirError
 
     try:
-        if (Path(path) / ONNX_FILE).exists():
-            from toolcast.predictor.onnx_predictor import Predictor as OnnxPredictor
-
-            return OnnxPredictor.load(path)
-        try:
-            from toolcast.predictor.learned import LearnedPredictor
-        except ImportError as e:
-            raise ImportError(f"--model {path}: no {ONNX_FILE} (run `toolcast export {path}`), and the "
-                              f"torch predictor is not in this install ({e}); pip install 'toolcast[train]'"
-                              ) from None
-        return LearnedPredictor.load(path)
+        return load(path)
     except ModelDirError as e:
         raise ValueError(f"{path}: not a usable model directory: {e}") from None
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tool lists: {s.without_tool_list} of {s.traces} traces list no tools (schemas not logged): "
               "the model gives them the tools their set-up called in training")
     from toolcast.predictor.config import ModelConfig
-    from toolcast.predictor.featurize import SPECIAL_TOOLS
+    from toolcast.predictor.features.featurizer import SPECIAL_TOOLS
 
     default_tools = ModelConfig().max_tools - len(SPECIAL_TOOLS)
     if s.max_tools_listed > default_tools:

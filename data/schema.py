@@ -1,6 +1,6 @@
 """The canonical trace: what every importer produces and every other part reads.
 
-One trace per JSONL line (see ../shared/DESIGN.md, "Canonical trace"):
+One trace per JSONL line (see docs/architecture.md, "The canonical trace"):
 
     {"trace_id", "group", "source", "metadata", "tools": [ToolSpec], "events": [Message | ToolCall]}
 

@@ -46,7 +46,7 @@ from support_world import ShopService, ToolError, Workspace, load_store, make_to
 from toolcast.data.errors import TraceFormatError
 from toolcast.data.load import load_traces
 from toolcast.data.schema import Message, ToolCall, Trace, canonical_args
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import LatencyProfile, PlannerConfig, RuntimeConfig, SpeculativeRuntime, Tool
 from toolcast.runtime.timing import fit_estimates
 from toolcast.runtime.tools import as_text
@@ -222,15 +222,10 @@ def load_predictor(model_dir: Path | None, training: list[Trace]) -> tuple[Predi
         from toolcast.predictor.baselines import fit_baseline
 
         return fit_baseline("pattern", training), f"pattern pool fit on {len(training)} recorded sessions"
-    import toolcast.predictor as tp
+    from toolcast.predictor import load
 
-    onnx_predictor = getattr(tp, "Predictor", None)
-    if onnx_predictor is None or not hasattr(onnx_predictor, "load"):
-        raise TranscriptError("--model needs the embedded ONNX predictor (toolcast.predictor.Predictor"
-                              ".load), which this install of toolcast does not have yet; run without --model "
-                              "to use the pattern-pool baseline fit on the recorded transcripts.")
     try:
-        return onnx_predictor.load(model_dir), f"learned model {model_dir}"
+        return load(model_dir), f"learned model {model_dir}"
     except Exception as e:  # noqa: BLE001 - any failure to load is reported as one clear line
         raise TranscriptError(f"--model {model_dir}: cannot load the model: {e}") from None
 

@@ -2,13 +2,13 @@
 
     config.json        model + training configuration (`predictor.config.Config`)
     tokenizer.json     the WordPiece tokenizer trained on the logs (Hugging Face `tokenizers` format)
-    vocab.json         tool / agent / extractor-kind ids and slot constants (`featurize.Vocabularies`)
+    vocab.json         tool / agent / extractor-kind ids and slot constants (`features/vocab.py`)
     model.safetensors  the weights (torch side; never a pickle)
     calibration.json   temperatures of the tool and slot heads, fitted on validation
     metrics.json       the metrics card: data, splits, figures before and after calibration
     tools.onnx         the tool-set graph (run once per tool set) } written by `toolcast export`
-    model.onnx         the context + tool graph                    } (`predictor/export.py`; names, axes,
-    slots.onnx         the argument-slot graph                     } opset: `predictor/onnx_contract.py`)
+    model.onnx         the context + tool graph                    } (`torch/export.py`; names, axes,
+    slots.onnx         the argument-slot graph                     } opset: `onnx/contract.py`)
     onnx.json          the export manifest: variants, sha256 of every file used, validation figures
     tools.int8.onnx, model.int8.onnx, slots.int8.onnx   with `toolcast export --quantize int8`
 
@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from toolcast.predictor.config import Config
-from toolcast.predictor.featurize import Extract, Featurizer, Vocabularies
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.features.featurizer import Extract, Featurizer
+from toolcast.predictor.features.text import TextEncoder
+from toolcast.predictor.features.vocab import Vocabularies
 from toolcast.predictor.versioning import featurizer_digest
 
 CONFIG_FILE = "config.json"
@@ -37,6 +39,7 @@ WEIGHTS_FILE = "model.safetensors"
 CALIBRATION_FILE = "calibration.json"
 METRICS_FILE = "metrics.json"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 ONNX_FILE = "model.onnx"
 JSON_PARTS = (CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, CALIBRATION_FILE)
 
@@ -109,36 +112,30 @@ def _read_json(path: Path, name: str) -> Any:
         raise ModelDirError(path, f"{name} is not valid JSON (corrupt or truncated?): {e}") from None
 
 
+def _parse(path: Path, name: str, parse: Callable[[Any], T]) -> T:
+    """`parse` of a JSON file of the directory; what it rejects is a `ModelDirError` naming the file."""
+    try:
+        return parse(_read_json(path, name))
+    except ModelDirError:
+        raise
+    except ValueError as e:
+        raise ModelDirError(path, f"{name}: {e}") from None
+
+
 def read_parts(path: str | os.PathLike) -> ModelParts:
     """Read and cross-check config, tokenizer, vocabularies, calibration and the metrics card."""
     p = Path(path)
     if not p.is_dir():
         raise ModelDirError(p, "does not exist or is not a directory")
-    try:
-        config = Config.from_dict(_read_json(p, CONFIG_FILE))
-    except ValueError as e:
-        if isinstance(e, ModelDirError):
-            raise
-        raise ModelDirError(p, f"{CONFIG_FILE}: {e}") from None
-    tok = p / TOKENIZER_FILE
+    config = _parse(p, CONFIG_FILE, Config.from_dict)
     _read_json(p, TOKENIZER_FILE)
-    tokenizer_json = tok.read_text(encoding="utf-8")
+    tokenizer_json = (p / TOKENIZER_FILE).read_text(encoding="utf-8")
     try:
         encoder = TextEncoder.from_json(tokenizer_json)
     except ValueError as e:
         raise ModelDirError(p, f"{TOKENIZER_FILE}: {e}") from None
-    try:
-        vocab = Vocabularies.from_dict(_read_json(p, VOCAB_FILE))
-    except ValueError as e:
-        if isinstance(e, ModelDirError):
-            raise
-        raise ModelDirError(p, f"{VOCAB_FILE}: {e}") from None
-    try:
-        calibration = Calibration.from_dict(_read_json(p, CALIBRATION_FILE))
-    except ValueError as e:
-        if isinstance(e, ModelDirError):
-            raise
-        raise ModelDirError(p, f"{CALIBRATION_FILE}: {e}") from None
+    vocab = _parse(p, VOCAB_FILE, Vocabularies.from_dict)
+    calibration = _parse(p, CALIBRATION_FILE, Calibration.from_dict)
     m = config.model
     if encoder.vocab_size != m.text_vocab_size:
         raise ModelDirError(

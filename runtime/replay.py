@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, ToolSpec, Trace, canonical_args
-from toolcast.predictor.base import CallPrediction, Predictor
+from toolcast.predictor.protocol import CallPrediction, Predictor
 from toolcast.runtime.contracts import ContractPolicy
 from toolcast.runtime.latency import LatencyProfile
 from toolcast.runtime.planner import Estimates

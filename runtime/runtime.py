@@ -1,7 +1,7 @@
 """`SpeculativeRuntime`: runs likely tool calls while the agent's LLM is still thinking.
 
 The agent calls `await runtime.call(session, tool, args)` instead of the tool, and reports the user's
-messages with `runtime.observe_user(session, text)`. Then, as ../shared/DESIGN.md numbers them:
+messages with `runtime.observe_user(session, text)`. Then, as docs/architecture.md numbers them:
 
 1. After each tool result (the last of a parallel turn) or user message, ask the predictor for the top-k
    next calls with probabilities (in a background task: the agent's call returns at once).
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec, canonical_args
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime.cache import Entry, SpeculationCache, State
 from toolcast.runtime.contracts import ToolContract, keys_overlap
 from toolcast.runtime.planner import Choice, Estimates, Occupancy, Planner, PlannerConfig

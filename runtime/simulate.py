@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.schema import Trace
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.runtime.contracts import ContractPolicy
 from toolcast.runtime.latency import LatencyProfile
 from toolcast.runtime.planner import Estimates, PlannerConfig

@@ -23,10 +23,10 @@ from pathlib import Path
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.predictor.config import TrainConfig, tiny_config
-from toolcast.predictor.export import export_onnx
-from toolcast.predictor.learned import LearnedPredictor
 from toolcast.predictor.modeldir import CALIBRATION_FILE, CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE
-from toolcast.predictor.onnx_contract import GRAPHS, MANIFEST_FILE
+from toolcast.predictor.onnx.contract import GRAPHS, MANIFEST_FILE
+from toolcast.predictor.torch.export import export_onnx
+from toolcast.predictor.torch.predictor import LearnedPredictor
 from toolcast.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from toolcast.data.schema import Context
-from toolcast.predictor.base import CallPrediction, Predictor
+from toolcast.predictor.protocol import CallPrediction, Predictor
 from toolcast.serving.metrics import Metrics
 
 log = logging.getLogger(__name__)

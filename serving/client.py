@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from toolcast.data.schema import Context
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 
 
 class ServingError(RuntimeError):

@@ -1,8 +1,8 @@
 """Where the served predictor comes from, and what the server can say about it.
 
 `load_predictor(model_dir)` is the default loader `create_app` calls inside the lifespan (never at import).
-It uses the embedded ONNX predictor, `toolcast.predictor.Predictor.load(model_dir)`, or failing that a
-module-level `toolcast.predictor.load_predictor(model_dir)`; an install without either gets a
+It uses `toolcast.predictor.load(model_dir)`, the loader the CLI and the benchmarks use too (the ONNX
+predictor when the directory has an export, else the torch one); an install without it gets a
 `ModelLoadError` saying so, never an AttributeError from deep inside.
 
 What GET /v1/model reports comes from an optional part of the predictor (not in the `Predictor`
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +34,16 @@ class ModelLoadError(RuntimeError):
 
 
 def find_loader() -> Any:
-    """The installed model-directory loader (a callable taking a Path), or raise ModelLoadError."""
+    """The installed model-directory loader, `toolcast.predictor.load` (a callable taking a Path), or
+    raise ModelLoadError."""
     try:
         module = importlib.import_module("toolcast.predictor")
     except ImportError as e:  # pragma: no cover - the package is part of this install
         raise ModelLoadError(f"cannot import toolcast.predictor: {e}") from e
-    cls = getattr(module, "Predictor", None)
-    load = getattr(cls, "load", None)
+    load = getattr(module, "load", None)
     if callable(load):
         return load
-    func = getattr(module, "load_predictor", None)
-    if callable(func):
-        return func
-    raise ModelLoadError(
-        "this install has no model loader: expected toolcast.predictor.Predictor.load(model_dir) "
-        "(the ONNX predictor) or toolcast.predictor.load_predictor(model_dir)"
-    )
+    raise ModelLoadError("this install has no model loader: expected toolcast.predictor.load(model_dir)")
 
 
 def load_predictor(model_dir: Path) -> Predictor:

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from toolcast.data.errors import TraceFormatError
 from toolcast.data.schema import SchemaError
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.serving.auth import Authorized
 from toolcast.serving.batching import Item, Overloaded, ShuttingDown
 from toolcast.serving.errors import ApiError

@@ -1,6 +1,6 @@
 """Request and response bodies of the HTTP API, kept apart (a request is never echoed as a response).
 
-A context travels in the canonical schema (../shared/DESIGN.md, "Canonical trace"): `events` are the
+A context travels in the canonical schema (docs/architecture.md, "The canonical trace"): `events` are the
 canonical event dicts, validated by the schema's own `event_from_dict`, so the server accepts exactly
 what the importers write and a bad event gets a 422 naming its field (`events[3].turn`). The JSON schema
 given for events below documents that shape for OpenAPI; `toolcast.data.schema` stays the authority.
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolcast.data.native import NATIVE_FORMAT_NAMES, context_of, trace_from_record
 from toolcast.data.schema import Context, Event, SchemaError, ToolSpec, event_from_dict
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.serving.interning import EventInterner
 from toolcast.serving.settings import K_CEILING
 

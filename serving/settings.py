@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 
 K_CEILING = 64
 """The largest k any server accepts: the request schema's hard bound (settings may lower it)."""

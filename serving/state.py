@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.serving.batching import Scheduler
 from toolcast.serving.errors import ApiError
 from toolcast.serving.interning import EventInterner

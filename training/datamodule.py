@@ -26,9 +26,9 @@ from toolcast.data.io import expand_paths
 from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
 from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, importer_digest, load_splits, traces_of
-from toolcast.predictor.catalog import build_catalog, toolset_key
 from toolcast.predictor.config import Config, ModelConfig
-from toolcast.predictor.featurize import (
+from toolcast.predictor.features.catalog import build_catalog, toolset_key
+from toolcast.predictor.features.featurizer import (
     EVENT_INPUTS,
     SLOT_INPUTS,
     SPECIAL_TOOLS,
@@ -37,8 +37,8 @@ from toolcast.predictor.featurize import (
     Featurizer,
     Vocabularies,
 )
-from toolcast.predictor.text import TextEncoder, train_tokenizer
-from toolcast.predictor.versioning import featurizer_digest
+from toolcast.predictor.features.text import TextEncoder, train_tokenizer
+from toolcast.predictor.versioning import source_digest
 from toolcast.training.examples import (
     Examples,
     build_examples,
@@ -218,7 +218,7 @@ class NextCallDataModule(L.LightningDataModule):
                     self.config.train.drop_looping,
                     self.extract is not None,
                     self.grow_tools,
-                    featurizer_digest(),
+                    source_digest(),
                     importer_digest(),
                 ]
             ).encode()

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.training.metrics import (
     ECE_BINS,
     PointOutcome,

@@ -17,9 +17,9 @@ import numpy as np
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args
-from toolcast.predictor import cues
-from toolcast.predictor.catalog import build_catalog
-from toolcast.predictor.featurize import (
+from toolcast.predictor.features import cues
+from toolcast.predictor.features.catalog import build_catalog
+from toolcast.predictor.features.featurizer import (
     TOOL_ID_UNKNOWN,
     Extract,
     Featurizer,
@@ -28,8 +28,8 @@ from toolcast.predictor.featurize import (
     event_rows,
     tool_candidates,
 )
-from toolcast.predictor.slots import SourceCounts, kind_of, slot_targets
-from toolcast.predictor.text import split_identifier
+from toolcast.predictor.features.slots import SourceCounts, kind_of, slot_targets
+from toolcast.predictor.features.text import split_identifier
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import RESPOND, Label
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 
 ECE_BINS = 15
 

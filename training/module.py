@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from toolcast.predictor.config import Config, TrainConfig
-from toolcast.predictor.model import INPUT_NAMES, NextCallModel
+from toolcast.predictor.torch.model import INPUT_NAMES, NextCallModel
 
 
 def tool_loss(tool_logits: torch.Tensor, tool_multi: torch.Tensor) -> torch.Tensor:

@@ -28,10 +28,10 @@ from torch.optim.swa_utils import get_ema_avg_fn
 
 from toolcast.data.splits import default_cache_dir
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.learned import LearnedPredictor, save_pretrained
-from toolcast.predictor.model import INPUT_NAMES, MASKED, NextCallModel
+from toolcast.predictor.features.extractors import extract_candidates
 from toolcast.predictor.modeldir import Calibration, ModelParts
+from toolcast.predictor.torch.model import INPUT_NAMES, MASKED, NextCallModel
+from toolcast.predictor.torch.predictor import LearnedPredictor, save_pretrained
 from toolcast.predictor.versioning import featurizer_digest
 from toolcast.training.calibrate import fit_calibration
 from toolcast.training.datamodule import NextCallDataModule

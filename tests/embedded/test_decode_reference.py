@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolcast.data.schema import RESPOND
-from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.decode import (
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, ToolSet
+from toolcast.predictor.features.slots import SlotRow, SlotValue
+from toolcast.predictor.onnx.decode import (
     SLOT_ABSENT,
     SLOT_FIRST_CANDIDATE,
     SLOT_FREE,
@@ -24,8 +25,7 @@ from toolcast.predictor.decode import (
     softmax,
     top_tools,
 )
-from toolcast.predictor.featurize import SPECIAL_TOOLS, ToolSet
-from toolcast.predictor.slots import SlotRow, SlotValue
+from toolcast.predictor.protocol import CallPrediction
 
 
 def reference_top_tools(tools, p_tool, n):

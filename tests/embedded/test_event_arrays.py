@@ -3,8 +3,8 @@
 `event_arrays.RowCache.features` keeps each event's row packed and stacks them; `featurize` (from
 scratch, no cache) is the specification. Checked over growing sample sessions (shared event objects,
 as an agent process has them), histories longer than the model's window, an output filled in after the
-call was first seen, and fresh copies; `AsciiEncoder` against `TextEncoder.encode` on generated and
-sample texts. Torch-free.
+call was first seen, and fresh copies; the text encoder's ASCII fast path against BERT's normalizer and
+pre-tokenizer on generated and sample texts. Torch-free.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, ToolCall
 from toolcast.predictor import Predictor
-from toolcast.predictor.event_arrays import AsciiEncoder
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.features import text as text_module
+from toolcast.predictor.features.text import TextEncoder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 
@@ -83,19 +83,21 @@ ASCII = st.text(st.characters(max_codepoint=127), max_size=80)
 @given(st.lists(st.one_of(ASCII, st.sampled_from(["Order W123", "café", "id_42", "a\tb\x0bc\x1fd\x7fe"])),
                 max_size=8),  # fmt: skip
        st.sampled_from([None, 1, 5, 64]))  # fmt: skip
-def test_ascii_encoder_is_the_text_encoder(parts, max_tokens):
+def test_the_ascii_fast_path_makes_the_same_words(parts, max_tokens):
     encoder = TextEncoder.load(FIXTURE / "tokenizer.json")
     text = " ".join(parts)
     for t in (text, text * 20):  # past MAX_TEXT_CHARS too
-        assert AsciiEncoder(encoder).encode(t, max_tokens) == encoder.encode(t, max_tokens)
+        assert text_module.words(t) == text_module._pre_tokenize(text_module._normalize(t))
+        want = []
+        for w in text_module._pre_tokenize(text_module._normalize(t[: text_module.MAX_TEXT_CHARS])):
+            want.extend(encoder._word_ids(w))
+        assert encoder.encode(t, max_tokens) == (want if max_tokens is None else want[:max_tokens])
 
 
-def test_ascii_encoder_on_the_sample_texts():
-    encoder = TextEncoder.load(FIXTURE / "tokenizer.json")
-    fast = AsciiEncoder(encoder)
+def test_the_ascii_fast_path_on_the_sample_texts():
     for path in sample_files():
         for trace in load_traces(path):
             for e in trace.events:
                 text = e.output if isinstance(e, ToolCall) else e.text
                 if text:
-                    assert fast.encode(text, 64) == encoder.encode(text, 64)
+                    assert text_module.words(text) == text_module._pre_tokenize(text_module._normalize(text))

@@ -22,8 +22,8 @@ from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message
 from toolcast.predictor import Predictor
 from toolcast.predictor.modeldir import ModelDirError
-from toolcast.predictor.onnx_manifest import sha256_file
-from toolcast.predictor.onnx_predictor import ToolSetCache, trim
+from toolcast.predictor.onnx.arrays import ToolSetCache, trim
+from toolcast.predictor.onnx.manifest import sha256_file
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 TOL = 1e-4
@@ -228,16 +228,16 @@ def test_graphs_swapped(model_copy):
 
 
 def test_model_of_another_featurizer_version(monkeypatch):
-    from toolcast.predictor.featurize import Featurizer
+    from toolcast.predictor.session.event_arrays import ToolArrays
 
-    tools = Featurizer._tools
+    tools = ToolArrays.arrays  # the predictor's tool arrays (the reference featurizer's, kept per tool set)
 
     def one_more_feature(self, *args, **kwargs):
         out = tools(self, *args, **kwargs)
         out["tool_num"] = np.pad(out["tool_num"], ((0, 0), (0, 1)))
         return out
 
-    monkeypatch.setattr(Featurizer, "_tools", one_more_feature)
+    monkeypatch.setattr(ToolArrays, "arrays", one_more_feature)
     msg = load_error(FIXTURE)
     assert "model.onnx takes tool_num as tensor(int64)" in msg and "another version of the featurizer" in msg
 

@@ -3,9 +3,10 @@
 `extract_candidates` (every mention of the whole history merged again) is the specification;
 `SessionCandidates` folds in only the new events. Checked over growing contexts of the bundled sample
 traces: the candidates themselves (every mention, rank and recency), the slot featurizer's arrays and
-rows (bitwise), and the embedded predictor's predictions (exactly equal probabilities). Also the cases
-a kept pool must not serve: a call whose output is filled in after it was first seen (the runtime does
-that), a message edited in place, an edited / shortened history, another session in between.
+rows (bitwise, through `slot_rows.build`, the embedded predictor's path), and the embedded predictor's
+predictions (exactly equal probabilities). Also the cases a kept pool must not serve: a call whose output
+is filled in after it was first seen (the runtime does that), a message edited in place, an edited /
+shortened history, another session in between.
 Torch-free: runs in the base-install environment too (`make test-embedded`).
 """
 
@@ -21,11 +22,13 @@ from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message, ToolCall, Trace
 from toolcast.predictor import Predictor
-from toolcast.predictor.extractors import extract_candidates, extract_event
-from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
-from toolcast.predictor.session_candidates import SessionCandidates
-from toolcast.predictor.slots import SlotFeaturizer
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.features.extractors import extract_candidates, extract_event
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.slots import SlotFeaturizer
+from toolcast.predictor.features.text import TextEncoder
+from toolcast.predictor.features.values import earlier_uses
+from toolcast.predictor.session import slot_rows
+from toolcast.predictor.session.candidates import SessionCandidates
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "reservation": 6}
@@ -54,7 +57,7 @@ def slot_featurizer() -> SlotFeaturizer:
 def assert_same_slots(sf: SlotFeaturizer, got, context: Context) -> None:
     tools = tool_candidates(context, 48)
     wanted = [(i, s) for i, s in enumerate(tools.specs) if i >= len(SPECIAL_TOOLS) and s is not None][:4]
-    a_got, rows_got = sf.build(context, got, wanted)
+    a_got, rows_got = slot_rows.build(sf, context, got, wanted) or sf.build(context, got, wanted)
     a_want, rows_want = sf.build(context, extract_candidates(context), wanted)
     assert rows_got == rows_want
     for name, a in a_want.items():
@@ -192,7 +195,7 @@ def test_threads_folding_branches_of_one_session_get_their_own_candidates(traces
                 context = Context(events=events[:n], tools=a.tools)
                 pool = sc(context)
                 assert list(pool) == extract_candidates(context)
-                assert pool.earlier_uses() == {k: set(v) for k, v in _earlier(context).items()}
+                assert pool.used == {k: set(v) for k, v in earlier_uses(context).items()}
         except BaseException as e:  # reported below, from the main thread
             errors.append(e)
 
@@ -202,9 +205,3 @@ def test_threads_folding_branches_of_one_session_get_their_own_candidates(traces
     for t in threads:
         t.join()
     assert not errors, errors[0]
-
-
-def _earlier(context: Context):
-    from toolcast.predictor.slots import _earlier_uses
-
-    return _earlier_uses(context)

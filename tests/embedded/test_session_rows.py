@@ -1,6 +1,6 @@
 """Slot rows built in numpy over a session's kept pool are exactly `SlotFeaturizer.build`'s.
 
-`session_rows.build` (the embedded predictor's path) against `SlotFeaturizer.build` over
+`slot_rows.build` (the embedded predictor's path) against `SlotFeaturizer.build` over
 `extract_candidates` (the specification): arrays bitwise, rows (values, sources, canonical forms,
 source signatures) equal, over growing sample sessions with the tiny fixture model's vocabularies
 (constants, value sources), and over generated sessions full of ties, values that coerce to the same
@@ -20,20 +20,20 @@ from hypothesis import strategies as st
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec
-from toolcast.predictor import session_rows
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.slots import SlotFeaturizer
+from toolcast.predictor.features.text import TextEncoder
 from toolcast.predictor.modeldir import read_parts
-from toolcast.predictor.session_candidates import SessionCandidates
-from toolcast.predictor.slots import SlotFeaturizer
-from toolcast.predictor.text import TextEncoder
+from toolcast.predictor.session import slot_rows
+from toolcast.predictor.session.candidates import SessionCandidates
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "status": 6, "count": 7}
 
 
 def assert_same(sf: SlotFeaturizer, pool, context: Context, wanted, n_rows: int | None = None) -> None:
-    got = session_rows.build(sf, context, pool, wanted, n_rows)
+    got = slot_rows.build(sf, context, pool, wanted, n_rows)
     assert got is not None
     a_got, rows_got = got
     a_want, rows_want = sf.build(context, extract_candidates(context), wanted, n_rows)
@@ -65,7 +65,7 @@ def test_a_pool_whose_session_went_on_is_not_served():
     pool = sc(context)
     spec = next(s for s in tool_candidates(context, 48).specs if s is not None)
     sc(Context(trace.events[:6], trace.tools))  # the same session, one event on
-    assert session_rows.build(sf, context, pool, [(2, spec)]) is None
+    assert slot_rows.build(sf, context, pool, [(2, spec)]) is None
 
 
 VALUES = st.sampled_from(
@@ -135,7 +135,7 @@ def test_no_tools_gives_empty_rows():
     sc = SessionCandidates()
     context = Context([Message("user", "order W123")], [])
     sf = SlotFeaturizer(TextEncoder(VOCAB), {}, {}, 4, 4, 8, 64)
-    got = session_rows.build(sf, context, sc(context), [], 8)
+    got = slot_rows.build(sf, context, sc(context), [], 8)
     assert got is not None and got[1] == [] and not got[0]["slot_mask"].any()
 
 
@@ -162,10 +162,11 @@ def test_a_changed_enum_or_type_is_not_served_from_the_kept_rows():
 
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 300])
 def test_back_table(n):
-    from toolcast.predictor.session_tables import _back_table
-    from toolcast.predictor.slots import _BACK_BUCKETS, _bucket
+    from toolcast.predictor.features.ranking import BACK_BUCKETS
+    from toolcast.predictor.features.values import bucket
+    from toolcast.predictor.session.tables import _back_table
 
     table = _back_table(n)
     assert len(table) > n
-    want = [_BACK_BUCKETS[b] if b < 64 else _bucket(b, 10) for b in range(n + 1)]
+    want = [BACK_BUCKETS[b] if b < 64 else bucket(b, 10) for b in range(n + 1)]
     assert table[: n + 1].tolist() == want

@@ -8,10 +8,11 @@ import json
 import pytest
 
 from toolcast.data import RESPOND, Context, Message, ToolCall, ToolSpec, Trace
-from toolcast.predictor.base import CallPrediction, Predictor
-from toolcast.predictor.baselines import BASELINES, _k_best, fit_baseline
-from toolcast.predictor.ngram import InterpolatedNGram, cued_tools
-from toolcast.predictor.value_maps import ConstantTable, ContextIndex, coerce, describe
+from toolcast.predictor.baselines import BASELINES, fit_baseline
+from toolcast.predictor.baselines.calls import k_best
+from toolcast.predictor.baselines.ngram import InterpolatedNGram, cued_tools
+from toolcast.predictor.baselines.value_maps import ConstantTable, ContextIndex, coerce, describe
+from toolcast.predictor.protocol import CallPrediction, Predictor
 
 TOOLS = [ToolSpec("get_user", parameters={"type": "object", "properties": {"user_id": {"type": "string"}}}),
          ToolSpec("get_order", parameters={"type": "object", "properties": {
@@ -143,8 +144,8 @@ def test_k_best_matches_brute_force():
     options = [[("a", 0.5, ""), ("b", 0.3, ""), ("c", 0.2, "")], [("x", 0.6, ""), ("y", 0.4, "")],
                [("u", 0.9, ""), ("v", 0.1, "")]]
     brute = sorted((a[1] * b[1] * c[1] for a, b, c in itertools.product(*options)), reverse=True)
-    assert [s for s, _ in _k_best(options, 5)] == pytest.approx(brute[:5])
-    assert _k_best([], 3) == [(1.0, ())]
+    assert [s for s, _ in k_best(options, 5)] == pytest.approx(brute[:5])
+    assert k_best([], 3) == [(1.0, ())]
 
 
 def test_witten_bell_backs_off_and_normalises():

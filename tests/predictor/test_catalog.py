@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec, Trace
-from toolcast.predictor.catalog import ToolFiller, build_catalog, toolset_key
+from toolcast.predictor.features.catalog import ToolFiller, build_catalog, toolset_key
 
 
 def trace(tid, source, tools, calls, domain=None):
@@ -64,8 +64,8 @@ def test_filler_leaves_listed_tools_alone_and_fills_by_set_up():
 
 def test_a_featurized_context_with_no_tools_gets_its_set_ups_tools_as_candidates(shop_traces):
     from toolcast.predictor.config import tiny_config
-    from toolcast.predictor.featurize import Featurizer
-    from toolcast.predictor.text import TextEncoder, train_tokenizer
+    from toolcast.predictor.features.featurizer import Featurizer
+    from toolcast.predictor.features.text import TextEncoder, train_tokenizer
     from toolcast.training.examples import build_vocabularies, corpus_texts
 
     traces = [dataclasses.replace(t, tools=[]) for t in shop_traces(4)]

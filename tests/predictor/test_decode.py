@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from toolcast.data.schema import RESPOND
-from toolcast.predictor.decode import SLOT_FIRST_CANDIDATE, decode
-from toolcast.predictor.featurize import SPECIAL_TOOLS, ToolSet
-from toolcast.predictor.slots import SlotRow, SlotValue
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, ToolSet
+from toolcast.predictor.features.slots import SlotRow, SlotValue
+from toolcast.predictor.onnx.decode import SLOT_FIRST_CANDIDATE, decode
 
 
 def tool_set(*names: str) -> ToolSet:

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from toolcast.predictor.config import tiny_config
-from toolcast.predictor.export_graphs import build
-from toolcast.predictor.featurize import N_EVENT_TYPES, TOOL_FEATURE_SIZES
-from toolcast.predictor.model import NextCallModel
-from toolcast.predictor.onnx_contract import ENCODER, FEATURE_INPUTS, SLOT_INPUTS, SLOTS, TOOLS
-from toolcast.predictor.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.features.featurizer import N_EVENT_TYPES, TOOL_FEATURE_SIZES
+from toolcast.predictor.features.slots import CAND_FEATURE_SIZES, SLOT_FEATURE_SIZES
+from toolcast.predictor.onnx.contract import ENCODER, FEATURE_INPUTS, SLOT_INPUTS, SLOTS, TOOLS
+from toolcast.predictor.torch.graphs import build
+from toolcast.predictor.torch.model import NextCallModel
 
 B, N, C, S, M = 2, 7, 6, 4, 5
 

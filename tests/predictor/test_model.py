@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig, tiny_config
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import Featurizer
-from toolcast.predictor.learned import LearnedPredictor, load_pretrained, save_pretrained
-from toolcast.predictor.model import INPUT_NAMES, OUTPUT_NAMES, NextCallModel
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import Featurizer
+from toolcast.predictor.features.text import TextEncoder, split_identifier, train_tokenizer
 from toolcast.predictor.modeldir import Calibration, ModelDirError, ModelParts, read_parts
-from toolcast.predictor.text import TextEncoder, split_identifier, train_tokenizer
+from toolcast.predictor.torch.model import INPUT_NAMES, OUTPUT_NAMES, NextCallModel
+from toolcast.predictor.torch.predictor import LearnedPredictor, load_pretrained, save_pretrained
 from toolcast.training.examples import build_examples, build_vocabularies, corpus_texts
 from toolcast.training.module import slot_loss, tool_loss
 

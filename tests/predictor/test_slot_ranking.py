@@ -2,7 +2,7 @@
 
 `reference_rank` below is that loop, kept as the specification: every candidate of the pool (context
 values, then the slot's constants, then its enum) scored for the slot, equal values keeping their best
-score, best first with ties in pool order. `SlotFeaturizer._rank` scores only what a slot boosts and
+score, best first with ties in pool order. `ranking.rank` scores only what a slot boosts and
 merges it into a per-type ranking; these tests check both give the same rows, on the bundled sample and
 on generated pools full of ties, duplicates, constants, enums and earlier uses.
 """
@@ -19,38 +19,33 @@ from hypothesis import strategies as st
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec, canonical_args
-from toolcast.predictor.extractors import extract_candidates
-from toolcast.predictor.featurize import SPECIAL_TOOLS, tool_candidates
-from toolcast.predictor.slots import (
-    CAND_FEATURE_SIZES,
+from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
+from toolcast.predictor.features.ranking import Pool, key_match, rank
+from toolcast.predictor.features.slots import CAND_FEATURE_SIZES, SlotFeaturizer, slot_names
+from toolcast.predictor.features.text import TextEncoder
+from toolcast.predictor.features.values import (
     KIND_CONSTANT,
     KIND_ENUM,
-    SlotFeaturizer,
-    _bucket,
-    _earlier_uses,
-    _fits,
-    _Fixed,
-    _key_match,
-    _pool,
-    _schema_types,
-    _value_type,
+    Fixed,
+    bucket,
     coerce,
+    earlier_uses,
+    fits,
     key_text,
     kind_of,
     last_key,
-    slot_names,
+    schema_types,
+    value_type,
 )
-from toolcast.predictor.text import TextEncoder
 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "order": 2, "id": 3, "user": 4, "name": 5, "reason": 6, "status": 7}
 
 
 def reference_rank(sf: SlotFeaturizer, tool, slot, types, enum, candidates, used):
-    slot_text = key_text(slot)
-    slot_words = set(slot_text.split())
     pool: list[Any] = list(candidates)
-    pool += [_Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(sf.constants.get(tool, {}).get(slot, []))]
-    pool += [_Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
+    pool += [Fixed(v, KIND_CONSTANT, i) for i, v in enumerate(sf.constants.get(tool, {}).get(slot, []))]
+    pool += [Fixed(v, KIND_ENUM, i) for i, v in enumerate(enum) if isinstance(v, str | int | float)]
     same_slot = used.get((tool, slot), set())
     any_tool = used.get(("", slot), set())
     any_slot = used.get(("", ""), set())
@@ -60,35 +55,35 @@ def reference_rank(sf: SlotFeaturizer, tool, slot, types, enum, candidates, used
     for cand in pool:
         value = coerce(cand.value, types)
         canon = canonical_args(value)
-        if isinstance(cand, _Fixed) and canon in in_context:
+        if isinstance(cand, Fixed) and canon in in_context:
             continue  # a constant the context also shows keeps the context's mention
-        if not isinstance(cand, _Fixed):
+        if not isinstance(cand, Fixed):
             in_context.add(canon)
         earlier = 1 if canon in same_slot else 2 if canon in any_tool else 3 if canon in any_slot else 0
-        key = _key_match(last_key(cand.source_path), slot_words, slot_text)
-        fits = _fits(value, types)
+        key = key_match(last_key(cand.source_path), slot)
+        fit = fits(value, types)
         kind = kind_of(cand)
         is_const = 1 if canon in const or kind == KIND_ENUM else 0
         prio = (
             {1: 8, 2: 3, 3: 1}.get(earlier, 0)
             + {3: 6, 2: 3}.get(key, 0)
             + 4 * is_const
-            + (-6 if fits == 2 else 0)
+            + (-6 if fit == 2 else 0)
             - 0.05 * min(cand.rank, 40)
         )
         text = value if isinstance(value, str) else canon
         kid = sf.kinds.get(kind, 0)
         feats = (
             kid if kid < CAND_FEATURE_SIZES[0] else 0,
-            _bucket(cand.rank + 1, CAND_FEATURE_SIZES[1]),
+            bucket(cand.rank + 1, CAND_FEATURE_SIZES[1]),
             0,
-            _value_type(value),
-            _bucket(len(text), CAND_FEATURE_SIZES[4]),
+            value_type(value),
+            bucket(len(text), CAND_FEATURE_SIZES[4]),
             key,
             earlier,
             is_const,
             0 if cand.source_tool is None else 2 if cand.source_tool == tool else 1,
-            fits,
+            fit,
         )
         hit = best.get(canon)
         if hit is None or prio > hit[0]:
@@ -100,16 +95,16 @@ def reference_rank(sf: SlotFeaturizer, tool, slot, types, enum, candidates, used
 def assert_same_ranking(
     sf: SlotFeaturizer, context: Context, candidates: Sequence, specs: Sequence[ToolSpec]
 ):
-    used = _earlier_uses(context)
-    pool = _pool(candidates)
+    used = earlier_uses(context)
+    pool = Pool.of(candidates)
     for spec in specs:
         props = (spec.parameters or {}).get("properties", {})
         for slot in slot_names(spec, context, sf.max_slots):
             prop = props.get(slot, {})
             enum = prop.get("enum") if isinstance(prop, dict) and isinstance(prop.get("enum"), list) else []
-            types = _schema_types(prop)
+            types = schema_types(prop)
             want = reference_rank(sf, spec.name, slot, types, enum, candidates, used)
-            got = sf._rank(spec.name, slot, types, enum, pool, used)
+            got = rank(sf, spec.name, slot, types, enum, pool, used)
             assert [(f, v, c) for f, _cand, v, c in got] == [(f, v, c) for f, _cand, v, c in want]
             assert [cand for _f, cand, _v, _c in got] == [cand for _f, cand, _v, _c in want]
 
@@ -197,7 +192,7 @@ def test_equal_values_keep_their_first_best_mention():
     context = Context(events=[Message("user", "a")], tools=[spec])
     sf = SlotFeaturizer(TextEncoder(VOCAB), {}, {}, 4, 4, 8, 64)
     assert_same_ranking(sf, context, [Cand("b", 1, None), first, second], [spec])
-    got = sf._rank("f", "q", ["string"], [], _pool([first, second]), {})
+    got = rank(sf, "f", "q", ["string"], [], Pool.of([first, second]), {})
     assert len(got) == 1 and got[0][1] is first
 
 
@@ -206,14 +201,14 @@ def test_a_list_key_matches_the_singular_slot_that_takes_its_elements():
     assert key_text("file_names") == "file name" and key_text("categories") == "category"
     assert key_text("status") == "status" and key_text("analysis") == "analysis"
     assert key_text("address") == "address"  # "ss", "us", "is" are not plurals
-    assert _key_match("orders", set(key_text("order_id").split()), key_text("order_id")) == 2
+    assert key_match("orders", "order_id") == 2
 
 
 def test_a_malformed_required_list_is_read_as_its_strings_only():
     """A tool schema whose `required` holds a list or an object (hand-written MCP schemas do) gave a
     TypeError deep in the slot ranking: a 500 from the server."""
     from toolcast.data.schema import Context, ToolSpec
-    from toolcast.predictor.slots import slot_names
+    from toolcast.predictor.features.slots import slot_names
 
     schema = {"type": "object", "properties": {"a": {}, "b": {}}, "required": [["a"], {"b": 1}, "b"]}
     spec = ToolSpec("t", "", schema)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, ToolSpec, Trace, canonical_args
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.contracts import DENY, ToolContract, read_only
 from toolcast.runtime.tools import Tool
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from toolcast.data.schema import RESPOND
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.contracts import DENY, read_only
 from toolcast.runtime.planner import Estimates, Occupancy, Planner, PlannerConfig
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolcast.data.schema import RESPOND, canonical_args
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.contracts import DENY, ToolContract, read_only
 from toolcast.runtime.planner import PlannerConfig
 from toolcast.runtime.runtime import RuntimeConfig, SpeculativeRuntime

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from toolcast.data.schema import Context
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.latency import LatencyProfile
 from toolcast.runtime.replay import OraclePredictor
 from toolcast.runtime.simclock import SimulationStalled, run_virtual

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from toolcast.data.schema import RESPOND, Context, ToolCall
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.serving import ServeSettings
 
 EXAMPLE_BODY = {

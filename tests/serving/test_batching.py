@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from toolcast.data.schema import Context, Message
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.serving.batching import (
     DirectScheduler,
     MicroBatcher,

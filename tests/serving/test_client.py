@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec
-from toolcast.predictor.base import Predictor
+from toolcast.predictor.protocol import Predictor
 from toolcast.serving import Client, ServingError, create_app
 
 

@@ -26,28 +26,21 @@ class Loadable:
         return []
 
 
-def test_uses_predictor_load_when_installed(tmp_path, monkeypatch):
-    monkeypatch.setattr(toolcast.predictor, "Predictor", Loadable, raising=False)
+def test_uses_the_package_loader(tmp_path, monkeypatch):
+    assert find_loader() is toolcast.predictor.load
+    monkeypatch.setattr(toolcast.predictor, "load", Loadable.load)
     assert find_loader() == Loadable.load
     assert load_predictor(tmp_path).path == tmp_path
 
 
-def test_falls_back_to_a_module_level_loader(tmp_path, monkeypatch):
-    # `toolcast.predictor.Predictor` is a lazy module attribute (deleting it would only re-import it).
-    monkeypatch.setattr(toolcast.predictor, "Predictor", None, raising=False)
-    monkeypatch.setattr(toolcast.predictor, "load_predictor", Loadable.load, raising=False)
-    assert load_predictor(tmp_path).name == "onnx"
-
-
 def test_no_loader_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(toolcast.predictor, "Predictor", object, raising=False)
-    monkeypatch.delattr(toolcast.predictor, "load_predictor", raising=False)
+    monkeypatch.setattr(toolcast.predictor, "load", None)
     with pytest.raises(ModelLoadError, match="no model loader"):
         load_predictor(tmp_path)
 
 
 def test_load_errors_name_the_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(toolcast.predictor, "Predictor", Loadable, raising=False)
+    monkeypatch.setattr(toolcast.predictor, "load", Loadable.load)
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_predictor(tmp_path / "missing")
     (tmp_path / "broken").touch()

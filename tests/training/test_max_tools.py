@@ -8,7 +8,7 @@ import logging
 
 from toolcast.data.schema import ToolSpec
 from toolcast.predictor.config import Config, TrainConfig, tiny_config
-from toolcast.predictor.extractors import extract_candidates
+from toolcast.predictor.features.extractors import extract_candidates
 from toolcast.training.datamodule import NextCallDataModule, tools_needed
 
 TINY = tiny_config()  # max_tools 8: two specials and six tools

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from toolcast.data import RESPOND, Label, ToolCall
-from toolcast.predictor.base import CallPrediction
+from toolcast.predictor.protocol import CallPrediction
 from toolcast.training.metrics import (
     expected_calibration_error,
     outcome,
@@ -111,7 +111,7 @@ def test_empty_predictions_count_as_wrong():
 
 def test_group_bootstrap_intervals_cover_the_estimate_and_pair_differences():
     from toolcast.data.schema import Label, ToolCall
-    from toolcast.predictor.base import CallPrediction
+    from toolcast.predictor.protocol import CallPrediction
     from toolcast.training.metrics import group_bootstrap, outcome, summarize
 
     def point(g: int, right: bool):

@@ -1,0 +1,107 @@
+"""The Markov baseline: previous tool -> next tool (with `<start>`), and each slot's most frequent values.
+
+What today's open-source speculators run (toolahead, ggcode). A standard bigram, smoothed (Witten-Bell
+toward the unigram) and restricted to the tools the agent has, so it is a fair one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from toolcast.data.schema import Context, Trace, canonical_args
+from toolcast.predictor.baselines.calls import (
+    SignatureModel,
+    SlotOptions,
+    decision_contexts,
+    rank_calls,
+    spec_of,
+    tool_calls,
+)
+from toolcast.predictor.baselines.ngram import (
+    START,
+    Example,
+    InterpolatedNGram,
+    Toolsets,
+    action_history,
+    choose_smoothing,
+    fit_ngram,
+    label_symbols,
+    last_call_tool,
+)
+from toolcast.predictor.protocol import CallPrediction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlotFrequencies:
+    """(tool, slot) -> value id -> (value, count): a slot's most frequent values, as speculators keep."""
+
+    table: dict[tuple[str, str], dict[str, list]] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, tool: str, args: dict[str, Any]) -> None:
+        for slot, value in args.items():
+            entry = self.table[(tool, slot)].setdefault(canonical_args(value), [value, 0])
+            entry[1] += 1
+
+    def options(self, tool: str, slot: str, n: int = 3) -> SlotOptions:
+        values = self.table.get((tool, slot))
+        if not values:
+            return []
+        total = sum(c for _, c in values.values())
+        top = sorted(values.values(), key=lambda vc: (-vc[1], canonical_args(vc[0])))[:n]
+        return [(v, c / total, "frequent") for v, c in top]
+
+
+class MarkovPredictor:
+    """Previous tool -> next tool bigram with `<start>`; arguments = each slot's most frequent values.
+
+    `state="call"` (the classic table) keys on the last tool called; `state="action"` on the agent's
+    last action, `<respond>` included.
+    """
+
+    name = "markov"
+
+    def __init__(self, state: Literal["call", "action"] = "call"):
+        self.state = state
+        self.ngram = InterpolatedNGram(levels=2)
+        self.signatures = SignatureModel()
+        self.values = SlotFrequencies()
+        self.toolsets = Toolsets()
+
+    def _prev(self, context: Context) -> str:
+        if self.state == "call":
+            return last_call_tool(context)
+        history = action_history(context)
+        return history[-1] if history else START
+
+    def _chain(self, context: Context) -> tuple:
+        return ((), (self._prev(context),))
+
+    def fit(self, traces: Iterable[Trace]) -> MarkovPredictor:
+        """Count transitions, signatures and slot values; choose the smoothing on held-out groups."""
+        traces = list(traces)
+        for trace in traces:
+            self.toolsets.add(trace)
+            for call in trace.calls:
+                self.signatures.add(call.tool, call.args)
+                self.values.add(call.tool, call.args)
+        examples = [Example(self._chain(ctx), label_symbols(calls), self.toolsets.allowed(ctx), set(),
+                            t.group) for t in traces for ctx, calls in decision_contexts(t)]
+        beta, _ = choose_smoothing(examples, levels=2)
+        self.ngram = fit_ngram(examples, levels=2, beta=beta)
+        log.info("markov: %d transitions counted, beta %.1f", len(examples), beta)
+        return self
+
+    def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        probs = self.ngram.distribution(self._chain(context), self.toolsets.allowed(context))
+
+        def make(tool: str, p: float) -> list[CallPrediction]:
+            return tool_calls(tool, p, self.signatures.top(tool, spec_of(context, tool)),
+                              lambda slot: self.values.options(tool, slot))
+
+        return rank_calls(probs, make, k)

@@ -1,0 +1,117 @@
+"""PASTE's pattern pool (arXiv 2603.18897): context patterns -> next tool, value-mapping functions -> args.
+
+A pattern is the agent's last one or two tool calls and what it is reacting to (a user message, a tool
+result, a failed call, ...): `(t[-2], t[-1], event) -> next tool`, with the empirical distribution of
+what followed, smoothed by Witten-Bell interpolation down to `(t[-1], event)`, `(event)` and the unigram
+(a back-off trigram). One text cue is added: a tool whose name words the user's latest message uses gets
+its probability multiplied by exp(w) and the distribution renormalised ("sort the file" -> `sort`);
+w and the smoothing strength are chosen on held-out task groups of the training logs (w = 0 if the cue
+does not help). Measured ablations are in BENCHMARKS.md.
+
+Each slot of a predicted tool is filled by the value-mapping functions mined from the logs
+(`toolcast.predictor.baselines.value_maps`): earlier output by key and position, earlier argument, an ID or a
+quoted string in the user's text, a cross-task constant; ranked and weighted by empirical success.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+from toolcast.data.schema import RESPOND, Context, Trace
+from toolcast.predictor.baselines.calls import (
+    SignatureModel,
+    decision_contexts,
+    rank_calls,
+    spec_of,
+    tool_calls,
+)
+from toolcast.predictor.baselines.ngram import (
+    START,
+    Example,
+    InterpolatedNGram,
+    Toolsets,
+    action_history,
+    boosted,
+    choose_smoothing,
+    cued_tools,
+    fit_ngram,
+    label_symbols,
+    last_event_kind,
+)
+from toolcast.predictor.baselines.value_maps import ContextIndex, ValueMaps, mine_value_maps
+from toolcast.predictor.protocol import CallPrediction
+
+log = logging.getLogger(__name__)
+
+LEVELS = 4
+CUE_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def pattern_chain(context: Context) -> tuple[Hashable, ...]:
+    """The contexts of the back-off chain, most general first."""
+    tools = [a for a in action_history(context) if a != RESPOND]
+    t1 = tools[-1] if tools else START
+    t2 = tools[-2] if len(tools) > 1 else START
+    ev = last_event_kind(context)
+    return ((), (ev,), (t1, ev), (t2, t1, ev))
+
+
+class PatternPoolPredictor:
+    """Back-off trigram over the agent's tool calls (+ the user naming a tool) -> next tool; mined value
+    maps -> arguments."""
+
+    name = "pattern"
+
+    def __init__(self, text_cue: bool = True):
+        self.text_cue = text_cue
+        self.cue_weight = 0.0
+        self.ngram = InterpolatedNGram(LEVELS)
+        self.signatures = SignatureModel()
+        self.toolsets = Toolsets()
+        self.value_maps: ValueMaps | None = None
+
+    def fit(self, traces: Iterable[Trace], progress: bool = False) -> PatternPoolPredictor:
+        traces = list(traces)
+        for trace in traces:
+            self.toolsets.add(trace)
+            for call in trace.calls:
+                self.signatures.add(call.tool, call.args)
+        examples = []
+        for trace in traces:
+            for ctx, calls in decision_contexts(trace):
+                allowed = self.toolsets.allowed(ctx)
+                cued = cued_tools(ctx, allowed) if self.text_cue else set()
+                examples.append(Example(pattern_chain(ctx), label_symbols(calls), allowed, cued, trace.group))
+        beta, self.cue_weight = choose_smoothing(examples, LEVELS,
+                                                 weights=CUE_WEIGHTS if self.text_cue else (0.0,))
+        self.ngram = fit_ngram(examples, LEVELS, beta)
+        log.info("pattern pool: %d decision points, beta %.1f, cue weight %.1f", len(examples), beta,
+                 self.cue_weight)
+        self.value_maps = mine_value_maps(traces, progress=progress)
+        return self
+
+    def tool_distribution(self, context: Context) -> dict[str, float]:
+        allowed = self.toolsets.allowed(context)
+        p = self.ngram.distribution(pattern_chain(context), allowed)
+        return boosted(p, cued_tools(context, allowed), self.cue_weight) if self.cue_weight else p
+
+    def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        if self.value_maps is None:
+            raise RuntimeError("PatternPoolPredictor.predict before fit")
+        maps = self.value_maps
+        index: ContextIndex | None = None
+
+        def make(tool: str, p: float) -> list[CallPrediction]:
+            nonlocal index
+            if index is None:
+                index = ContextIndex.of(context)
+            idx = index
+
+            def options(slot: str) -> list[tuple[Any, float, str]]:
+                return maps.candidates(idx, tool, slot)
+
+            return tool_calls(tool, p, self.signatures.top(tool, spec_of(context, tool)), options)
+
+        return rank_calls(self.tool_distribution(context), make, k)

@@ -1,0 +1,1 @@
+"""toolcast.predictor.onnx."""
