@@ -154,7 +154,8 @@ def _sed_script_ok(script: str) -> bool:
         m = re.match(rf"^(?:{_SED_ADDR})?\s*!?\s*s(.)", part)
         if m:
             d = re.escape(m.group(1))
-            full = re.match(rf"^(?:{_SED_ADDR})?\s*!?\s*s{d}(?:[^{d}\\]|\\.)*{d}(?:[^{d}\\]|\\.)*{d}(.*)$", part)
+            body = rf"(?:[^{d}\\]|\\.)*"
+            full = re.match(rf"^(?:{_SED_ADDR})?\s*!?\s*s{d}{body}{d}{body}{d}(.*)$", part)
             if full is None or not _SED_FLAGS.match(full.group(1)):
                 return False
         elif part and not _SED_SIMPLE.match(part):

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 _GLOBAL_VALUE = ("-C", "--git-dir", "--work-tree", "--namespace")
-_GLOBAL_FLAGS = ("--no-pager", "-P", "--no-optional-locks", "--literal-pathspecs", "--bare", "--no-replace-objects",
-                 "--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs", "-p", "--paginate")
+_GLOBAL_FLAGS = ("--no-pager", "-P", "--no-optional-locks", "--literal-pathspecs", "--bare",
+                 "--no-replace-objects", "--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs", "-p",
+                 "--paginate")
 READ = frozenset((
     "status", "log", "show", "diff", "blame", "annotate", "shortlog", "describe", "rev-parse", "ls-files",
     "ls-tree", "cat-file", "grep", "rev-list", "merge-base", "name-rev", "show-ref", "for-each-ref",
@@ -69,7 +70,7 @@ def _listing(value_opts: tuple[str, ...], read_flags: tuple[str, ...], list_flag
             if a in value_opts:
                 i += 2
                 continue
-            if a.split("=", 1)[0] in value_opts or a in read_flags or a in list_flags or a.startswith("--abbrev"):
+            if a.split("=", 1)[0] in value_opts or a in read_flags + list_flags or a.startswith("--abbrev"):
                 i += 1
                 continue
             if a.startswith("-"):
