@@ -267,3 +267,34 @@ def _tool(spec: Any, where: str, stable: float, flags: dict[str, bool]) -> Codin
         command_args=lists["command_args"], persistent_cwd=persistent, deny_if=lists["deny_if"],
         test_runners=flags["test_runners"], open_world=flags["open_world"], fresh_for=float(fresh),
         state_keys=lists["mutates"])
+
+
+def replay_contracts_for(path: str | None, traces: Iterable[Any] = ()) -> tuple[ContractPolicy, str]:
+    """The contracts `toolcast simulate` replays with, and how its report names them.
+
+    A coding contracts file given (`--contracts`): its tools, other tools by the builtin name patterns.
+    Another file: the replay name-pattern overrides (`replay_contracts.py`). None: the shipped coding
+    contracts when a trace's source is one the file lists (a Claude Code or Codex session), else the
+    builtin name patterns.
+    """
+    from toolcast.runtime.replay_contracts import load_replay_policy, replay_policy
+
+    if path is not None:
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            d = None  # load_replay_policy reports it, naming the file and line
+        if is_coding_contracts(d):
+            return coding_contracts_from_dict(d, path).policy(replay_policy()), \
+                f"coding contracts {path} + builtin name patterns"
+        return load_replay_policy(path), path
+    coding = load_coding_contracts()
+    if any(getattr(t, "source", None) in coding.sources for t in traces):
+        return coding.policy(replay_policy()), "shipped coding contracts + builtin name patterns"
+    return replay_policy(), "builtin name patterns"
+
+
+def is_coding_session(traces: Iterable[Any]) -> bool:
+    """Are these a coding agent's sessions (a source the shipped contracts file lists)?"""
+    sources = set(load_coding_contracts().sources)
+    return any(getattr(t, "source", None) in sources for t in traces)
