@@ -168,11 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--sessions", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "toolcast-coding-repo",
+                    help="where the clone lives while the agent works (a fixed path: the transcripts name it)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="toolcast-coding-") as tmp:
-        root = clone(Path(tmp) / "repo")
+        shutil.rmtree(args.workdir, ignore_errors=True)
+        root = clone(args.workdir)
         tools = Tools(root)
         staging = Path(tmp) / "out"
         for i in range(args.sessions):
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             if dialect == "claude":
                 writer = ClaudeWriter(sid, str(root), rng)
             else:
-                writer = CodexWriter(sid, str(root), rng, legacy=(i // 2) % 3 == 2)
+                writer = CodexWriter(sid, str(root), rng, legacy=(i // 2) % 3 == 1)
             session(rng, tools, dialect, start, writer)
             path = writer.write(staging, start)
             log.info("%s: %d lines", path.relative_to(staging), writer.lines)
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.exists():
             shutil.rmtree(args.out)
         shutil.copytree(staging, args.out)
+    shutil.rmtree(args.workdir, ignore_errors=True)
     return 0
 
 

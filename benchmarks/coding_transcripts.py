@@ -133,9 +133,10 @@ class CodexWriter(_Writer):
         self._line(reply_end, "response_item", {"type": "reasoning", "summary": [
             {"type": "summary_text", "text": f"**Next step**\n\n{text or 'Looking at the code.'}"}],
             "content": None, "encrypted_content": None})
+        last = t + max(s + w for _c, _o, _e, s, w in results)
         for call, out, err, seconds, wait in results:
             cid = self._id("call_")
-            end = t + wait + seconds
+            end = last if self.legacy else t + wait + seconds  # older Codex wrote the turn when all had run
             written = end if self.legacy else t
             output = json.dumps({"output": out, "metadata": {"exit_code": int(err), "duration_seconds":
                                                               round(seconds, 3)}})

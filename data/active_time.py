@@ -6,8 +6,9 @@ Read from the events' own timestamps (Claude Code and Codex write one per line),
   count once, from the first start to the last result. Where a tool reported how long it ran (Codex's
   `metadata.duration_seconds` or "Wall time: S seconds"; Claude Code's `toolUseResult.durationMs`) and
   the interval is longer by more than `APPROVAL_SLACK_S`, the surplus is a wait for the user's approval
-  (the call was written before the user allowed it to run); an interval of zero with a reported duration
-  (a call and its result written at the same instant) takes the reported duration;
+  (the call was written before the user allowed it to run); a call written with its result (an interval
+  of zero, or an older Codex call whose start the importer put at the end of the model's reply) takes the
+  reported duration;
 - user time: the time before each user message, calls that ask the user (`USER_TOOLS`: their whole
   interval is a wait), and approval waits, all kept out of active time;
 - LLM time: the gaps before the agent's messages and calls; a gap over `MAX_GAP_S` is the user's idle
@@ -74,7 +75,8 @@ def tool_active_s(call: ToolCall) -> float | None:
     own = reported_duration(call)
     if interval is None:
         return own
-    if own is not None and (interval < 0.001 or interval > own + APPROVAL_SLACK_S):
+    if own is not None and (interval < 0.001 or interval > own + APPROVAL_SLACK_S
+                            or call.extra.get("t_start_from") == "reply_end"):
         return own
     return interval
 

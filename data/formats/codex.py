@@ -29,7 +29,8 @@ without one, the file's name). The items are read by the Responses item reader (
   `base_instructions.text`) open the trace as a system message: the prompt the model was given.
 - Times: each line's ISO `timestamp` is when Codex wrote it: a call starts at its item's line and ends at
   its output's line; an assistant message ends at its last item's line; user messages are at their line.
-  Older Codex wrote a call and its output at the same instant, after the tool ran: such a call starts
+  Older Codex wrote a call and its output at the same instant, after the tool ran: where every call of
+  a file was written so (a fast tool alone can share its output's millisecond), a call starts
   where the model's reply ended (its last reasoning or message line before the call, when that is
   earlier; `extra["t_start_from"] = "reply_end"`), and the duration the tool reported (the output's
   `duration_seconds` / "Wall time") times it where nothing earlier was written (`data/active_time.py`).
@@ -106,6 +107,8 @@ class _Rollout:
         self.last_model_time: float | None = None
         self.reply_time: float | None = None  # the last reasoning / assistant message line of this reply
         self.reply_before: dict[int, float | None] = {}  # id(call) -> reply_time when its line came
+        self.answered = 0
+        self.same_instant: list[tuple[ToolCall, float | None]] = []  # calls written with their output
 
     def session_meta(self, at: Location, meta: dict, when: float | None) -> None:
         for key, value in meta.items():
@@ -146,11 +149,9 @@ class _Rollout:
             if call is not None:
                 call.t_end = when
                 call.error |= _failed(call.output)
-                reply = self.reply_before.get(id(call))
-                if call.t_start == when and reply is not None and reply < when:
-                    # written with its result (older Codex): it started where the model's reply ended
-                    call.t_start = reply
-                    call.extra["t_start_from"] = "reply_end"
+                self.answered += 1
+                if call.t_start == when:
+                    self.same_instant.append((call, self.reply_before.get(id(call))))
         self._timed(when)
 
     def _timed(self, when: float | None) -> None:
@@ -177,6 +178,8 @@ class _Rollout:
     def finish(self, trace_id: str) -> Trace:
         self.reader.close()
         self._timed(self.last_model_time)
+        if self.same_instant and len(self.same_instant) == self.answered:
+            self._reply_end_starts()
         for call_id, code in self.exit_codes.items():
             if code != 0 and call_id in self.calls:
                 self.calls[call_id].error = True
@@ -186,6 +189,20 @@ class _Rollout:
                       events=self.reader.events)
         trace.validate()
         return trace
+
+
+    def _reply_end_starts(self) -> None:
+        """Every call of the file was written with its output (older Codex, after the tool ran): each
+        started where the model's reply ended, and so did its reply."""
+        for call, reply in self.same_instant:
+            if reply is None or call.t_end is None or reply >= call.t_end:
+                continue
+            call.t_start = reply
+            call.extra["t_start_from"] = "reply_end"
+            for e in reversed(self.reader.events):
+                if isinstance(e, Message) and e.role == "assistant" and e.turn == call.turn:
+                    e.t_end = min(e.t_end, reply) if e.t_end is not None else reply
+                    break
 
 
 def _output_item(item: dict) -> dict:
