@@ -81,7 +81,8 @@ def _print_active_time(traces) -> None:
     print(f"\nactive time ({a.timed_traces} timed traces): {a.active_s:.1f} s = LLM {a.llm_s:.1f} s + tools "
           f"{a.tool_s:.1f} s; tool share of active time {a.tool_share:.1%}")
     print(f"  per call: median {d['call_median_s']} s, p90 {d['call_p90_s']} s; "
-          f"{a.reported_durations} calls timed by the duration their tool reported")
+          f"{a.reported_durations} calls timed by the duration their tool reported, "
+          f"{a.untimed_calls} calls without times")
     print(f"  kept out: user {a.user_s:.1f} s (incl. {a.idle_gaps} idle gaps over {MAX_GAP_S:.0f} s), "
           f"approval waits and questions to the user {a.wait_s:.1f} s")
     if a.clock_jumps:

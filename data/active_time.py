@@ -93,6 +93,8 @@ class ActiveTime:
     """Approval waits and calls asking the user."""
     idle_gaps: int = 0
     clock_jumps: list[dict[str, Any]] = field(default_factory=list)
+    untimed_calls: int = 0
+    """Calls with neither an interval nor a reported duration: counted here, in no time."""
     reported_durations: int = 0
     """Calls timed by the duration the tool reported (same-instant writes, approval waits)."""
     call_s: list[float] = field(default_factory=list)
@@ -113,7 +115,7 @@ class ActiveTime:
                 "tool_share": None if self.tool_share is None else round(self.tool_share, 4),
                 "user_s": round(self.user_s, 3), "approval_wait_s": round(self.wait_s, 3),
                 "idle_gaps": self.idle_gaps, "clock_jumps": self.clock_jumps,
-                "reported_durations": self.reported_durations,
+                "reported_durations": self.reported_durations, "untimed_calls": self.untimed_calls,
                 "call_median_s": round(statistics.median(self.call_s), 3) if self.call_s else None,
                 "call_p90_s": round(q[-1], 3) if q else None,
                 "tool_s_by_tool": {k: round(v, 3) for k, v in sorted(self.by_tool.items(),
@@ -182,6 +184,7 @@ def _turn(trace: Trace, i: int, calls: list[ToolCall], prev: float | None, out: 
     starts = [c.t_start for c in calls if c.t_start is not None]
     ends = [c.t_end for c in calls if c.t_end is not None]
     if not starts:
+        out.untimed_calls += len(calls)
         return prev
     start = min(starts)
     gap = _gap(trace, i, prev, start, out)
@@ -189,6 +192,7 @@ def _turn(trace: Trace, i: int, calls: list[ToolCall], prev: float | None, out: 
     for c in calls:
         s = tool_active_s(c)
         if s is None:
+            out.untimed_calls += 1
             continue
         active.append(s)
         out.call_s.append(s)
