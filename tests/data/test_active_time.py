@@ -38,7 +38,8 @@ def test_tool_llm_and_user_time_from_the_timestamps():
 
 
 def test_parallel_calls_count_once_from_first_start_to_last_result():
-    a = active_time([trace(user(0), reply(1, 0), call(0, "Read", 1, 2), call(0, "Grep", 1, 4), reply(5, text="x"))])
+    a = active_time([trace(user(0), reply(1, 0), call(0, "Read", 1, 2), call(0, "Grep", 1, 4),
+                           reply(5, text="x"))])
     assert a.tool_s == pytest.approx(3.0)
 
 
