@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from coding_tasks import CLAUDE, CODEX, FAST_TESTS, Call, prompt
-
 from coding_transcripts import ClaudeWriter, CodexWriter
 
 log = logging.getLogger("coding_sessions")
@@ -56,7 +55,9 @@ class Tools:
         return out, err, time.perf_counter() - t0
 
     def _sh(self, command: str) -> tuple[str, bool]:
-        p = subprocess.run(["bash", "-c", command], cwd=self.root, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            ["bash", "-c", command], cwd=self.root, capture_output=True, text=True, timeout=300
+        )
         return (p.stdout + p.stderr)[-20000:], p.returncode != 0
 
     def _read(self, file_path: str, offset: int = 1, limit: int = 2000) -> tuple[str, bool]:
@@ -64,7 +65,7 @@ class Tools:
             lines = Path(file_path).read_text(encoding="utf-8").splitlines()
         except OSError as e:
             return f"<tool_use_error>{e}</tool_use_error>", True
-        chunk = lines[offset - 1: offset - 1 + limit]
+        chunk = lines[offset - 1 : offset - 1 + limit]
         return "\n".join(f"{offset + i:>6}\t{x}" for i, x in enumerate(chunk)), False
 
     def _grep(self, pattern: str, path: str, output_mode: str = "files_with_matches", **_: object):
@@ -120,8 +121,13 @@ def clone(dest: Path) -> Path:
 
 
 def symbols(root: Path, rng: random.Random, n: int) -> list[str]:
-    out = subprocess.run(["git", "grep", "-h", "-E", "^def [a-z][a-z_]{5,}\\(", "--", "*.py"], cwd=root,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "grep", "-h", "-E", "^def [a-z][a-z_]{5,}\\(", "--", "*.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     names = sorted({line[4:].split("(")[0] for line in out.splitlines()})
     return rng.sample(names, k=min(n, len(names)))
 
@@ -133,8 +139,9 @@ def session(rng: random.Random, tools: Tools, dialect: str, start: float, writer
     t = start
     for n in range(1 + (rng.random() < 0.35)):
         kind = rng.choice(sorted(tasks))
-        target = {"explore": rng.choice(FOLDERS), "tests": rng.choice(FAST_TESTS)}.get(kind) or \
-            rng.choice(symbols(tools.root, rng, 40))
+        target = {"explore": rng.choice(FOLDERS), "tests": rng.choice(FAST_TESTS)}.get(kind) or rng.choice(
+            symbols(tools.root, rng, 40)
+        )
         if n:  # a follow-up: the user reads the answer, sometimes walks away
             t += rng.uniform(900, 2700) if rng.random() < 0.3 else rng.uniform(15, 120)
         writer.user(prompt(kind, target), t)
@@ -168,8 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--sessions", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "toolcast-coding-repo",
-                    help="where the clone lives while the agent works (a fixed path: the transcripts name it)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "toolcast-coding-repo",
+        help="where the clone lives while the agent works (a fixed path: the transcripts name it)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rng = random.Random(args.seed)

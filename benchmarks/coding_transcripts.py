@@ -20,7 +20,9 @@ from typing import Any
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 class _Writer:
@@ -49,19 +51,45 @@ class ClaudeWriter(_Writer):
 
     def _entry(self, t: float, kind: str, message: dict, **extra: Any) -> None:
         uid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        self.rows.append((t, {"parentUuid": self.parent, "isSidechain": False, "userType": "external",
-                              "cwd": self.root, "sessionId": self.sid, "version": "2.0.14", "gitBranch": "main",
-                              "type": kind, "message": message, "uuid": uid, "timestamp": iso(t), **extra}))
+        self.rows.append(
+            (
+                t,
+                {
+                    "parentUuid": self.parent,
+                    "isSidechain": False,
+                    "userType": "external",
+                    "cwd": self.root,
+                    "sessionId": self.sid,
+                    "version": "2.0.14",
+                    "gitBranch": "main",
+                    "type": kind,
+                    "message": message,
+                    "uuid": uid,
+                    "timestamp": iso(t),
+                    **extra,
+                },
+            )
+        )
         self.parent = uid
 
     def user(self, text: str, t: float) -> None:
         self._entry(t, "user", {"role": "user", "content": text})
 
     def _assistant(self, t: float, mid: str, block: dict, tokens: int) -> None:
-        self._entry(t, "assistant", {"id": mid, "type": "message", "role": "assistant",
-                                     "model": "claude-sonnet-4-5-20250929", "content": [block],
-                                     "stop_reason": None, "usage": {"output_tokens": tokens}},
-                    requestId=mid.replace("msg_", "req_"))
+        self._entry(
+            t,
+            "assistant",
+            {
+                "id": mid,
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [block],
+                "stop_reason": None,
+                "usage": {"output_tokens": tokens},
+            },
+            requestId=mid.replace("msg_", "req_"),
+        )
 
     def answer(self, text: str, t: float, tokens: int) -> None:
         self._assistant(t, self._id("msg_"), {"type": "text", "text": text}, tokens)
@@ -73,14 +101,23 @@ class ClaudeWriter(_Writer):
         ids = []
         for k, (call, *_rest) in enumerate(results):
             ids.append(self._id("toolu_"))
-            self._assistant(t + 0.01 * k, mid, {"type": "tool_use", "id": ids[-1], "name": call.tool,
-                                                "input": call.args}, tokens)
-        for tid, (call, out, err, seconds, wait) in sorted(zip(ids, results, strict=True),
-                                                           key=lambda r: r[1][3] + r[1][4]):
+            self._assistant(
+                t + 0.01 * k,
+                mid,
+                {"type": "tool_use", "id": ids[-1], "name": call.tool, "input": call.args},
+                tokens,
+            )
+        for tid, (call, out, err, seconds, wait) in sorted(
+            zip(ids, results, strict=True), key=lambda r: r[1][3] + r[1][4]
+        ):
             content = f"Exit code 1\n{out}" if err and call.tool == "Bash" else out
             block = {"type": "tool_result", "tool_use_id": tid, "content": content, "is_error": err}
-            self._entry(t + wait + seconds, "user", {"role": "user", "content": [block]},
-                        toolUseResult=_structured(call, out, seconds))
+            self._entry(
+                t + wait + seconds,
+                "user",
+                {"role": "user", "content": [block]},
+                toolUseResult=_structured(call, out, seconds),
+            )
 
     def write(self, out: Path, start: float) -> Path:
         return self._dump(out / "claude_code" / self.root.replace("/", "-") / f"{self.sid}.jsonl")
@@ -90,7 +127,12 @@ def _structured(call, out: str, seconds: float) -> dict:
     """Claude Code's `toolUseResult` for the tools whose shape is public (Glob reports its duration)."""
     if call.tool == "Glob":
         files = [x for x in out.splitlines() if x.startswith("/")]
-        return {"filenames": files, "durationMs": int(seconds * 1000), "numFiles": len(files), "truncated": False}
+        return {
+            "filenames": files,
+            "durationMs": int(seconds * 1000),
+            "numFiles": len(files),
+            "truncated": False,
+        }
     if call.tool == "Bash":
         return {"stdout": out, "stderr": "", "interrupted": False, "isImage": False}
     if call.tool == "Read":
@@ -109,55 +151,127 @@ class CodexWriter(_Writer):
 
     def _start(self, t: float) -> None:
         self.started = True
-        self._line(t - 1.0, "session_meta", {"id": self.sid, "timestamp": iso(t - 1.0), "cwd": self.root,
-                                             "originator": "codex_cli_rs", "cli_version": "0.46.0",
-                                             "instructions": None, "source": "cli", "model_provider": "openai"})
-        self._line(t - 0.5, "turn_context", {"cwd": self.root, "approval_policy": "on-request",
-                                             "sandbox_policy": {"mode": "workspace-write"}, "model": "gpt-5-codex",
-                                             "summary": "auto"})
+        self._line(
+            t - 1.0,
+            "session_meta",
+            {
+                "id": self.sid,
+                "timestamp": iso(t - 1.0),
+                "cwd": self.root,
+                "originator": "codex_cli_rs",
+                "cli_version": "0.46.0",
+                "instructions": None,
+                "source": "cli",
+                "model_provider": "openai",
+            },
+        )
+        self._line(
+            t - 0.5,
+            "turn_context",
+            {
+                "cwd": self.root,
+                "approval_policy": "on-request",
+                "sandbox_policy": {"mode": "workspace-write"},
+                "model": "gpt-5-codex",
+                "summary": "auto",
+            },
+        )
 
     def user(self, text: str, t: float) -> None:
         if not self.started:
             self._start(t)
-        self._line(t, "response_item", {"type": "message", "role": "user",
-                                        "content": [{"type": "input_text", "text": text}]})
+        self._line(
+            t,
+            "response_item",
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        )
         self._line(t, "event_msg", {"type": "user_message", "message": text, "kind": "plain"})
 
     def answer(self, text: str, t: float, tokens: int) -> None:
-        self._line(t, "response_item", {"type": "message", "role": "assistant",
-                                        "content": [{"type": "output_text", "text": text}]})
+        self._line(
+            t,
+            "response_item",
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]},
+        )
         self._line(t, "event_msg", {"type": "agent_message", "message": text})
 
     def turn(self, text: str, tokens: int, t: float, results: list) -> None:
         reply_end = t if self.legacy else t - 0.2
-        self._line(reply_end, "response_item", {"type": "reasoning", "summary": [
-            {"type": "summary_text", "text": f"**Next step**\n\n{text or 'Looking at the code.'}"}],
-            "content": None, "encrypted_content": None})
+        self._line(
+            reply_end,
+            "response_item",
+            {
+                "type": "reasoning",
+                "summary": [
+                    {"type": "summary_text", "text": f"**Next step**\n\n{text or 'Looking at the code.'}"}
+                ],
+                "content": None,
+                "encrypted_content": None,
+            },
+        )
         last = t + max(s + w for _c, _o, _e, s, w in results)
         for call, out, err, seconds, wait in results:
             cid = self._id("call_")
             end = last if self.legacy else t + wait + seconds  # older Codex wrote the turn when all had run
             written = end if self.legacy else t
-            output = json.dumps({"output": out, "metadata": {"exit_code": int(err), "duration_seconds":
-                                                              round(seconds, 3)}})
+            output = json.dumps(
+                {"output": out, "metadata": {"exit_code": int(err), "duration_seconds": round(seconds, 3)}}
+            )
             if call.tool == "apply_patch":
-                self._line(written, "response_item", {"type": "custom_tool_call", "status": "completed",
-                                                      "call_id": cid, "name": "apply_patch",
-                                                      "input": call.args["input"]})
-                self._line(end, "response_item", {"type": "custom_tool_call_output", "call_id": cid,
-                                                  "output": output})
+                self._line(
+                    written,
+                    "response_item",
+                    {
+                        "type": "custom_tool_call",
+                        "status": "completed",
+                        "call_id": cid,
+                        "name": "apply_patch",
+                        "input": call.args["input"],
+                    },
+                )
+                self._line(
+                    end,
+                    "response_item",
+                    {"type": "custom_tool_call_output", "call_id": cid, "output": output},
+                )
                 continue
-            self._line(written, "response_item", {"type": "function_call", "name": call.tool,
-                                                  "arguments": json.dumps(call.args), "call_id": cid})
+            self._line(
+                written,
+                "response_item",
+                {
+                    "type": "function_call",
+                    "name": call.tool,
+                    "arguments": json.dumps(call.args),
+                    "call_id": cid,
+                },
+            )
             if wait:
-                self._line(t, "event_msg", {"type": "exec_approval_request", "call_id": cid,
-                                            "command": call.args.get("command"), "cwd": self.root})
+                self._line(
+                    t,
+                    "event_msg",
+                    {
+                        "type": "exec_approval_request",
+                        "call_id": cid,
+                        "command": call.args.get("command"),
+                        "cwd": self.root,
+                    },
+                )
             if call.tool == "update_plan":
                 output = "Plan updated"
-            self._line(end, "response_item", {"type": "function_call_output", "call_id": cid, "output": output})
+            self._line(
+                end, "response_item", {"type": "function_call_output", "call_id": cid, "output": output}
+            )
             if call.tool == "shell":
-                self._line(end, "event_msg", {"type": "exec_command_end", "call_id": cid, "exit_code": int(err),
-                                              "duration": {"secs": int(seconds), "nanos": 0}})
+                self._line(
+                    end,
+                    "event_msg",
+                    {
+                        "type": "exec_command_end",
+                        "call_id": cid,
+                        "exit_code": int(err),
+                        "duration": {"secs": int(seconds), "nanos": 0},
+                    },
+                )
 
     def write(self, out: Path, start: float) -> Path:
         day = datetime.fromtimestamp(start, tz=timezone.utc)
