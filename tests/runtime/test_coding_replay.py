@@ -1,0 +1,69 @@
+"""Coding agents' sessions through `toolcast simulate`: shipped contracts, recorded times, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from toolcast.cli.main import main
+from toolcast.data import load_traces
+from toolcast.runtime.coding_contracts import DEFAULT_FILE, replay_contracts_for
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "coding_sessions"
+
+
+def test_coding_sessions_pick_the_shipped_contracts_and_others_the_name_patterns(fk):
+    policy, label = replay_contracts_for(None, load_traces(FIXTURE))
+    assert "coding contracts" in label
+    assert policy.for_tool("Read").for_call({"file_path": "/a"}).speculable
+    assert policy.for_tool("get_order").speculable  # other tools keep the replay name patterns
+    _, label = replay_contracts_for(None, [fk.shop_trace()])
+    assert label == "builtin name patterns"
+
+
+def test_simulate_replays_coding_sessions_with_their_recorded_times(capsys):
+    code = main(["simulate", "--data", str(FIXTURE), "--train", str(FIXTURE), "--baseline", "markov"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tool times: recorded" in out and "shipped coding contracts" in out
+    code = main(["simulate", "--data", str(FIXTURE), "--train", str(FIXTURE), "--baseline", "markov",
+                 "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["oracle"]["saving_s"] > 0  # reads and read-only shell commands ran ahead
+    assert summary["oracle"]["launched"] > 0
+
+
+def test_test_runs_run_ahead_only_when_the_contracts_file_opts_in(tmp_path, capsys):
+    opted = json.loads(DEFAULT_FILE.read_text())
+    opted["test_runners"] = True
+    path = tmp_path / "coding.json"
+    path.write_text(json.dumps(opted))
+    runs = {}
+    for name, extra in (("default", []), ("opted", ["--contracts", str(path)])):
+        assert main(["simulate", "--data", str(FIXTURE), "--train", str(FIXTURE), "--baseline", "markov",
+                     "--json", *extra]) == 0
+        runs[name] = json.loads(capsys.readouterr().out)["oracle"]
+    assert runs["opted"]["saving_s"] > runs["default"]["saving_s"]  # the pytest runs are the slow calls
+
+
+@pytest.mark.parametrize("corrupt, field", [
+    (lambda line: line[: len(line) // 2], None),  # a line cut short: not JSON
+    (lambda line: line.replace('"timestamp": "', '"timestamp": "yesterday '), "timestamp"),
+])
+def test_a_malformed_transcript_is_a_clear_error_naming_file_line_and_field(tmp_path, capsys, corrupt, field):
+    data = tmp_path / "sessions"
+    shutil.copytree(FIXTURE, data)
+    victim = sorted(data.rglob("*.jsonl"))[0]
+    lines = victim.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = corrupt(lines[2].rstrip("\n")) + "\n"
+    victim.write_text("".join(lines), encoding="utf-8")
+    for command in (["stats", str(data)], ["simulate", "--data", str(data), "--baseline", "markov"]):
+        code = main(command)
+        err = capsys.readouterr().err
+        assert code != 0
+        assert victim.name in err and "line 3" in err, err
+        if field:
+            assert field in err
