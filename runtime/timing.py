@@ -123,8 +123,10 @@ def recorded_tool_s(call: ToolCall) -> float | None:
     """The call's own recorded run time: its interval, less an approval wait, 0 for a call that asks
     the user (its time is the user's), or the duration the tool reported (`data/active_time.py`)."""
     seconds = tool_active_s(call)
-    if seconds == 0.0 and call.tool in USER_TOOLS:
-        return MIN_RECORDED_TOOL_S  # the user's time: kept out of the replayed task time
+    if seconds is not None and seconds < MIN_RECORDED_TOOL_S:
+        # Under the log's resolution (a read timed to the millisecond), or the user's time (a question to
+        # the user): replayed as instant, not as the profile's guess.
+        return MIN_RECORDED_TOOL_S
     return seconds
 
 
