@@ -99,10 +99,10 @@ class ClaudeWriter(_Writer):
         if text:
             self._assistant(t - 0.4, mid, {"type": "text", "text": text}, tokens)
         ids = []
-        for k, (call, *_rest) in enumerate(results):
+        for call, *_rest in results:  # every block of the response before any result (a stable sort keeps it)
             ids.append(self._id("toolu_"))
             self._assistant(
-                t + 0.01 * k,
+                t,
                 mid,
                 {"type": "tool_use", "id": ids[-1], "name": call.tool, "input": call.args},
                 tokens,
