@@ -67,3 +67,12 @@ def test_a_malformed_transcript_is_a_clear_error_naming_file_line_and_field(tmp_
         assert victim.name in err and "line 3" in err, err
         if field:
             assert field in err
+
+
+def test_stats_prints_the_tool_share_of_active_time(capsys):
+    assert main(["stats", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert "tool share of active time" in out and "approval waits" in out
+    assert main(["stats", str(FIXTURE), "--json"]) == 0
+    active = json.loads(capsys.readouterr().out)["active_time"]
+    assert active["timed_traces"] == 4 and 0 < active["tool_share"] < 1 and active["untimed_calls"] == 0
