@@ -77,6 +77,8 @@ def test_generated_sessions_in_both_formats():
     assert 0 < a.tool_share < 1
     assert a.wait_s > 0  # the approved pytest runs
     old = next(t for t in traces if all(c.extra.get("t_start_from") == "reply_end" for c in t.calls))
+    new = next(t for t in traces if t.source == "codex" and t is not old)
+    assert not any("t_start_from" in c.extra for c in new.calls)  # a fast call sharing its output's ms
     for c in old.calls:  # the older Codex style: each call starts where its reply ended
         msg = next(e for e in old.events if isinstance(e, Message) and e.turn == c.turn)
         assert msg.t_end == c.t_start < c.t_end
