@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from toolcast.data.active_time import USER_TOOLS, tool_active_s
+from toolcast.data.active_time import tool_active_s
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Message, ToolCall, Trace, canonical_args
 from toolcast.runtime.latency import LatencyProfile
