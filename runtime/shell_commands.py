@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from enum import Enum
 
-from toolcast.runtime.shell_git import git_check
+from toolcast.runtime.shell_git import abbreviates, git_check
 
 
 class ShellClass(str, Enum):
@@ -91,16 +91,15 @@ class _Inner:
 
 
 def _denied_options(*names: str, short: str = "") -> Callable[[list[str], _Inner], ShellClass]:
-    """A read-only command unless an option in `names` (long, `--x=v` too) or a short-option letter in
-    `short` (also inside a cluster such as `-uo`) is given."""
+    """A read-only command unless an option in `names` (long, `--x=v` or an abbreviation too) or a
+    short-option letter in `short` (also inside a cluster such as `-uo`) is given."""
 
     def check(args: list[str], inner: _Inner) -> ShellClass:
         for a in args:
             if a == "--":
                 break
-            head = a.split("=", 1)[0]
-            if head in names or (short and a.startswith("-") and not a.startswith("--")
-                                 and any(c in short for c in a[1:])):
+            if abbreviates(a, names) or (short and a.startswith("-") and not a.startswith("--")
+                                         and any(c in short for c in a[1:])):
                 raise inner.deny(f"option {a} writes or runs a program")
         return RO
 
@@ -122,7 +121,7 @@ def _operands_at_most(n: int, *denied: str) -> Callable[[list[str], _Inner], She
 
 def _tail(args, inner):
     for a in args:
-        if a in ("-f", "-F", "--follow", "--retry") or a.startswith("--follow=") or (
+        if a in ("-f", "-F") or abbreviates(a, ("--follow", "--retry")) or (
                 a.startswith("-") and not a.startswith("--") and ("f" in a[1:] or "F" in a[1:])):
             raise inner.deny("tail -f never ends")
     return RO
@@ -130,7 +129,7 @@ def _tail(args, inner):
 
 def _date(args, inner):
     for a in args:
-        if a in ("-s", "--set") or a.startswith("--set="):
+        if a == "-s" or abbreviates(a, ("--set",)):
             raise inner.deny("date --set changes the clock")
         if not a.startswith(("-", "+")):
             raise inner.deny("a date operand sets the clock (BSD date)")
@@ -163,22 +162,25 @@ def _sed_script_ok(script: str) -> bool:
     return True
 
 
+_SED_LONG = ("--quiet", "--silent", "--regexp-extended", "--null-data", "--separate", "--unbuffered",
+             "--posix", "--debug", "--sandbox")
+
+
 def _sed(args, inner):
     scripts, operands, i = [], [], 0
     while i < len(args):
         a = args[i]
-        if a in ("-e", "--expression"):
+        cluster = a.startswith("-") and not a.startswith("--") and len(a) > 1
+        if a in ("-e", "--expression") or (cluster and a.endswith("e") and set(a[1:-1]) <= set("nEsuz")):
             scripts.append(args[i + 1] if i + 1 < len(args) else "")
             i += 2
             continue
         if a.startswith("--expression="):
             scripts.append(a.split("=", 1)[1])
-        elif a.startswith("-i") or a.startswith("--in-place") or a == "-I" or a in ("-f", "--file") \
-                or a.startswith("--file="):
-            raise inner.deny(f"sed {a} edits files or reads a script file")
-        elif a.startswith("-") and a != "-" and not a.startswith("--"):
-            if any(c not in "nEruszl0123456789" for c in a[1:]):
-                raise inner.deny(f"sed option {a} this parser does not follow")
+        elif a.startswith("--") and a not in _SED_LONG:  # --in-place, --file, and their abbreviations
+            raise inner.deny(f"sed option {a} edits files, reads a script file or is not followed here")
+        elif cluster and set(a[1:]) - set("nEsuz"):  # -i, -I, -f, -l N, ...
+            raise inner.deny(f"sed option {a} edits files, reads a script file or is not followed here")
         elif not a.startswith("-"):
             operands.append(a)
         i += 1
@@ -196,8 +198,8 @@ def _awk(args, inner):
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-f", "--file", "-i", "--include", "-E", "--exec") or a.startswith(("-f", "-i")):
-            raise inner.deny(f"awk {a} runs a script file or edits in place")
+        if a.startswith("--") or a.startswith(("-f", "-i", "-E", "-l")):  # gawk accepts abbreviations
+            raise inner.deny(f"awk {a} runs a script file, loads code or edits in place")
         if a in ("-F", "-v"):
             i += 2
             continue
@@ -286,7 +288,7 @@ def _xargs(args, inner):
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-p", "--interactive", "-o", "--open-tty"):
+        if a in ("-p", "-o") or abbreviates(a, ("--interactive", "--open-tty")):
             raise inner.deny("xargs asks on a terminal")
         if a in _XARGS_VALUE:
             i += 2

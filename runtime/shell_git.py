@@ -11,6 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+
+def abbreviates(arg: str, names: tuple[str, ...]) -> bool:
+    """`arg` is one of the long options `names` or an unambiguous prefix of one (git's parse-options
+    takes `--out=f` for `--output=f`); `--x=value` counts by its name."""
+    head = arg.split("=", 1)[0]
+    return head in names or (head.startswith("--") and len(head) > 2
+                             and any(n.startswith("--") and n.startswith(head) for n in names))
+
 _GLOBAL_VALUE = ("-C", "--git-dir", "--work-tree", "--namespace")
 _GLOBAL_FLAGS = ("--no-pager", "-P", "--no-optional-locks", "--literal-pathspecs", "--bare",
                  "--no-replace-objects", "--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs", "-p",
@@ -48,7 +56,7 @@ def git_check(args: list[str], deny: Callable[[str], Exception]) -> None:
     for a in rest:
         if a == "--":
             break
-        if a.split("=", 1)[0] in _ALWAYS_DENIED or (a.startswith("-O") and sub == "grep"):
+        if abbreviates(a, _ALWAYS_DENIED) or (a.startswith("-O") and sub == "grep"):
             raise deny(f"git {sub} {a} writes a file or runs a program")
     if sub in READ:
         return
@@ -96,11 +104,12 @@ def _subcommands(*allowed: str, bare: bool = True, flags: tuple[str, ...] = ()):
 
 
 def _config(rest: list[str], deny) -> None:
-    writes = ("--add", "--unset", "--unset-all", "--replace-all", "--edit", "-e", "--rename-section",
-              "--remove-section", "set", "unset", "edit", "rename-section", "remove-section")
-    if any(a in writes for a in rest):
-        raise deny("git config that writes")
+    writes = ("-e", "set", "unset", "edit", "rename-section", "remove-section")
     reads = ("--get", "--get-all", "--get-regexp", "--list", "-l", "--get-urlmatch", "list", "get")
+    flags = ("--global", "--local", "--system", "--show-origin", "--show-scope", "--name-only", "--null",
+             "-z", "--bool", "--int", "--path", "--type", "--default", "--includes", "--no-includes")
+    if any(a in writes or (a.startswith("-") and a.split("=", 1)[0] not in reads + flags) for a in rest):
+        raise deny("git config that writes (or an option this parser does not follow)")
     operands = [a for a in rest if not a.startswith("-")]
     if any(a in reads for a in rest) or len(operands) <= 1:
         return

@@ -54,7 +54,8 @@ READ_ONLY = [
     "git --version", "fd -e py", "ls -la | awk '{print $5, $9}'", "head -c 100 /dev/urandom | xxd",
     "ps aux | grep python", "echo 'a > b' | cat", "grep '&&' script.sh", "echo \"a | b\"",
     "rg --files | head -50", "ls | sort -r", "tail -5 log.txt && head -5 log.txt",
-    "find . -name '*.json' -size +1M", "cat *.md | wc -w",
+    "find . -name '*.json' -size +1M", "cat *.md | wc -w", "sed -ne '1,5p' f", "sed -n -e '/x/p' f",
+    "git config --get-regexp 'alias.*'", "git log --output-indicator-new=+ -1",
 ]
 
 TEST_RUNNER = [
@@ -119,6 +120,11 @@ DENIED = [
     "less README.md", "vim file", "nano file", "top", "watch ls", "yes", "date -s '2020-01-01'",
     "hostname newname", "ls ;; ls", "ls && rm x", "ls || rm x", "ls | rm x", "ls\nrm x", "(ls; rm x)",
     "./run_tests.sh", "/tmp/evil", "scripts/build.sh --release", "ls # ok\nrm -rf /",
+    # GNU getopt and git take unambiguous prefixes of long options
+    "sed --i 's/a/b/' f", "sed --in 's/a/b/' f", "sed -l 5 's/a/b/w x' f", "sort --out=x in",
+    "sort --compress=gzip f", "git diff --outp=x", "git log --out x", "git diff --ext", "tail --fol log",
+    "git config --unse user.name", "git config --rep a b", "awk --fi=prog.awk f", "xargs --inter ls",
+    "file --comp magic", "date --se='2020-01-01'",
 ]
 
 
