@@ -87,7 +87,7 @@ def _classify(line: str, persistent_cwd: bool, depth: int) -> ShellClass:
     text, subs = _scan(line)
     kinds = [_classify(s, persistent_cwd, depth + 1) for s in subs]
     lexer = shlex.shlex(text, posix=True, punctuation_chars=_PUNCT)
-    lexer.whitespace, lexer.whitespace_split, lexer.commenters = " \t\r", True, ""
+    lexer.whitespace, lexer.whitespace_split, lexer.commenters = " \t", True, ""  # bash: \r is a word char
     try:
         tokens = list(lexer)
     except ValueError as e:  # no closing quotation, ...

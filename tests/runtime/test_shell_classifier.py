@@ -124,7 +124,7 @@ DENIED = [
     "sed --i 's/a/b/' f", "sed --in 's/a/b/' f", "sed -l 5 's/a/b/w x' f", "sort --out=x in",
     "sort --compress=gzip f", "git diff --outp=x", "git log --out x", "git diff --ext", "tail --fol log",
     "git config --unse user.name", "git config --rep a b", "awk --fi=prog.awk f", "xargs --inter ls",
-    "file --comp magic", "date --se='2020-01-01'",
+    "file --comp magic", "date --se='2020-01-01'", "ls\rrm -rf x",
 ]
 
 
