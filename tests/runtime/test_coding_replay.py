@@ -76,3 +76,20 @@ def test_stats_prints_the_tool_share_of_active_time(capsys):
     assert main(["stats", str(FIXTURE), "--json"]) == 0
     active = json.loads(capsys.readouterr().out)["active_time"]
     assert active["timed_traces"] == 4 and 0 < active["tool_share"] < 1 and active["untimed_calls"] == 0
+
+
+def test_replayed_task_time_leaves_out_approvals_and_questions_to_the_user():
+    from toolcast.data.schema import Message, ToolCall, Trace
+    from toolcast.runtime.simulate import SimConfig, simulate
+
+    ran_2s = json.dumps({"output": "3 passed", "metadata": {"exit_code": 0, "duration_seconds": 2.0}})
+    events = [Message("user", "run the tests", t_start=0, t_end=0),
+              Message("assistant", "", t_end=1, turn=0),
+              ToolCall("a", 0, "AskUserQuestion", {"questions": []}, "yes", False, 1, 31),
+              Message("assistant", "", t_end=32, turn=1),
+              ToolCall("b", 1, "shell", {"command": ["bash", "-lc", "pytest -q"]}, ran_2s, False, 32, 52),
+              Message("assistant", "all pass", t_end=53)]
+    trace = Trace("s", "s", "codex", {}, [], events)
+    serial = simulate([trace], {}, config=SimConfig(tool_time="recorded")).summary()["serial"]
+    assert serial["mean_stall_s"] == pytest.approx(2.0, abs=0.01)  # the run, not the 18 s approval wait
+    assert serial["mean_task_s"] == pytest.approx(1 + 1 + 1 + 2, abs=0.01)  # nor the 30 s answer
