@@ -15,7 +15,8 @@ Each tool has a `kind`; what a call of it promises follows from the kind and the
 - `search` (Grep, Glob, LS, list_directory, ...): the same over `file:<dir>*` (no directory: `file:*`);
 - `shell` (Bash, shell, exec_command, run_shell_command): the command line is classified by
   `shell.classify`: read-only lines run ahead and read `file:*`; test runs run ahead only with
-  `"test_runners": true` (for a sandboxed working copy); every other line is state-changing with
+  `"test_runners": true` (for a sandboxed working copy; opted in, a test run counts as a read, so a
+  suite that writes files the agent then reads must stay out); every other line is state-changing with
   undeclared effects, so its real call invalidates every speculative result of the session;
 - `file_write` (Edit, Write, MultiEdit, write_file, replace): state-changing, mutates `file:<path>`;
 - `patch` (Codex apply_patch): mutates each file the patch adds, updates, deletes or moves;
