@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if not replay:
         return fail("no traces to replay (check --data and --split)")
     contracts, contracts_source = replay_contracts_for(args.contracts, replay)
+    _report_clock_jumps(replay)
     tool_time = args.tool_time or ("recorded" if is_coding_session(replay) else "profile")
     config = SimConfig(sessions=args.sessions, workers=args.workers, k=args.k, tool_time=tool_time,
                        planner=PlannerConfig(lambda0=args.lambda0,
@@ -114,6 +115,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.table())
     return 0
+
+
+def _report_clock_jumps(traces: list[Trace]) -> None:
+    """A timestamp that goes back: its gap is replayed from the latency profile; say so."""
+    from toolcast.data.active_time import active_time
+
+    jumps = active_time(traces).clock_jumps
+    if jumps:
+        first = jumps[0]
+        log.warning("%d clock jump(s) in the replayed logs (first: trace %s, event %s, %s s); those gaps are "
+                    "timed by the latency profile", len(jumps), first["trace_id"], first["event"],
+                    first["seconds"])
 
 
 def _traces(args: argparse.Namespace) -> tuple[list[Trace], list[Trace]]:

@@ -93,3 +93,16 @@ def test_replayed_task_time_leaves_out_approvals_and_questions_to_the_user():
     serial = simulate([trace], {}, config=SimConfig(tool_time="recorded")).summary()["serial"]
     assert serial["mean_stall_s"] == pytest.approx(2.0, abs=0.01)  # the run, not the 18 s approval wait
     assert serial["mean_task_s"] == pytest.approx(1 + 1 + 1 + 2, abs=0.01)  # nor the 30 s answer
+
+
+def test_simulate_reports_a_clock_jump(tmp_path, caplog):
+    from toolcast.data.schema import Message, ToolCall, Trace
+
+    events = [Message("user", "go", t_start=100, t_end=100), Message("assistant", "", t_end=102, turn=0),
+              ToolCall("a", 0, "Read", {"file_path": "/r/a.py"}, "x", False, 102, 103),
+              Message("assistant", "done", t_end=40)]  # the machine's clock was set back
+    path = tmp_path / "t.jsonl"
+    path.write_text(Trace("s", "s", "claude_code", {}, [], events).to_json() + "\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="toolcast.simulate"):
+        assert main(["simulate", "--data", str(path), "--train", str(path), "--baseline", "markov"]) == 0
+    assert "1 clock jump(s)" in caplog.text and "event 3" in caplog.text
