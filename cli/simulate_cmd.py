@@ -45,9 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0, as `toolcast import`)")
     p.add_argument("--latency", metavar="PROFILE",
                    help="latency profile JSON (default: the shipped profile, tools as remote APIs)")
-    p.add_argument("--tool-time", choices=("profile", "recorded"), default="profile",
-                   help="tool service times from the profile (default) or the logs' recorded durations")
-    p.add_argument("--contracts", metavar="FILE", help="replay contracts JSON overriding the name patterns")
+    p.add_argument("--tool-time", choices=("profile", "recorded"),
+                   help="tool service times from the profile or the logs' recorded durations (default: "
+                   "recorded for coding agents' sessions, Claude Code and Codex, else the profile)")
+    p.add_argument("--contracts", metavar="FILE",
+                   help="replay contracts JSON overriding the name patterns, or a coding contracts file "
+                   "(default for Claude Code / Codex sessions: the shipped runtime/profiles/"
+                   "coding_contracts.json)")
     p.add_argument("--sessions", type=int, default=1, help="traces replayed at once (default 1)")
     p.add_argument("--workers", type=int, default=8, help="tool workers shared by all sessions (default 8)")
     p.add_argument("-k", type=int, default=3, help="candidates asked of each predictor (default 3)")
@@ -65,19 +69,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolcast.runtime.coding_contracts import is_coding_session, replay_contracts_for
     from toolcast.runtime.latency import LatencyProfile
     from toolcast.runtime.planner import PlannerConfig
-    from toolcast.runtime.replay_contracts import load_replay_policy
     from toolcast.runtime.simulate import SimConfig, simulate
 
     if args.sessions < 1 or args.workers < 1 or args.k < 1:
         return fail("--sessions, --workers and -k must be at least 1")
     try:
         profile = LatencyProfile.load(args.latency) if args.latency else LatencyProfile.default()
-        contracts = load_replay_policy(args.contracts)
-        config = SimConfig(sessions=args.sessions, workers=args.workers, k=args.k, tool_time=args.tool_time,
-                           planner=PlannerConfig(lambda0=args.lambda0,
-                                                 online_calibration=args.online_calibration))
+        replay_contracts_for(args.contracts)  # a bad file fails before the traces load
     except ValueError as e:
         return fail(str(e))
     try:
@@ -88,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e))
     if not replay:
         return fail("no traces to replay (check --data and --split)")
+    contracts, contracts_source = replay_contracts_for(args.contracts, replay)
+    _report_clock_jumps(replay)
+    tool_time = args.tool_time or ("recorded" if is_coding_session(replay) else "profile")
+    config = SimConfig(sessions=args.sessions, workers=args.workers, k=args.k, tool_time=tool_time,
+                       planner=PlannerConfig(lambda0=args.lambda0,
+                                             online_calibration=args.online_calibration))
     try:
         predictors = _predictors(args, train)
     except (ImportError, ValueError, OSError) as e:
@@ -95,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("replaying %d traces (%d for fitting) with %s", len(replay), len(train),
              ", ".join(["serial", "oracle", *predictors]))
     report = simulate(replay, predictors, train=train, profile=profile, contracts=contracts, config=config,
-                      contracts_source=args.contracts or "builtin name patterns")
+                      contracts_source=contracts_source)
     summary = report.summary()
     if args.plot:
         try:
@@ -108,6 +115,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.table())
     return 0
+
+
+def _report_clock_jumps(traces: list[Trace]) -> None:
+    """A timestamp that goes back: its gap is replayed from the latency profile; say so."""
+    from toolcast.data.active_time import active_time
+
+    jumps = active_time(traces).clock_jumps
+    if jumps:
+        first = jumps[0]
+        log.warning("%d clock jump(s) in the replayed logs (first: trace %s, event %s, %s s); those gaps are "
+                    "timed by the latency profile", len(jumps), first["trace_id"], first["event"],
+                    first["seconds"])
 
 
 def _traces(args: argparse.Namespace) -> tuple[list[Trace], list[Trace]]:

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         d = s.to_dict()
         d["skipped"] = [str(e) for e in report.skipped]
+        from toolcast.data.active_time import active_time
+
+        d["active_time"] = active_time(traces).to_dict()
         print(json.dumps(d, indent=1))
         return 0
     print(f"{report.summary()}")
@@ -61,6 +64,30 @@ def run(args: argparse.Namespace) -> int:
     print("\nby tool (calls, share of argument values from earlier outputs, share derivable at all)")
     for tool, d in list(s.by_tool.items())[: args.top]:
         print(f"  {tool:<36} {d['calls']:>6}  {d['from_output']:6.1%}  {d['derivable']:6.1%}")
+    _print_active_time(traces)
     for e in report.skipped:
         print(f"skipped: {e}")
     return 0
+
+
+def _print_active_time(traces) -> None:
+    """Where timed sessions' time went (coding agents' logs have a timestamp per line)."""
+    from toolcast.data.active_time import MAX_GAP_S, active_time
+
+    a = active_time(traces)
+    if not a.timed_traces or a.active_s <= 0:
+        return
+    d = a.to_dict()
+    print(f"\nactive time ({a.timed_traces} timed traces): {a.active_s:.1f} s = LLM {a.llm_s:.1f} s + tools "
+          f"{a.tool_s:.1f} s; tool share of active time {a.tool_share:.1%}")
+    print(f"  per call: median {d['call_median_s']} s, p90 {d['call_p90_s']} s; "
+          f"{a.reported_durations} calls timed by the duration their tool reported, "
+          f"{a.untimed_calls} calls without times")
+    print(f"  kept out: user {a.user_s:.1f} s (incl. {a.idle_gaps} idle gaps over {MAX_GAP_S:.0f} s), "
+          f"approval waits and questions to the user {a.wait_s:.1f} s")
+    if a.clock_jumps:
+        first = a.clock_jumps[0]
+        print(f"  clock jumps: {len(a.clock_jumps)} (first: trace {first['trace_id']}, event "
+              f"{first['event']}, {first['seconds']} s); those gaps are counted nowhere")
+    for tool, s in list(d["tool_s_by_tool"].items())[:8]:
+        print(f"  {tool:<36} {s:9.1f} s")

@@ -81,6 +81,11 @@ class ToolContract:
             return "no freshness window (stable_for = 0)"
         return None
 
+    def for_call(self, args: Mapping[str, Any]) -> ToolContract:
+        """The contract of one call of this tool. The tool's own here; a tool whose promises depend on
+        its arguments (a shell tool: each command line; `coding_contracts.py`) overrides this."""
+        return self
+
     def read_keys(self, args: Mapping[str, Any]) -> frozenset[str] | None:
         return None if self.reads is None else resolve_keys(self.reads, args)
 

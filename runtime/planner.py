@@ -260,7 +260,7 @@ class Planner:
         contract = contract_of(pred.tool)
         if contract is None:
             return "unknown tool"
-        why = contract.why_not()
+        why = contract.for_call(pred.args).why_not()
         if why:
             return why
         schema = (schemas or {}).get(pred.tool)

@@ -113,18 +113,22 @@ def _stand_in(name: str, profile: LatencyProfile, tool_time: ToolTime, scale: fl
 
 def replay_tools(traces: Iterable[Trace], contracts: ContractPolicy, profile: LatencyProfile,
                  tool_time: ToolTime = "profile", scale: float = 1.0) -> list[Tool]:
-    """One stand-in per tool name over all traces, with its replay contract."""
-    names: dict[str, None] = {}
-    for t in traces:
-        names.update((s.name, None) for s in t.tools)
-        names.update((c.tool, None) for c in t.calls)
-    return [Tool(n, _stand_in(n, profile, tool_time, scale), contract=contracts.for_tool(n)) for n in names]
+    """One stand-in per tool name over all traces, with its replay contract and its schema: the one a
+    trace listed, else inferred from the calls' arguments (logs such as coding agents' transcripts list
+    no tools; without a schema a predictor has no argument slots to fill)."""
+    from toolcast.predictor.features.catalog import build_catalog
+
+    traces = list(traces)
+    schemas = {d["name"]: d.get("parameters") or {} for d in build_catalog(traces).get("", [])}
+    return [Tool(n, _stand_in(n, profile, tool_time, scale), schema, contract=contracts.for_tool(n))
+            for n, schema in schemas.items()]
 
 
-def _session_specs(trace: Trace) -> list[ToolSpec]:
-    specs = {s.name: s for s in trace.tools}
+def _session_specs(trace: Trace) -> list[ToolSpec | str]:
+    """The tools the trace lists, and by name (the stand-in's inferred schema) those it calls unlisted."""
+    specs: dict[str, ToolSpec | str] = {s.name: s for s in trace.tools}
     for c in trace.calls:
-        specs.setdefault(c.tool, ToolSpec(c.tool))
+        specs.setdefault(c.tool, c.tool)
     return list(specs.values())
 
 

@@ -178,7 +178,7 @@ class SpeculativeRuntime:
         now = self._now()
         s.calls += 1
         s.events.append(ToolCall(f"{s.id}:x{s.calls}", s.turn, tool, dict(args), output, error, now, now))
-        contract = self._tools[tool].contract if tool in self._tools else ToolContract()
+        contract = (self._tools[tool].contract if tool in self._tools else ToolContract()).for_call(args)
         if contract.state_changing:
             self._invalidate(s, contract.mutate_keys(args))
 
@@ -222,7 +222,7 @@ class SpeculativeRuntime:
         event = ToolCall(f"{s.id}:{s.calls}", s.turn, tool, args, t_start=now)
         s.events.append(event)
         s.inflight += 1
-        contract = t.contract
+        contract = t.contract.for_call(args)
         try:
             if contract.state_changing:
                 self._invalidate(s, contract.mutate_keys(args))
@@ -242,7 +242,7 @@ class SpeculativeRuntime:
                 self._decision_point(s)
 
     async def _serve_or_run(self, s: _Session, t: Tool, args: dict[str, Any], cargs: str) -> Any:
-        speculable = t.contract.speculable
+        speculable = t.contract.for_call(args).speculable
         self.stats.real_call(t.name, speculable=speculable)
         if speculable:
             entry = self.cache.claim(s.id, t.name, cargs, self._now())
@@ -365,7 +365,7 @@ class SpeculativeRuntime:
             pred = ch.prediction
             if ch.eligible and pred.key not in keys:
                 keys.add(pred.key)
-                contract = self._tools[pred.tool].contract
+                contract = self._tools[pred.tool].contract.for_call(pred.args)
                 s.pending.append(_Candidate(pred.key, max(0.0, min(1.0, pred.p_call)),
                                             contract.read_keys(pred.args), now + contract.stable_for))
         for c in s.pending[:-MAX_PENDING]:
@@ -385,8 +385,9 @@ class SpeculativeRuntime:
         if not self.pool.try_speculative(job):
             return
         args = dict(pred.args)
-        entry = self.cache.add(s.id, t.name, canonical_args(args), args, reads=t.contract.read_keys(args),
-                               ttl=t.contract.stable_for, now=self._now())
+        contract = t.contract.for_call(args)
+        entry = self.cache.add(s.id, t.name, canonical_args(args), args, reads=contract.read_keys(args),
+                               ttl=contract.stable_for, now=self._now())
         entry.meta.update(job=job, p=pred.p_call, utility=ch.utility)
         self._spec_jobs[job] = entry
         self.stats.launched(t.name)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from toolcast.data.active_time import tool_active_s
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Message, ToolCall, Trace, canonical_args
 from toolcast.runtime.latency import LatencyProfile
@@ -119,9 +120,14 @@ def tool_seconds(trace_id: str, tool: str, cargs: str, profile: LatencyProfile,
 
 
 def recorded_tool_s(call: ToolCall) -> float | None:
-    if call.t_start is None or call.t_end is None or call.t_end < call.t_start:
-        return None
-    return call.t_end - call.t_start
+    """The call's own recorded run time: its interval, less an approval wait, 0 for a call that asks
+    the user (its time is the user's), or the duration the tool reported (`data/active_time.py`)."""
+    seconds = tool_active_s(call)
+    if seconds is not None and seconds < MIN_RECORDED_TOOL_S:
+        # Under the log's resolution (a read timed to the millisecond), or the user's time (a question to
+        # the user): replayed as instant, not as the profile's guess.
+        return MIN_RECORDED_TOOL_S
+    return seconds
 
 
 def fit_estimates(traces: Iterable[Trace], estimates: Estimates, profile: LatencyProfile,
