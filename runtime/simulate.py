@@ -57,8 +57,7 @@ class SimConfig:
             raise ValueError(f"tool_time must be 'profile' or 'recorded', got {self.tool_time!r}")
 
     def runtime_config(self) -> RuntimeConfig:
-        # Each replayed trace acts on a world of its own: one trace's writes never touch another's reads.
-        return RuntimeConfig(k=self.k, workers=self.workers, planner=self.planner, shared_state=False)
+        return RuntimeConfig(k=self.k, workers=self.workers, planner=self.planner)
 
 
 @dataclass

@@ -8,6 +8,7 @@ a number. The property test corrupts every fixture log of every format at genera
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,11 @@ class _Raw:
         self.text = text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+EXAMPLES = int(os.environ.get("TOOLCAST_FUZZ_EXAMPLES", 150))
+"""Generated cases (more for a one-off hunt: TOOLCAST_FUZZ_EXAMPLES=2000)."""
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), log=st.sampled_from(LOGS), kind=st.sampled_from(sorted(CORRUPTIONS)))
 def test_every_corruption_of_every_format_is_a_clean_error_naming_the_file(tmp_path_factory, data, log, kind):
     lines = log.read_text(encoding="utf-8").splitlines() if log.suffix == ".jsonl" else [log.read_text()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,7 +125,11 @@ def _positions(node, prefix=()):
         yield from _positions(child, (*prefix, key))
 
 
-@settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+EXAMPLES = int(os.environ.get("TOOLCAST_FUZZ_EXAMPLES", 120))
+"""Generated cases (more for a one-off hunt: TOOLCAST_FUZZ_EXAMPLES=2000)."""
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), route=st.sampled_from(ROUTES), authed=st.booleans(), hostile=HOSTILE)
 def test_fuzzed_hostile_bodies_never_get_a_5xx(client, body, data, route, authed, hostile):
     b = body_for(route, copy.deepcopy(body))
