@@ -292,3 +292,11 @@ def test_contradictory_contracts_are_refused(kwargs, match):
 def test_two_tools_with_one_name_are_refused():
     with pytest.raises(ValueError, match="'get'.*registered"):
         SpeculativeRuntime([Tool("get", lambda: 1), Tool("get", lambda: 2)])
+
+
+@pytest.mark.parametrize("p", [math.nan, math.inf, -math.inf])
+def test_the_planner_never_prices_a_non_finite_p_as_certain(p):
+    from toolcast.runtime.planner import Planner
+
+    planner = Planner()
+    assert planner.p_of(CallPrediction("get", {}, p_tool=p, p_call=p)) == 0.0
