@@ -300,3 +300,26 @@ def test_the_planner_never_prices_a_non_finite_p_as_certain(p):
 
     planner = Planner()
     assert planner.p_of(CallPrediction("get", {}, p_tool=p, p_call=p)) == 0.0
+
+
+def test_a_thread_lane_counts_cancelled_runs_until_their_thread_ends():
+    from toolcast.runtime.tools import ThreadLane
+
+    lane = ThreadLane(1, "test")
+    started, release = threading.Event(), threading.Event()
+    running = lane.submit(lambda: started.set() or release.wait(10))
+    queued = lane.submit(lambda: None)
+    assert (lane.busy, lane.free) == (2, -1)
+    assert started.wait(5)
+    assert not running.cancel()  # a hung thread cannot be cancelled: it stays busy
+    assert queued.cancel()  # one that never started gives its place back at once
+    assert lane.busy == 1
+    release.set()
+    running.result(5)
+    deadline = threading.Event()
+    for _ in range(100):
+        if lane.busy == 0:
+            break
+        deadline.wait(0.01)
+    assert lane.busy == 0
+    lane.shutdown()
