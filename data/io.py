@@ -4,6 +4,10 @@ A file is one of:
 - one JSON document (a tau2 results file, a JSON list of chat records, an OTLP export): records are
   the document itself, located by line 1;
 - JSON lines: each non-blank line is a record, located by its line number.
+
+A record nested deeper than `schema.MAX_NESTING`, or holding a lone surrogate (`json_problem`), is an
+error naming its file, line and field, as is JSON too deep for the parser itself: no reader after this
+one meets either.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
+from toolcast.data.schema import json_problem
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -80,6 +85,8 @@ def iter_records(path: Path) -> Iterator[tuple[Location, Any]]:
     text = read_text(path)
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise TraceFormatError(Location(str(path)), "JSON nested too deeply to read") from None
     except json.JSONDecodeError as e:
         if e.msg == "Extra data" or _first_line_parses(text):
             yield from _iter_json_lines(path, text)
@@ -87,7 +94,11 @@ def iter_records(path: Path) -> Iterator[tuple[Location, Any]]:
         hint = " (truncated?)" if e.pos >= len(text.rstrip()) - 1 else ""
         raise TraceFormatError(Location(str(path), e.lineno),
                                f"invalid JSON: {e.msg} (column {e.colno}){hint}") from None
-    yield Location(str(path), 1 if "\n" not in text.strip() else None), doc
+    where = Location(str(path), 1 if "\n" not in text.strip() else None)
+    problem = json_problem(doc)
+    if problem:
+        raise TraceFormatError(where, problem[1], field=problem[0])
+    yield where, doc
 
 
 def _first_line_parses(text: str) -> bool:
@@ -96,7 +107,7 @@ def _first_line_parses(text: str) -> bool:
         if line.strip():
             try:
                 json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 return False
             return True
     return False
@@ -108,7 +119,13 @@ def _iter_json_lines(path: Path, text: str) -> Iterator[tuple[Location, Any]]:
             continue
         where = Location(str(path), lineno)
         try:
-            yield where, json.loads(line)
+            record = json.loads(line)
+        except RecursionError:
+            yield where, TraceFormatError(where, "JSON nested too deeply to read")
+            continue
         except json.JSONDecodeError as e:
             hint = " (truncated?)" if e.pos >= len(line.rstrip()) - 1 else ""
             yield where, TraceFormatError(where, f"invalid JSON: {e.msg} (column {e.colno}){hint}")
+            continue
+        problem = json_problem(record)
+        yield where, (TraceFormatError(where, problem[1], field=problem[0]) if problem else record)

@@ -15,7 +15,7 @@ from toolcast.data.formats import FORMATS
 from toolcast.data.formats.base import TraceFormat
 from toolcast.data.io import expand_paths, is_log_name, iter_records
 from toolcast.data.per_line import is_message_line, lines_format
-from toolcast.data.schema import Trace
+from toolcast.data.schema import SchemaError, Trace
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +147,19 @@ def iter_traces(*paths: str | os.PathLike, format: str = "auto", errors: ErrorPo
                 report.conversations += folded.conversations
                 traces = iter(folded.traces)
             for trace in traces:
+                try:  # every format: nothing ill-formed leaves the importer (most checked already)
+                    trace.validate()
+                except SchemaError as e:
+                    on_error(TraceFormatError(Location(str(path)), f"trace {trace.trace_id!r}: "
+                                              + str(e).split(": ", 1)[-1], field=e.field))
+                    continue
                 report.traces += 1
                 report.formats[fmt.name] = report.formats.get(fmt.name, 0) + 1
                 yield trace
         except TraceFormatError as e:
             on_error(e)
+        except RecursionError:  # JSON inside a record's strings (arguments, outputs) nested too deeply
+            on_error(TraceFormatError(Location(str(path)), "JSON nested too deeply to read"))
         finally:
             if bar is not None:
                 bar.update(1)

@@ -15,6 +15,7 @@ the importers add file and line. Only numpy-free, torch-free stdlib here: the ru
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +33,38 @@ class SchemaError(ValueError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(f"field '{field}': {message}")
+
+
+MAX_NESTING = 100
+"""Arrays and objects nested deeper than this in a log record, a call's arguments or a request are an error:
+every reader after the importer may walk them recursively."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_problem(value: Any, path: str = "", max_depth: int = MAX_NESTING) -> tuple[str, str] | None:
+    """(field path, reason) of the first thing in parsed JSON that no reader should meet, else None:
+    nesting deeper than `max_depth`, or a lone surrogate (a `\\ud800` escape: valid JSON grammar, but
+    no Unicode text, so it cannot be written out as UTF-8) in a string or a key. Iterative: any depth."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        v, where, depth = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return where or "value", "a lone surrogate in a string (not Unicode text)"
+        elif isinstance(v, (dict, list)):
+            if depth >= max_depth:
+                return where or "value", f"nested deeper than {max_depth} levels"
+            if isinstance(v, dict):
+                for k, item in v.items():
+                    key = str(k)
+                    if _SURROGATE.search(key):
+                        return f"{where}.{key!a}".lstrip("."), "a lone surrogate in a key (not Unicode text)"
+                    stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+            else:
+                stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(v))
+    return None
 
 
 def canonical_args(args: Any) -> str:
@@ -272,13 +305,22 @@ class Trace:
         return trace
 
     def validate(self) -> None:
-        """Cross-record checks: unique call ids."""
+        """Cross-record checks: unique call ids; every call has a tool name (a string) and arguments (an
+        object) that a reader can walk (`json_problem`), whatever the importer let through."""
         seen: set[str] = set()
         for i, e in enumerate(self.events):
             if isinstance(e, ToolCall):
                 if e.call_id in seen:
                     raise SchemaError(f"events[{i}].call_id", f"duplicate call id {e.call_id!r}")
                 seen.add(e.call_id)
+                if not isinstance(e.tool, str) or not e.tool:
+                    raise SchemaError(f"events[{i}].tool", f"a tool name must be a non-empty string, got "
+                                      f"{e.tool!r}")
+                if not isinstance(e.args, dict):
+                    raise SchemaError(f"events[{i}].args", f"expected object, got {type(e.args).__name__}")
+                problem = json_problem({"tool": e.tool, "args": e.args}, f"events[{i}]")
+                if problem:
+                    raise SchemaError(*problem)
 
     # ---- views ----
     @property

@@ -3,18 +3,25 @@
 Entries are keyed by (session, tool, canonical arguments) and are invisible to the agent until a real
 call with the same key claims one. A claim succeeds only when the entry
 
-- belongs to the session's current epoch (a state-changing call with undeclared effects bumps it),
-- was not invalidated (a state-changing call whose `mutates` overlap the entry's `reads`),
+- belongs to the current epoch of its session and of the runtime (a state-changing call with undeclared
+  effects bumps one of them: `invalidate(session, None)` or `invalidate(None, None)`),
+- was not invalidated (a state-changing call whose `mutates` overlap the entry's `reads`: in its session,
+  or in any session when `invalidate` is given no session, as resource keys name shared state),
 - is fresh (younger than its contract's `stable_for`, counted from the start of its run), and
 - has not failed and was not claimed before (each speculative result is served at most once).
 
 A claimed entry that is still running stays visible to invalidation, so a join re-checks `servable`
 when the run ends. Pure and clock-free (callers pass `now`): the live runtime and the simulator share it.
+
+Bounded work however many sessions there are: expired entries leave through a heap ordered by expiry
+(`sweep`, amortised O(log n) per entry), and the unclaimed runs in flight are indexed (`running`), so
+no decision point scans other sessions' entries.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,6 +62,10 @@ class Entry:
     handle: Any = None
     """The runtime's handle on the run (an asyncio task), for cancellation."""
     meta: dict[str, Any] = field(default_factory=dict)
+    world: int = 0
+    """The runtime-wide epoch when the run started."""
+    stored: bool = True
+    """Still in the cache (False once served, dropped or expired)."""
 
     @property
     def key(self) -> Key:
@@ -70,7 +81,12 @@ class SpeculationCache:
     def __init__(self) -> None:
         self._entries: dict[str, dict[Key, list[Entry]]] = {}
         self._epochs: dict[str, int] = {}
+        self._world = 0
         self._ids = itertools.count(1)
+        self._expiry: list[tuple[float, int, Entry]] = []
+        """(expires_at, id, entry), a heap; entries that left already are skipped when popped."""
+        self._running: dict[int, Entry] = {}
+        """Unclaimed entries still running, by id."""
 
     # ---- epochs ----
     def epoch(self, session: str) -> int:
@@ -79,8 +95,11 @@ class SpeculationCache:
     # ---- adding and finishing runs ----
     def add(self, session: str, tool: str, cargs: str, args: dict[str, Any], *,
             reads: frozenset[str] | None, ttl: float, now: float) -> Entry:
-        entry = Entry(next(self._ids), session, tool, cargs, args, self.epoch(session), reads, now, now + ttl)
+        entry = Entry(next(self._ids), session, tool, cargs, args, self.epoch(session), reads, now, now + ttl,
+                      world=self._world)
         self._entries.setdefault(session, {}).setdefault((tool, cargs), []).append(entry)
+        heapq.heappush(self._expiry, (entry.expires_at, entry.id, entry))
+        self._running[entry.id] = entry
         return entry
 
     def finish(self, entry: Entry, *, now: float, result: Any = None,
@@ -88,6 +107,7 @@ class SpeculationCache:
         """Record the end of a run. A failed run is never served (the real call then runs normally)."""
         if entry.state is not State.RUNNING:
             return
+        self._running.pop(entry.id, None)
         entry.finished_at = now
         if error is None:
             entry.state, entry.result = State.DONE, result
@@ -96,6 +116,8 @@ class SpeculationCache:
 
     def remove(self, entry: Entry) -> None:
         """Forget an entry (served, discarded, or never started)."""
+        entry.stored = False
+        self._running.pop(entry.id, None)
         by_key = self._entries.get(entry.session)
         if not by_key:
             return
@@ -113,6 +135,7 @@ class SpeculationCache:
         return (not entry.invalid
                 and entry.state is not State.FAILED
                 and entry.epoch == self.epoch(entry.session)
+                and entry.world == self._world
                 and (not check_ttl or now < entry.expires_at))
 
     def claim(self, session: str, tool: str, cargs: str, now: float) -> Entry | None:
@@ -126,6 +149,7 @@ class SpeculationCache:
                 best = e
         if best is not None:
             best.claimed = True
+            self._running.pop(best.id, None)
         return best
 
     def live(self, session: str, now: float) -> Iterator[Entry]:
@@ -140,24 +164,37 @@ class SpeculationCache:
 
     def running(self, session: str | None = None) -> Iterator[Entry]:
         """Unclaimed entries still running (for budgets and for cancelling losers)."""
-        sessions = [session] if session is not None else list(self._entries)
-        for s in sessions:
-            for lst in self._entries.get(s, {}).values():
-                yield from (e for e in lst if e.state is State.RUNNING and not e.claimed)
+        for e in list(self._running.values()):
+            if session is None or e.session == session:
+                yield e
 
     def entries(self, session: str | None = None) -> list[Entry]:
         sessions = [session] if session is not None else list(self._entries)
         return [e for s in sessions for lst in self._entries.get(s, {}).values() for e in lst]
 
     # ---- invalidation and expiry: each returns the entries it took out (never served now) ----
-    def invalidate(self, session: str, mutated: frozenset[str] | None) -> list[Entry]:
-        """A state-changing call: None = undeclared effects, bump the epoch and drop everything."""
+    def invalidate(self, session: str | None, mutated: frozenset[str] | None) -> list[Entry]:
+        """A state-changing call: None = undeclared effects, bump the epoch and drop everything.
+
+        `session` None: the change is to state every session shares (runtime-wide resource keys)."""
         if mutated is None:
-            self._epochs[session] = self.epoch(session) + 1
+            if session is None:
+                self._world += 1
+            else:
+                self._epochs[session] = self.epoch(session) + 1
             hit = self.entries(session)
         else:
             hit = [e for e in self.entries(session) if keys_overlap(mutated, e.reads)]
         return self._take_out(hit)
+
+    def sweep(self, now: float) -> list[Entry]:
+        """Take out every unclaimed entry past its freshness window, in any session: O(log n) each."""
+        out = []
+        while self._expiry and self._expiry[0][0] <= now:
+            _, _, e = heapq.heappop(self._expiry)
+            if e.stored and not e.claimed:
+                out.append(e)
+        return self._take_out(out)
 
     def expire(self, now: float, session: str | None = None) -> list[Entry]:
         """Drop entries past their freshness window, and failed ones (never servable)."""

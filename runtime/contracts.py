@@ -11,8 +11,15 @@ Eligibility defaults to deny. A tool runs ahead only when its contract says all 
 
 `reads` / `mutates` are resource keys for invalidation. A key is a string that may name arguments
 (`"order:{order_id}"`, filled from the call's arguments; a missing argument becomes `*`) and may end in
-a wildcard (`"order:*"`). `None` means "not declared": an undeclared `mutates` invalidates the whole
-session (the epoch rule), an undeclared `reads` is invalidated by any state-changing call.
+a wildcard (`"order:*"`). `None` means "not declared": an undeclared `mutates` invalidates everything
+(the epoch rule), an undeclared `reads` is invalidated by any state-changing call. Keys name state that
+every session of a runtime shares (`order:A1` is one order whoever asks), so invalidation is
+runtime-wide unless the runtime is told its sessions share nothing (`RuntimeConfig.shared_state`).
+An argument fills a placeholder in its canonical form (`canonical.key_part`, the form calls are matched
+by): `order_id=1` and `order_id=1.0` are one resource; a value with no canonical form fills in as `*`.
+
+Contradictions are refused when a contract is made: a `stable_for` that is not a finite number >= 0, and
+`side_effect_free` with keys in `mutates`.
 
 MCP tool annotations fill a contract in only for a server the user trusts: the MCP specification calls
 annotations hints that clients must not base decisions on when they come from untrusted servers.
@@ -23,10 +30,13 @@ confirmation requirement come from the user, never from the server.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from toolcast.runtime.canonical import key_part
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -49,14 +59,17 @@ class ToolContract:
     """A human approves each call: never run ahead."""
 
     def __post_init__(self) -> None:
-        if self.stable_for < 0:
-            raise ValueError(f"stable_for must be >= 0 seconds, got {self.stable_for}")
+        v = self.stable_for
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"stable_for must be a finite number of seconds >= 0, got {v!r}")
         for name in ("reads", "mutates"):
             keys = getattr(self, name)
             if keys is not None:
                 if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
                     raise ValueError(f"{name} must be a list of resource-key strings, got {keys!r}")
                 object.__setattr__(self, name, tuple(keys))
+        if self.side_effect_free and self.mutates:
+            raise ValueError(f"a side-effect-free tool mutates nothing, yet mutates={list(self.mutates)!r}")
 
     @property
     def speculable(self) -> bool:
@@ -170,9 +183,17 @@ class _Wild(dict):
 
 
 def resolve_keys(templates: Iterable[str], args: Mapping[str, Any]) -> frozenset[str]:
-    """Fill `{arg}` placeholders from the call's arguments; an absent argument becomes a wildcard."""
-    values = _Wild({k: v if isinstance(v, str) else repr(v) for k, v in args.items()})
-    return frozenset(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), t) for t in templates)
+    """Fill `{arg}` placeholders from the call's arguments, in their canonical form (glob characters
+    escaped: a value is a literal); an absent argument or one with no canonical form is a wildcard."""
+    values = _Wild()
+    for k, v in args.items():
+        part = key_part(v)
+        if part is not None:
+            values[k] = _GLOB.sub(r"[\1]", part)
+    return frozenset(_PLACEHOLDER.sub(lambda m: values[m.group(1)], t) for t in templates)
+
+
+_GLOB = re.compile(r"([*?\[])")
 
 
 def keys_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:

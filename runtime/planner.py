@@ -185,8 +185,9 @@ class Planner:
         self.calibration = OnlineCalibration(weight=self.config.calibration_weight)
 
     def p_of(self, pred: CallPrediction) -> float:
-        """The p the planner prices a candidate with: the predictor's, or its online-corrected value."""
-        p = max(0.0, min(1.0, pred.p_call))
+        """The p the planner prices a candidate with: the predictor's, or its online-corrected value.
+        A p that is not a finite number (NaN from a broken model) is 0, never clipped to certainty."""
+        p = max(0.0, min(1.0, pred.p_call)) if math.isfinite(pred.p_call) else 0.0
         return self.calibration.adjust(p) if self.config.online_calibration else p
 
     def price_of_waste(self, occ: Occupancy) -> float:

@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, ToolSpec, Trace, canonical_args
@@ -209,6 +209,7 @@ async def run_policy_async(name: str, traces: list[Trace], predictor: Predictor 
     on the real clock so a live run finishes in seconds. Each run starts from a copy of `prior`.
     """
     oracle = predictor if isinstance(predictor, OraclePredictor) else None
+    config = replace(config, shared_state=False)  # each replayed trace acts on a world of its own
     pc = config.planner
     estimates = Estimates(pc.ewma_alpha, pc.default_tool_s, pc.default_llm_s)
     if prior is not None:

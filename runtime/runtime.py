@@ -4,20 +4,34 @@ The agent calls `await runtime.call(session, tool, args)` instead of the tool, a
 messages with `runtime.observe_user(session, text)`. Then, as docs/architecture.md numbers them:
 
 1. After each tool result (the last of a parallel turn) or user message, ask the predictor for the top-k
-   next calls with probabilities (in a background task: the agent's call returns at once).
+   next calls with probabilities (in a background task and, by default, in a predictor thread with a
+   time limit: a slow predictor never stalls the agent's event loop). Predictions that are not
+   well-formed (a NaN p, non-dict args, arguments with no canonical form) are dropped.
 2. Check each candidate's eligibility: the tool's contract, default deny (`contracts.py`).
 3. Score it with the net utility U = p*min(S, L) - (1-p)*lambda*C and launch those above the threshold,
    within budgets per session, per tool and in total (`planner.py`), on idle workers only (`pool.py`).
 4. Keep speculative results private (`cache.py`). A real call whose (tool, canonical args) match takes
-   over the finished result or joins the run in flight; otherwise it runs normally. Runs that no call
-   took are cancelled at the next decision point (losers) or expire with their freshness window.
+   over the finished result or joins the run in flight; otherwise it runs normally. Arguments match by
+   their JSON value (`canonical.py`: 1 == 1.0, True != 1, tuples are lists, non-JSON values never match
+   but still run). Runs that no call took are cancelled at the next decision point (losers) or expire
+   with their freshness window.
 5. A real call of a state-changing tool invalidates, when it starts and again when it ends, the results
-   whose `reads` overlap its `mutates` (undeclared: the whole session, an epoch bump). Real calls pre-empt
-   speculative runs for workers.
+   whose `reads` overlap its `mutates` (undeclared: everything, an epoch bump). Resource keys name state
+   that all sessions share, so this is runtime-wide: a write in one session invalidates every session's
+   reads of that resource (`RuntimeConfig.shared_state=False` confines it to the session, for sessions
+   that each act on a world of their own). Real calls pre-empt speculative runs for workers.
 
-A speculative run that raises is never shown to the agent; one that hangs is raced by a real run once it
-is late (hedge), so the agent's call always gets its own, normal result. Speculative runs are tagged in
-logs (`[speculative]`, extra={"speculative": True}) and counted in `stats`.
+A speculative run that raises anything (`SystemExit`, `KeyboardInterrupt` or any other `BaseException`
+its tool's code raises included) is never shown to the agent; one that hangs is raced by a real run once
+it is late (hedge), so the agent's call always gets its own, normal result. Sync tools run in threads:
+speculative runs in a lane of their own, whose threads count as busy until the tool returns even when
+its run was cancelled, so a hung speculative thread never holds up a real call. Speculative runs are
+tagged in logs (`[speculative]`, extra={"speculative": True}) and counted in `stats`.
+
+Sessions that are never ended do not accumulate: each decision point and call sweeps entries past their
+freshness window (a heap by expiry) and sessions idle for `session_idle_s` or beyond `max_sessions`
+(least recently active first), in amortised constant time per session, whatever their number.
+`start_session` on a live id ends that session first: a new user never gets the previous one's results.
 
 All times come from the event loop's clock, so the replay simulator runs this same code on a virtual
 clock. Call the methods from inside the event loop.
@@ -28,20 +42,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec, canonical_args
+from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec
 from toolcast.predictor.protocol import Predictor
 from toolcast.runtime.cache import Entry, SpeculationCache, State
+from toolcast.runtime.canonical import canonical
 from toolcast.runtime.contracts import ToolContract, keys_overlap
 from toolcast.runtime.planner import Choice, Estimates, Occupancy, Planner, PlannerConfig
 from toolcast.runtime.pool import WorkerPool
 from toolcast.runtime.stats import RuntimeStats
-from toolcast.runtime.tools import Tool, as_text, invoke
+from toolcast.runtime.tools import ThreadLane, Tool, as_text, invoke, runs_in_thread
+from toolcast.runtime.well_formed import well_formed
 
 log = logging.getLogger("toolcast.runtime")
 
@@ -58,12 +74,30 @@ class RuntimeConfig:
     hedge_min: float = 0.05
     cancel_losers: bool = True
     """At a decision point, cancel unclaimed runs still in flight that are not among the new candidates."""
-    predict_in_thread: bool = False
-    """Run predict() in a worker thread (for slow predictors) instead of on the event loop."""
+    predict_in_thread: bool = True
+    """Run predict() in a predictor thread, so a slow predictor (an HTTP `Client`) never stalls the agent's
+    loop. On a virtual-clock loop (the replay simulator), which cannot wait on threads, it runs inline."""
+    predict_threads: int = 2
+    """Predictor threads; a decision point the agent has moved past by its turn is skipped, not run."""
+    predict_timeout_s: float = 10.0
+    """A prediction that takes longer is given up (no speculation at that point)."""
+    shared_state: bool = True
+    """Resource keys name state all sessions share: a write invalidates every session's overlapping reads.
+    False: each session acts on a world of its own (a sandbox per session, replayed logs)."""
+    session_idle_s: float = 3600.0
+    """A session with no call or message for this long is ended (its results dropped)."""
+    max_sessions: int = 100_000
+    """Beyond this many live sessions, the least recently active are ended."""
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.workers < 1:
-            raise ValueError(f"k and workers must be >= 1, got k={self.k}, workers={self.workers}")
+        if self.k < 1 or self.workers < 1 or self.predict_threads < 1 or self.max_sessions < 1:
+            raise ValueError(f"k, workers, predict_threads and max_sessions must be >= 1, got k={self.k}, "
+                             f"workers={self.workers}, predict_threads={self.predict_threads}, "
+                             f"max_sessions={self.max_sessions}")
+        for name in ("predict_timeout_s", "session_idle_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):  # NaN fails too
+                raise ValueError(f"{name} must be a number of seconds > 0, got {v!r}")
 
 
 @dataclass
@@ -80,6 +114,8 @@ class _Candidate:
 
 MAX_PENDING = 64
 """Candidates kept per session awaiting their outcome; the oldest are scored as misses beyond it."""
+SWEEP_BATCH = 64
+"""Sessions looked at per sweep at most (each touch adds at most one: sweeping keeps up, in O(1))."""
 
 
 @dataclass(eq=False)
@@ -99,6 +135,8 @@ class _Session:
     closed: bool = False
     pending: list[_Candidate] = field(default_factory=list)
     """Eligible candidates not yet scored for the online calibration (see `_Candidate`)."""
+    last_seen: float | None = None
+    """Loop time of the session's last call or message (None: started outside the loop, not yet)."""
 
 
 class UnknownToolError(KeyError):
@@ -117,25 +155,41 @@ class SpeculativeRuntime:
         self._tools: dict[str, Tool] = {}
         for t in tools:
             self.add_tool(t)
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        """Least recently active first."""
         self._jobs = itertools.count(1)
         self._spec_jobs: dict[int, Entry] = {}
         self._waiting: dict[int, asyncio.Future] = {}
         self._background: set[asyncio.Task] = set()
-        self._executor: ThreadPoolExecutor | None = None
+        # Real calls never share threads with speculation; a real call holds a worker of the pool, so
+        # its lane only needs room for hedges that lost and calls the agent gave up on, still running.
+        self._real_lane = ThreadLane(self.config.workers * 4, "toolcast-tool")
+        self._spec_lane = ThreadLane(self.config.workers, "toolcast-speculative")
+        self._predict_executor: ThreadPoolExecutor | None = None
 
     @property
     def estimates(self) -> Estimates:
         return self.planner.estimates
 
     def add_tool(self, tool: Tool) -> None:
+        """Register a tool; a second tool of the same name is an error (never a silent replacement)."""
+        if not isinstance(tool, Tool):
+            raise TypeError(f"expected a Tool, got {type(tool).__name__}")
+        if tool.name in self._tools:
+            raise ValueError(f"a tool named {tool.name!r} is registered already")
         self._tools[tool.name] = tool
+
+    def session_ids(self) -> list[str]:
+        """The live sessions, least recently active first."""
+        return list(self._sessions)
 
     # ---- sessions and what the agent reports ----------------------------------------------------------
     def start_session(self, session: str, *, tools: Iterable[str | ToolSpec] | None = None,
                       metadata: Mapping[str, Any] | None = None, model: str | None = None) -> None:
         """Optional: the session's tools (names, or specs as its agent's LLM sees them; default all
-        registered), its metadata and the agent's model (for L, the LLM-time estimate)."""
+        registered), its metadata and the agent's model (for L, the LLM-time estimate).
+
+        A live session with this id is ended first: its results are never served to the new one."""
         specs = None
         if tools is not None:
             specs = [t if isinstance(t, ToolSpec) else None for t in tools]
@@ -145,9 +199,10 @@ class SpeculativeRuntime:
                 raise UnknownToolError(f"session {session!r}: unknown tool(s) {', '.join(unknown)}")
             specs = {n: s or self._tools[n].spec for n, s in zip(names, specs, strict=True)}
         meta = dict(metadata or {})
-        s = self._sessions.get(session)
-        if s is None:
-            s = self._sessions[session] = _Session(session, None, {}, None)
+        old = self._sessions.get(session)
+        if old is not None:
+            self._end(old)
+        s = self._session(session)
         s.specs, s.metadata, s.model = specs, meta, model or meta.get("model")
 
     def observe(self, session: str, role: str, text: str = "", *, tokens: int | None = None,
@@ -183,14 +238,18 @@ class SpeculativeRuntime:
             self._invalidate(s, contract.mutate_keys(args))
 
     async def end_session(self, session: str) -> None:
-        s = self._sessions.pop(session, None)
-        if s is None:
-            return
+        s = self._sessions.get(session)
+        if s is not None:
+            self._end(s)
+
+    def _end(self, s: _Session) -> None:
+        if self._sessions.get(s.id) is s:
+            del self._sessions[s.id]
         s.closed = True
         self._score(s, lambda c: True, hit=False)
-        for e in list(self.cache.entries(session)):
+        for e in list(self.cache.entries(s.id)):
             self._retire(e, "closed")
-        self.cache.drop_session(session)
+        self.cache.drop_session(s.id)
 
     async def aclose(self) -> None:
         """End every session and wait for the cancelled speculative runs to unwind."""
@@ -201,8 +260,10 @@ class SpeculativeRuntime:
             task.cancel()
         if runs or self._background:
             await asyncio.gather(*runs, *self._background, return_exceptions=True)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._real_lane.shutdown()
+        self._spec_lane.shutdown()
+        if self._predict_executor is not None:
+            self._predict_executor.shutdown(wait=False, cancel_futures=True)
 
     # ---- the agent's real call ----------------------------------------------------------------------
     async def call(self, session: str, tool: str, args: Mapping[str, Any] | None = None) -> Any:
@@ -216,7 +277,8 @@ class SpeculativeRuntime:
         if s.awaiting_llm:
             self._llm_done(s, now)
         s.calls += 1
-        key = (tool, canonical_args(args))
+        cargs = canonical(args)  # None: not JSON; it runs, and is never matched to a speculative result
+        key = (tool, cargs)
         self._score(s, lambda c: now >= c.expires_at, hit=False)  # its result would have expired by now
         self._score(s, lambda c: c.key == key, hit=True)
         event = ToolCall(f"{s.id}:{s.calls}", s.turn, tool, args, t_start=now)
@@ -226,7 +288,7 @@ class SpeculativeRuntime:
         try:
             if contract.state_changing:
                 self._invalidate(s, contract.mutate_keys(args))
-            result = await self._serve_or_run(s, t, args, canonical_args(args))
+            result = await self._serve_or_run(s, t, args, cargs)
         except BaseException as e:
             event.error, event.output = True, f"{type(e).__name__}: {e}"
             raise
@@ -241,10 +303,10 @@ class SpeculativeRuntime:
             if s.inflight == 0 and not s.closed:
                 self._decision_point(s)
 
-    async def _serve_or_run(self, s: _Session, t: Tool, args: dict[str, Any], cargs: str) -> Any:
+    async def _serve_or_run(self, s: _Session, t: Tool, args: dict[str, Any], cargs: str | None) -> Any:
         speculable = t.contract.for_call(args).speculable
         self.stats.real_call(t.name, speculable=speculable)
-        if speculable:
+        if speculable and cargs is not None:
             entry = self.cache.claim(s.id, t.name, cargs, self._now())
             if entry is not None:
                 if entry.state is State.DONE:
@@ -310,7 +372,7 @@ class SpeculativeRuntime:
                 raise
         started = self._now()
         try:
-            result = await invoke(t, args, self._get_executor())
+            result = await invoke(t, args, self._real_lane)
         except asyncio.CancelledError:
             if hedge:  # the speculative run won the race: this run's time was the hedge's price
                 self.stats.dropped(t.name, "hedge", self._now() - started)
@@ -323,6 +385,7 @@ class SpeculativeRuntime:
     # ---- speculation --------------------------------------------------------------------------------
     def _decision_point(self, s: _Session) -> None:
         now = self._now()
+        self._sweep(now)
         self._score(s, lambda c: now >= c.expires_at, hit=False)
         s.decision += 1
         s.turn += 1
@@ -337,20 +400,23 @@ class SpeculativeRuntime:
         task.add_done_callback(self._background.discard)
 
     async def _speculate(self, s: _Session, decision: int, context: Context) -> None:
+        name = getattr(self.predictor, "name", "?")
         try:
-            if self.config.predict_in_thread:
-                preds = await asyncio.to_thread(self.predictor.predict, context, self.config.k)
-            else:
-                preds = self.predictor.predict(context, self.config.k)
-        except Exception:
-            log.warning("predictor %s failed; no speculation at this point",
-                        getattr(self.predictor, "name", "?"), exc_info=True)
+            raw = await self._predict(s, decision, context)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            log.warning("predictor %s took over %.3g s; no speculation at this point", name,
+                        self.config.predict_timeout_s)
+            return
+        except BaseException:  # noqa: BLE001 - whatever the predictor raises, the agent never sees it
+            log.warning("predictor %s failed; no speculation at this point", name, exc_info=True)
             return
         if s.closed or s.decision != decision or not s.awaiting_llm:
             return  # the agent has moved on while we predicted
+        preds = well_formed(raw, self.config.k)
         now = self._now()
-        for e in self.cache.expire(now, s.id):
-            self._retire(e, "failed" if e.state is State.FAILED else "expired")
+        self._sweep(now)
         if self.config.cancel_losers:
             wanted = {p.key for p in preds}
             for e in [e for e in self.cache.running(s.id) if e.key not in wanted]:
@@ -378,15 +444,37 @@ class SpeculativeRuntime:
                 log.debug("[speculative] skip %s (%s, U=%.3f)", ch.prediction.tool, ch.reason, ch.utility,
                           extra={"speculative": True, "session": s.id, "tool": ch.prediction.tool})
 
+    async def _predict(self, s: _Session, decision: int, context: Context) -> Any:
+        """The predictor's answer: in a predictor thread with a time limit, or inline on a virtual clock."""
+        k = self.config.k
+        if not self.config.predict_in_thread or getattr(asyncio.get_running_loop(), "virtual_clock", False):
+            return self.predictor.predict(context, k)
+        if self._predict_executor is None:
+            self._predict_executor = ThreadPoolExecutor(self.config.predict_threads,
+                                                        thread_name_prefix="toolcast-predict")
+
+        def predict() -> Any:
+            if s.closed or s.decision != decision:  # its turn came too late: the agent has moved on
+                return []
+            return self.predictor.predict(context, k)
+
+        future = asyncio.wrap_future(self._predict_executor.submit(predict))
+        return await asyncio.wait_for(future, self.config.predict_timeout_s)
+
     def _launch(self, s: _Session, ch: Choice) -> None:
         pred = ch.prediction
         t = self._tools[pred.tool]
+        if runs_in_thread(t) and self._spec_lane.free <= 0:
+            return  # every speculative thread is busy (hung or cancelled runs included): never queue
+        args = pred.args  # canonical (`_well_formed`): a private copy the predictor cannot change
+        cargs = canonical(args)
+        if cargs is None:
+            return
         job = next(self._jobs)
         if not self.pool.try_speculative(job):
             return
-        args = dict(pred.args)
         contract = t.contract.for_call(args)
-        entry = self.cache.add(s.id, t.name, canonical_args(args), args, reads=contract.read_keys(args),
+        entry = self.cache.add(s.id, t.name, cargs, args, reads=contract.read_keys(args),
                                ttl=contract.stable_for, now=self._now())
         entry.meta.update(job=job, p=pred.p_call, utility=ch.utility)
         self._spec_jobs[job] = entry
@@ -397,10 +485,10 @@ class SpeculativeRuntime:
 
     async def _run_speculative(self, t: Tool, entry: Entry, job: int) -> None:
         try:
-            result = await invoke(t, entry.args, self._get_executor())
+            result = await invoke(t, entry.args, self._spec_lane)
         except asyncio.CancelledError as e:
             self.cache.finish(entry, now=self._now(), error=e)
-        except Exception as e:
+        except BaseException as e:  # noqa: BLE001 - SystemExit from a made-up argparse call included
             log.debug("[speculative] %s raised %r (never shown to the agent)", t.name, e,
                      extra={"speculative": True, "tool": t.name})
             self.cache.finish(entry, now=self._now(), error=e)
@@ -442,9 +530,30 @@ class SpeculativeRuntime:
         s.pending = keep
 
     def _invalidate(self, s: _Session, mutated: frozenset[str] | None) -> None:
+        """Runtime-wide with `shared_state` (only this session's candidates are scored: others' are
+        scored when their own sessions go on)."""
         self._score(s, lambda c: mutated is None or keys_overlap(mutated, c.reads), hit=False)
-        for e in self.cache.invalidate(s.id, mutated):
+        for e in self.cache.invalidate(None if self.config.shared_state else s.id, mutated):
             self._retire(e, "invalidated")
+
+    def _sweep(self, now: float) -> None:
+        """Entries past their freshness window (any session's), then idle or surplus sessions."""
+        for e in self.cache.sweep(now):
+            self._retire(e, "failed" if e.state is State.FAILED else "expired")
+        idle, cap = self.config.session_idle_s, self.config.max_sessions
+        for _ in range(SWEEP_BATCH):
+            if not self._sessions:
+                return
+            s = next(iter(self._sessions.values()))
+            if s.last_seen is None or s.inflight:  # not seen on the loop yet, or the agent waits in a call
+                s.last_seen = now
+                self._sessions.move_to_end(s.id)
+                continue
+            if len(self._sessions) <= cap and now - s.last_seen < idle:
+                return
+            log.debug("session %s ended: idle %.0f s (%d sessions)", s.id, now - s.last_seen,
+                      len(self._sessions))
+            self._end(s)
 
     # ---- small helpers ------------------------------------------------------------------------------
     def _occupancy(self, s: _Session) -> Occupancy:
@@ -468,19 +577,21 @@ class SpeculativeRuntime:
             self.estimates.observe_llm(s.model, now - s.decision_at)
 
     def _session(self, session: str) -> _Session:
+        """The live session (a new one if none), marked active now."""
         s = self._sessions.get(session)
         if s is None:
             s = self._sessions[session] = _Session(session, None, {}, None)
+        else:
+            self._sessions.move_to_end(session)
+        try:
+            s.last_seen = self._now()
+        except RuntimeError:  # start_session outside the loop: seen at the next sweep
+            s.last_seen = None
         return s
 
     def _specs(self, s: _Session) -> list[ToolSpec]:
         return [t.spec for t in self._tools.values()] if s.specs is None else list(s.specs.values())
 
-    def _get_executor(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            # Twice the workers: a cancelled speculative run of a sync tool finishes in its thread.
-            self._executor = ThreadPoolExecutor(self.config.workers * 2, thread_name_prefix="toolcast-tool")
-        return self._executor
-
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
+

@@ -42,6 +42,9 @@ class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
 
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
+    virtual_clock = True
+    """Code that would wait on a thread checks this and runs inline instead (the runtime's predictor)."""
+
     def __init__(self, start: float = 0.0):
         self._virtual_now = float(start)
         super().__init__(selector=_VirtualSelector(self))

@@ -6,8 +6,9 @@ import asyncio
 import functools
 import inspect
 import json
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,13 +52,67 @@ class Tool:
                    ToolContract.from_mcp(ann, trusted=trusted, stable_for=stable_for), ann)
 
 
-async def invoke(tool: Tool, args: Mapping[str, Any], executor: Executor | None) -> Any:
-    """Run the tool once: coroutine functions on the loop, plain callables in `executor`."""
+def runs_in_thread(tool: Tool) -> bool:
+    """A plain callable runs in a worker thread; a coroutine function on the event loop."""
     fn = tool.fn
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+    return not (inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__))
+
+
+class ThreadLane:
+    """Threads for sync tools that know how many of them are busy, hung or cancelled runs included.
+
+    Cancelling an awaited thread's future does not stop the thread: a sync tool that hangs keeps its
+    thread until it returns. The lane counts such threads as busy, so the runtime starts no run that
+    would queue behind them (`free`), and real calls have a lane of their own that speculation never
+    occupies. Threads are made on demand, up to `threads`.
+    """
+
+    def __init__(self, threads: int, name: str):
+        self.threads = threads
+        self._name = name
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    @property
+    def free(self) -> int:
+        return self.threads - self._busy
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=self._name)
+        with self._lock:
+            self._busy += 1
+
+        def run() -> Any:
+            try:
+                return fn()
+            finally:
+                self._done()
+
+        future = self._executor.submit(run)
+        future.add_done_callback(lambda f: self._done() if f.cancelled() else None)  # never started
+        return future
+
+    def _done(self) -> None:
+        with self._lock:
+            self._busy -= 1
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def invoke(tool: Tool, args: Mapping[str, Any], lane: ThreadLane) -> Any:
+    """Run the tool once: coroutine functions on the loop, plain callables in a thread of `lane`."""
+    fn = tool.fn
+    if not runs_in_thread(tool):
         return await fn(**args)
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(executor, functools.partial(fn, **args))
+    result = await asyncio.wrap_future(lane.submit(functools.partial(fn, **args)))
     if inspect.isawaitable(result):
         result = await result
     return result

@@ -2,8 +2,11 @@
 failed: `{"error": code, "message": ..., "detail": [{"loc", "msg", "type"}], "request_id": ...}`.
 
 Routes raise `ApiError`; FastAPI's own validation errors and Starlette's 404/405 are rewritten into the
-same shape here. Unexpected exceptions never reach this module: `middleware.RequestContextMiddleware`
-catches them, logs the traceback under the request id and answers a bare 500.
+same shape here. A body error on a route that needs the token is answered with the token's 401 when the
+token is missing or wrong (`auth.token_error`). Answers are ASCII JSON, so nothing a client sent (a lone
+surrogate in a key named by `loc`) can make an error answer fail to encode. Unexpected exceptions never
+reach this module: `middleware.RequestContextMiddleware` catches them, logs the traceback under the
+request id and answers a bare 500.
 """
 
 from __future__ import annotations
@@ -71,17 +74,31 @@ def error_response(scope: Mapping[str, Any], status: int, code: str, message: st
     if isinstance(state, dict):
         state["error_code"] = code
     body = {"error": code, "message": message, "detail": list(detail), "request_id": request_id_of(scope)}
-    return Response(json.dumps(body, ensure_ascii=False, default=str), status_code=status,
+    return Response(json.dumps(body, ensure_ascii=True, default=str), status_code=status,
                     media_type="application/json", headers=dict(headers or {}))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    return _answer(request, exc)
+
+
+def _unauthorized(request: Request) -> Response | None:
+    from toolcast.serving.auth import token_error  # auth raises ApiError: imported here, not at the top
+
+    error = token_error(request)
+    return None if error is None else _answer(request, error)
+
+
+def _answer(request: Request, exc: ApiError) -> Response:
     return error_response(request.scope, exc.status, exc.code, exc.message, exc.detail, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    unauthorized = _unauthorized(request)
+    if unauthorized is not None:
+        return unauthorized
     # Never echo the offending input: it can be large, and it is the client's own data anyway.
     detail = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
                "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in exc.errors()]
@@ -94,6 +111,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # the body could not be parsed
+        unauthorized = _unauthorized(request)
+        if unauthorized is not None:
+            return unauthorized
     code = _STATUS_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     return error_response(request.scope, exc.status_code, code, message, headers=exc.headers)

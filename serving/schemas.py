@@ -4,6 +4,10 @@ A context travels in the canonical schema (docs/architecture.md, "The canonical 
 canonical event dicts, validated by the schema's own `event_from_dict`, so the server accepts exactly
 what the importers write and a bad event gets a 422 naming its field (`events[3].turn`). The JSON schema
 given for events below documents that shape for OpenAPI; `toolcast.data.schema` stays the authority.
+
+Before any field is read, a body is checked as the importers check a record (`json_problem`): nesting
+deeper than `MAX_NESTING` and lone surrogates (`\\ud800` escapes: valid JSON, but no text that can be
+answered in UTF-8) are a 422 naming the field, never a 500 from whatever would meet them later.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from toolcast.data.native import NATIVE_FORMAT_NAMES, context_of, trace_from_record
-from toolcast.data.schema import Context, Event, SchemaError, ToolSpec, event_from_dict
+from toolcast.data.schema import Context, Event, SchemaError, ToolSpec, event_from_dict, json_problem
 from toolcast.predictor.protocol import CallPrediction
 from toolcast.serving.interning import EventInterner
 from toolcast.serving.settings import K_CEILING
@@ -84,6 +88,18 @@ EXAMPLE_PREDICTION = {
 }
 
 
+class _Readable(BaseModel):
+    """A request body every reader can walk and every answer can encode (see the module docstring)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _readable(cls, data: Any) -> Any:
+        problem = json_problem(data)
+        if problem is not None:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        return data
+
+
 class ToolSpecIn(BaseModel):
     """A tool the agent can call (the canonical ToolSpec)."""
 
@@ -93,7 +109,7 @@ class ToolSpecIn(BaseModel):
     annotations: dict[str, Any] = Field(default_factory=dict, description="MCP-style hints")
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(_Readable):
     """A decision point: everything that happened before the agent's LLM started generating."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
@@ -126,7 +142,7 @@ def convert_event(d: Any, where: str) -> Event:
         raise SchemaError(f"{where}t_start", "number out of range") from None
 
 
-class BatchPredictRequest(BaseModel):
+class BatchPredictRequest(_Readable):
     """Several decision points answered together (each with its own k)."""
 
     model_config = ConfigDict(extra="forbid",
@@ -164,7 +180,7 @@ EXAMPLE_ANTHROPIC_RECORD = {
 NativeFormat = Literal[NATIVE_FORMAT_NAMES]  # type: ignore[valid-type]  # ("auto", "toolcast", ...)
 
 
-class NativePredictRequest(BaseModel):
+class NativePredictRequest(_Readable):
     """A decision point as the agent holds it: the request body it is about to send to its LLM."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
