@@ -65,7 +65,9 @@ class HorizonScorer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "horizon scorer") -> HorizonScorer:
-        if not isinstance(d, dict) or d.get("features") != list(FEATURES):
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        if d.get("features") != list(FEATURES):
             raise ValueError(f"{where}: expected features {list(FEATURES)}, got {d.get('features')!r}")
         w = d.get("weights")
         numbers = isinstance(w, list) and all(isinstance(v, int | float) for v in w)
