@@ -2,9 +2,11 @@
 
 Mined from logs the way the pattern pool mines value maps (`value_maps.py`): for each read tool with one
 argument slot, the output fields of earlier calls its values come from (`get_reservation_details.
-reservation_id <- get_user_details output reservations[*]`), kept when that holds in at least
-`MIN_GROUPS` task groups. At a decision point every value such a field lists that the slot has not taken
-yet in the session is a candidate call: a profile listing four reservations gives four reads at once.
+reservation_id <- get_user_details output reservations[*]`); for a read with several slots, the list
+records of earlier outputs that hold all of its values (`get_flight_status(flight_number, date) <-
+get_reservation_details output flights[*] .flight_number, .date`). A rule is kept when it holds in at
+least `MIN_GROUPS` task groups. At a decision point every value (record) such a rule lists that has not
+been called yet in the session is a candidate call: a profile listing four reservations gives four reads.
 
 Each candidate is priced by horizon probabilities measured on the training logs, per (rule, how many
 decision points the value has been on offer):
@@ -21,17 +23,19 @@ change state (`is_write`; default: none), so one rule serves any harness.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolcast.data import jsonpaths
 from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, Trace
+from toolcast.data.schema import Context, ToolCall, Trace
 from toolcast.predictor.base import CallPrediction
-from toolcast.predictor.extractors import value_id
-from toolcast.predictor.value_maps import ContextIndex, SourceKey, coerce, describe, slot_types
+from toolcast.predictor.extractors import MAX_LEAVES, value_id
+from toolcast.predictor.value_maps import ContextIndex, coerce, describe, match_key, slot_types
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,45 @@ class RuleStats:
         return p_h, p_next
 
 
-Rule = tuple[str, str, SourceKey]
-"""(tool, slot, output source)."""
+Rule = tuple
+"""("value", tool, slot, output source), or for a multi-slot read
+("record", tool, source tool, record shape, ((slot, field), ...))."""
+
+
+class _State:
+    """What a context offers: its value index, the records of its JSON outputs, the calls made."""
+
+    def __init__(self) -> None:
+        self.index = ContextIndex()
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+        """(tool, record shape e.g. `flights[*]`, field -> value) of every list element of every output."""
+        self.called: set[tuple[str, str]] = set()
+
+    def add(self, event: Any) -> None:
+        self.index.add(event)
+        if isinstance(event, ToolCall):
+            self.called.add(event.key)
+            self.records.extend((event.tool, shape, rec) for shape, rec in _records(event))
+
+
+def _records(call: ToolCall) -> list[tuple[str, dict[str, Any]]]:
+    """(shape, fields) of each list element in a call's JSON output (`flights[2].date` -> `flights[*]`)."""
+    out = call.output
+    if not out or out.lstrip()[:1] not in ("{", "["):
+        return []
+    try:
+        parsed = json.loads(out)
+    except (ValueError, RecursionError):
+        return []
+    recs: dict[str, dict[str, Any]] = {}
+    for n, (path, value) in enumerate(jsonpaths.leaves(parsed, with_keys=False)):
+        if n >= MAX_LEAVES:
+            break
+        cut = path.rfind("]")
+        if cut < 0 or cut + 2 >= len(path) or path[cut + 1] != ".":
+            continue
+        recs.setdefault(path[:cut + 1], {})[path[cut + 2:]] = value
+    return [(jsonpaths.generalize(prefix), fields) for prefix, fields in recs.items()]
 
 
 def _age_bucket(age: int) -> int:
@@ -91,14 +132,18 @@ class FanoutPredictor:
         self.types = slot_types(traces)
         groups: dict[Rule, set[str]] = defaultdict(set)
         for trace in traces:
-            for index, _i, calls in _contexts(trace):
+            for state, _i, calls in _contexts(trace):
                 for call in calls:
-                    if len(call.args) != 1 or not is_read(call.tool):
+                    if not call.args or not is_read(call.tool):
                         continue
-                    (slot, value), = call.args.items()
-                    for place in index.sources_holding(value):
-                        if place[0] == "output":
-                            groups[(call.tool, slot, place)].add(trace.group)
+                    if len(call.args) == 1:
+                        (slot, value), = call.args.items()
+                        for place in state.index.sources_holding(value):
+                            if place[0] == "output":
+                                groups[("value", call.tool, slot, place)].add(trace.group)
+                    else:
+                        for rule in _record_rules(call, state):
+                            groups[rule].add(trace.group)
         self.rules = {r: RuleStats() for r, g in groups.items() if len(g) >= self.min_groups}
         for trace in traces:
             self._count(trace, is_write)
@@ -122,13 +167,13 @@ class FanoutPredictor:
                     break
             future.append(seen)
         first_offer: dict[tuple[str, str], int] = {}
-        index = ContextIndex()
+        state = _State()
         done = 0
         for d, (_, i, _calls) in enumerate(points):
             while done < i:
-                index.add(trace.events[done])
+                state.add(trace.events[done])
                 done += 1
-            for cand, rule in self._offers(index):
+            for cand, rule in self._offers(state):
                 stats = self.rules[rule]
                 age = _age_bucket(d - first_offer.setdefault(cand.key, d))
                 stats.offered[age] += 1
@@ -138,35 +183,53 @@ class FanoutPredictor:
                     stats.next_hits[age] += ahead == 0
 
     # ---- prediction --------------------------------------------------------------------------------
-    def _offers(self, index: ContextIndex) -> list[tuple[CallPrediction, Rule]]:
+    def _offers(self, state: _State) -> list[tuple[CallPrediction, Rule]]:
         out: list[tuple[CallPrediction, Rule]] = []
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str]] = set(state.called)
+        index = state.index
         for rule in self.rules:
-            tool, slot, src = rule
-            used = index.used.get((tool, slot), set())
-            for raw in index.values(src, limit=MAX_VALUES, exclude=used):
-                v = coerce(raw, self.types.get((tool, slot)))
-                if v is None or value_id(v) in used:
+            if rule[0] == "value":
+                _, tool, slot, src = rule
+                used = index.used.get((tool, slot), set())
+                for raw in index.values(src, limit=MAX_VALUES, exclude=used):
+                    v = coerce(raw, self.types.get((tool, slot)))
+                    if v is None or value_id(v) in used:
+                        continue
+                    pred = CallPrediction(tool, {slot: v}, sources={slot: describe(src)})
+                    if pred.key not in seen:
+                        seen.add(pred.key)
+                        out.append((pred, rule))
+                continue
+            _, tool, src_tool, shape, pairs = rule
+            n = 0
+            for rec_tool, rec_shape, fields in reversed(state.records):
+                if rec_tool != src_tool or rec_shape != shape or n >= MAX_VALUES:
                     continue
-                pred = CallPrediction(tool, {slot: v}, sources={slot: describe(src)})
+                args = {slot: coerce(fields.get(f), self.types.get((tool, slot))) for slot, f in pairs}
+                if any(v is None for v in args.values()):
+                    continue
+                pred = CallPrediction(tool, args, sources={slot: f"{src_tool} output {shape}.{f}"
+                                                           for slot, f in pairs})
                 if pred.key not in seen:
                     seen.add(pred.key)
                     out.append((pred, rule))
+                    n += 1
         return out
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
         """Every fan-out candidate (up to k), best first by p_horizon; ages from the context itself."""
-        index = ContextIndex()
+        state = _State()
         first: dict[tuple[str, str], int] = {}
         d = 0
         # Replaying the context's decision points gives each candidate its age (offers so far).
         positions = [i for i, _ in decision_positions(context.events)] + [len(context.events)]
         done = 0
+        offers: list[tuple[CallPrediction, Rule]] = []
         for i in sorted(set(positions)):
             while done < i:
-                index.add(context.events[done])
+                state.add(context.events[done])
                 done += 1
-            offers = self._offers(index)
+            offers = self._offers(state)
             for cand, _ in offers:
                 first.setdefault(cand.key, d)
             d += 1
@@ -179,21 +242,35 @@ class FanoutPredictor:
         return scored[:k]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rules": [{"tool": t, "slot": s, "source": describe(src), "offered": st.offered,
-                           "hits": st.hits, "next_hits": st.next_hits}
-                          for (t, s, src), st in self.rules.items()]}
+        return {"rules": [{"rule": [describe(x) if isinstance(x, tuple) and x and x[0] == "output" else x
+                                    for x in rule], "offered": st.offered, "hits": st.hits,
+                           "next_hits": st.next_hits} for rule, st in self.rules.items()]}
+
+
+def _record_rules(call: ToolCall, state: _State) -> set[Rule]:
+    """The records of earlier outputs that hold every argument of a multi-slot call, as rules."""
+    want = {slot: match_key(v) for slot, v in call.args.items()}
+    rules: set[Rule] = set()
+    for tool, shape, fields in state.records:
+        keys: dict[str, list[str]] = defaultdict(list)
+        for f, v in fields.items():
+            keys[match_key(v)].append(f)
+        if all(w in keys for w in want.values()):
+            pairs = tuple(sorted((slot, keys[w][0]) for slot, w in want.items()))
+            rules.add(("record", call.tool, tool, shape, pairs))
+    return rules
 
 
 def _contexts(trace: Trace, keep: bool = True):
-    """(index, position, calls) at each decision point; with keep=False the index is not built."""
-    index = ContextIndex() if keep else None
+    """(state, position, calls) at each decision point; with keep=False the state is not built."""
+    state = _State() if keep else None
     done = 0
     for i, calls in decision_positions(trace.events):
-        if index is not None:
+        if state is not None:
             while done < i:
-                index.add(trace.events[done])
+                state.add(trace.events[done])
                 done += 1
-        yield index, i, calls
+        yield state, i, calls
 
 
 def fit_fanout(traces: Iterable[Trace], *, is_read: Callable[[str], bool] | None = None,

@@ -40,7 +40,7 @@ def fitted() -> FanoutPredictor:
 
 def test_fanout_mines_the_list_a_read_takes_its_values_from():
     f = fitted()
-    assert {(t, s) for t, s, _ in f.rules} == {("get_reservation", "reservation_id")}
+    assert {(r[1], r[2]) for r in f.rules} == {("get_reservation", "reservation_id")}
     t = profile_trace(99)
     after_profile = Context(events=t.events[:3], tools=t.tools)
     preds = f.predict(after_profile, k=10)
@@ -106,3 +106,24 @@ def test_a_bad_scorer_file_is_a_clear_error(tmp_path, bad):
     path.write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="horizon.json"):
         HorizonScorer.load(path)
+
+
+def flights_trace(i: int) -> Trace:
+    """A reservation lists two flights; the agent checks the status of each (two slots from one record)."""
+    flights = [{"flight_number": f"HAT{i}{j}", "date": f"2024-05-1{j}", "origin": "JFK"} for j in range(2)]
+    events = [Message("user", f"reservation Q{i}"), Message("assistant", "", turn=1),
+              ToolCall(f"a{i}", 1, "get_reservation", {"reservation_id": f"Q{i}"},
+                       json.dumps({"flights": flights}))]
+    for j, f in enumerate(flights):
+        events += [Message("assistant", "", turn=2 + j),
+                   ToolCall(f"b{i}{j}", 2 + j, "get_flight_status",
+                            {"flight_number": f["flight_number"], "date": f["date"]}, "{}")]
+    return Trace(f"f{i}", f"h{i}", "test", {}, [], events)
+
+
+def test_fanout_pairs_the_slots_of_one_record():
+    f = FanoutPredictor().fit([flights_trace(i) for i in range(4)])
+    t = flights_trace(99)
+    preds = f.predict(Context(events=t.events[:3], tools=t.tools), k=10)
+    assert sorted(p.args["flight_number"] + p.args["date"] for p in preds) == [
+        "HAT9902024-05-10", "HAT9912024-05-11"]
