@@ -85,11 +85,34 @@ def main() -> None:
             t0 = time.perf_counter()
             cfg = SimConfig(sessions=sessions, k=args.k, stream=args.stream,
                             planner=PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call))
-            summary = simulate(test, predictors, train=train, contracts=contracts, config=cfg).summary()
-            results.append({"sessions": sessions, "lambda": lam, "k": args.k, "summary": summary})
+            report = simulate(test, predictors, train=train, contracts=contracts, config=cfg)
+            summary = report.summary()
+            texted = {t.trace_id for t in test if _text_before_calls(t)}
+            results.append({"sessions": sessions, "lambda": lam, "k": args.k, "summary": summary,
+                            "text_before_calls": _subset(report, texted)})
             log.info("sessions %d, lambda %g: %.0f s", sessions, lam, time.perf_counter() - t0)
             (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
             print(table(results[-1]), flush=True)
+
+
+def _text_before_calls(trace) -> bool:
+    """An assistant message with text that also issued calls (the text streams before them)."""
+    from toolcast.data.schema import Message
+
+    turns = {c.turn for c in trace.calls}
+    return any(isinstance(e, Message) and e.role == "assistant" and e.text.strip() and e.turn in turns
+               for e in trace.events)
+
+
+def _subset(report, ids: set[str]) -> dict:
+    """Mean task time and saving against serial of every policy on the traces in `ids`."""
+    def mean(name):
+        xs = [t.task_s for t in report.runs[name].traces if t.trace_id in ids]
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    base = mean("serial")
+    return {"traces": len(ids), **{name: {"mean_task_s": round(mean(name), 4),
+                                          "saving_s": round(base - mean(name), 4)} for name in report.runs}}
 
 
 def table(run: dict) -> str:
@@ -103,6 +126,17 @@ def table(run: dict) -> str:
         waste = "-" if m["waste_per_saved_s"] is None else f"{m['waste_per_saved_s']:.2f}"
         lines.append(f"| {name} | {m['mean_task_s']:.2f} | {m['saving_pct']:.2f} | {cap} | {waste} | "
                      f"{m['launched']} | {m['served']} |")
+    sub = run.get("text_before_calls") or {}
+    streamed = [n for n in sub if n.endswith("+stream")]
+    if streamed:
+        lines.append(f"\nOn the {sub['traces']} traces with text before calls (saving s, stream adds):")
+        for n in streamed:
+            plain, both = sub[n[: -len("+stream")]]["saving_s"], sub[n]["saving_s"]
+            share = (both - plain) / both if both > 0 else float("nan")
+            lines.append(f"- {n}: {plain:.3f} -> {both:.3f} s ({100 * share:.1f}% of it from the stream)")
+        if "oracle_stream" in sub:
+            lines.append(f"- oracle_stream alone: {sub['oracle_stream']['saving_s']:.3f} s "
+                         f"(next-call oracle {sub['oracle']['saving_s']:.3f} s)")
     return "\n".join(lines)
 
 

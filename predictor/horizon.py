@@ -55,13 +55,16 @@ class HorizonScorer:
     """One weight per name in `FEATURES`."""
     fitted_on: int = 0
     """Candidates the regression saw."""
+    reliability: list[dict[str, Any]] | None = None
+    """Per p bin on the fitting candidates: count, mean p, hit rate (9 weights on thousands of candidates:
+    in-sample is close to out-of-sample), and `ece`, their expected calibration error."""
 
     def p(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights))))
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "weights": self.weights, "fitted_on": self.fitted_on,
-                "horizon": HORIZON}
+                "horizon": HORIZON, "reliability": self.reliability}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "horizon scorer") -> HorizonScorer:
@@ -73,7 +76,7 @@ class HorizonScorer:
         numbers = isinstance(w, list) and all(isinstance(v, int | float) for v in w)
         if not numbers or len(w) != len(FEATURES):
             raise ValueError(f"{where}: field 'weights' must be {len(FEATURES)} numbers")
-        return cls([float(v) for v in w], int(d.get("fitted_on", 0)))
+        return cls([float(v) for v in w], int(d.get("fitted_on", 0)), d.get("reliability"))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
@@ -181,11 +184,28 @@ class HorizonPredictor:
                     ys.append(1.0 if c.key in future else 0.0)
         if not xs:
             raise ValueError("no candidates to fit the horizon scorer on")
-        w = fit_logistic(np.stack(xs), np.asarray(ys), l2=l2)
+        x, y = np.stack(xs), np.asarray(ys)
+        w = fit_logistic(x, y, l2=l2)
         self.scorer = HorizonScorer([float(v) for v in w], len(xs))
+        self.scorer.reliability = reliability(self.scorer.p(x), y)
         log.info("horizon scorer: %d candidates, %.1f%% positive, weights %s", len(xs), 100 * np.mean(ys),
                  dict(zip(FEATURES, np.round(w, 3), strict=True)))
         return self.scorer
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Reliability bins (n, mean p, hit rate) and, last, the expected calibration error."""
+    out: list[dict[str, Any]] = []
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(m.sum()),
+                        "mean_p": round(float(p[m].mean()), 4), "hit_rate": round(float(y[m].mean()), 4)})
+            ece += m.sum() / len(p) * abs(float(p[m].mean()) - float(y[m].mean()))
+    out.append({"ece": round(ece, 4)})
+    return out
 
 
 def horizon_labels(trace: Trace, is_write: Callable[[str], bool] | None = None,

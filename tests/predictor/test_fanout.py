@@ -89,6 +89,8 @@ def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path)
     h = HorizonPredictor(ToolOnly(), f)
     scorer = h.fit([profile_trace(i) for i in range(10, 14)], is_write=is_write)
     assert len(scorer.weights) == len(FEATURES) and scorer.fitted_on > 0
+    assert sum(b.get("n", 0) for b in scorer.reliability) == scorer.fitted_on
+    assert 0 <= scorer.reliability[-1]["ece"] < 0.2
     path = tmp_path / "horizon.json"
     scorer.save(path)
     again = HorizonScorer.load(path)
