@@ -40,7 +40,8 @@ def main() -> None:
     ap.add_argument("--sessions", nargs="+", type=int, default=[1])
     ap.add_argument("-k", type=int, default=8)
     ap.add_argument("--spec-per-call", type=float)
-    ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--stream", nargs="*", metavar="POLICY",
+                    help="also the stream oracle and a +stream run of these predictors (none named: all)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--policies", nargs="+", help="keep only these predictors")
     ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
@@ -83,7 +84,8 @@ def main() -> None:
     for sessions in args.sessions:
         for lam in args.lambdas:
             t0 = time.perf_counter()
-            cfg = SimConfig(sessions=sessions, k=args.k, stream=args.stream,
+            cfg = SimConfig(sessions=sessions, k=args.k, stream=args.stream is not None,
+                            stream_predictors=tuple(args.stream) if args.stream else None,
                             planner=PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call))
             report = simulate(test, predictors, train=train, contracts=contracts, config=cfg)
             summary = report.summary()

@@ -59,6 +59,8 @@ class SimConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     stream: bool = False
     """Also replay with the LLM's stream fed to the runtime: `oracle_stream` and `<name>+stream`."""
+    stream_predictors: tuple[str, ...] | None = None
+    """Which predictors get a `+stream` run (None: all)."""
 
     def __post_init__(self) -> None:
         if self.sessions < 1 or self.workers < 1 or self.k < 1:
@@ -156,7 +158,8 @@ def simulate(traces: Sequence[Trace], predictors: Mapping[str, Predictor], *,
         *((n, p, False) for n, p in predictors.items())]
     if config.stream:
         policies.append((ORACLE_STREAM, None, True))
-        policies.extend((n + STREAM_SUFFIX, p, True) for n, p in predictors.items())
+        policies.extend((n + STREAM_SUFFIX, p, True) for n, p in predictors.items()
+                        if config.stream_predictors is None or n in config.stream_predictors)
     runs = {}
     for name, predictor, stream in policies:
         runs[name] = run_virtual(run_policy_async(
