@@ -147,7 +147,7 @@ class FanoutPredictor:
         self.rules = {r: RuleStats() for r, g in groups.items() if len(g) >= self.min_groups}
         for trace in traces:
             self._count(trace, is_write)
-        log.info("fan-out: %d rules over %d tools", len(self.rules), len({r[0] for r in self.rules}))
+        log.info("fan-out: %d rules over %d tools", len(self.rules), len({r[1] for r in self.rules}))
         return self
 
     def _count(self, trace: Trace, is_write: Callable[[str], bool]) -> None:
