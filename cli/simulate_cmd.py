@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also replay each message streaming to the runtime: adds oracle_stream and a "
                    "'<policy>+stream' run of every predictor")
     p.add_argument("--no-fanout", action="store_true", help="leave out the fan-out baseline")
+    p.add_argument("--horizon-scorer", metavar="FILE",
+                   help="a fitted horizon scorer (horizon.json, written by benchmarks/spec_sets.py): adds "
+                   "'learned_horizon', the learned model's horizon view (default: DIR/horizon.json if "
+                   "present)")
     p.add_argument("--online-calibration", action="store_true",
                    help="price candidates with p corrected online by the outcomes seen so far in the run "
                    "(each policy starts from nothing; only past outcomes are used)")
@@ -138,6 +142,8 @@ def _traces(args: argparse.Namespace) -> tuple[list[Trace], list[Trace]]:
 
 
 def _predictors(args: argparse.Namespace, train: list[Trace], contracts: Any = None) -> dict[str, Predictor]:
+    from pathlib import Path
+
     if not train:
         raise ValueError("no training traces for the baselines (give --train, or --data with a train split)")
     try:
@@ -158,6 +164,14 @@ def _predictors(args: argparse.Namespace, train: list[Trace], contracts: Any = N
                                    is_write=lambda t: contracts.for_tool(t).state_changing)
     if learned is not None:
         out["learned"] = learned
+        scorer = getattr(args, "horizon_scorer", None)
+        if scorer is None and (Path(args.model) / "horizon.json").exists():
+            scorer = str(Path(args.model) / "horizon.json")
+        if scorer is not None and "fanout" in out:
+            from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+
+            out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], HorizonScorer.load(scorer),
+                                                      name="learned_horizon")
     return out
 
 

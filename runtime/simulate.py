@@ -121,11 +121,12 @@ class SimReport:
                 ("mean_stall_s", "stall s", "{:.2f}"), ("saving_pct", "saved %", "{:.1f}"),
                 ("saving_captured", "of oracle", "{:.0%}"), ("waste_per_saved_s", "waste/saved", "{:.2f}"),
                 ("hit_rate", "hit rate", "{:.0%}"), ("launched", "launched", "{}")]
-        head = f"{'policy':<12}" + "".join(f"{label:>12}" for _, label, _ in cols)
+        w = max(12, *(len(n) + 1 for n in s))
+        head = f"{'policy':<{w}}" + "".join(f"{label:>12}" for _, label, _ in cols)
         lines = [head, "-" * len(head)]
         for name, m in s.items():
             cells = "".join(f"{('-' if m[k] is None else fmt.format(m[k])):>12}" for k, _, fmt in cols)
-            lines.append(f"{name:<12}{cells}")
+            lines.append(f"{name:<{w}}{cells}")
         first = next(iter(s.values()))
         lines.append("")
         lines.append(f"{first['traces']} traces, {self.config.sessions} concurrent session(s), "
