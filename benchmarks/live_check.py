@@ -45,7 +45,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", default=DEFAULT, help="trace files or folders (default: tau2)")
     parser.add_argument("--limit", type=int, default=40, help="traces replayed (test split first)")
-    parser.add_argument("--predictor", choices=("oracle", "markov", "pattern"), default="oracle")
+    parser.add_argument("--predictor", default="oracle",
+                        choices=("oracle", "markov", "pattern", "oracle_horizon", "fanout", "oracle_stream"))
+    parser.add_argument("--stream", action="store_true", help="feed each message's stream to the runtime")
+    parser.add_argument("-k", type=int, default=3, help="candidates asked of the predictor (default 3)")
     parser.add_argument("--scale", type=float, default=0.05, help="live durations = replayed x scale")
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--workers", type=int, default=8)
@@ -61,24 +64,37 @@ def main() -> None:
     profile = LatencyProfile.load(args.latency) if args.latency else LatencyProfile.default()
     contracts = replay_policy()
     prior = fit_estimates(train, Estimates(), profile)
+    stream = args.stream or args.predictor == "oracle_stream"
     if args.predictor == "oracle":
         predictor = OraclePredictor()
+    elif args.predictor == "oracle_horizon":
+        from toolcast.runtime.oracles import HorizonOracle
+
+        predictor = HorizonOracle(contracts)
+    elif args.predictor == "oracle_stream":
+        predictor = None
+    elif args.predictor == "fanout":
+        from toolcast.predictor.baselines.fanout import fit_fanout
+
+        predictor = fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable,
+                               is_write=lambda t: contracts.for_tool(t).state_changing)
     else:
         from toolcast.predictor.baselines import fit_baseline
 
         predictor = fit_baseline(args.predictor, train)
 
-    config = RuntimeConfig(workers=args.workers)
+    config = RuntimeConfig(workers=args.workers, k=args.k)
     s = args.scale
     live_config = replace(config, hedge_min=config.hedge_min * s, planner=PlannerConfig(
         default_tool_s=config.planner.default_tool_s * s, default_llm_s=config.planner.default_llm_s * s))
 
     def run(name, pred, scale, cfg):
         return run_policy_async(name, replayed, pred, contracts=contracts, profile=profile, config=cfg,
-                                prior=prior, sessions=args.sessions, scale=scale)
+                                prior=prior, sessions=args.sessions, scale=scale,
+                                stream=stream and name != "serial")
 
     # The oracle is registered per session by the replay, so it is not wrapped (it costs nothing anyway).
-    timer = predictor if isinstance(predictor, OraclePredictor) else _Timed(predictor)
+    timer = predictor if predictor is None or isinstance(predictor, OraclePredictor) else _Timed(predictor)
     results = {}
     for name, pred in (("serial", None), (args.predictor, timer)):
         sim = run_virtual(run(name, pred, 1.0, config))

@@ -57,6 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=3, help="candidates asked of each predictor (default 3)")
     p.add_argument("--lambda", dest="lambda0", type=float, default=1.0,
                    help="price of a wasted tool-second against a saved second on an idle pool (default 1)")
+    p.add_argument("--spec-per-call", type=float, metavar="R",
+                   help="cap speculative launches per real call in a session (default: no cap)")
+    p.add_argument("--stream", action="store_true",
+                   help="also replay each message streaming to the runtime: adds oracle_stream and a "
+                   "'<policy>+stream' run of every predictor")
+    p.add_argument("--no-fanout", action="store_true", help="leave out the fan-out baseline")
+    p.add_argument("--horizon-scorer", metavar="FILE",
+                   help="a fitted horizon scorer (horizon.json, written by benchmarks/spec_sets.py): adds "
+                   "'learned_horizon', the learned model's horizon view (default: DIR/horizon.json if "
+                   "present)")
     p.add_argument("--online-calibration", action="store_true",
                    help="price candidates with p corrected online by the outcomes seen so far in the run "
                    "(each policy starts from nothing; only past outcomes are used)")
@@ -93,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
     _report_clock_jumps(replay)
     tool_time = args.tool_time or ("recorded" if is_coding_session(replay) else "profile")
     config = SimConfig(sessions=args.sessions, workers=args.workers, k=args.k, tool_time=tool_time,
-                       planner=PlannerConfig(lambda0=args.lambda0,
+                       stream=args.stream,
+                       planner=PlannerConfig(lambda0=args.lambda0, spec_per_call=args.spec_per_call,
                                              online_calibration=args.online_calibration))
     try:
-        predictors = _predictors(args, train)
+        predictors = _predictors(args, train, contracts)
     except (ImportError, ValueError, OSError) as e:
         return fail(str(e))
     log.info("replaying %d traces (%d for fitting) with %s", len(replay), len(train),
@@ -149,7 +160,9 @@ def _traces(args: argparse.Namespace) -> tuple[list[Trace], list[Trace]]:
     return data, train
 
 
-def _predictors(args: argparse.Namespace, train: list[Trace]) -> dict[str, Predictor]:
+def _predictors(args: argparse.Namespace, train: list[Trace], contracts: Any = None) -> dict[str, Predictor]:
+    from pathlib import Path
+
     if not train:
         raise ValueError("no training traces for the baselines (give --train, or --data with a train split)")
     try:
@@ -162,8 +175,22 @@ def _predictors(args: argparse.Namespace, train: list[Trace]) -> dict[str, Predi
     for name in BASELINES:
         log.info("fitting the %s baseline on %d traces", name, len(train))
         out[name] = fit_baseline(name, train)
+    if contracts is not None and not getattr(args, "no_fanout", False):
+        from toolcast.predictor.baselines.fanout import fit_fanout
+
+        log.info("mining the fan-out baseline on %d traces", len(train))
+        out["fanout"] = fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable,
+                                   is_write=lambda t: contracts.for_tool(t).state_changing)
     if learned is not None:
         out["learned"] = learned
+        scorer = getattr(args, "horizon_scorer", None)
+        if scorer is None and (Path(args.model) / "horizon.json").exists():
+            scorer = str(Path(args.model) / "horizon.json")
+        if scorer is not None and "fanout" in out:
+            from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+
+            out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], HorizonScorer.load(scorer),
+                                                      name="learned_horizon")
     return out
 
 

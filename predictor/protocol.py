@@ -26,6 +26,9 @@ class CallPrediction:
     """p(tool) x the product of the filled slots' value probabilities (0 when a required slot is free)."""
     sources: dict[str, str] = field(default_factory=dict)
     """Slot name -> where its value came from (e.g. "output:get_user_details.reservations[0]")."""
+    p_horizon: float | None = None
+    """p(this exact call is issued before the session's next state change, within the next few decision
+    points), for predictors that score a horizon (`horizon` views); None: only p_call is known."""
 
     @property
     def is_respond(self) -> bool:
@@ -41,8 +44,11 @@ class CallPrediction:
         return self.tool, canonical_args(self.args)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": self.tool, "args": self.args, "free": self.free, "p_tool": self.p_tool,
-                "p_call": self.p_call, "sources": self.sources}
+        out = {"tool": self.tool, "args": self.args, "free": self.free, "p_tool": self.p_tool,
+               "p_call": self.p_call, "sources": self.sources}
+        if self.p_horizon is not None:
+            out["p_horizon"] = self.p_horizon
+        return out
 
 
 @runtime_checkable

@@ -53,12 +53,17 @@ class PlannerConfig:
     """Price candidates with p corrected by the outcomes seen so far (`OnlineCalibration`)."""
     calibration_weight: float = 5.0
     """How many observations the predictor's own p counts as, per reliability bin."""
+    spec_per_call: float | None = None
+    """Cap on speculative launches per real call in a session (the first decision point gets as many as
+    one call does); None: no cap beyond the in-flight budgets."""
 
     def __post_init__(self) -> None:
         if self.lambda0 < 0:
             raise ValueError(f"lambda0 must be >= 0, got {self.lambda0}")
         if not 0 < self.ewma_alpha <= 1:
             raise ValueError(f"ewma_alpha must be in (0, 1], got {self.ewma_alpha}")
+        if self.spec_per_call is not None and self.spec_per_call < 0:
+            raise ValueError(f"spec_per_call must be >= 0, got {self.spec_per_call}")
         if self.calibration_weight <= 0:
             raise ValueError(f"calibration_weight must be > 0, got {self.calibration_weight}")
         for name in ("max_per_session", "max_per_tool", "max_in_flight"):
@@ -164,6 +169,8 @@ class Occupancy:
     queued: int = 0
     """Authoritative calls waiting for a worker."""
     free_workers: int = 1_000_000
+    allowance: int | None = None
+    """Launches the session may still make under `spec_per_call` (None: no cap)."""
 
 
 @dataclass
@@ -196,12 +203,17 @@ class Planner:
             return math.inf
         return self.config.lambda0 / (1.0 - occ.utilisation)
 
-    def utility(self, p: float, tool: str, model: str | None, lam: float) -> float:
+    def utility(self, p: float, tool: str, model: str | None, lam: float,
+                p_horizon: float | None = None) -> float:
+        """U = p * min(S, L) - (1 - p) * lambda * C; with a horizon probability p_h >= p (the call comes
+        before the next state change, maybe turns later, when the run is long done):
+        U = p * min(S, L) + (p_h - p) * S - (1 - p_h) * lambda * C."""
         s = self.estimates.service_time(tool)
         ll = self.estimates.llm_time(model)
         c = self.config.tool_cost.get(tool, s)
-        waste = (1.0 - p) * c
-        return p * min(s, ll) - (lam * waste if waste > 0 else 0.0)
+        p_h = p if p_horizon is None else max(p, min(1.0, p_horizon))
+        waste = (1.0 - p_h) * c
+        return p * min(s, ll) + (p_h - p) * s - (lam * waste if waste > 0 else 0.0)
 
     def plan(self, predictions: Iterable[CallPrediction], *,
              contract_of: Callable[[str], ToolContract | None], model: str | None = None,
@@ -225,11 +237,13 @@ class Planner:
             if reason is None and pred.key in covered:
                 reason = "already running or finished"
             seen.add(pred.key)
-            u = -math.inf if reason else self.utility(self.p_of(pred), pred.tool, model, lam)
+            u = -math.inf if reason else self.utility(self.p_of(pred), pred.tool, model, lam,
+                                                       pred.p_horizon)
             choices.append(Choice(pred, u, False, reason or "", eligible))
 
         per_session, total, free = occ.session, occ.total, occ.free_workers
         per_tool = dict(occ.per_tool)
+        allowance = occ.allowance
         cfg = self.config
         for ch in sorted((c for c in choices if not c.reason), key=lambda c: -c.utility):
             tool = ch.prediction.tool
@@ -243,8 +257,11 @@ class Planner:
                 ch.reason = "global budget"
             elif free <= 0:
                 ch.reason = "no idle worker"
+            elif allowance is not None and allowance <= 0:
+                ch.reason = "speculation per real call"
             else:
                 ch.launch = True
+                allowance = None if allowance is None else allowance - 1
                 per_session += 1
                 total += 1
                 free -= 1

@@ -29,7 +29,7 @@ from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, ToolSpec, Trace, canonical_args
 from toolcast.predictor.protocol import CallPrediction, Predictor
 from toolcast.runtime.contracts import ContractPolicy
-from toolcast.runtime.latency import LatencyProfile
+from toolcast.runtime.latency import LatencyProfile, LLMTiming
 from toolcast.runtime.planner import Estimates
 from toolcast.runtime.runtime import RuntimeConfig, SpeculativeRuntime
 from toolcast.runtime.stats import RuntimeStats
@@ -134,7 +134,7 @@ def _session_specs(trace: Trace) -> list[ToolSpec | str]:
 
 async def replay_trace(rt: SpeculativeRuntime, trace: Trace, session: str, contracts: ContractPolicy,
                        timing: TraceTiming, *, scale: float = 1.0,
-                       oracle: OraclePredictor | None = None) -> TraceResult:
+                       oracle: OraclePredictor | None = None, stream: LLMTiming | None = None) -> TraceResult:
     loop = asyncio.get_running_loop()
     outputs: dict[tuple[str, str], list[tuple[int, ToolCall]]] = defaultdict(list)
     for j, e in enumerate(trace.events):
@@ -154,7 +154,12 @@ async def replay_trace(rt: SpeculativeRuntime, trace: Trace, session: str, contr
         for p, calls in decision_positions(events):
             i = await _report(rt, session, contracts, events, i, p, state)
             think = timing.llm_s[p] * scale
-            await asyncio.sleep(think)
+            if stream is not None:
+                msg = events[p] if p < n and isinstance(events[p], Message) else None
+                text = msg.text if msg is not None and msg.role == "assistant" else ""
+                await _stream_message(rt, session, text, calls, think, stream, scale)
+            else:
+                await asyncio.sleep(think)
             llm += think
             if p < n and isinstance(events[p], Message) and events[p].role == "assistant":
                 rt.observe(session, "assistant", events[p].text, tokens=events[p].tokens)
@@ -174,6 +179,37 @@ async def replay_trace(rt: SpeculativeRuntime, trace: Trace, session: str, contr
         if oracle is not None:
             oracle.forget(session)
         await rt.end_session(session)
+
+
+async def _stream_message(rt: SpeculativeRuntime, session: str, text: str, calls: list[ToolCall],
+                          think: float, llm: LLMTiming, scale: float) -> None:
+    """Think for `think` seconds while feeding the message's stream, as the stream timing model places
+    its text and calls, through the `StreamFeeder` an agent would use (`stream.py`)."""
+    from toolcast.runtime.stream import StreamFeeder
+    from toolcast.runtime.stream_timing import stream_schedule
+
+    plan = stream_schedule(text, calls, think / scale if scale else think, llm)
+    feed: list[tuple[float, int, object]] = [(t * scale, 0, chunk) for t, chunk in plan.text_chunks]
+    for j, (first, complete) in enumerate(plan.calls):
+        feed.append((first * scale, 1, (j, calls[j].tool, "")))
+        feed.append((complete * scale, 2, (j, None, canonical_args(calls[j].args))))
+    feed.sort(key=lambda x: (x[0], x[1]))
+    feeder = StreamFeeder(rt, session)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for at, kind, item in feed:
+        wait = t0 + at - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if kind == 0:
+            feeder.text_delta(item)
+        else:
+            j, name, arguments = item
+            feeder.call_delta(j, name=name, arguments=arguments)
+    rest = t0 + think - loop.time()
+    if rest > 0:
+        await asyncio.sleep(rest)
+    feeder.finish()
 
 
 async def _report(rt: SpeculativeRuntime, session: str, contracts: ContractPolicy, events: list, i: int,
@@ -202,11 +238,13 @@ async def _report(rt: SpeculativeRuntime, session: str, contracts: ContractPolic
 async def run_policy_async(name: str, traces: list[Trace], predictor: Predictor | None, *,
                            contracts: ContractPolicy, profile: LatencyProfile, config: RuntimeConfig,
                            prior: Estimates | None = None, sessions: int = 1,
-                           tool_time: ToolTime = "profile", scale: float = 1.0) -> PolicyRun:
+                           tool_time: ToolTime = "profile", scale: float = 1.0,
+                           stream: bool = False) -> PolicyRun:
     """Replay `traces` with `sessions` of them in flight at once, all through one runtime and pool.
 
     `scale` multiplies every replayed duration (and the prior estimates): 1 on the virtual clock, small
-    on the real clock so a live run finishes in seconds. Each run starts from a copy of `prior`.
+    on the real clock so a live run finishes in seconds. Each run starts from a copy of `prior`. With
+    `stream`, each message streams to the runtime while the LLM thinks (`stream_timing.py`).
     """
     oracle = predictor if isinstance(predictor, OraclePredictor) else None
     config = replace(config, shared_state=False)  # each replayed trace acts on a world of its own
@@ -225,7 +263,7 @@ async def run_policy_async(name: str, traces: list[Trace], predictor: Predictor 
         for idx in queue:
             sid = f"{slot}:{idx}:{traces[idx].trace_id}"
             results[idx] = await replay_trace(rt, traces[idx], sid, contracts, timings[idx], scale=scale,
-                                              oracle=oracle)
+                                              oracle=oracle, stream=profile.llm if stream else None)
 
     try:
         await asyncio.gather(*(worker(s) for s in range(max(1, sessions))))

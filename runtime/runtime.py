@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec
-from toolcast.predictor.protocol import Predictor
+from toolcast.predictor.protocol import CallPrediction, Predictor
 from toolcast.runtime.cache import Entry, SpeculationCache, State
 from toolcast.runtime.canonical import canonical
 from toolcast.runtime.contracts import ToolContract, keys_overlap
@@ -133,6 +133,8 @@ class _Session:
     turn: int = 0
     calls: int = 0
     closed: bool = False
+    launched: int = 0
+    """Speculative runs launched for the session (for `PlannerConfig.spec_per_call`)."""
     pending: list[_Candidate] = field(default_factory=list)
     """Eligible candidates not yet scored for the online calibration (see `_Candidate`)."""
     last_seen: float | None = None
@@ -382,6 +384,47 @@ class SpeculativeRuntime:
         self.estimates.observe_tool(t.name, self._now() - started)
         return result
 
+    # ---- the LLM's stream (fed by `toolcast.runtime.stream.StreamFeeder`) -----------------------------
+    def stream_call(self, session: str, tool: str, args: Mapping[str, Any]) -> Entry | None:
+        """A call the LLM has written out (its arguments parse complete) but not yet issued: run it now
+        (p = 1) if the planner allows it (same contract, schema and budget checks as any candidate).
+        Returns the run, whether launched now or already covered; the agent's `call` joins it."""
+        s = self._sessions.get(session)
+        if s is None or s.closed or tool not in self._tools:
+            return None
+        specs = {t.name: t for t in self._specs(s)}
+        now = self._now()
+        pred = CallPrediction(tool, dict(args), p_tool=1.0, p_call=1.0, p_horizon=1.0)
+        choice, = self.planner.plan(
+            [pred], model=s.model, covered=self.cache.covered(s.id, now), occupancy=self._occupancy(s),
+            contract_of=lambda n: self._tools[n].contract if n in specs else None,
+            schemas={n: t.parameters for n, t in specs.items()})
+        entry = self._launch(s, choice) if choice.launch else None
+        if entry is None and choice.eligible:
+            key = (tool, canonical(pred.args))  # the runtime's form, as the cache keys its entries
+            entry = next((e for e in self.cache.live(s.id, now) if e.key == key), None)
+        if entry is not None:
+            entry.meta.setdefault("stream", s.decision)
+        return entry
+
+    def stream_text(self, session: str, text: str) -> None:
+        """The assistant's text (or reasoning) so far in the message being generated: predict again with
+        it in the context (the caller throttles)."""
+        s = self._sessions.get(session)
+        if self.predictor is None or s is None or s.closed or not s.awaiting_llm:
+            return
+        context = Context(events=[*s.events, Message("assistant", text, turn=s.turn)], tools=self._specs(s),
+                          metadata={**s.metadata, "session": s.id, "model": s.model})
+        task = asyncio.create_task(self._speculate(s, s.decision, context))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def stream_dropped(self, session: str, entries: Iterable[Entry]) -> None:
+        """The stream that launched these runs ended without issuing their calls: discard them."""
+        for e in entries:
+            if e.session == session and not e.claimed:
+                self._retire(e, "stream ended")
+
     # ---- speculation --------------------------------------------------------------------------------
     def _decision_point(self, s: _Session) -> None:
         now = self._now()
@@ -419,7 +462,8 @@ class SpeculativeRuntime:
         self._sweep(now)
         if self.config.cancel_losers:
             wanted = {p.key for p in preds}
-            for e in [e for e in self.cache.running(s.id) if e.key not in wanted]:
+            for e in [e for e in self.cache.running(s.id)
+                      if e.key not in wanted and e.meta.get("stream") != s.decision]:
                 self._retire(e, "loser")
         specs = {t.name: t for t in self._specs(s)}
         choices = self.planner.plan(
@@ -461,7 +505,7 @@ class SpeculativeRuntime:
         future = asyncio.wrap_future(self._predict_executor.submit(predict))
         return await asyncio.wait_for(future, self.config.predict_timeout_s)
 
-    def _launch(self, s: _Session, ch: Choice) -> None:
+    def _launch(self, s: _Session, ch: Choice) -> Entry | None:
         pred = ch.prediction
         t = self._tools[pred.tool]
         if runs_in_thread(t) and self._spec_lane.free <= 0:
@@ -472,16 +516,18 @@ class SpeculativeRuntime:
             return
         job = next(self._jobs)
         if not self.pool.try_speculative(job):
-            return
+            return None
         contract = t.contract.for_call(args)
         entry = self.cache.add(s.id, t.name, cargs, args, reads=contract.read_keys(args),
                                ttl=contract.stable_for, now=self._now())
         entry.meta.update(job=job, p=pred.p_call, utility=ch.utility)
         self._spec_jobs[job] = entry
+        s.launched += 1
         self.stats.launched(t.name)
         log.debug("[speculative] launch %s %s (p=%.2f, U=%.3f)", t.name, entry.cargs, pred.p_call, ch.utility,
                  extra={"speculative": True, "session": s.id, "tool": t.name})
         entry.handle = asyncio.create_task(self._run_speculative(t, entry, job))
+        return entry
 
     async def _run_speculative(self, t: Tool, entry: Entry, job: int) -> None:
         try:
@@ -558,10 +604,12 @@ class SpeculativeRuntime:
     # ---- small helpers ------------------------------------------------------------------------------
     def _occupancy(self, s: _Session) -> Occupancy:
         running = list(self.cache.running())
+        cap = self.config.planner.spec_per_call
         return Occupancy(session=sum(e.session == s.id for e in running),
                          per_tool=dict(Counter(e.tool for e in running)), total=len(running),
                          utilisation=self.pool.utilisation, queued=self.pool.queued,
-                         free_workers=self.pool.idle)
+                         free_workers=self.pool.idle,
+                         allowance=None if cap is None else int(cap * (s.calls + 1)) - s.launched)
 
     def _release(self, job: int) -> None:
         for j in self.pool.release(job):

@@ -7,7 +7,13 @@ of them. Policies:
 - `serial`: no predictor, every call runs when the agent asks (the baseline every saving is against);
 - `oracle`: knows each next turn in advance (p = 1), under the same contracts and budgets: the upper
   bound of what next-turn speculation can save;
-- one run per predictor given (Markov and pattern baselines, the learned model).
+- `oracle_horizon`: knows every future call and launches each eligible one at the earliest decision
+  point where all its argument values are in the context, since the last write (`oracles.py`): the
+  upper bound of speculating sets over a horizon;
+- one run per predictor given (Markov and pattern baselines, the fan-out baseline, the learned model);
+- with `stream`: `oracle_stream` (no predictor: every call starts the moment the stream timing model has
+  its arguments complete, `stream_timing.py`) and a `<name>+stream` run of each predictor (its own
+  speculation plus the stream's: text re-predicts, complete calls start).
 
 Timings: LLM time from the log's timestamps where it has them, else the latency profile; tool time from
 the latency profile (or the log's, with `tool_time="recorded"`). Eligibility: replay contracts by tool
@@ -30,6 +36,7 @@ from toolcast.data.schema import Trace
 from toolcast.predictor.protocol import Predictor
 from toolcast.runtime.contracts import ContractPolicy
 from toolcast.runtime.latency import LatencyProfile
+from toolcast.runtime.oracles import HorizonOracle
 from toolcast.runtime.planner import Estimates, PlannerConfig
 from toolcast.runtime.replay import OraclePredictor, PolicyRun, run_policy_async
 from toolcast.runtime.replay_contracts import replay_policy
@@ -37,7 +44,8 @@ from toolcast.runtime.runtime import RuntimeConfig
 from toolcast.runtime.simclock import run_virtual
 from toolcast.runtime.timing import ToolTime, fit_estimates
 
-SERIAL, ORACLE = "serial", "oracle"
+SERIAL, ORACLE, ORACLE_HORIZON, ORACLE_STREAM = "serial", "oracle", "oracle_horizon", "oracle_stream"
+STREAM_SUFFIX = "+stream"
 
 
 @dataclass
@@ -49,6 +57,10 @@ class SimConfig:
     k: int = 3
     tool_time: ToolTime = "profile"
     planner: PlannerConfig = field(default_factory=PlannerConfig)
+    stream: bool = False
+    """Also replay with the LLM's stream fed to the runtime: `oracle_stream` and `<name>+stream`."""
+    stream_predictors: tuple[str, ...] | None = None
+    """Which predictors get a `+stream` run (None: all)."""
 
     def __post_init__(self) -> None:
         if self.sessions < 1 or self.workers < 1 or self.k < 1:
@@ -109,11 +121,12 @@ class SimReport:
                 ("mean_stall_s", "stall s", "{:.2f}"), ("saving_pct", "saved %", "{:.1f}"),
                 ("saving_captured", "of oracle", "{:.0%}"), ("waste_per_saved_s", "waste/saved", "{:.2f}"),
                 ("hit_rate", "hit rate", "{:.0%}"), ("launched", "launched", "{}")]
-        head = f"{'policy':<12}" + "".join(f"{label:>12}" for _, label, _ in cols)
+        w = max(12, *(len(n) + 1 for n in s))
+        head = f"{'policy':<{w}}" + "".join(f"{label:>12}" for _, label, _ in cols)
         lines = [head, "-" * len(head)]
         for name, m in s.items():
             cells = "".join(f"{('-' if m[k] is None else fmt.format(m[k])):>12}" for k, _, fmt in cols)
-            lines.append(f"{name:<12}{cells}")
+            lines.append(f"{name:<{w}}{cells}")
         first = next(iter(s.values()))
         lines.append("")
         lines.append(f"{first['traces']} traces, {self.config.sessions} concurrent session(s), "
@@ -132,7 +145,7 @@ def simulate(traces: Sequence[Trace], predictors: Mapping[str, Predictor], *,
     """Replay `traces` as serial, oracle and once per predictor; S and L priors fitted on `train`."""
     if not traces:
         raise ValueError("no traces to simulate")
-    for reserved in (SERIAL, ORACLE):
+    for reserved in (SERIAL, ORACLE, ORACLE_HORIZON, ORACLE_STREAM):
         if reserved in predictors:
             raise ValueError(f"{reserved!r} is a built-in policy name; give the predictor another name")
     profile = profile or LatencyProfile.default()
@@ -140,12 +153,19 @@ def simulate(traces: Sequence[Trace], predictors: Mapping[str, Predictor], *,
     config = config or SimConfig()
     rc = config.runtime_config()
     prior = fit_estimates(train if train else traces, Estimates(), profile, config.tool_time)
-    policies: dict[str, Predictor | None] = {SERIAL: None, ORACLE: OraclePredictor(), **predictors}
+    policies: list[tuple[str, Predictor | None, bool]] = [
+        (SERIAL, None, False), (ORACLE, OraclePredictor(), False),
+        (ORACLE_HORIZON, HorizonOracle(contracts), False),
+        *((n, p, False) for n, p in predictors.items())]
+    if config.stream:
+        policies.append((ORACLE_STREAM, None, True))
+        policies.extend((n + STREAM_SUFFIX, p, True) for n, p in predictors.items()
+                        if config.stream_predictors is None or n in config.stream_predictors)
     runs = {}
-    for name, predictor in policies.items():
+    for name, predictor, stream in policies:
         runs[name] = run_virtual(run_policy_async(
             name, list(traces), predictor, contracts=contracts, profile=profile, config=rc, prior=prior,
-            sessions=config.sessions, tool_time=config.tool_time))
+            sessions=config.sessions, tool_time=config.tool_time, stream=stream))
     return SimReport(runs, profile, config, contracts_source)
 
 

@@ -100,6 +100,7 @@ PREDICTOR_PARTS: dict[str, set[str]] = {
     "onnx": {"protocol", "config", "features", "session", "modeldir", "onnx"},
     "torch": {"protocol", "config", "features", "modeldir", "versioning", "onnx", "torch"},
     "loading": {"protocol", "modeldir", "onnx", "torch"},
+    "horizon": {"protocol", "baselines"},
     "__init__": {"loading", "onnx"},
 }
 MAX_LINES = 400

@@ -44,7 +44,7 @@ def traces(fk, n=6, **kw):
 def test_oracle_bounds_and_a_perfect_predictor_captures_it_all(fk):
     report = simulate(traces(fk), {"perfect": Perfect(), "wrong": WrongArgs()}, profile=FIXED)
     s = report.summary()
-    assert set(s) == {"serial", "oracle", "perfect", "wrong"}
+    assert set(s) == {"serial", "oracle", "oracle_horizon", "perfect", "wrong"}
     # Serial: 6 decision points x 2 s of LLM + 4 calls x 1 s of tools.
     assert s["serial"]["mean_task_s"] == pytest.approx(16.0)
     assert s["serial"]["mean_stall_s"] == pytest.approx(4.0)

@@ -22,11 +22,21 @@ def test_json_output_is_one_object_keyed_by_policy(logs, capsys):
     out = capsys.readouterr().out
     assert code == 0
     summary = json.loads(out)  # exactly one JSON document on stdout
-    assert list(summary) == ["serial", "oracle", "markov", "pattern"]
+    assert list(summary) == ["serial", "oracle", "oracle_horizon", "markov", "pattern", "fanout"]
     for m in summary.values():
         assert {"mean_task_s", "saving_captured", "waste_per_saved_s"} <= set(m)
         assert m["traces"] == 12
     assert summary["oracle"]["saving_captured"] == 1.0
+
+
+def test_stream_adds_the_stream_oracle_and_a_stream_run_of_each_predictor(logs, capsys):
+    code = main(["simulate", "--data", str(logs), "--train", str(logs), "--baseline", "markov", "--json",
+                 "--stream", "--no-fanout", "--spec-per-call", "2"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert list(summary) == ["serial", "oracle", "oracle_horizon", "markov", "pattern", "oracle_stream",
+                             "markov+stream", "pattern+stream"]
+    assert summary["oracle_stream"]["mean_task_s"] <= summary["serial"]["mean_task_s"]
 
 
 def test_table_split_and_plot(logs, tmp_path, capsys):

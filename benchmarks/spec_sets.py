@@ -1,0 +1,146 @@
+"""Speculating sets: the frontier of every policy, one `simulate` run per (sessions, lambda).
+
+    .venv/bin/python benchmarks/spec_sets.py --model DIR --lambdas 1 0.5 --sessions 1 16 --out /tmp/sets
+
+Fits the Markov, pattern-pool and fan-out baselines on the train split of the data, loads the learned
+model, fits its horizon scorer (`toolcast.predictor.horizon`) on the validation split (saved as
+`horizon.json` in --out), then replays the test split through `toolcast.runtime.simulate.simulate` with
+all policies in each run: serial, the next-call oracle, the horizon oracle, the baselines, the learned
+model's next-call view (`learned`) and its horizon view (`learned_horizon`); with --stream also the
+stream oracle and each predictor with its stream. Prints a markdown table (share of the next-call
+oracle's saving, wasted tool-seconds per saved second) and writes every summary to --out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from toolcast.data import load_traces
+from toolcast.data.splits import split_of
+from toolcast.predictor.baselines import fit_baseline
+from toolcast.predictor.baselines.fanout import fit_fanout
+from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+from toolcast.runtime.planner import PlannerConfig
+from toolcast.runtime.replay_contracts import replay_policy
+from toolcast.runtime.simulate import SimConfig, simulate
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+log = logging.getLogger("spec_sets")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", default=[str(DATA / "tau2"), str(DATA / "bfcl")])
+    ap.add_argument("--model", help="learned model directory (ONNX export)")
+    ap.add_argument("--lambdas", nargs="+", type=float, default=[1.0])
+    ap.add_argument("--sessions", nargs="+", type=int, default=[1])
+    ap.add_argument("-k", type=int, default=8)
+    ap.add_argument("--spec-per-call", type=float)
+    ap.add_argument("--stream", nargs="*", metavar="POLICY",
+                    help="also the stream oracle and a +stream run of these predictors (none named: all)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--policies", nargs="+", help="keep only these predictors")
+    ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    traces = load_traces(*args.data)
+    split = {t.trace_id: split_of(t.group, 0) for t in traces}
+    train = [t for t in traces if split[t.trace_id] == "train"]
+    valid = [t for t in traces if split[t.trace_id] == "validation"]
+    test = [t for t in traces if split[t.trace_id] == "test"][: args.limit]
+    contracts = replay_policy()
+    is_read = lambda t: contracts.for_tool(t).speculable  # noqa: E731
+    is_write = lambda t: contracts.for_tool(t).state_changing  # noqa: E731
+
+    predictors = {name: fit_baseline(name, train) for name in ("markov", "pattern")}
+    fanout = fit_fanout(train, is_read=is_read, is_write=is_write)
+    predictors["fanout"] = fanout
+    if args.model:
+        from toolcast.predictor.onnx.predictor import OnnxPredictor
+
+        learned = OnnxPredictor.load(args.model)
+        predictors["learned"] = learned
+        horizon = HorizonPredictor(learned, fanout, name="learned_horizon")
+        t0 = time.perf_counter()
+        if args.scorer:
+            horizon.scorer = HorizonScorer.load(args.scorer)
+        else:
+            horizon.fit(valid, is_write=is_write).save(out / "horizon.json")
+            log.info("horizon scorer fitted on %d validation traces in %.0f s", len(valid),
+                     time.perf_counter() - t0)
+        predictors["learned_horizon"] = horizon
+    if args.policies:
+        predictors = {n: p for n, p in predictors.items() if n in args.policies}
+
+    results = []
+    for sessions in args.sessions:
+        for lam in args.lambdas:
+            t0 = time.perf_counter()
+            cfg = SimConfig(sessions=sessions, k=args.k, stream=args.stream is not None,
+                            stream_predictors=tuple(args.stream) if args.stream else None,
+                            planner=PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call))
+            report = simulate(test, predictors, train=train, contracts=contracts, config=cfg)
+            summary = report.summary()
+            texted = {t.trace_id for t in test if _text_before_calls(t)}
+            results.append({"sessions": sessions, "lambda": lam, "k": args.k, "summary": summary,
+                            "text_before_calls": _subset(report, texted)})
+            log.info("sessions %d, lambda %g: %.0f s", sessions, lam, time.perf_counter() - t0)
+            (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+            print(table(results[-1]), flush=True)
+
+
+def _text_before_calls(trace) -> bool:
+    """An assistant message with text that also issued calls (the text streams before them)."""
+    from toolcast.data.schema import Message
+
+    turns = {c.turn for c in trace.calls}
+    return any(isinstance(e, Message) and e.role == "assistant" and e.text.strip() and e.turn in turns
+               for e in trace.events)
+
+
+def _subset(report, ids: set[str]) -> dict:
+    """Mean task time and saving against serial of every policy on the traces in `ids`."""
+    def mean(name):
+        xs = [t.task_s for t in report.runs[name].traces if t.trace_id in ids]
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    base = mean("serial")
+    return {"traces": len(ids), **{name: {"mean_task_s": round(mean(name), 4),
+                                          "saving_s": round(base - mean(name), 4)} for name in report.runs}}
+
+
+def table(run: dict) -> str:
+    s = run["summary"]
+    head = f"sessions {run['sessions']}, lambda {run['lambda']}, k {run['k']}, {s['serial']['traces']} traces"
+    lines = [head,
+             "| policy | mean task s | saved % | of oracle | waste/saved | launched | served |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in s.items():
+        cap = "-" if m["saving_captured"] is None else f"{100 * m['saving_captured']:.1f}%"
+        waste = "-" if m["waste_per_saved_s"] is None else f"{m['waste_per_saved_s']:.2f}"
+        lines.append(f"| {name} | {m['mean_task_s']:.2f} | {m['saving_pct']:.2f} | {cap} | {waste} | "
+                     f"{m['launched']} | {m['served']} |")
+    sub = run.get("text_before_calls") or {}
+    streamed = [n for n in sub if n.endswith("+stream")]
+    if streamed:
+        lines.append(f"\nOn the {sub['traces']} traces with text before calls (saving s, stream adds):")
+        for n in streamed:
+            plain, both = sub[n[: -len("+stream")]]["saving_s"], sub[n]["saving_s"]
+            share = (both - plain) / both if both > 0 else float("nan")
+            lines.append(f"- {n}: {plain:.3f} -> {both:.3f} s ({100 * share:.1f}% of it from the stream)")
+        if "oracle_stream" in sub:
+            lines.append(f"- oracle_stream alone: {sub['oracle_stream']['saving_s']:.3f} s "
+                         f"(next-call oracle {sub['oracle']['saving_s']:.3f} s)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

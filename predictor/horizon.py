@@ -1,0 +1,228 @@
+"""Horizon probabilities for any next-call predictor: p(this call is issued before the next write).
+
+The learned model scores the *next* call. Speculating a set needs, per candidate call, the probability
+that the agent issues it before the session's next state change within `HORIZON` decision points (the
+result is claimable until then). `HorizonPredictor` gets it without touching the model: it pools the
+model's top-k calls with the fan-out candidates (`fanout.py`: every listed value a read has not taken
+yet) and scores each with a logistic regression over what both know about it:
+
+- the fan-out rule's mined horizon precision (per rule and offer age), when the fan-out proposes it;
+- the model's p(call) for it and its rank, when the model proposes it;
+- the model's p(tool) for its tool (the model may be sure of the tool but not of the value), and the
+  model's p(`<respond>`) (an agent about to answer reads less);
+- how many fan-out candidates there are (one of ten listed values is less likely than one of two).
+
+The regression is fitted on held-out traces (the validation split: neither the model nor the fan-out
+rules were fitted on it) with the same label the fan-out mines, and stored as JSON (`HorizonScorer.
+to_dict`; never pickle). `predict` is the `horizon` view: candidates best first by p_horizon, each with
+p_call = the model's next-call p where it has one (else the fan-out's). numpy only: no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolcast.data.decisions import decision_positions
+from toolcast.data.schema import Context, Trace
+from toolcast.predictor.baselines.fanout import HORIZON, FanoutPredictor
+from toolcast.predictor.protocol import CallPrediction, Predictor
+
+log = logging.getLogger(__name__)
+
+FEATURES: tuple[str, ...] = ("bias", "fan", "fan_logit", "model", "model_logit", "model_rank",
+                             "tool_p", "respond_p", "log_fan_n")
+BASE_K = 8
+FAN_K = 32
+EPS = 1e-4
+
+
+def _logit(p: float) -> float:
+    p = min(1 - EPS, max(EPS, p))
+    return math.log(p / (1 - p))
+
+
+@dataclass
+class HorizonScorer:
+    weights: list[float]
+    """One weight per name in `FEATURES`."""
+    fitted_on: int = 0
+    """Candidates the regression saw."""
+    reliability: list[dict[str, Any]] | None = None
+    """Per p bin on the fitting candidates: count, mean p, hit rate (9 weights on thousands of candidates:
+    in-sample is close to out-of-sample), and `ece`, their expected calibration error."""
+
+    def p(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(FEATURES), "weights": self.weights, "fitted_on": self.fitted_on,
+                "horizon": HORIZON, "reliability": self.reliability}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "horizon scorer") -> HorizonScorer:
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        if d.get("features") != list(FEATURES):
+            raise ValueError(f"{where}: expected features {list(FEATURES)}, got {d.get('features')!r}")
+        w = d.get("weights")
+        numbers = isinstance(w, list) and all(isinstance(v, int | float) for v in w)
+        if not numbers or len(w) != len(FEATURES):
+            raise ValueError(f"{where}: field 'weights' must be {len(FEATURES)} numbers")
+        return cls([float(v) for v in w], int(d.get("fitted_on", 0)), d.get("reliability"))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> HorizonScorer:
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the horizon scorer: {e}") from None
+        return cls.from_dict(d, str(path))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 30) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method (IRLS); the bias (column 0) unpenalised."""
+    w = np.zeros(x.shape[1])
+    reg = np.full(x.shape[1], l2)
+    reg[0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) + reg * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg) + 1e-9 * np.eye(x.shape[1])
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-6:
+            break
+    return w
+
+
+class HorizonPredictor:
+    """A next-call predictor's top-k pooled with the fan-out candidates, scored by p_horizon."""
+
+    def __init__(self, base: Predictor, fanout: FanoutPredictor, scorer: HorizonScorer | None = None,
+                 name: str | None = None, base_k: int = BASE_K, fan_k: int = FAN_K):
+        self.base = base
+        self.fanout = fanout
+        self.scorer = scorer
+        self.name = name or f"{getattr(base, 'name', 'model')}_horizon"
+        self.base_k = base_k
+        self.fan_k = fan_k
+
+    def candidates(self, context: Context) -> list[tuple[CallPrediction, np.ndarray]]:
+        """Each complete candidate call with its feature vector (order of `FEATURES`)."""
+        model = self.base.predict(context, self.base_k)
+        fan = self.fanout.predict(context, self.fan_k)
+        tool_p: dict[str, float] = {}
+        respond = 0.0
+        for p in model:
+            if p.is_respond:
+                respond = max(respond, p.p_tool)
+            else:
+                tool_p[p.tool] = max(tool_p.get(p.tool, 0.0), p.p_tool)
+        by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        for rank, p in enumerate(model):
+            if p.complete and p.key not in by_key:
+                by_key[p.key] = {"pred": p, "model": p.p_call, "rank": rank}
+        for f in fan:
+            slot = by_key.setdefault(f.key, {"pred": f})
+            slot["fan"] = f.p_horizon or 0.0
+            slot["fan_next"] = f.p_call
+        log_n = math.log1p(len(fan))
+        out = []
+        for c in by_key.values():
+            has_fan, has_model = "fan" in c, "model" in c
+            x = np.array([1.0, float(has_fan), _logit(c["fan"]) if has_fan else 0.0, float(has_model),
+                          _logit(c["model"]) if has_model else 0.0,
+                          math.log1p(c["rank"]) if has_model else 0.0,
+                          tool_p.get(c["pred"].tool, 0.0), respond, log_n])
+            out.append((c, x))
+        return [(self._merged(c), x) for c, x in out]
+
+    @staticmethod
+    def _merged(c: dict[str, Any]) -> CallPrediction:
+        p: CallPrediction = c["pred"]
+        p_call = c["model"] if "model" in c else c.get("fan_next", 0.0)
+        return CallPrediction(p.tool, dict(p.args), list(p.free), p.p_tool, p_call, dict(p.sources),
+                              p_horizon=c.get("fan"))
+
+    def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        """The `horizon` view: candidates best first by p_horizon (calibrated on held-out traces)."""
+        return self.horizon(context, k)
+
+    def horizon(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        cands = self.candidates(context)
+        if not cands:
+            return []
+        if self.scorer is not None:
+            ps = self.scorer.p(np.stack([x for _, x in cands]))
+            for (c, _), p in zip(cands, ps, strict=True):
+                c.p_horizon = float(max(p, c.p_call))
+        for c, _ in cands:
+            if c.p_horizon is None:
+                c.p_horizon = c.p_call
+        out = sorted((c for c, _ in cands), key=lambda c: (-(c.p_horizon or 0.0), c.tool))
+        return out[:k]
+
+    # ---- fitting on held-out traces ---------------------------------------------------------------
+    def fit(self, traces: Iterable[Trace], *, is_write: Callable[[str], bool] | None = None,
+            l2: float = 1.0) -> HorizonScorer:
+        xs, ys = [], []
+        for trace in traces:
+            for context, future in horizon_labels(trace, is_write):
+                for c, x in self.candidates(context):
+                    xs.append(x)
+                    ys.append(1.0 if c.key in future else 0.0)
+        if not xs:
+            raise ValueError("no candidates to fit the horizon scorer on")
+        x, y = np.stack(xs), np.asarray(ys)
+        w = fit_logistic(x, y, l2=l2)
+        self.scorer = HorizonScorer([float(v) for v in w], len(xs))
+        self.scorer.reliability = reliability(self.scorer.p(x), y)
+        log.info("horizon scorer: %d candidates, %.1f%% positive, weights %s", len(xs), 100 * np.mean(ys),
+                 dict(zip(FEATURES, np.round(w, 3), strict=True)))
+        return self.scorer
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Reliability bins (n, mean p, hit rate) and, last, the expected calibration error."""
+    out: list[dict[str, Any]] = []
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(m.sum()),
+                        "mean_p": round(float(p[m].mean()), 4), "hit_rate": round(float(y[m].mean()), 4)})
+            ece += m.sum() / len(p) * abs(float(p[m].mean()) - float(y[m].mean()))
+    out.append({"ece": round(ece, 4)})
+    return out
+
+
+def horizon_labels(trace: Trace, is_write: Callable[[str], bool] | None = None,
+                   horizon: int = HORIZON) -> Iterable[tuple[Context, set[tuple[str, str]]]]:
+    """(context, the call keys issued from it within `horizon` decision points, before the next write)."""
+    is_write = is_write or (lambda _t: False)
+    points = list(decision_positions(trace.events))
+    meta = {"source": trace.source, **trace.metadata}
+    for d, (i, _) in enumerate(points):
+        future: set[tuple[str, str]] = set()
+        stop = False
+        for _, calls in points[d:d + horizon]:
+            for c in calls:
+                if is_write(c.tool):
+                    stop = True
+                    break
+                future.add(c.key)
+            if stop:
+                break
+        yield Context(events=trace.events[:i], tools=trace.tools, metadata=meta), future

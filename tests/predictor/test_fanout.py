@@ -1,0 +1,131 @@
+"""The fan-out baseline and the horizon view: every listed value a read has not taken, priced by its
+mined horizon precision; the scorer is plain JSON and learns which signals say "issued soon"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from toolcast.data.schema import Context, Message, ToolCall, ToolSpec, Trace
+from toolcast.predictor.baselines.fanout import FanoutPredictor
+from toolcast.predictor.horizon import FEATURES, HorizonPredictor, HorizonScorer, fit_logistic, horizon_labels
+from toolcast.predictor.protocol import CallPrediction
+
+
+def profile_trace(i: int, reads: int = 3, listed: int = 4) -> Trace:
+    """The user's profile lists `listed` reservations; the agent reads `reads` of them, one per turn."""
+    ids = [f"R{i}X{j}" for j in range(listed)]
+    events = [Message("user", f"I am user u{i}"), Message("assistant", "", turn=1),
+              ToolCall(f"c{i}0", 1, "get_user", {"user_id": f"u{i}"}, json.dumps({"reservations": ids}))]
+    for j in range(reads):
+        events += [Message("assistant", "", turn=2 + j),
+                   ToolCall(f"c{i}{j + 1}", 2 + j, "get_reservation", {"reservation_id": ids[j]}, "{}")]
+    events += [Message("assistant", "", turn=9),
+               ToolCall(f"w{i}", 9, "cancel", {"reservation_id": ids[0]}, "ok"),
+               Message("assistant", "done")]
+    tools = [ToolSpec("get_user"), ToolSpec("get_reservation"), ToolSpec("cancel")]
+    return Trace(f"t{i}", f"g{i}", "test", {}, tools, events)
+
+
+def is_write(tool: str) -> bool:
+    return tool == "cancel"
+
+
+def fitted() -> FanoutPredictor:
+    return FanoutPredictor().fit([profile_trace(i) for i in range(6)], is_read=lambda t: not is_write(t),
+                                 is_write=is_write)
+
+
+def test_fanout_mines_the_list_a_read_takes_its_values_from():
+    f = fitted()
+    assert {(r[1], r[2]) for r in f.rules} == {("get_reservation", "reservation_id")}
+    t = profile_trace(99)
+    after_profile = Context(events=t.events[:3], tools=t.tools)
+    preds = f.predict(after_profile, k=10)
+    assert sorted(p.args["reservation_id"] for p in preds) == [f"R99X{j}" for j in range(4)]
+    for p in preds:
+        assert 0 < p.p_call <= p.p_horizon < 1
+    # 3 of 4 listed values get read before the write: a precision near 3/4, not the next-call rate
+    assert preds[0].p_horizon > 0.5 > preds[0].p_call
+
+
+def test_fanout_never_offers_a_value_the_slot_already_took():
+    f = fitted()
+    t = profile_trace(99)
+    ctx = Context(events=t.events[:7], tools=t.tools)  # two reservations read
+    offered = {p.args["reservation_id"] for p in f.predict(ctx, k=10)}
+    assert offered == {"R99X2", "R99X3"}
+
+
+def test_horizon_labels_stop_at_the_write():
+    t = profile_trace(1)
+    labels = list(horizon_labels(t, is_write))
+    first_ctx, first = labels[0]
+    assert ("cancel", '{"reservation_id":"R1X0"}') not in first
+    assert ("get_reservation", '{"reservation_id":"R1X2"}') in first
+
+
+def test_logistic_regression_finds_the_signal():
+    rng = np.random.default_rng(0)
+    x = np.c_[np.ones(400), rng.normal(size=(400, 2))]
+    y = (x[:, 1] + 0.1 * rng.normal(size=400) > 0).astype(float)
+    w = fit_logistic(x, y)
+    assert w[1] > 2 and abs(w[2]) < 1
+
+
+class ToolOnly:
+    """A next-call model that knows the tool but never the value."""
+
+    name = "toolonly"
+
+    def predict(self, context, k=3):
+        return [CallPrediction("get_reservation", {}, free=["reservation_id"], p_tool=0.8, p_call=0.0)]
+
+
+def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path):
+    f = fitted()
+    h = HorizonPredictor(ToolOnly(), f)
+    scorer = h.fit([profile_trace(i) for i in range(10, 14)], is_write=is_write)
+    assert len(scorer.weights) == len(FEATURES) and scorer.fitted_on > 0
+    assert sum(b.get("n", 0) for b in scorer.reliability) == scorer.fitted_on
+    assert 0 <= scorer.reliability[-1]["ece"] < 0.2
+    path = tmp_path / "horizon.json"
+    scorer.save(path)
+    again = HorizonScorer.load(path)
+    assert again.weights == pytest.approx(scorer.weights)
+    t = profile_trace(99)
+    view = h.horizon(Context(events=t.events[:3], tools=t.tools), k=8)
+    assert len(view) == 4 and all(c.complete and 0 < c.p_horizon <= 1 for c in view)
+    assert view == sorted(view, key=lambda c: -c.p_horizon)
+
+
+@pytest.mark.parametrize("bad", [{"features": ["bias"], "weights": [1.0]},
+                                 {"features": list(FEATURES), "weights": ["a"] * len(FEATURES)}, []])
+def test_a_bad_scorer_file_is_a_clear_error(tmp_path, bad):
+    path = tmp_path / "horizon.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="horizon.json"):
+        HorizonScorer.load(path)
+
+
+def flights_trace(i: int) -> Trace:
+    """A reservation lists two flights; the agent checks the status of each (two slots from one record)."""
+    flights = [{"flight_number": f"HAT{i}{j}", "date": f"2024-05-1{j}", "origin": "JFK"} for j in range(2)]
+    events = [Message("user", f"reservation Q{i}"), Message("assistant", "", turn=1),
+              ToolCall(f"a{i}", 1, "get_reservation", {"reservation_id": f"Q{i}"},
+                       json.dumps({"flights": flights}))]
+    for j, f in enumerate(flights):
+        events += [Message("assistant", "", turn=2 + j),
+                   ToolCall(f"b{i}{j}", 2 + j, "get_flight_status",
+                            {"flight_number": f["flight_number"], "date": f["date"]}, "{}")]
+    return Trace(f"f{i}", f"h{i}", "test", {}, [], events)
+
+
+def test_fanout_pairs_the_slots_of_one_record():
+    f = FanoutPredictor().fit([flights_trace(i) for i in range(4)])
+    t = flights_trace(99)
+    preds = f.predict(Context(events=t.events[:3], tools=t.tools), k=10)
+    assert sorted(p.args["flight_number"] + p.args["date"] for p in preds) == [
+        "HAT9902024-05-10", "HAT9912024-05-11"]
