@@ -69,7 +69,7 @@ def _unpacked(records: Iterator[tuple[Location, object]]) -> Iterator[tuple[Loca
             yield where, record
 
 
-FOLD_BUFFER_CHARS = 64 * 2**20
+FOLD_BUFFER_CHARS = 16 * 2**20
 """A file's traces are kept in memory for folding while their content stays under this many characters;
 past it, folding keeps their fingerprints only and reads the file again for the traces it keeps."""
 

@@ -1,0 +1,185 @@
+"""Logs larger than memory: import, featurize and one training epoch on the development data replicated.
+
+    nice .venv/bin/python benchmarks/logs_at_scale.py copies --scales 1 4 16      # writes the copies
+    nice .venv/bin/python benchmarks/logs_at_scale.py import --scales 1 4 16
+    nice .venv/bin/python benchmarks/logs_at_scale.py featurize --scales 1 4 --procs 1 2
+    nice .venv/bin/python benchmarks/logs_at_scale.py epoch --scales 1 4
+
+`copies`: ../shared/data (tau2 JSON documents + BFCL JSON lines) copied k times into <work>/k/, each copy
+made distinct (simulation ids and task ids, BFCL ids and groups get a `~r<i>` suffix), so nothing is a
+duplicate and the split spreads the copies' groups like new tasks; plus <work>/k/bfcl.jsonl, every BFCL
+copy in ONE plain JSON-lines file (streaming within a file, and folding's two-pass path past its buffer).
+Each step runs as a subprocess under `/usr/bin/time -v` (wall time, peak resident memory of the largest
+process: featurizing with N processes reports the largest of them, and the sum is about N times it).
+`import` runs `toolcast import` over the k-fold folder and over the one-file JSONL; `featurize` builds
+the example cache (`NextCallDataModule.prepare_data`) from the imported JSONL with 1 and 2 processes, the
+splits cached beforehand so the figure is featurizing alone; `epoch` runs `toolcast train --max-epochs 1`
+over that cache. Prints one line per run; figures go to BENCHMARKS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+DATA = next((d / "shared" / "data" for d in HERE.parents if (d / "shared" / "data").is_dir()), HERE)
+WORK = Path(os.environ.get("TOOLCAST_SCALE_DIR", "/tmp/toolcast-scale"))
+BIN = Path(sys.executable).parent
+CODE: dict[str, str] = {}
+"""PYTHONPATH for the measured commands (`--code DIR`: another checkout's `toolcast` package, e.g. the code
+before this change, to compare)."""
+
+
+def _suffix(value: object, r: int) -> str:
+    return f"{value}~r{r}"
+
+
+def make_copies(k: int) -> Path:
+    out = WORK / str(k)
+    if (out / "done").exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "logs").mkdir(parents=True)
+    with open(out / "bfcl.jsonl", "w", encoding="utf-8") as one_file:
+        for r in range(k):
+            for src in sorted((DATA / "tau2").glob("*.json.gz")):
+                doc = json.loads(gzip.decompress(src.read_bytes()))
+                for sim in doc.get("simulations") or []:
+                    sim["id"] = _suffix(sim["id"], r)
+                    sim["task_id"] = _suffix(sim["task_id"], r)
+                dst = out / "logs" / f"r{r}-{src.name}"
+                dst.write_bytes(gzip.compress(json.dumps(doc).encode(), compresslevel=1))
+            for src in sorted((DATA / "bfcl").glob("*.jsonl.gz")):
+                lines = []
+                for line in gzip.decompress(src.read_bytes()).decode().splitlines():
+                    rec = json.loads(line)
+                    rec["metadata"]["id"] = _suffix(rec["metadata"]["id"], r)
+                    rec["metadata"]["group"] = _suffix(rec["metadata"]["group"], r)
+                    lines.append(json.dumps(rec))
+                text = "\n".join(lines) + "\n"
+                (out / "logs" / f"r{r}-{src.name}").write_bytes(gzip.compress(text.encode(), compresslevel=1))
+                one_file.write(text)
+    (out / "done").write_text("ok")
+    return out
+
+
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run `cmd` under /usr/bin/time -v: wall seconds, peak resident memory (MiB) of its largest process."""
+    started = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **CODE,
+                               **(env or {})})
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "stdout": proc.stdout.strip()[-400:]}
+
+
+def size_mib(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return round(sum(p.stat().st_size for p in files) / 2**20, 1)
+
+
+ONLY: list[str] = []
+
+
+def do_import(k: int) -> None:
+    src = make_copies(k)
+    for name, inputs in (("folder", src / "logs"), ("one JSONL file", src / "bfcl.jsonl")):
+        if ONLY and name not in ONLY:
+            continue
+        out = src / ("imported.jsonl" if name == "folder" else "imported-bfcl.jsonl")
+        if CODE:
+            out = out.with_suffix(".other.jsonl")
+        m = measured([str(BIN / "toolcast"), "import", str(inputs), "--out", str(out)])
+        print(f"import {k}x {name}: input {size_mib(inputs)} MiB, output {size_mib(out)} MiB, "
+              f"{m['seconds']} s, peak {m['peak_mib']} MiB | {m['stdout'].splitlines()[-1]}", flush=True)
+
+
+FEATURIZE = """
+import logging, sys, time
+from pathlib import Path
+logging.basicConfig(level=logging.WARNING)
+from toolcast.data.splits import load_splits
+from toolcast.predictor.config import Config, ModelConfig, TrainConfig
+from toolcast.predictor.extractors import extract_candidates
+from toolcast.training.datamodule import NextCallDataModule
+data, cache, procs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+load_splits(data, seed=0)  # cached by the warm-up run: featurizing alone is timed
+dm = NextCallDataModule([data], Config(model=ModelConfig(), train=TrainConfig(max_epochs=1, seed=0)),
+                        cache, extract_candidates, seed=0, featurize_procs=procs)
+t = time.perf_counter()
+dm.prepare_data()
+dm.setup("fit")
+print(f"featurized in {time.perf_counter() - t:.1f} s: " + str({k: len(v) for k, v in dm.examples.items()}))
+"""
+
+
+def do_featurize(k: int, procs: list[int]) -> None:
+    src = make_copies(k)
+    data = src / "imported.jsonl"
+    if not data.exists():
+        raise SystemExit(f"run `import --scales {k}` first")
+    env = {"TOOLCAST_CACHE": str(src / "cache")}
+    subprocess.run([sys.executable, "-c", "import sys; from toolcast.data.splits import load_splits; "
+                    "load_splits(sys.argv[1], seed=0)", str(data)], check=True, env={**os.environ, **env})
+    for n in procs:
+        cache = src / f"examples-p{n}"
+        shutil.rmtree(cache, ignore_errors=True)
+        m = measured([sys.executable, "-c", FEATURIZE, str(data), str(cache), str(n)], env)
+        print(f"featurize {k}x with {n} process(es): {m['seconds']} s, peak {m['peak_mib']} MiB (largest "
+              f"process) | {m['stdout'].splitlines()[-1]}", flush=True)
+
+
+def do_epoch(k: int) -> None:
+    src = make_copies(k)
+    data = src / "imported.jsonl"
+    env = {"TOOLCAST_CACHE": str(src / "cache")}
+    cache = src / "examples-p1" if (src / "examples-p1").exists() else src / "examples-p2"
+    script = ("import sys; from toolcast.training.train import train; "
+              "train([sys.argv[1]], sys.argv[2], max_epochs=1, seed=0, cache_dir=sys.argv[3], "
+              "progress=False, evaluate_test=False)")
+    m = measured([sys.executable, "-c", script, str(data), str(src / "model"), str(cache)], env)
+    metrics = json.loads((src / "model" / "metrics.json").read_text())
+    print(f"epoch {k}x: {metrics['examples']} examples, {m['seconds']} s in all (fit "
+          f"{metrics['seconds']['fit']} s, featurize/cache {metrics['seconds']['featurize']} s), "
+          f"peak {m['peak_mib']} MiB, val loss {metrics['best_val_loss']:.4f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["copies", "import", "featurize", "epoch"])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--code", metavar="DIR", help="run the steps with the toolcast package under DIR")
+    parser.add_argument("--only", choices=["folder", "one JSONL file"], help="import: one of the two inputs")
+    args = parser.parse_args()
+    if args.code:
+        CODE["PYTHONPATH"] = args.code
+    ONLY.extend([args.only] if args.only else [])
+    print(f"load average {os.getloadavg()}; code {CODE or 'this checkout'}", flush=True)
+    for k in args.scales:
+        if args.step == "copies":
+            print(f"{k}x: {size_mib(make_copies(k) / 'logs')} MiB gzip", flush=True)
+        elif args.step == "import":
+            do_import(k)
+        elif args.step == "featurize":
+            do_featurize(k, args.procs)
+        else:
+            do_epoch(k)
+    print(f"load average {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
