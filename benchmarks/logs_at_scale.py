@@ -4,6 +4,7 @@
     nice .venv/bin/python benchmarks/logs_at_scale.py import --scales 1 4 16
     nice .venv/bin/python benchmarks/logs_at_scale.py featurize --scales 1 4 --procs 1 2
     nice .venv/bin/python benchmarks/logs_at_scale.py epoch --scales 1 4
+    nice .venv/bin/python benchmarks/logs_at_scale.py parity --scales 1 --epochs 2 --code /tmp/base/pkg
 
 `copies`: ../shared/data (tau2 JSON documents + BFCL JSON lines) copied k times into <work>/k/, each copy
 made distinct (simulation ids and task ids, BFCL ids and groups get a `~r<i>` suffix), so nothing is a
@@ -14,7 +15,10 @@ process: featurizing with N processes reports the largest of them, and the sum i
 `import` runs `toolcast import` over the k-fold folder and over the one-file JSONL; `featurize` builds
 the example cache (`NextCallDataModule.prepare_data`) from the imported JSONL with 1 and 2 processes, the
 splits cached beforehand so the figure is featurizing alone; `epoch` runs `toolcast train --max-epochs 1`
-over that cache. Prints one line per run; figures go to BENCHMARKS.md by hand.
+over that cache; `parity` trains twice with seed 0, through the code before this change (`--code`: a
+folder holding its `toolcast` package, e.g. `git archive` of the parent commit with data/ etc. linked
+under toolcast/) and through this one, and compares the featurized arrays (.npz then, Arrow now) and the
+figures. Prints one line per run; figures go to BENCHMARKS.md by hand.
 """
 
 from __future__ import annotations
@@ -157,9 +161,42 @@ def do_epoch(k: int) -> None:
           f"peak {m['peak_mib']} MiB, val loss {metrics['best_val_loss']:.4f}", flush=True)
 
 
+def do_parity(k: int, epochs: int, before: str) -> None:
+    """The same training (seed 0) through the code before this change (`before`: its package dir; examples
+    in .npz) and through this checkout (Arrow): the featurized arrays and the figures compared."""
+    import numpy as np
+
+    src = make_copies(k)
+    data = src / "imported.jsonl"
+    script = ("import sys; from toolcast.training.train import train; "
+              "train([sys.argv[1]], sys.argv[2], max_epochs=int(sys.argv[4]), seed=0, cache_dir=sys.argv[3], "
+              "progress=False)")
+    metrics = {}
+    for label, code in (("npz", {"PYTHONPATH": before}), ("arrow", {})):
+        out, cache = src / f"parity-model-{label}", src / f"parity-examples-{label}"
+        env = {"TOOLCAST_CACHE": str(src / f"parity-cache-{label}"), **code}
+        m = measured([sys.executable, "-c", script, str(data), str(out), str(cache), str(epochs)], env)
+        metrics[label] = json.loads((out / "metrics.json").read_text())
+        print(f"parity {label}: {m['seconds']} s, peak {m['peak_mib']} MiB, best val loss "
+              f"{metrics[label]['best_val_loss']!r}, test {metrics[label]['test']['calibrated']}", flush=True)
+    from datasets import load_from_disk
+
+    (npz_dir,) = [d for d in (src / "parity-examples-npz").iterdir() if d.is_dir()]
+    (arrow_dir,) = [d for d in (src / "parity-examples-arrow").iterdir() if d.is_dir()]
+    for split in ("train", "validation", "test"):
+        with np.load(npz_dir / f"{split}.npz") as z:
+            rows = load_from_disk(str(arrow_dir / split)).with_format("numpy")
+            same = all(np.array_equal(z[name], rows[name]) for name in z.files)
+            print(f"parity {split}: {len(z['trace_index'])} examples, arrays equal: {same}", flush=True)
+    a, b = metrics["npz"], metrics["arrow"]
+    print(f"parity: best val loss equal {a['best_val_loss'] == b['best_val_loss']}, best epoch "
+          f"{a['best_epoch']} / {b['best_epoch']}, test figures equal {a['test'] == b['test']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["copies", "import", "featurize", "epoch"])
+    parser.add_argument("step", choices=["copies", "import", "featurize", "epoch", "parity"])
+    parser.add_argument("--epochs", type=int, default=2, help="parity: most epochs of each training")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--code", metavar="DIR", help="run the steps with the toolcast package under DIR")
@@ -176,8 +213,13 @@ def main() -> None:
             do_import(k)
         elif args.step == "featurize":
             do_featurize(k, args.procs)
-        else:
+        elif args.step == "epoch":
             do_epoch(k)
+        else:
+            if not args.code:
+                raise SystemExit("parity needs --code DIR: the package before the change")
+            CODE.clear()
+            do_parity(k, args.epochs, args.code)
     print(f"load average {os.getloadavg()}", flush=True)
 
 
