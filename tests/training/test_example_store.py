@@ -72,3 +72,22 @@ def test_a_batch_is_the_rows_trimmed_and_widened(shop_traces, tmp_path):
     for k, t in batch.items():
         assert t.shape == arrays[k].shape and (t.numpy() == arrays[k]).all()
         assert t.dtype.is_floating_point or str(t.dtype) in ("torch.int64", "torch.bool")
+
+
+def test_holdout_moves_its_traces_from_every_split_to_the_test_split(shop_traces, tmp_path, monkeypatch):
+    from toolcast.predictor.config import Config, TrainConfig
+    from toolcast.training.datamodule import NextCallDataModule
+
+    monkeypatch.setenv("TOOLCAST_CACHE", str(tmp_path / "cache"))
+    traces = shop_traces(40)
+    for t in traces[::3]:
+        t.metadata["domain"] = "retail"
+    data = tmp_path / "logs.jsonl"
+    data.write_text("".join(t.to_json() + "\n" for t in traces), encoding="utf-8")
+    dm = NextCallDataModule([data], Config(model=tiny_config(), train=TrainConfig()), tmp_path / "examples",
+                            None, holdout="domain=retail")
+    splits = dm.split_traces()
+    held = sorted(t.trace_id for t in traces[::3])
+    assert sorted(t.trace_id for t in splits["test"]) == held
+    rest = [t.trace_id for name in ("train", "validation") for t in splits[name]]
+    assert rest and not set(rest) & set(held)  # the test split's other traces leave (unseen tool sets only)
