@@ -87,7 +87,8 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, flo
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "stdout": proc.stdout.strip()[-400:]}
+    return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "stdout": proc.stdout.strip()[-400:],
+            "stderr": proc.stderr}
 
 
 def size_mib(path: Path) -> float:
@@ -115,6 +116,7 @@ FEATURIZE = """
 import logging, sys, time
 from pathlib import Path
 logging.basicConfig(level=logging.WARNING)
+logging.getLogger("toolcast.training.datamodule").setLevel(logging.INFO)
 from toolcast.data.splits import load_splits
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
 from toolcast.predictor.extractors import extract_candidates
@@ -142,8 +144,9 @@ def do_featurize(k: int, procs: list[int]) -> None:
         cache = src / f"examples-p{n}"
         shutil.rmtree(cache, ignore_errors=True)
         m = measured([sys.executable, "-c", FEATURIZE, str(data), str(cache), str(n)], env)
+        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s|examples featurized in .*? s)", m["stderr"]))
         print(f"featurize {k}x with {n} process(es): {m['seconds']} s, peak {m['peak_mib']} MiB (largest "
-              f"process) | {m['stdout'].splitlines()[-1]}", flush=True)
+              f"process) | {m['stdout'].splitlines()[-1]} | {phases}", flush=True)
 
 
 def do_epoch(k: int) -> None:

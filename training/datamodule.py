@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -188,6 +189,7 @@ class NextCallDataModule(L.LightningDataModule):
         if (target / "done").exists():
             log.info("featurized examples from cache %s", target)
             return
+        started = time.perf_counter()
         splits = self.split_datasets()
         train = TraceRows(splits["train"])
         log.info("traces: %s", {k: len(v) for k, v in splits.items()})
@@ -200,6 +202,8 @@ class NextCallDataModule(L.LightningDataModule):
         sources_by_group = value_source_counts(train, Featurizer(cfg, encoder, vocab, self.extract))
         vocab.value_sources = merge_sources(sources_by_group.values())
         featurizer = Featurizer(cfg, encoder, vocab, self.extract)
+        counted = time.perf_counter()
+        log.info("splits, tokenizer, vocabularies and counts in %.1f s", counted - started)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -219,6 +223,8 @@ class NextCallDataModule(L.LightningDataModule):
                     sources_by_group=sources_by_group if fit else None,
                 )
         (tmp / "done").write_text("ok")
+        log.info("examples featurized in %.1f s (up to %d processes)", time.perf_counter() - counted,
+                 self.featurize_procs)
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished the same cache first
