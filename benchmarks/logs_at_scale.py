@@ -76,7 +76,7 @@ def make_copies(k: int) -> Path:
     return out
 
 
-def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     """Run `cmd` under /usr/bin/time -v: wall seconds, peak resident memory (MiB) of its largest process."""
     started = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
