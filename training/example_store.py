@@ -27,6 +27,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from toolcast.data.schema import Trace
 from toolcast.data.splits import COL_TRACE
+from toolcast.predictor.extractors import clear_event_cache
 from toolcast.predictor.featurize import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS, Featurizer
 from toolcast.training.examples import trace_examples
 
@@ -39,6 +40,8 @@ COL_EVENTS = "n_events"
 META_COLUMNS = (COL_TRACE_INDEX, COL_EVENTS)
 TRACES_PER_BATCH = 64
 """Traces featurized per `map` batch: one batch's examples is what a featurizing process holds."""
+WRITER_ROWS = 256
+"""Examples a featurizing process buffers before writing them (datasets' default, 1000, held ~100 MB)."""
 TRACES_PER_PROCESS = 256
 """Fewer traces than this per process and another process costs more to start than it saves."""
 _ARRAY_TYPES = {2: Array2D, 3: Array3D, 4: Array4D, 5: Array5D}
@@ -61,10 +64,13 @@ class TraceRows(Sequence[Trace]):
         raise IndexError(i)
 
     def __iter__(self) -> Iterator[Trace]:
+        """Each trace in turn; after it, the extractors' per-event cache is let go (see
+        `extractors.clear_event_cache`: it would keep up to 100k events alive, the whole log at 1x)."""
         for p in self.parts:
             for batch in p.select_columns([COL_TRACE]).iter(batch_size=TRACES_PER_BATCH):
                 for text in batch[COL_TRACE]:
                     yield Trace.from_dict(json.loads(text))
+                    clear_event_cache()
 
 
 def _stored(a: np.ndarray) -> np.ndarray:
@@ -100,6 +106,7 @@ def _featurize_batch(batch: dict[str, list], indices: list[int], featurizer: Fea
                 out[k].append(_stored(ex[k]))
             out[COL_TRACE_INDEX].append(index)
             out[COL_EVENTS].append(int(ex["ev_mask"].sum()))
+        clear_event_cache()
     return {k: np.stack(v) if v and k in names else v for k, v in out.items()}
 
 
@@ -136,6 +143,7 @@ def featurize_split(
                    "sources_by_group": sources_by_group or {}, "names": names},
         cache_file_name=str(work / "examples.arrow"),
         new_fingerprint=fingerprint,
+        writer_batch_size=WRITER_ROWS,
         desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
     )
     examples.save_to_disk(str(out))
