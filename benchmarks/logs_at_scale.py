@@ -164,13 +164,17 @@ def do_epoch(k: int) -> None:
           f"peak {m['peak_mib']} MiB, val loss {metrics['best_val_loss']:.4f}", flush=True)
 
 
-def do_parity(k: int, epochs: int, before: str) -> None:
+def do_parity(k: int, epochs: int, before: str, data: Path | None) -> None:
     """The same training (seed 0) through the code before this change (`before`: its package dir; examples
-    in .npz) and through this checkout (Arrow): the featurized arrays and the figures compared."""
+    in .npz) and through this checkout (Arrow): the featurized arrays and the figures compared. `data`:
+    logs to train on instead of the k-fold copies."""
     import numpy as np
 
-    src = make_copies(k)
-    data = src / "imported.jsonl"
+    src = make_copies(k) if data is None else WORK / f"parity-{data.name}"
+    src.mkdir(parents=True, exist_ok=True)
+    data = data or src / "imported.jsonl"
+    for d in src.glob("parity-*"):
+        shutil.rmtree(d)
     script = ("import sys; from toolcast.training.train import train; "
               "train([sys.argv[1]], sys.argv[2], max_epochs=int(sys.argv[4]), seed=0, cache_dir=sys.argv[3], "
               "progress=False)")
@@ -200,6 +204,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["copies", "import", "featurize", "epoch", "parity"])
     parser.add_argument("--epochs", type=int, default=2, help="parity: most epochs of each training")
+    parser.add_argument("--data", type=Path, help="parity: these logs instead of the copies")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--code", metavar="DIR", help="run the steps with the toolcast package under DIR")
@@ -222,7 +227,7 @@ def main() -> None:
             if not args.code:
                 raise SystemExit("parity needs --code DIR: the package before the change")
             CODE.clear()
-            do_parity(k, args.epochs, args.code)
+            do_parity(k, args.epochs, args.code, args.data)
     print(f"load average {os.getloadavg()}", flush=True)
 
 
