@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,19 +77,53 @@ def make_copies(k: int) -> Path:
     return out
 
 
+def _anon_kib(root: int) -> int:
+    """Anonymous resident memory (RssAnon: heap, not the file pages of a memory map) of `root` and every
+    process under it, summed, in KiB."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
+        except OSError:
+            pass
+    return total
+
+
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
-    """Run `cmd` under /usr/bin/time -v: wall seconds, peak resident memory (MiB) of its largest process."""
+    """Run `cmd` under /usr/bin/time -v: wall seconds, peak resident memory (MiB) of its largest process
+    (file pages of memory-mapped Arrow included: the kernel counts them, and drops them under pressure),
+    and the peak of anonymous memory summed over all its processes (sampled twice a second)."""
     started = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **CODE,
-                               **(env or {})})
+    proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                            **CODE, **(env or {})})
+    outputs: list[str] = []
+    reader = threading.Thread(target=lambda: outputs.extend(proc.communicate()))
+    reader.start()
+    anon = 0
+    while reader.is_alive():
+        anon = max(anon, _anon_kib(proc.pid))
+        reader.join(0.5)
+    stdout, stderr = outputs
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        sys.stderr.write(stdout[-3000:] + stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "stdout": proc.stdout.strip()[-400:],
-            "stderr": proc.stderr}
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "anon_mib": round(anon / 1024),
+            "stdout": stdout.strip()[-400:], "stderr": stderr}
 
 
 def size_mib(path: Path) -> float:
@@ -109,7 +144,8 @@ def do_import(k: int) -> None:
             out = out.with_suffix(".other.jsonl")
         m = measured([str(BIN / "toolcast"), "import", str(inputs), "--out", str(out)])
         print(f"import {k}x {name}: input {size_mib(inputs)} MiB, output {size_mib(out)} MiB, "
-              f"{m['seconds']} s, peak {m['peak_mib']} MiB | {m['stdout'].splitlines()[-1]}", flush=True)
+              f"{m['seconds']} s, peak {m['peak_mib']} MiB, anonymous {m['anon_mib']} MiB | "
+              f"{m['stdout'].splitlines()[-1]}", flush=True)
 
 
 FEATURIZE = """
@@ -146,7 +182,8 @@ def do_featurize(k: int, procs: list[int]) -> None:
         m = measured([sys.executable, "-c", FEATURIZE, str(data), str(cache), str(n)], env)
         phases = "; ".join(re.findall(r"(splits, tokenizer.*? s|examples featurized in .*? s)", m["stderr"]))
         print(f"featurize {k}x with {n} process(es): {m['seconds']} s, peak {m['peak_mib']} MiB (largest "
-              f"process) | {m['stdout'].splitlines()[-1]} | {phases}", flush=True)
+              f"process), anonymous {m['anon_mib']} MiB (all) | {m['stdout'].splitlines()[-1]} | {phases}",
+              flush=True)
 
 
 def do_epoch(k: int) -> None:
@@ -161,7 +198,8 @@ def do_epoch(k: int) -> None:
     metrics = json.loads((src / "model" / "metrics.json").read_text())
     print(f"epoch {k}x: {metrics['examples']} examples, {m['seconds']} s in all (fit "
           f"{metrics['seconds']['fit']} s, featurize/cache {metrics['seconds']['featurize']} s), "
-          f"peak {m['peak_mib']} MiB, val loss {metrics['best_val_loss']:.4f}", flush=True)
+          f"peak {m['peak_mib']} MiB, anonymous {m['anon_mib']} MiB, val loss {metrics['best_val_loss']:.4f}",
+          flush=True)
 
 
 def do_parity(k: int, epochs: int, before: str, data: Path | None) -> None:
@@ -184,15 +222,16 @@ def do_parity(k: int, epochs: int, before: str, data: Path | None) -> None:
         env = {"TOOLCAST_CACHE": str(src / f"parity-cache-{label}"), **code}
         m = measured([sys.executable, "-c", script, str(data), str(out), str(cache), str(epochs)], env)
         metrics[label] = json.loads((out / "metrics.json").read_text())
-        print(f"parity {label}: {m['seconds']} s, peak {m['peak_mib']} MiB, best val loss "
+        print(f"parity {label}: {m['seconds']} s, peak {m['peak_mib']} MiB (anonymous {m['anon_mib']}), "
+              f"best val loss "
               f"{metrics[label]['best_val_loss']!r}, test {metrics[label]['test']['calibrated']}", flush=True)
-    from datasets import load_from_disk
+    from toolcast.training.example_store import load_examples
 
     (npz_dir,) = [d for d in (src / "parity-examples-npz").iterdir() if d.is_dir()]
     (arrow_dir,) = [d for d in (src / "parity-examples-arrow").iterdir() if d.is_dir()]
     for split in ("train", "validation", "test"):
         with np.load(npz_dir / f"{split}.npz") as z:
-            rows = load_from_disk(str(arrow_dir / split)).with_format("numpy")
+            rows = load_examples(arrow_dir / split).with_format("numpy")
             same = all(np.array_equal(z[name], rows[name]) for name in z.files)
             print(f"parity {split}: {len(z['trace_index'])} examples, arrays equal: {same}", flush=True)
     a, b = metrics["npz"], metrics["arrow"]

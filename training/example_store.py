@@ -40,6 +40,7 @@ COL_EVENTS = "n_events"
 META_COLUMNS = (COL_TRACE_INDEX, COL_EVENTS)
 TRACES_PER_BATCH = 64
 """Traces featurized per `map` batch: one batch's examples is what a featurizing process holds."""
+EXAMPLES_FILE = "examples.arrow"
 WRITER_ROWS = 256
 """Examples a featurizing process buffers before writing them (datasets' default, 1000, held ~100 MB)."""
 TRACES_PER_PROCESS = 256
@@ -119,18 +120,20 @@ def featurize_split(
     transitions_by_group: dict | None = None,
     sources_by_group: dict | None = None,
 ) -> int:
-    """Featurize a split's traces into an Arrow dataset saved at `out` (`Dataset.save_to_disk`); the
-    number of examples. `num_proc` processes each write their shard's rows to an Arrow file under
-    `out`'s parent first. `fingerprint`: the cache key of these examples (datasets would otherwise hash
-    the featurizer and the counts to name its files). `*_by_group`: cross-fitting, see `build_examples`."""
+    """Featurize a split's traces into Arrow files in the folder `out` (read back by `load_examples`);
+    the number of examples. `num_proc` processes each write their shard's rows to a file. `fingerprint`:
+    the cache key of these examples (datasets would otherwise hash the featurizer and the counts to name
+    its files). `*_by_group`: cross-fitting, see `build_examples`."""
     first = next((ex for t in TraceRows(traces) for ex in trace_examples(t, featurizer)), None)
     if first is None:
         raise ValueError("no decision points in the given traces")
     features = example_features(first)
     names = [k for k in features if k not in META_COLUMNS]
     procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
-    work = out.with_name(out.name + ".shards")
-    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True)
+    # Each process writes its shard to `out` (examples_0000k_of_0000n.arrow; one process: examples.arrow),
+    # and those files are the stored examples: no copy through save_to_disk, which would read them all
+    # back (every page of the memory map resident at once).
     examples = traces.select_columns([COL_TRACE]).map(
         _featurize_batch,
         with_indices=True,
@@ -141,27 +144,21 @@ def featurize_split(
         features=features,
         fn_kwargs={"featurizer": featurizer, "by_group": transitions_by_group or {},
                    "sources_by_group": sources_by_group or {}, "names": names},
-        cache_file_name=str(work / "examples.arrow"),
+        cache_file_name=str(out / EXAMPLES_FILE),
         new_fingerprint=fingerprint,
         writer_batch_size=WRITER_ROWS,
         desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
     )
-    examples.save_to_disk(str(out))
-    n = len(examples)
-    del examples
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
-    return n
+    return len(examples)
 
 
 def load_examples(path: str | os.PathLike) -> Dataset:
-    """A saved split of examples, memory-mapped."""
-    from datasets import load_from_disk
-
-    ds = load_from_disk(str(path))
-    assert isinstance(ds, Dataset)
-    return ds
+    """A featurized split (`featurize_split`'s folder), memory-mapped: its shard files in order."""
+    stem = EXAMPLES_FILE.removesuffix(".arrow")
+    files = sorted(Path(path).glob(f"{stem}*.arrow"))
+    if not files:
+        raise FileNotFoundError(f"no {EXAMPLES_FILE} shards in {path}")
+    return concatenated([Dataset.from_file(str(f)) for f in files])
 
 
 def concatenated(parts: Sequence[Dataset]) -> Dataset:

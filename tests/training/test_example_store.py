@@ -57,7 +57,7 @@ def test_arrow_examples_are_the_stacked_examples(shop_traces, tmp_path, monkeypa
         assert np.array_equal(got[k], a) and got[k].dtype == (np.int64 if a.dtype == np.int32 else a.dtype), k
     assert np.array_equal(examples["trace_index"], expected.trace_index)
     assert np.array_equal(ExampleRows(examples).lengths(), expected.arrays["ev_mask"].sum(1))
-    assert not (tmp_path / "train.shards").exists()
+    assert len(list((tmp_path / "train").glob("*.arrow"))) == procs  # one file per process
 
 
 def test_a_batch_is_the_rows_trimmed_and_widened(shop_traces, tmp_path):
