@@ -106,9 +106,11 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     (file pages of memory-mapped Arrow included: the kernel counts them, and drops them under pressure),
     and the peak of anonymous memory summed over all its processes (sampled twice a second)."""
     started = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **CODE, **(env or {})}
+    # cwd /tmp: `python -c` puts the working directory first on sys.path, and a checkout's toolcast/
+    # there would shadow the package named by PYTHONPATH (--code)
     proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                                            **CODE, **(env or {})})
+                            text=True, cwd="/tmp", env=env)
     outputs: list[str] = []
     reader = threading.Thread(target=lambda: outputs.extend(proc.communicate()))
     reader.start()
@@ -202,38 +204,68 @@ def do_epoch(k: int) -> None:
           flush=True)
 
 
+OLD_CACHE = """
+import sys
+from dataclasses import replace
+from toolcast.predictor.config import Config, ModelConfig, TrainConfig
+from toolcast.predictor.extractors import extract_candidates
+from toolcast.training.datamodule import NextCallDataModule
+tc = replace(TrainConfig(), max_epochs=int(sys.argv[3]), seed=0)
+dm = NextCallDataModule([sys.argv[1]], Config(model=ModelConfig(), train=tc), sys.argv[2], extract_candidates,
+                        seed=0)
+print(dm.cache)
+"""
+TRAIN = ("import sys; from toolcast.training.train import train; "
+         "train([sys.argv[1]], sys.argv[2], max_epochs=int(sys.argv[4]), seed=0, cache_dir=sys.argv[3], "
+         "progress=False)")
+
+
 def do_parity(k: int, epochs: int, before: str, data: Path | None) -> None:
-    """The same training (seed 0) through the code before this change (`before`: its package dir; examples
-    in .npz) and through this checkout (Arrow): the featurized arrays and the figures compared. `data`:
-    logs to train on instead of the k-fold copies."""
+    """The same training (seed 0) through this checkout (examples in Arrow) and through the code before
+    this change (`before`: its package dir; examples in .npz), on the same examples: the tokenizer's
+    training is not reproducible from run to run (the WordPiece trainer breaks ties in hash order: two
+    runs of either path learn different vocabularies), so the second run is handed the first one's
+    tokenizer, vocabularies and examples, converted to its .npz cache. Same figures = same pipeline."""
     import numpy as np
+
+    from toolcast.training.example_store import load_examples
 
     src = make_copies(k) if data is None else WORK / f"parity-{data.name}"
     src.mkdir(parents=True, exist_ok=True)
     data = data or src / "imported.jsonl"
     for d in src.glob("parity-*"):
         shutil.rmtree(d)
-    script = ("import sys; from toolcast.training.train import train; "
-              "train([sys.argv[1]], sys.argv[2], max_epochs=int(sys.argv[4]), seed=0, cache_dir=sys.argv[3], "
-              "progress=False)")
+    old_env = {"PYTHONPATH": before}
     metrics = {}
-    for label, code in (("npz", {"PYTHONPATH": before}), ("arrow", {})):
+    for label, code in (("arrow", {}), ("npz", old_env)):
         out, cache = src / f"parity-model-{label}", src / f"parity-examples-{label}"
         env = {"TOOLCAST_CACHE": str(src / f"parity-cache-{label}"), **code}
-        m = measured([sys.executable, "-c", script, str(data), str(out), str(cache), str(epochs)], env)
+        if label == "npz":  # the Arrow run's examples, in the old cache's layout and place
+            (new_dir,) = [d for d in (src / "parity-examples-arrow").iterdir() if d.is_dir()]
+            where = subprocess.run([sys.executable, "-c", OLD_CACHE, str(data), str(cache), str(epochs)],
+                                   cwd="/tmp", env={**os.environ, **env}, check=True, capture_output=True,
+                                   text=True).stdout.strip().splitlines()[-1]
+            old_dir = Path(where)
+            old_dir.mkdir(parents=True)
+            for name in ("tokenizer.json", "vocab.json", "sizes.json"):
+                shutil.copy(new_dir / name, old_dir / name)
+            for split in ("train", "validation", "test"):
+                ds = load_examples(new_dir / split)
+                rows = ds.with_format("numpy")[:]
+                arrays = {}
+                for c, f in ds.features.items():
+                    if c != "n_events":  # the Arrow store's own column
+                        dtype = getattr(f, "dtype", None) or f.feature.dtype  # as stored (int32, bool...)
+                        arrays[c] = np.asarray(rows[c]).astype(dtype)
+                np.savez(old_dir / f"{split}.npz", **arrays)
+            (old_dir / "done").write_text("ok")
+        m = measured([sys.executable, "-c", TRAIN, str(data), str(out), str(cache), str(epochs)], env)
         metrics[label] = json.loads((out / "metrics.json").read_text())
         print(f"parity {label}: {m['seconds']} s, peak {m['peak_mib']} MiB (anonymous {m['anon_mib']}), "
-              f"best val loss "
-              f"{metrics[label]['best_val_loss']!r}, test {metrics[label]['test']['calibrated']}", flush=True)
-    from toolcast.training.example_store import load_examples
-
-    (npz_dir,) = [d for d in (src / "parity-examples-npz").iterdir() if d.is_dir()]
-    (arrow_dir,) = [d for d in (src / "parity-examples-arrow").iterdir() if d.is_dir()]
-    for split in ("train", "validation", "test"):
-        with np.load(npz_dir / f"{split}.npz") as z:
-            rows = load_examples(arrow_dir / split).with_format("numpy")
-            same = all(np.array_equal(z[name], rows[name]) for name in z.files)
-            print(f"parity {split}: {len(z['trace_index'])} examples, arrays equal: {same}", flush=True)
+              f"examples {metrics[label]['examples']}, best val loss {metrics[label]['best_val_loss']!r}, "
+              f"test {metrics[label]['test']['calibrated']}", flush=True)
+        if label == "npz":
+            assert "featurized examples from cache" in m["stderr"], "the old code featurized on its own"
     a, b = metrics["npz"], metrics["arrow"]
     print(f"parity: best val loss equal {a['best_val_loss'] == b['best_val_loss']}, best epoch "
           f"{a['best_epoch']} / {b['best_epoch']}, test figures equal {a['test'] == b['test']}", flush=True)
