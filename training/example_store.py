@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, Features, Value, concatenate_datasets
 from datasets import Sequence as ListOf
@@ -199,16 +200,19 @@ def trim_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class ExampleRows(TorchDataset):
-    """Batches read from the memory-mapped examples (`__getitems__`: one Arrow take per batch), trimmed
-    to the batch's longest context (`trim_batch`)."""
+    """Batches read from the memory-mapped examples (`__getitems__`: one Arrow `take` per batch, each
+    column's values reshaped into an array without a Python object per row), trimmed to the batch's
+    longest context (`trim_batch`)."""
 
     def __init__(self, examples: Dataset):
         self.names = [k for k in examples.features if k not in META_COLUMNS]
-        self.rows = examples.with_format("numpy", columns=self.names)
+        self.shapes = {k: _shape(examples.features[k]) for k in self.names}
+        # `load_examples` gives datasets without an indices mapping: the table's rows are the examples
+        self.table = examples.with_format(None).data.table.select(self.names)
         self.examples = examples
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.table.num_rows
 
     def lengths(self) -> np.ndarray:
         """Events in each example's context (what the bucketing sampler sorts by)."""
@@ -216,16 +220,33 @@ class ExampleRows(TorchDataset):
 
     def arrays(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """The stacked arrays of the given rows (all rows if None): `examples.Examples.arrays`' layout and
-        values, integers widened to int64 (`datasets`' numpy format; stored as int32)."""
-        rows = self.rows[list(indices) if indices is not None else slice(None)]
-        return {k: np.asarray(rows[k]) for k in self.names}
+        values, integers widened to int64 (as the model takes them; stored as int32)."""
+        rows = self.table if indices is None else self.table.take(np.asarray(indices, dtype=np.int64))
+        return {k: _values(rows.column(k), rows.num_rows, self.shapes[k]) for k in self.names}
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        b = trim_batch(self.arrays(indices))
-        return {
-            k: torch.from_numpy(np.ascontiguousarray(a.astype(np.int64) if a.dtype == np.int32 else a))
-            for k, a in b.items()
-        }
+        batch = trim_batch(self.arrays(indices))
+        return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in batch.items()}
+
+
+def _shape(feature: Any) -> tuple[int, ...]:
+    if isinstance(feature, Value):
+        return ()
+    if isinstance(feature, ListOf):
+        return (feature.length,)
+    return tuple(feature.shape)
+
+
+def _values(column: pa.ChunkedArray, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A fixed-shape column as one (n, *shape) array: its nested lists flattened down to the values."""
+    arr = column.combine_chunks()
+    if isinstance(arr, pa.ExtensionArray):  # datasets' ArrayXD: nested lists underneath
+        arr = arr.storage
+    t = pa.types
+    while t.is_list(arr.type) or t.is_fixed_size_list(arr.type) or t.is_large_list(arr.type):
+        arr = arr.flatten()
+    values = arr.to_numpy(zero_copy_only=False).reshape(n, *shape)
+    return values.astype(np.int64) if values.dtype == np.int32 else values
