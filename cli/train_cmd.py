@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "split, and write the model directory (config.json, tokenizer.json, vocab.json, model.safetensors, "
         "calibration.json, metrics.json), then export it to ONNX for the embedded predictor (tools.onnx, "
         "model.onnx, slots.onnx, onnx.json; --no-export skips it). Runs on CPU here and, unchanged, on GPUs "
-        "or several processes or nodes through Lightning (--devices, --strategy ddp).",
+        "or several processes or nodes through Lightning (--devices, --num-nodes, --strategy ddp).",
     )
     p.add_argument(
         "--data",
@@ -38,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=int, default=0, metavar="S", help="split, initialisation, order (default 0)"
     )
-    p.add_argument("--devices", default="1", metavar="N", help="processes / GPUs (default 1)")
+    p.add_argument("--devices", default="1", metavar="N", help="processes / GPUs per machine (default 1)")
+    p.add_argument("--num-nodes", type=int, default=1, metavar="N",
+                   help="machines (default 1); start the same command on each, with MASTER_ADDR, "
+                   "MASTER_PORT, NODE_RANK set (or under SLURM / torchrun); see README")
+    p.add_argument("--featurize-procs", type=int, metavar="N",
+                   help="processes that featurize the examples (default: one per core)")
     p.add_argument(
         "--strategy",
         default="auto",
@@ -98,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e))
     if args.max_epochs < 1:
         return fail("--max-epochs must be at least 1")
+    if args.num_nodes < 1 or (args.featurize_procs is not None and args.featurize_procs < 1):
+        return fail("--num-nodes and --featurize-procs must be at least 1")
     try:
         out = train(
             args.data,
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             max_epochs=args.max_epochs,
             seed=args.seed,
             devices=devices,
+            num_nodes=args.num_nodes,
             strategy=args.strategy,
             accelerator=args.accelerator,
             model=model,
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             evaluate_test=not args.no_eval,
             threads=args.threads,
             grow_tools=args.max_tools is None,
+            featurize_procs=args.featurize_procs,
         )
     except TraceFormatError as e:
         return report_format_error(e)

@@ -8,6 +8,8 @@ A file is one of:
 A record nested deeper than `schema.MAX_NESTING`, or holding a lone surrogate (`json_problem`), is an
 error naming its file, line and field, as is JSON too deep for the parser itself: no reader after this
 one meets either.
+Files are read as a stream (`iter_records` holds one line at a time), so a log of any size imports in
+the memory of its largest record.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.schema import json_problem
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+BINARY_CHECK = 8192
+"""Bytes at the start of a file where a NUL byte means a binary file, not JSON."""
 
 
 LOG_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -59,36 +65,128 @@ def _hidden(f: Path, root: Path) -> bool:
 
 def read_text(path: Path) -> str:
     """The file's text; gzip is detected by content, not by name."""
-    where = Location(str(path))
+    with open_log(path) as f:
+        return _decode(path, _read_all(path, f), 1)
+
+
+def open_log(path: Path) -> BinaryIO:
+    """The file's bytes as a stream, gunzipped when they are gzip (detected by content, not by name)."""
     try:
-        raw = path.read_bytes()
+        f = path.open("rb")
+        magic = f.peek(2)[:2]
     except OSError as e:
-        raise TraceFormatError(where, f"cannot read: {e.strerror or e}") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise TraceFormatError(where, f"broken gzip data ({e})") from None
-    if not raw.strip():
-        raise TraceFormatError(where, "the file is empty")
-    if b"\x00" in raw[:8192]:
-        raise TraceFormatError(where, "binary file, not JSON or JSON lines")
+        raise TraceFormatError(Location(str(path)), f"cannot read: {e.strerror or e}") from None
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return f
+
+
+def _read_all(path: Path, f: BinaryIO) -> bytes:
     try:
-        return raw.decode("utf-8-sig")
+        return f.read()
+    except (OSError, EOFError) as e:
+        raise TraceFormatError(Location(str(path)), _read_error(e)) from None
+
+
+def _read_error(e: Exception) -> str:
+    if isinstance(e, (gzip.BadGzipFile, EOFError)) or "gzip" in str(e).lower() or "zlib" in str(e).lower():
+        return f"broken gzip data ({e})"
+    return f"cannot read: {getattr(e, 'strerror', None) or e}"
+
+
+def _decode(path: Path, raw: bytes, first_line: int) -> str:
+    """`raw` as text (UTF-8, a byte-order mark dropped on the file's first line); `first_line`: the
+    file's line where `raw` starts, to locate a bad byte."""
+    try:
+        return raw.decode("utf-8-sig" if first_line == 1 else "utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
+        line = first_line + raw[: e.start].count(b"\n")
         raise TraceFormatError(Location(str(path), line), "not UTF-8 text (binary file?)") from None
 
 
+def _lines(path: Path, f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line, read as needed; the first 8 KiB checked for binary content."""
+    lineno, checked = 0, 0
+    while True:
+        try:
+            line = f.readline()
+        except (OSError, EOFError) as e:
+            raise TraceFormatError(Location(str(path), lineno + 1), _read_error(e)) from None
+        if not line:
+            return
+        lineno += 1
+        if checked < BINARY_CHECK and b"\x00" in line[: BINARY_CHECK - checked]:
+            raise TraceFormatError(Location(str(path)), "binary file, not JSON or JSON lines")
+        checked += len(line)
+        yield lineno, line
+
+
 def iter_records(path: Path) -> Iterator[tuple[Location, Any]]:
-    """Yield (location, parsed JSON) for each record of the file."""
-    text = read_text(path)
+    """Yield (location, parsed JSON) for each record of the file, reading it as they are asked for.
+
+    JSON lines are read line by line, so memory holds one record at a time. A file whose first line is
+    not a whole JSON value is one document (pretty-printed JSON), read and parsed whole.
+    """
+    with open_log(path) as f:
+        lines = _lines(path, f)
+        head: list[bytes] = []  # the blank lines before the first record, and that first line
+        lineno = 0
+        for n, line in lines:
+            head.append(line)
+            if line.strip():
+                lineno = n
+                break
+        else:
+            raise TraceFormatError(Location(str(path)), "the file is empty")
+        first = _decode(path, b"".join(head), 1)
+        try:
+            value = json.loads(first)
+        except RecursionError:
+            raise TraceFormatError(Location(str(path), lineno), "JSON nested too deeply to read") from None
+        except json.JSONDecodeError:
+            # One document: the rest of the file with it, parsed whole.
+            rest = _read_all(path, f)
+            if b"\x00" in rest[: max(0, BINARY_CHECK - sum(map(len, head)))]:
+                raise TraceFormatError(Location(str(path)), "binary file, not JSON or JSON lines") from None
+            yield from _document(path, first + _decode(path, rest, lineno + 1))
+            return
+        first_where = Location(str(path), lineno)
+        yield first_where, _checked(first_where, value)
+        for n, line in lines:
+            if not line.strip():
+                continue
+            where = Location(str(path), n)
+            text = _decode(path, line.rstrip(b"\r\n"), n)
+            try:
+                record = json.loads(text)
+            except RecursionError:
+                yield where, TraceFormatError(where, "JSON nested too deeply to read")
+                continue
+            except json.JSONDecodeError as e:
+                yield where, _invalid(where, e, text)
+                continue
+            yield where, _checked(where, record)
+
+
+def _checked(where: Location, record: Any) -> Any:
+    """The record, or the error naming its too-deep or lone-surrogate field (`schema.json_problem`)."""
+    problem = json_problem(record)
+    return TraceFormatError(where, problem[1], field=problem[0]) if problem else record
+
+
+def _invalid(where: Location, e: json.JSONDecodeError, line: str) -> TraceFormatError:
+    hint = " (truncated?)" if e.pos >= len(line.rstrip()) - 1 else ""
+    return TraceFormatError(where, f"invalid JSON: {e.msg} (column {e.colno}){hint}")
+
+
+def _document(path: Path, text: str) -> Iterator[tuple[Location, Any]]:
+    """The records of a file read whole: one JSON document, or JSON lines whose first line is broken."""
     try:
         doc = json.loads(text)
     except RecursionError:
         raise TraceFormatError(Location(str(path)), "JSON nested too deeply to read") from None
     except json.JSONDecodeError as e:
-        if e.msg == "Extra data" or _first_line_parses(text):
+        if e.msg == "Extra data":
             yield from _iter_json_lines(path, text)
             return
         hint = " (truncated?)" if e.pos >= len(text.rstrip()) - 1 else ""
@@ -99,18 +197,6 @@ def iter_records(path: Path) -> Iterator[tuple[Location, Any]]:
     if problem:
         raise TraceFormatError(where, problem[1], field=problem[0])
     yield where, doc
-
-
-def _first_line_parses(text: str) -> bool:
-    """True for JSON lines whose later line is broken: the first line is a whole JSON value."""
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                return False
-            return True
-    return False
 
 
 def _iter_json_lines(path: Path, text: str) -> Iterator[tuple[Location, Any]]:
@@ -124,8 +210,8 @@ def _iter_json_lines(path: Path, text: str) -> Iterator[tuple[Location, Any]]:
             yield where, TraceFormatError(where, "JSON nested too deeply to read")
             continue
         except json.JSONDecodeError as e:
-            hint = " (truncated?)" if e.pos >= len(line.rstrip()) - 1 else ""
-            yield where, TraceFormatError(where, f"invalid JSON: {e.msg} (column {e.colno}){hint}")
+            yield where, _invalid(where, e, line)
             continue
-        problem = json_problem(record)
-        yield where, (TraceFormatError(where, problem[1], field=problem[0]) if problem else record)
+        yield where, _checked(where, record)
+
+

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolcast.data.io import expand_paths
-from toolcast.data.load import load_traces
+from toolcast.data.load import iter_traces
 from toolcast.data.schema import Trace
 
 if TYPE_CHECKING:
@@ -49,21 +49,30 @@ def split_of(group: str, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIO
     return SPLITS[-1]
 
 
-def split_traces(traces: Iterable[Trace], seed: int = 0,
-                 fractions: Sequence[float] = DEFAULT_FRACTIONS) -> DatasetDict:
-    from datasets import Dataset, DatasetDict
+ROWS_PER_BATCH = 1000
+"""Rows written to a split's Arrow file at a time: what building the splits holds in memory."""
 
-    columns = (COL_ID, COL_GROUP, COL_SOURCE, COL_CALLS, COL_TRACE)
-    rows: dict[str, dict[str, list]] = {s: {c: [] for c in columns} for s in SPLITS}
-    seen: dict[str, set[str]] = {}  # trace id -> the JSON of each trace given that id
+
+def split_traces(traces: Iterable[Trace], seed: int = 0,
+                 fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                 workdir: str | os.PathLike | None = None) -> DatasetDict:
+    """The traces in task-grouped splits. With a `workdir`, each split is written there as an Arrow file
+    while the traces are read, in batches of `ROWS_PER_BATCH` rows, and memory-mapped: memory holds a
+    batch and a 16-byte digest per trace (to leave out a trace given twice), never the traces.
+    Without one, the splits are built in memory."""
+    from datasets import DatasetDict
+
+    sinks = {s: _SplitSink(Path(workdir) / f"{s}.arrow" if workdir is not None else None) for s in SPLITS}
+    seen: dict[str, set[bytes]] = {}  # trace id -> the digest of each trace given that id
     duplicates = renamed = 0
     for t in traces:
         text = t.to_json()
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
         kept = seen.setdefault(t.trace_id, set())
-        if text in kept:  # the same trace given twice (a file listed twice, overlapping exports)
+        if digest in kept:  # the same trace given twice (a file listed twice, overlapping exports)
             duplicates += 1
             continue
-        kept.add(text)
+        kept.add(digest)
         if len(kept) > 1:  # another trace with this id (files named alike in different folders)
             renamed += 1
             n = len(kept)
@@ -71,19 +80,58 @@ def split_traces(traces: Iterable[Trace], seed: int = 0,
                 n += 1
             t = replace(t, trace_id=f"{t.trace_id}#{n}")
             text = t.to_json()
-            seen[t.trace_id] = {text}
-        r = rows[split_of(t.group, seed, fractions)]
-        r[COL_ID].append(t.trace_id)
-        r[COL_GROUP].append(t.group)
-        r[COL_SOURCE].append(t.source)
-        r[COL_CALLS].append(len(t.calls))
-        r[COL_TRACE].append(text)
+            seen[t.trace_id] = {hashlib.blake2b(text.encode(), digest_size=16).digest()}
+        sinks[split_of(t.group, seed, fractions)].add(t, text)
     if duplicates:
         log.info("left out %d traces given twice (same id, same content)", duplicates)
     if renamed:
         log.warning("%d traces share their id with a different trace: kept as <id>#2, #3... (ids default to "
                     "<file name>:<line>; give traces a metadata.id to tell them apart)", renamed)
-    return DatasetDict({s: Dataset.from_dict(rows[s]) for s in SPLITS})
+    return DatasetDict({s: sink.dataset() for s, sink in sinks.items()})
+
+
+class _SplitSink:
+    """One split's rows, written in batches to an Arrow stream file (or kept in memory, path None)."""
+
+    def __init__(self, path: Path | None):
+        import pyarrow as pa
+        from datasets import Features, Value
+
+        self.features = Features({COL_ID: Value("string"), COL_GROUP: Value("string"),
+                                  COL_SOURCE: Value("string"), COL_CALLS: Value("int64"),
+                                  COL_TRACE: Value("string")})
+        self.schema = self.features.arrow_schema
+        self.path = path
+        self.rows: dict[str, list] = {c: [] for c in self.features}
+        self.batches: list = []
+        self.writer = pa.ipc.new_stream(str(path), self.schema) if path is not None else None
+
+    def add(self, t: Trace, text: str) -> None:
+        for col, value in ((COL_ID, t.trace_id), (COL_GROUP, t.group), (COL_SOURCE, t.source),
+                           (COL_CALLS, len(t.calls)), (COL_TRACE, text)):
+            self.rows[col].append(value)
+        if len(self.rows[COL_ID]) >= ROWS_PER_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        batch = pa.RecordBatch.from_pydict(self.rows, schema=self.schema)
+        self.rows = {c: [] for c in self.rows}
+        if self.writer is not None:
+            self.writer.write_batch(batch)
+        else:
+            self.batches.append(batch)
+
+    def dataset(self) -> Dataset:
+        import pyarrow as pa
+        from datasets import Dataset
+
+        self._flush()
+        if self.writer is None:
+            return Dataset(pa.Table.from_batches(self.batches, schema=self.schema))
+        self.writer.close()
+        return Dataset.from_file(str(self.path))
 
 
 def traces_of(ds: Dataset) -> list[Trace]:
@@ -128,13 +176,22 @@ def load_splits(*paths: str | os.PathLike, seed: int = 0, fractions: Sequence[fl
         log.info("splits from cache %s", target)
         return load_from_disk(str(target))
     # The paths as given: inside a named folder, files in no log format (a README) are left out.
-    dd = split_traces(load_traces(*paths, format=format, progress=True), seed, fractions)
+    # Streamed: traces go to Arrow files as they are read (split_traces), then to the cache.
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dd.save_to_disk(str(tmp))
+    rows = target.with_name(target.name + f".rows{os.getpid()}")
+    for d in (tmp, rows):
+        shutil.rmtree(d, ignore_errors=True)
+    rows.mkdir(parents=True)
     try:
-        os.replace(tmp, target)
-    except OSError:  # another process cached the same splits first
+        dd = split_traces(iter_traces(*paths, format=format, progress=True), seed, fractions, workdir=rows)
+        dd.save_to_disk(str(tmp))
+        log.info("splits: %s", {k: len(v) for k, v in dd.items()})
+        del dd
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process cached the same splits first
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(rows, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("splits: %s", {k: len(v) for k, v in dd.items()})
-    return dd
+    return load_from_disk(str(target))

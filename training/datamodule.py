@@ -1,9 +1,11 @@
 """The LightningDataModule: task-grouped splits of the logs -> featurized decision points -> batches.
 
-`prepare_data` (one process) reads the logs through `data.splits.load_splits`, drops looping traces from
-training, trains the tokenizer and vocabularies on the training split only, featurizes every split, and
-caches the result (tokenizer.json, vocab.json, <split>.npz; no pickle) under a key of the inputs and the
-featurizer settings. `setup` (every process, DDP ranks included) only loads that cache.
+`prepare_data` (one process) reads the logs through `data.splits.load_splits` (Arrow, memory-mapped),
+drops looping traces from training, trains the tokenizer and vocabularies on the training split only,
+featurizes every split into Arrow with all cores (`example_store`), and caches the result
+(tokenizer.json, vocab.json, sizes.json, one `datasets` folder per split; no pickle) under a key of the
+inputs and the featurizer settings. `setup` (every process, DDP ranks included) only memory-maps that
+cache. Nothing holds all traces or all examples in memory: each pass reads the Arrow rows in batches.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,28 +23,31 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from datasets import Dataset
+from torch.utils.data import DataLoader, Sampler
 
 from toolcast.data.io import expand_paths
 from toolcast.data.quality import is_looping
 from toolcast.data.schema import Trace
-from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, importer_digest, load_splits, traces_of
+from toolcast.data.splits import DEFAULT_FRACTIONS, SPLITS, importer_digest, load_splits
 from toolcast.predictor.config import Config, ModelConfig
 from toolcast.predictor.features.catalog import build_catalog, toolset_key
 from toolcast.predictor.features.featurizer import (
-    EVENT_INPUTS,
-    SLOT_INPUTS,
     SPECIAL_TOOLS,
-    TOOL_INPUTS,
     Extract,
     Featurizer,
     Vocabularies,
 )
 from toolcast.predictor.features.text import TextEncoder, train_tokenizer
 from toolcast.predictor.versioning import source_digest
+from toolcast.training.example_store import (
+    ExampleRows,
+    TraceRows,
+    concatenated,
+    featurize_split,
+    load_examples,
+)
 from toolcast.training.examples import (
-    Examples,
-    build_examples,
     build_vocabularies,
     corpus_texts,
     merge_sources,
@@ -51,8 +57,8 @@ from toolcast.training.examples import (
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "examples-v7"  # v5: looping traces out of validation and test; v6: constants rule;
-# v7: max_tools sized to the logs (sizes.json)
+CACHE_VERSION = "examples-v8"  # v5: looping traces out of validation and test; v6: constants rule;
+# v7: max_tools sized to the logs (sizes.json); v8: examples as Arrow datasets, not npz
 TOKENIZER_FILE, VOCAB_FILE, SIZES_FILE = "tokenizer.json", "vocab.json", "sizes.json"
 MAX_TOOLS_AUTO = 160
 """The most tools `grow_tools` makes room for. A context's tools past `max_tools` are never candidates
@@ -89,39 +95,6 @@ def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
     return held_out
 
 
-# Padded axes trimmed to the batch's longest: (arrays, axis, the mask or token array that says the length).
-# The featurizer's model inputs with those axes, plus the training targets that share them ("agent" has
-# no event axis).
-_EVENT_AXIS = tuple(n for n in EVENT_INPUTS if n != "agent")
-_TOOL_AXIS = (*TOOL_INPUTS, "tool_multi")
-_SLOT_AXIS = (*SLOT_INPUTS, "slot_target")
-_CAND_AXIS = ("cand_num", "cand_key", "cand_event", "cand_mask")
-_TOKEN_ARRAYS = ("ev_keys", "ev_text", "tool_name", "tool_desc", "tool_params", "slot_name", "cand_key")
-
-
-def trim_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Cut each padded axis to the longest example of the batch (tokens are left-aligned, events and
-    tools right-padded). The model's outputs are the same at any padding; most contexts are far shorter
-    than the maximum, so this is most of the training speed."""
-    n = max(1, int(b["ev_mask"].sum(1).max()))
-    c = max(3, int(b["tool_mask"].sum(1).max()))
-    s = max(1, int(b["slot_mask"].sum(1).max()))
-    m = max(1, int(b["cand_mask"].sum(-1).max()))
-    out = dict(b)
-    for k in _EVENT_AXIS:
-        out[k] = out[k][:, :n]
-    for k in _TOOL_AXIS:
-        out[k] = out[k][:, :c]
-    for k in _SLOT_AXIS:
-        out[k] = out[k][:, :s]
-    for k in _CAND_AXIS:
-        out[k] = out[k][:, :, :m]
-    for k in _TOKEN_ARRAYS:
-        t = max(1, int((out[k] > 0).sum(-1).max()))
-        out[k] = out[k][..., :t]
-    return out
-
-
 class BucketSampler(Sampler[int]):
     """Random order, but each run of `window` batches sorted by history length, so a batch holds contexts
     of similar length and trims well. Reshuffled every epoch from `seed + epoch` (deterministic)."""
@@ -150,26 +123,6 @@ class BucketSampler(Sampler[int]):
             yield from batches[k].tolist()
 
 
-class ExampleDataset(Dataset):
-    """Batches are built by fancy-indexing the stacked arrays (`__getitems__`), not item by item."""
-
-    def __init__(self, examples: Examples):
-        self.arrays = examples.arrays
-
-    def __len__(self) -> int:
-        return len(next(iter(self.arrays.values())))
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([i])
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        b = trim_batch({k: v[np.asarray(indices)] for k, v in self.arrays.items()})
-        return {
-            k: torch.from_numpy(np.ascontiguousarray(a.astype(np.int64) if a.dtype == np.int32 else a))
-            for k, a in b.items()
-        }
-
-
 def _passthrough(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
@@ -186,9 +139,11 @@ class NextCallDataModule(L.LightningDataModule):
         holdout: str | None = None,
         vocab_size: int = 4000,
         grow_tools: bool = True,
+        featurize_procs: int | None = None,
     ):
         """grow_tools: raise `config.model.max_tools` to what the logs' largest tool set needs (up to
-        `MAX_TOOLS_AUTO`), so no listed tool is cut; False keeps it as given (and warns what is cut)."""
+        `MAX_TOOLS_AUTO`), so no listed tool is cut; False keeps it as given (and warns what is cut).
+        featurize_procs: processes that featurize (None: one per core this process may use)."""
         super().__init__()
         self.data = [str(p) for p in data]
         self.grow_tools = grow_tools
@@ -196,7 +151,8 @@ class NextCallDataModule(L.LightningDataModule):
         self.config, self.extract, self.seed, self.fractions = config, extract, seed, tuple(fractions)
         self.holdout, self.vocab_size = holdout, vocab_size
         self.cache_root = Path(cache_dir)
-        self.examples: dict[str, Examples] = {}
+        self.featurize_procs = featurize_procs or len(os.sched_getaffinity(0))
+        self.examples: dict[str, Dataset] = {}
         self.encoder: TextEncoder | None = None
         self.vocab: Vocabularies | None = None
         self.tokenizer_json: str | None = None
@@ -233,10 +189,11 @@ class NextCallDataModule(L.LightningDataModule):
         if (target / "done").exists():
             log.info("featurized examples from cache %s", target)
             return
-        splits = self.split_traces()
-        train = splits["train"]
+        started = time.perf_counter()
+        splits = self.split_datasets()
+        train = TraceRows(splits["train"])
         log.info("traces: %s", {k: len(v) for k, v in splits.items()})
-        self.max_tools = self._size_tools([t for ts in splits.values() for t in ts])
+        self.max_tools = self._size_tools(TraceRows(*splits.values()))
         tok_json = train_tokenizer(corpus_texts(train), vocab_size=self.vocab_size)
         encoder = TextEncoder.from_json(tok_json)
         vocab = build_vocabularies(train, self.extract)
@@ -245,6 +202,8 @@ class NextCallDataModule(L.LightningDataModule):
         sources_by_group = value_source_counts(train, Featurizer(cfg, encoder, vocab, self.extract))
         vocab.value_sources = merge_sources(sources_by_group.values())
         featurizer = Featurizer(cfg, encoder, vocab, self.extract)
+        counted = time.perf_counter()
+        log.info("splits, tokenizer, vocabularies and counts in %.1f s", counted - started)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -252,41 +211,56 @@ class NextCallDataModule(L.LightningDataModule):
         (tmp / SIZES_FILE).write_text(json.dumps({"max_tools": self.max_tools}), encoding="utf-8")
         vocab.save(tmp / VOCAB_FILE)
         for name, traces in splits.items():
-            if traces:
+            if len(traces):
                 fit = name == "train"
-                build_examples(
+                featurize_split(
                     traces,
                     featurizer,
-                    progress=True,
+                    tmp / name,
+                    fingerprint=f"{target.name}-{name}",
+                    num_proc=self.featurize_procs,
                     transitions_by_group=transitions_by_group if fit else None,
                     sources_by_group=sources_by_group if fit else None,
-                ).save(tmp / f"{name}.npz")
+                )
         (tmp / "done").write_text("ok")
+        log.info("examples featurized in %.1f s (up to %d processes)", time.perf_counter() - counted,
+                 self.featurize_procs)
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished the same cache first
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def split_traces(self) -> dict[str, list[Trace]]:
-        """Train / validation / test traces: task-grouped, looping traces out (`data.quality`: they teach
-        loops, and one stuck session outweighs dozens in validation and test), holdout applied."""
+    def split_datasets(self) -> dict[str, Dataset]:
+        """Train / validation / test traces (Arrow rows, memory-mapped): task-grouped, looping traces out
+        (`data.quality`: they teach loops, and one stuck session outweighs dozens in validation and test),
+        holdout applied. One pass decodes each trace to decide; the rows kept are an index over the
+        cached splits (8 bytes a trace), not a copy."""
         dd = load_splits(*self.data, seed=self.seed, fractions=self.fractions)
-        splits = {name: traces_of(dd[name]) for name in SPLITS}
-        if self.config.train.drop_looping:
-            before = {name: len(ts) for name, ts in splits.items()}
-            splits = {name: [t for t in ts if not is_looping(t)] for name, ts in splits.items()}
-            log.info("left out looping traces: %s", {n: before[n] - len(ts) for n, ts in splits.items()})
         held = holdout_predicate(self.holdout)
+        kept: dict[str, list[int]] = {name: [] for name in SPLITS}
+        out: dict[str, list[int]] = {name: [] for name in SPLITS}  # held out, to the test split
+        looping = {name: 0 for name in SPLITS}
+        for name in SPLITS:
+            for i, t in enumerate(TraceRows(dd[name])):
+                if self.config.train.drop_looping and is_looping(t):
+                    looping[name] += 1
+                elif held is not None and held(t):
+                    out[name].append(i)
+                else:
+                    kept[name].append(i)
+        if self.config.train.drop_looping:
+            log.info("left out looping traces: %s", looping)
+        splits = {name: dd[name].select(kept[name], keep_in_memory=True) for name in SPLITS}
         if held is not None:
-            everything = [t for name in SPLITS for t in splits[name]]
-            splits = {
-                "train": [t for t in splits["train"] if not held(t)],
-                "validation": [t for t in splits["validation"] if not held(t)],
-                "test": [t for t in everything if held(t)],
-            }
-            if not splits["test"]:
+            parts = [dd[name].select(out[name], keep_in_memory=True) for name in SPLITS if out[name]]
+            if not parts:
                 raise ValueError(f"holdout {self.holdout!r} matches no trace")
+            splits["test"] = concatenated(parts)
         return splits
+
+    def split_traces(self) -> dict[str, TraceRows]:
+        """`split_datasets`' traces, decoded as they are read."""
+        return {name: TraceRows(ds) for name, ds in self.split_datasets().items()}
 
     def _size_tools(self, traces: Sequence[Trace]) -> int:
         have, need = self.config.model.max_tools, tools_needed(traces)
@@ -329,15 +303,15 @@ class NextCallDataModule(L.LightningDataModule):
             self.max_tools = int(json.loads(sizes.read_text(encoding="utf-8"))["max_tools"])
         self.config = replace(self.config, model=self.model_config(self.encoder, self.vocab))
         for name in SPLITS:
-            path = target / f"{name}.npz"
+            path = target / name
             if path.exists():
-                self.examples[name] = Examples.load(path)
+                self.examples[name] = load_examples(path)
         log.info("examples: %s", {k: len(v) for k, v in self.examples.items()})
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        ds = ExampleDataset(self.examples[name])
+        ds = ExampleRows(self.examples[name])
         tc = self.config.train
-        lengths = ds.arrays["ev_mask"].sum(1)
+        lengths = ds.lengths()
         # Evaluation in length order too (trims best; order does not change the figures).
         sampler = (
             BucketSampler(lengths, tc.batch_size, tc.seed)

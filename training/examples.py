@@ -11,7 +11,6 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -183,22 +182,14 @@ def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Voca
 
 @dataclass
 class Examples:
-    """Stacked arrays of many decision points: model inputs, targets, and which trace each came from."""
+    """Stacked arrays of many decision points, in memory: model inputs, targets, and which trace each came
+    from. For a few traces (tests, tools); training writes them to Arrow instead (`example_store`)."""
 
     arrays: dict[str, np.ndarray]
     trace_index: np.ndarray
 
     def __len__(self) -> int:
         return len(self.trace_index)
-
-    def save(self, path: str | Path) -> None:
-        np.savez(path, trace_index=self.trace_index, **self.arrays)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Examples:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k != "trace_index"}
-            return cls(arrays, z["trace_index"])
 
 
 def trace_examples(

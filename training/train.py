@@ -139,6 +139,7 @@ def train(
     max_epochs: int = 12,
     seed: int = 0,
     devices: int | str = 1,
+    num_nodes: int = 1,
     strategy: str = "auto",
     accelerator: str = "cpu",
     model: ModelConfig | None = None,
@@ -149,18 +150,21 @@ def train(
     evaluate_test: bool = True,
     threads: int | None = 1,
     grow_tools: bool = True,
+    featurize_procs: int | None = None,
 ) -> Path | None:
     """Train on the logs at `data` and write a model directory to `out`.
 
     data: log files or folders (any supported format). out: the model directory to write.
     max_epochs: upper bound (early stopping on the validation loss usually ends sooner). seed: fixes the
     split, the initialisation and the batch order. devices / strategy / accelerator: Lightning's (e.g.
-    devices=2, strategy="ddp" for two CPU processes; accelerator="gpu" on GPUs). holdout: `key=value` on
+    devices=2, strategy="ddp" for two CPU processes; accelerator="gpu" on GPUs; num_nodes=N with a
+    launcher that starts each node, see README "Training on many machines"). holdout: `key=value` on
     trace metadata (e.g. `domain=retail`) moves those traces to the test split (unseen tool sets).
     threads: torch threads per process on CPU (None: torch's default). 1 by default: at this model's
     size intra-op parallelism buys little, and on a shared CPU two spinning threads per process made a
     training step 15x slower here (5.4 s vs 0.36 s). grow_tools: raise `model.max_tools` to the logs'
     largest tool set (up to `datamodule.MAX_TOOLS_AUTO`) so that no listed tool is cut from the candidates.
+    featurize_procs: processes that featurize the examples (None: one per core).
     Returns `out` on rank 0, None on the other ranks.
     """
     started = time.perf_counter()
@@ -172,7 +176,9 @@ def train(
     config = Config(model=model or ModelConfig(), train=tc)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "examples"
     dm = NextCallDataModule(data, config, cache, extract_candidates, seed=seed, holdout=holdout,
-                            grow_tools=grow_tools)
+                            grow_tools=grow_tools, featurize_procs=featurize_procs)
+    # Every process: the first featurizes, the ranks that Lightning starts later (at `fit`, or on other
+    # nodes, each with its own cache folder or a shared one) find the cache.
     dm.prepare_data()
     dm.setup("fit")
     config = dm.config
@@ -181,7 +187,7 @@ def train(
     keep = KeepBest()
     callbacks: list[Callback] = [EarlyStopping("val_loss", patience=tc.patience), keep, EpochLog()]
     if tc.ema_epochs > 0:
-        processes = devices if isinstance(devices, int) and devices > 0 else 1
+        processes = (devices if isinstance(devices, int) and devices > 0 else 1) * num_nodes
         steps = max(1, math.ceil(len(dm.examples["train"]) / tc.batch_size / processes))
         decay = 1.0 - 1.0 / max(1.0, tc.ema_epochs * steps)
         log.info("weights averaged (EMA) over ~%.1f epochs: decay %.5f", tc.ema_epochs, decay)
@@ -190,6 +196,7 @@ def train(
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
+        num_nodes=num_nodes,
         strategy=strategy,
         max_epochs=tc.max_epochs,
         deterministic=True,
@@ -234,6 +241,8 @@ def train(
         "best_val_loss": keep.best,
         "epochs_run": trainer.current_epoch,
         "devices": str(devices),
+        "num_nodes": num_nodes,
+        "world_size": trainer.world_size,
         "strategy": strategy,
         "seconds": {"featurize": round(featurized, 1), "fit": round(fitted - featurized, 1)},
         "calibration": cal_report,

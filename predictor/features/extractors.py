@@ -110,8 +110,19 @@ class _EventCache:
             self._d[id(event)] = (event, key, found)
         return found
 
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
 
 _CACHE = _EventCache()
+
+
+def clear_event_cache() -> None:
+    """Forget every event's findings. The cache keeps its events alive, texts and outputs included, so a
+    pass over many traces (training's featurizing) clears it after each trace: a trace's decision points
+    share its events, no two traces share one."""
+    _CACHE.clear()
 
 
 def extract_event(event: Event) -> dict[str, list[tuple[str, Any, str]]]:

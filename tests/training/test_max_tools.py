@@ -10,6 +10,7 @@ from toolcast.data.schema import ToolSpec
 from toolcast.predictor.config import Config, TrainConfig, tiny_config
 from toolcast.predictor.features.extractors import extract_candidates
 from toolcast.training.datamodule import NextCallDataModule, tools_needed
+from toolcast.training.example_store import ExampleRows
 
 TINY = tiny_config()  # max_tools 8: two specials and six tools
 
@@ -48,7 +49,7 @@ def test_training_grows_max_tools_to_the_largest_tool_set(shop_traces, tmp_path)
     data = write(many_tools(shop_traces(12), 10), tmp_path / "logs.jsonl")
     dm = module(tmp_path, data, grow=True)
     assert dm.config.model.max_tools == 2 + 13
-    assert dm.examples["train"].arrays["tool_id"].shape[1] == 15  # every listed tool is a candidate
+    assert ExampleRows(dm.examples["train"]).arrays()["tool_id"].shape[1] == 15  # every tool a candidate
     # A second data module on the same cache reads the size back instead of recomputing it.
     again = NextCallDataModule([data], Config(model=TINY, train=TrainConfig()), tmp_path / "cache",
                                extract_candidates, grow_tools=True)

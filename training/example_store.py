@@ -1,0 +1,252 @@
+"""Featurized examples as memory-mapped Arrow (Hugging Face `datasets`), written shard by shard.
+
+A split of traces (`data.splits`: one JSON trace per row, memory-mapped) becomes a split of examples (one
+row per decision point) through `Dataset.map(batched=True, num_proc=N)`: each process featurizes its
+shard of the traces, a batch at a time, and writes its rows to its own Arrow file, so featurizing uses
+every core and never holds the whole set. The rows are exactly `examples.trace_examples`' arrays (int64
+stored as int32, as `examples.build_examples` stacks them), in the same order; `ExampleRows` reads
+batches from the memory-mapped files, so every training process (DDP ranks included) shares the page
+cache instead of loading its own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, Features, Value, concatenate_datasets
+from datasets import Sequence as ListOf
+from torch.utils.data import Dataset as TorchDataset
+
+from toolcast.data.schema import Trace
+from toolcast.data.splits import COL_TRACE
+from toolcast.predictor.features.extractors import clear_event_cache
+from toolcast.predictor.features.featurizer import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS, Featurizer
+from toolcast.training.examples import trace_examples
+
+log = logging.getLogger(__name__)
+
+COL_TRACE_INDEX = "trace_index"
+"""Which row of the split's traces an example came from."""
+COL_EVENTS = "n_events"
+"""Events in the example's context: what the bucketing sampler sorts by, without reading `ev_mask`."""
+META_COLUMNS = (COL_TRACE_INDEX, COL_EVENTS)
+TRACES_PER_BATCH = 64
+"""Traces featurized per `map` batch: one batch's examples is what a featurizing process holds."""
+EXAMPLES_FILE = "examples.arrow"
+WRITER_ROWS = 256
+"""Examples a featurizing process buffers before writing them (datasets' default, 1000, held ~100 MB)."""
+TRACES_PER_PROCESS = 256
+"""Fewer traces than this per process and another process costs more to start than it saves."""
+_ARRAY_TYPES = {2: Array2D, 3: Array3D, 4: Array4D, 5: Array5D}
+
+
+class TraceRows(Sequence[Trace]):
+    """The traces of one or more split datasets, decoded as they are read (never all at once)."""
+
+    def __init__(self, *parts: Dataset):
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, i: int) -> Trace:  # type: ignore[override]
+        for p in self.parts:
+            if i < len(p):
+                return Trace.from_dict(json.loads(p[i][COL_TRACE]))
+            i -= len(p)
+        raise IndexError(i)
+
+    def __iter__(self) -> Iterator[Trace]:
+        """Each trace in turn; after it, the extractors' per-event cache is let go (see
+        `extractors.clear_event_cache`: it would keep up to 100k events alive, the whole log at 1x)."""
+        for p in self.parts:
+            for batch in p.select_columns([COL_TRACE]).iter(batch_size=TRACES_PER_BATCH):
+                for text in batch[COL_TRACE]:
+                    yield Trace.from_dict(json.loads(text))
+                    clear_event_cache()
+
+
+def _stored(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.int32) if a.dtype == np.int64 else a
+
+
+def example_features(sample: dict[str, np.ndarray]) -> Features:
+    """The Arrow schema of an example: fixed shapes, from one example's arrays (the featurizer pads every
+    array to the config's sizes), plus the two meta columns."""
+    cols: dict[str, Any] = {}
+    for k, a in sample.items():
+        a = _stored(a)
+        dtype = str(a.dtype)
+        if a.ndim == 0:
+            cols[k] = Value(dtype)
+        elif a.ndim == 1:
+            cols[k] = ListOf(Value(dtype), length=a.shape[0])
+        else:
+            cols[k] = _ARRAY_TYPES[a.ndim](shape=a.shape, dtype=dtype)
+    cols[COL_TRACE_INDEX] = Value("int64")
+    cols[COL_EVENTS] = Value("int32")
+    return Features(cols)
+
+
+def _featurize_batch(batch: dict[str, list], indices: list[int], featurizer: Featurizer,
+                     by_group: dict, sources_by_group: dict, names: Sequence[str]) -> dict[str, Any]:
+    """`Dataset.map`'s function: the examples of a batch of traces, each column stacked."""
+    out: dict[str, list] = {k: [] for k in (*names, *META_COLUMNS)}
+    for index, text in zip(indices, batch[COL_TRACE], strict=True):
+        t = Trace.from_dict(json.loads(text))
+        for ex in trace_examples(t, featurizer, by_group.get(t.group), sources_by_group.get(t.group)):
+            for k in names:
+                out[k].append(_stored(ex[k]))
+            out[COL_TRACE_INDEX].append(index)
+            out[COL_EVENTS].append(int(ex["ev_mask"].sum()))
+        clear_event_cache()
+    return {k: np.stack(v) if v and k in names else v for k, v in out.items()}
+
+
+def featurize_split(
+    traces: Dataset,
+    featurizer: Featurizer,
+    out: Path,
+    fingerprint: str,
+    num_proc: int = 1,
+    transitions_by_group: dict | None = None,
+    sources_by_group: dict | None = None,
+) -> int:
+    """Featurize a split's traces into Arrow files in the folder `out` (read back by `load_examples`);
+    the number of examples. `num_proc` processes each write their shard's rows to a file. `fingerprint`:
+    the cache key of these examples (datasets would otherwise hash the featurizer and the counts to name
+    its files). `*_by_group`: cross-fitting, see `build_examples`."""
+    first = next((ex for t in TraceRows(traces) for ex in trace_examples(t, featurizer)), None)
+    if first is None:
+        raise ValueError("no decision points in the given traces")
+    features = example_features(first)
+    names = [k for k in features if k not in META_COLUMNS]
+    procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
+    out.mkdir(parents=True)
+    # Each process writes its shard to `out` (examples_0000k_of_0000n.arrow; one process: examples.arrow),
+    # and those files are the stored examples: no copy through save_to_disk, which would read them all
+    # back (every page of the memory map resident at once).
+    examples = traces.select_columns([COL_TRACE]).map(
+        _featurize_batch,
+        with_indices=True,
+        batched=True,
+        batch_size=TRACES_PER_BATCH,
+        num_proc=procs if procs > 1 else None,
+        remove_columns=[COL_TRACE],
+        features=features,
+        fn_kwargs={"featurizer": featurizer, "by_group": transitions_by_group or {},
+                   "sources_by_group": sources_by_group or {}, "names": names},
+        cache_file_name=str(out / EXAMPLES_FILE),
+        new_fingerprint=fingerprint,
+        writer_batch_size=WRITER_ROWS,
+        desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
+    )
+    return len(examples)
+
+
+def load_examples(path: str | os.PathLike) -> Dataset:
+    """A featurized split (`featurize_split`'s folder), memory-mapped: its shard files in order."""
+    stem = EXAMPLES_FILE.removesuffix(".arrow")
+    files = sorted(Path(path).glob(f"{stem}*.arrow"))
+    if not files:
+        raise FileNotFoundError(f"no {EXAMPLES_FILE} shards in {path}")
+    return concatenated([Dataset.from_file(str(f)) for f in files])
+
+
+def concatenated(parts: Sequence[Dataset]) -> Dataset:
+    return parts[0] if len(parts) == 1 else concatenate_datasets(list(parts))
+
+
+# Padded axes trimmed to the batch's longest: (arrays, axis, the mask or token array that says the length).
+# The featurizer's model inputs with those axes, plus the training targets that share them ("agent" has
+# no event axis).
+_EVENT_AXIS = tuple(n for n in EVENT_INPUTS if n != "agent")
+_TOOL_AXIS = (*TOOL_INPUTS, "tool_multi")
+_SLOT_AXIS = (*SLOT_INPUTS, "slot_target")
+_CAND_AXIS = ("cand_num", "cand_key", "cand_event", "cand_mask")
+_TOKEN_ARRAYS = ("ev_keys", "ev_text", "tool_name", "tool_desc", "tool_params", "slot_name", "cand_key")
+
+
+def trim_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Cut each padded axis to the longest example of the batch (tokens are left-aligned, events and
+    tools right-padded). The model's outputs are the same at any padding; most contexts are far shorter
+    than the maximum, so this is most of the training speed."""
+    n = max(1, int(b["ev_mask"].sum(1).max()))
+    c = max(3, int(b["tool_mask"].sum(1).max()))
+    s = max(1, int(b["slot_mask"].sum(1).max()))
+    m = max(1, int(b["cand_mask"].sum(-1).max()))
+    out = dict(b)
+    for k in _EVENT_AXIS:
+        out[k] = out[k][:, :n]
+    for k in _TOOL_AXIS:
+        out[k] = out[k][:, :c]
+    for k in _SLOT_AXIS:
+        out[k] = out[k][:, :s]
+    for k in _CAND_AXIS:
+        out[k] = out[k][:, :, :m]
+    for k in _TOKEN_ARRAYS:
+        t = max(1, int((out[k] > 0).sum(-1).max()))
+        out[k] = out[k][..., :t]
+    return out
+
+
+class ExampleRows(TorchDataset):
+    """Batches read from the memory-mapped examples (`__getitems__`: one Arrow `take` per batch, each
+    column's values reshaped into an array without a Python object per row), trimmed to the batch's
+    longest context (`trim_batch`)."""
+
+    def __init__(self, examples: Dataset):
+        self.names = [k for k in examples.features if k not in META_COLUMNS]
+        self.shapes = {k: _shape(examples.features[k]) for k in self.names}
+        # `load_examples` gives datasets without an indices mapping: the table's rows are the examples
+        self.table = examples.with_format(None).data.table.select(self.names)
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def lengths(self) -> np.ndarray:
+        """Events in each example's context (what the bucketing sampler sorts by)."""
+        return np.asarray(self.examples.with_format("numpy")[COL_EVENTS])
+
+    def arrays(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """The stacked arrays of the given rows (all rows if None): `examples.Examples.arrays`' layout and
+        values, integers widened to int64 (as the model takes them; stored as int32)."""
+        rows = self.table if indices is None else self.table.take(np.asarray(indices, dtype=np.int64))
+        return {k: _values(rows.column(k), rows.num_rows, self.shapes[k]) for k in self.names}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        batch = trim_batch(self.arrays(indices))
+        return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in batch.items()}
+
+
+def _shape(feature: Any) -> tuple[int, ...]:
+    if isinstance(feature, Value):
+        return ()
+    if isinstance(feature, ListOf):
+        return (feature.length,)
+    return tuple(feature.shape)
+
+
+def _values(column: pa.ChunkedArray, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A fixed-shape column as one (n, *shape) array: its nested lists flattened down to the values."""
+    arr = column.combine_chunks()
+    if isinstance(arr, pa.ExtensionArray):  # datasets' ArrayXD: nested lists underneath
+        arr = arr.storage
+    t = pa.types
+    while t.is_list(arr.type) or t.is_fixed_size_list(arr.type) or t.is_large_list(arr.type):
+        arr = arr.flatten()
+    values = arr.to_numpy(zero_copy_only=False).reshape(n, *shape)
+    return values.astype(np.int64) if values.dtype == np.int32 else values
