@@ -13,8 +13,10 @@ speculative run started afterwards never sees it as its own.
 Speculative runs of frameworks whose tools need the run's context (pydantic-ai's `RunContext`, the OpenAI
 Agents SDK's `RunContextWrapper`) get the session they belong to from the same context variables: the
 runtime starts speculation from the call (or user message) that reached the decision point. The runtime
-knows tools by name only, so several adapters may share one runtime (agents built per request): each
-session is routed to the bare runs of the adapter that started it. A speculative run that cannot find its
+knows tools by name only, so several adapters may share one runtime (agents built per request): a tool
+is registered with the runtime once, by the first adapter (the runtime refuses a second tool of one
+name; the others reuse it, and must give it the same contract), and each session is routed to the bare
+runs of the adapter that started it. A speculative run that cannot find its
 session raises, which the runtime never shows to the agent.
 
 Only the runtime's public API is used: `start_session`, `observe`, `observe_user`, `call`, `end_session`.
@@ -66,6 +68,8 @@ _REAL: ContextVar[_RealCall | None] = ContextVar("toolcast_adapter_real_call", d
 _SESSION: ContextVar[str | None] = ContextVar("toolcast_adapter_session", default=None)
 _ROUTES: WeakKeyDictionary[SpeculativeRuntime, dict[str, dict[str, BareRun]]] = WeakKeyDictionary()
 """Per runtime: session -> the bare runs (by tool name) of the adapter that started the session."""
+_REGISTERED: WeakKeyDictionary[SpeculativeRuntime, dict[str, Tool]] = WeakKeyDictionary()
+"""Per runtime: the tools the adapters registered with it (shared by the adapters on that runtime)."""
 
 
 def policy_of(contracts: Contracts) -> ContractPolicy:
@@ -109,8 +113,17 @@ class Bridge:
             return await bare(session, args)
 
         contract = contract if contract is not None else self.policy.for_tool(name)
+        registered = _REGISTERED.setdefault(self.runtime, {})
+        tool = registered.get(name)
+        if tool is not None:  # another adapter on this runtime registered it: its sessions route by session
+            if tool.contract != contract:
+                raise ValueError(f"tool {name!r}: another adapter on this runtime registered it with the "
+                                 f"contract {tool.contract}; this one gives {contract}")
+            self.tools[name] = tool
+            return tool
         tool = Tool(name, run, dict(spec.parameters), spec.description, contract, dict(spec.annotations))
         self.runtime.add_tool(tool)
+        registered[name] = tool
         self.tools[name] = tool
         if contract is not DENY:
             log.debug("tool %s: %s", name, contract.why_not() or "may run ahead")
