@@ -29,7 +29,8 @@ Each tool has a `kind`; what a call of it promises follows from the kind and the
   anything meanwhile; `deny` (Task, unknown tools): state-changing, undeclared.
 
 Paths: relative paths also key as `file:*/<path>`, so `apply_patch` on `src/a.py` invalidates a `Read`
-of `/repo/src/a.py`; glob characters in a path become `?` (a key matches itself and never misses).
+of `/repo/src/a.py`; glob characters and braces in a path become `?` (a key matches itself and never
+misses; a brace would make `{name}` a placeholder that `resolve_keys` fills from the call's arguments).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ DEFAULT_FILE = Path(__file__).parent / "profiles" / "coding_contracts.json"
 FORMAT = "toolcast-coding-contracts/1"
 KINDS = ("file_read", "search", "shell", "file_write", "patch", "web", "state", "quiet", "ask_user", "deny")
 ALL_FILES = ("file:*",)
-_GLOB = re.compile(r"[*?\[\]]")
+_GLOB = re.compile(r"[*?\[\]{}]")
+"""Glob characters, and braces (`resolve_keys` would fill `{name}` in a key from the call's arguments)."""
 _PATCH_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$", re.MULTILINE)
 
 
