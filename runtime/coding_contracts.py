@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -77,6 +78,16 @@ class CodingContract(ToolContract):
     """Seconds a speculative result of this tool stays fresh (its TTL)."""
     state_keys: tuple[str, ...] = ()
     """Resource keys a `state` tool mutates."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Refused here, when the tool is registered, not when a call derives its contract from them: a
+        # bad field must never fail the agent's real call (`for_call` runs inside `runtime.call`).
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        v = self.fresh_for
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"fresh_for must be a finite number of seconds > 0, got {v!r}")
 
     def for_call(self, args: Mapping[str, Any]) -> ToolContract:
         kind = self.kind

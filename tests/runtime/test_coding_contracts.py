@@ -109,6 +109,16 @@ def test_keys_from_paths_with_braces_are_never_filled_from_the_call_s_arguments(
     assert not overlap("Edit", {"file_path": "/b/{x}.py"}, "Read", {"file_path": "/a/{x}.py"})
 
 
+@pytest.mark.parametrize("fields", [{"kind": "bogus"}, {"kind": "file_read", "fresh_for": float("nan")},
+                                    {"kind": "search", "fresh_for": 0.0}])
+def test_a_coding_contract_that_contradicts_itself_is_refused_when_made(fields):
+    """Not later, in `for_call`, which runs inside the agent's real call."""
+    from toolcast.runtime.coding_contracts import CodingContract
+
+    with pytest.raises(ValueError):
+        CodingContract(**fields)
+
+
 def test_patch_files_reads_every_kind_of_hunk():
     patch = ("*** Begin Patch\n*** Add File: a.py\n+x\n*** Delete File: b.py\n*** Update File: c.py\n"
              "*** Move to: d.py\n@@\n-x\n+y\n*** End Patch")
