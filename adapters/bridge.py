@@ -95,6 +95,7 @@ class Bridge:
         self.tools: dict[str, Tool] = {}
         self._bare: dict[str, BareRun] = {}
         self._routes = _ROUTES.setdefault(runtime, {})
+        self._prune_at = 64
 
     def register(self, spec: ToolSpec, run_bare: BareRun, contract: ToolContract | None = None) -> Tool:
         """Register a framework tool. `contract` overrides the policy's (e.g. one from MCP annotations)."""
@@ -132,11 +133,26 @@ class Bridge:
     # ---- sessions ----
     def start(self, session: str, *, model: str | None = None, metadata: Mapping[str, Any] | None = None
               ) -> None:
+        self._prune()
         self._routes[session] = self._bare
         self.runtime.start_session(session, model=model, metadata=metadata)
 
+    def _prune(self) -> None:
+        """Forget the routes of sessions the runtime has ended on its own (idle past `session_idle_s`, or
+        beyond `max_sessions`): an adapter that never ends its sessions (a plain LangGraph `ToolNode`, an
+        MCP client, a run that raised) must not grow the routes without bound. Amortised: only once they
+        have doubled since the last time. A session the agent goes on with gets its route back at its
+        next call."""
+        if len(self._routes) <= self._prune_at:
+            return
+        live = set(self.runtime.session_ids())
+        for session in [s for s in self._routes if s not in live]:
+            del self._routes[session]
+        self._prune_at = 2 * len(self._routes) + 64
+
     def user(self, session: str, text: str) -> None:
         """The user's message: a decision point, so speculation starts (in this session's context)."""
+        self._routes.setdefault(session, self._bare)
         token = _SESSION.set(session)
         try:
             self.runtime.observe_user(session, text)
@@ -156,6 +172,7 @@ class Bridge:
         """The agent's real call: served from speculation on an exact match, else `run()` (the framework's
         own execution). Returns what `run()` returns (or what a bare run returned, for a served call); a
         `Result` comes back as its `value`."""
+        self._routes.setdefault(session, self._bare)  # pruned after the runtime ended it: it goes on
         real = _RealCall(session, tool, run)
         token = _REAL.set(real)
         try:
