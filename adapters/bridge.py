@@ -100,6 +100,8 @@ class Bridge:
     def register(self, spec: ToolSpec, run_bare: BareRun, contract: ToolContract | None = None) -> Tool:
         """Register a framework tool. `contract` overrides the policy's (e.g. one from MCP annotations)."""
         name = spec.name
+        if name in self.tools:
+            raise ValueError(f"two tools named {name!r} in one agent")
         self._bare[name] = run_bare
         routes = self._routes
 

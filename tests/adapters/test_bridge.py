@@ -21,6 +21,8 @@ def test_adapters_sharing_a_runtime_register_a_tool_once():
     tool = first.register(ToolSpec("get_order"), _bare)
     assert second.register(ToolSpec("get_order"), _bare) is tool
     assert second.tools == {"get_order": tool}
+    with pytest.raises(ValueError, match="two tools named 'get_order'"):
+        second.register(ToolSpec("get_order"), _bare)  # one agent's own duplicate is still an error
 
 
 def test_a_second_adapter_cannot_give_a_shared_tool_another_contract():
