@@ -13,8 +13,10 @@ speculative run started afterwards never sees it as its own.
 Speculative runs of frameworks whose tools need the run's context (pydantic-ai's `RunContext`, the OpenAI
 Agents SDK's `RunContextWrapper`) get the session they belong to from the same context variables: the
 runtime starts speculation from the call (or user message) that reached the decision point. The runtime
-knows tools by name only, so several adapters may share one runtime (agents built per request): each
-session is routed to the bare runs of the adapter that started it. A speculative run that cannot find its
+knows tools by name only, so several adapters may share one runtime (agents built per request): a tool
+is registered with the runtime once, by the first adapter (the runtime refuses a second tool of one
+name; the others reuse it, and must give it the same contract), and each session is routed to the bare
+runs of the adapter that started it. A speculative run that cannot find its
 session raises, which the runtime never shows to the agent.
 
 Only the runtime's public API is used: `start_session`, `observe`, `observe_user`, `call`, `end_session`.
@@ -66,6 +68,8 @@ _REAL: ContextVar[_RealCall | None] = ContextVar("toolcast_adapter_real_call", d
 _SESSION: ContextVar[str | None] = ContextVar("toolcast_adapter_session", default=None)
 _ROUTES: WeakKeyDictionary[SpeculativeRuntime, dict[str, dict[str, BareRun]]] = WeakKeyDictionary()
 """Per runtime: session -> the bare runs (by tool name) of the adapter that started the session."""
+_REGISTERED: WeakKeyDictionary[SpeculativeRuntime, dict[str, Tool]] = WeakKeyDictionary()
+"""Per runtime: the tools the adapters registered with it (shared by the adapters on that runtime)."""
 
 
 def policy_of(contracts: Contracts) -> ContractPolicy:
@@ -91,10 +95,13 @@ class Bridge:
         self.tools: dict[str, Tool] = {}
         self._bare: dict[str, BareRun] = {}
         self._routes = _ROUTES.setdefault(runtime, {})
+        self._prune_at = 64
 
     def register(self, spec: ToolSpec, run_bare: BareRun, contract: ToolContract | None = None) -> Tool:
         """Register a framework tool. `contract` overrides the policy's (e.g. one from MCP annotations)."""
         name = spec.name
+        if name in self.tools:
+            raise ValueError(f"two tools named {name!r} in one agent")
         self._bare[name] = run_bare
         routes = self._routes
 
@@ -109,8 +116,17 @@ class Bridge:
             return await bare(session, args)
 
         contract = contract if contract is not None else self.policy.for_tool(name)
+        registered = _REGISTERED.setdefault(self.runtime, {})
+        tool = registered.get(name)
+        if tool is not None:  # another adapter on this runtime registered it: its sessions route by session
+            if tool.contract != contract:
+                raise ValueError(f"tool {name!r}: another adapter on this runtime registered it with the "
+                                 f"contract {tool.contract}; this one gives {contract}")
+            self.tools[name] = tool
+            return tool
         tool = Tool(name, run, dict(spec.parameters), spec.description, contract, dict(spec.annotations))
         self.runtime.add_tool(tool)
+        registered[name] = tool
         self.tools[name] = tool
         if contract is not DENY:
             log.debug("tool %s: %s", name, contract.why_not() or "may run ahead")
@@ -119,11 +135,26 @@ class Bridge:
     # ---- sessions ----
     def start(self, session: str, *, model: str | None = None, metadata: Mapping[str, Any] | None = None
               ) -> None:
+        self._prune()
         self._routes[session] = self._bare
         self.runtime.start_session(session, model=model, metadata=metadata)
 
+    def _prune(self) -> None:
+        """Forget the routes of sessions the runtime has ended on its own (idle past `session_idle_s`, or
+        beyond `max_sessions`): an adapter that never ends its sessions (a plain LangGraph `ToolNode`, an
+        MCP client, a run that raised) must not grow the routes without bound. Amortised: only once they
+        have doubled since the last time. A session the agent goes on with gets its route back at its
+        next call."""
+        if len(self._routes) <= self._prune_at:
+            return
+        live = set(self.runtime.session_ids())
+        for session in [s for s in self._routes if s not in live]:
+            del self._routes[session]
+        self._prune_at = 2 * len(self._routes) + 64
+
     def user(self, session: str, text: str) -> None:
         """The user's message: a decision point, so speculation starts (in this session's context)."""
+        self._routes.setdefault(session, self._bare)
         token = _SESSION.set(session)
         try:
             self.runtime.observe_user(session, text)
@@ -143,6 +174,7 @@ class Bridge:
         """The agent's real call: served from speculation on an exact match, else `run()` (the framework's
         own execution). Returns what `run()` returns (or what a bare run returned, for a served call); a
         `Result` comes back as its `value`."""
+        self._routes.setdefault(session, self._bare)  # pruned after the runtime ended it: it goes on
         real = _RealCall(session, tool, run)
         token = _REAL.set(real)
         try:

@@ -91,6 +91,8 @@ class SpeculationMiddleware(AgentMiddleware):
         self.model = model
         self._lc_tools: dict[str, BaseTool] = {}
         self._seen: dict[str, int] = {}
+        """Session -> messages reported. A plain `ToolNode` never ends its sessions: see `_sync`."""
+        self._prune_at = 64
         for t in tools:
             t = t if isinstance(t, BaseTool) else as_tool(t)
             contract = None
@@ -117,6 +119,10 @@ class SpeculationMiddleware(AgentMiddleware):
     def _sync(self, session: str, messages: Sequence[BaseMessage]) -> None:
         """Report the conversation's messages the runtime has not seen yet (user and model turns)."""
         if session not in self._seen:
+            if len(self._seen) > self._prune_at:  # sessions the runtime ended on its own (idle): forget
+                live = set(self.runtime.session_ids())  # them; one that goes on is reported afresh
+                self._seen = {s: n for s, n in self._seen.items() if s in live}
+                self._prune_at = 2 * len(self._seen) + 64
             self.bridge.start(session, model=self.model)
             self._seen[session] = 0
         for m in messages[self._seen[session]:]:

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "train split of --data is used and the test split replayed")
     p.add_argument("--split", choices=("test", "validation", "train", "all"),
                    help="which split of --data to replay (default: test without --train, all with it)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0, as `toolcast import`)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the task-grouped split (default 0, as `toolcast train` and `eval`)")
     p.add_argument("--latency", metavar="PROFILE",
                    help="latency profile JSON (default: the shipped profile, tools as remote APIs)")
     p.add_argument("--tool-time", choices=("profile", "recorded"),

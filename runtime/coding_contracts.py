@@ -29,13 +29,15 @@ Each tool has a `kind`; what a call of it promises follows from the kind and the
   anything meanwhile; `deny` (Task, unknown tools): state-changing, undeclared.
 
 Paths: relative paths also key as `file:*/<path>`, so `apply_patch` on `src/a.py` invalidates a `Read`
-of `/repo/src/a.py`; glob characters in a path become `?` (a key matches itself and never misses).
+of `/repo/src/a.py`; glob characters and braces in a path become `?` (a key matches itself and never
+misses; a brace would make `{name}` a placeholder that `resolve_keys` fills from the call's arguments).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -50,7 +52,8 @@ DEFAULT_FILE = Path(__file__).parent / "profiles" / "coding_contracts.json"
 FORMAT = "toolcast-coding-contracts/1"
 KINDS = ("file_read", "search", "shell", "file_write", "patch", "web", "state", "quiet", "ask_user", "deny")
 ALL_FILES = ("file:*",)
-_GLOB = re.compile(r"[*?\[\]]")
+_GLOB = re.compile(r"[*?\[\]{}]")
+"""Glob characters, and braces (`resolve_keys` would fill `{name}` in a key from the call's arguments)."""
 _PATCH_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$", re.MULTILINE)
 
 
@@ -75,6 +78,16 @@ class CodingContract(ToolContract):
     """Seconds a speculative result of this tool stays fresh (its TTL)."""
     state_keys: tuple[str, ...] = ()
     """Resource keys a `state` tool mutates."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Refused here, when the tool is registered, not when a call derives its contract from them: a
+        # bad field must never fail the agent's real call (`for_call` runs inside `runtime.call`).
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        v = self.fresh_for
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"fresh_for must be a finite number of seconds > 0, got {v!r}")
 
     def for_call(self, args: Mapping[str, Any]) -> ToolContract:
         kind = self.kind

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, ToolSpec, Trace, canonical_args
 from toolcast.predictor.protocol import CallPrediction, Predictor
+from toolcast.runtime.canonical import canonical
 from toolcast.runtime.contracts import ContractPolicy
 from toolcast.runtime.latency import LatencyProfile, LLMTiming
 from toolcast.runtime.planner import Estimates
@@ -100,15 +101,23 @@ def _stand_in(name: str, profile: LatencyProfile, tool_time: ToolTime, scale: fl
 
     async def run(**args):
         r = _CURRENT.get()
-        cargs = canonical_args(args)
-        seen = r.outputs.get((name, cargs), [])
+        seen = r.outputs.get((name, _match_key(args)), [])
         call = next((c for j, c in seen if j >= r.cursor), seen[-1][1] if seen else None)
         recorded = recorded_tool_s(call) if call is not None else None
+        # The logged call's own args seed its time: a speculative run (given the canonical value, 7 for
+        # 7.0) takes as long as the agent's real call of it would.
+        cargs = canonical_args(call.args if call is not None else args)
         await asyncio.sleep(tool_seconds(r.trace.trace_id, name, cargs, profile, tool_time, recorded) * scale)
         return (call.output or "") if call is not None else ""
 
     run.__name__ = name
     return run
+
+
+def _match_key(args: dict) -> str:
+    """Calls are the same call by the runtime's canonical form (`canonical.py`: 7 and 7.0 are one), the
+    form a served call is matched by; args with none (not JSON) by their text."""
+    return canonical(args) or canonical_args(args)
 
 
 def replay_tools(traces: Iterable[Trace], contracts: ContractPolicy, profile: LatencyProfile,
@@ -139,7 +148,7 @@ async def replay_trace(rt: SpeculativeRuntime, trace: Trace, session: str, contr
     outputs: dict[tuple[str, str], list[tuple[int, ToolCall]]] = defaultdict(list)
     for j, e in enumerate(trace.events):
         if isinstance(e, ToolCall):
-            outputs[e.key].append((j, e))
+            outputs[e.tool, _match_key(e.args)].append((j, e))
     state = _Replaying(trace, timing, 0, dict(outputs), scale=scale)
     token = _CURRENT.set(state)
     metadata = {"source": trace.source, **trace.metadata}

@@ -527,7 +527,19 @@ class SpeculativeRuntime:
         log.debug("[speculative] launch %s %s (p=%.2f, U=%.3f)", t.name, entry.cargs, pred.p_call, ch.utility,
                  extra={"speculative": True, "session": s.id, "tool": t.name})
         entry.handle = asyncio.create_task(self._run_speculative(t, entry, job))
+        entry.handle.add_done_callback(lambda _task: self._never_ran(entry, job))
         return entry
+
+    def _never_ran(self, entry: Entry, job: int) -> None:
+        """A run cancelled before its first step (retired in the tick it was launched: its session ended,
+        a write invalidated it) never enters `_run_speculative`, so its `finally` must happen here, or its
+        worker stays taken for good."""
+        if job not in self._spec_jobs:
+            return  # it ran: `_run_speculative` released its worker
+        if entry.state is State.RUNNING:
+            self.cache.finish(entry, now=self._now(), error=asyncio.CancelledError())
+        self._spec_jobs.pop(job, None)
+        self._release(job)
 
     async def _run_speculative(self, t: Tool, entry: Entry, job: int) -> None:
         try:

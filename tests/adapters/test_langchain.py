@@ -150,3 +150,22 @@ async def test_speculative_runs_stay_out_of_the_agents_event_stream(kit, predict
     assert stats["launched"] >= 1 and sum(shop.ran.values()) > len(kit.AGENT_CALLS)
     assert len(started) == len(kit.AGENT_CALLS) - stats["hits"] - stats["joins"]
     assert set(started) <= {tool for tool, _ in kit.AGENT_CALLS} and "cancel_order" in started
+
+
+async def test_a_tool_node_s_sessions_the_runtime_ended_are_forgotten(kit):
+    """A plain ToolNode never ends its sessions (one per graph thread); the runtime ends them on its own
+    (issue 16: idle, or beyond max_sessions) and the middleware must not remember every thread forever."""
+    from langchain_core.messages import HumanMessage
+
+    from toolcast.runtime import RuntimeConfig
+
+    mw = speculation_middleware(shop_tools(kit.Shop()), kit.CONTRACTS, None, RuntimeConfig(max_sessions=4))
+
+    async def run():
+        return "real"
+
+    for i in range(300):
+        mw._sync(f"lg-{i}", [HumanMessage("hi")])  # noqa: SLF001 - what awrap_tool_call does first
+        await mw.bridge.call(f"lg-{i}", "get_order", {"order_id": "W1"}, run)
+    assert len(mw._seen) <= 2 * 5 + 64 + 1  # noqa: SLF001
+    await mw.runtime.aclose()

@@ -323,3 +323,41 @@ def test_a_thread_lane_counts_cancelled_runs_until_their_thread_ends():
         deadline.wait(0.01)
     assert lane.busy == 0
     lane.shutdown()
+
+
+@pytest.mark.parametrize("end", ["aclose", "invalidated"])
+def test_a_run_cancelled_before_its_first_step_gives_its_worker_back(end):
+    """A speculative run retired in the tick it was launched never starts its coroutine; its worker must
+    still come back (the flaky `pool.busy == 1` of test_base_exceptions_from_speculative_runs...)."""
+
+    class Reads1:
+        name = "reads1"
+
+        def predict(self, context, k=3):
+            return [CallPrediction("read", {"x": 1}, p_tool=0.9, p_call=0.9)]
+
+    async def read(x):
+        await asyncio.sleep(0.01)
+        return x
+
+    async def write():
+        return "ok"
+
+    async def agent():
+        tools = [Tool("read", read, contract=read_only(50.0)), Tool("write", write)]
+        rt = SpeculativeRuntime(tools, Reads1(), RuntimeConfig(workers=2, predict_in_thread=False,
+                                                               planner=PlannerConfig(threshold=-5.0)))
+        rt.observe_user("s", "hi")
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if list(rt.cache.running()):
+                break  # launched this tick, not started yet
+        assert rt.pool.busy == 1
+        if end == "invalidated":
+            await rt.call("t", "write", {})  # undeclared mutates: every read is invalidated
+            await asyncio.sleep(0.05)
+            busy = rt.pool.busy
+        await rt.aclose()
+        return busy if end == "invalidated" else rt.pool.busy
+
+    assert run_virtual(agent()) == 0

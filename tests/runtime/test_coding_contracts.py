@@ -96,6 +96,29 @@ def test_a_read_is_invalidated_by_writes_that_may_touch_its_path(policy):
                    call(policy, "Read", file_path="/repo/[id]/page.tsx"))  # glob characters in paths
 
 
+def test_keys_from_paths_with_braces_are_never_filled_from_the_call_s_arguments(policy):
+    """The runtime resolves a per-call contract's keys with the call's own arguments (`resolve_keys`), so
+    a `{pattern}` in a path must stay literal: filled with Grep's pattern it missed the Edit below."""
+    def overlap(tool_w, args_w, tool_r, args_r):
+        write, read = call(policy, tool_w, **args_w), call(policy, tool_r, **args_r)
+        return keys_overlap(write.mutate_keys(args_w), read.read_keys(args_r))
+
+    assert overlap("Edit", {"file_path": "/a/{pattern}/x.py"},
+                   "Grep", {"pattern": "foo", "path": "/a/{pattern}"})
+    assert overlap("Edit", {"file_path": "/a/{file_path}"}, "Read", {"file_path": "/a/{file_path}"})
+    assert not overlap("Edit", {"file_path": "/b/{x}.py"}, "Read", {"file_path": "/a/{x}.py"})
+
+
+@pytest.mark.parametrize("fields", [{"kind": "bogus"}, {"kind": "file_read", "fresh_for": float("nan")},
+                                    {"kind": "search", "fresh_for": 0.0}])
+def test_a_coding_contract_that_contradicts_itself_is_refused_when_made(fields):
+    """Not later, in `for_call`, which runs inside the agent's real call."""
+    from toolcast.runtime.coding_contracts import CodingContract
+
+    with pytest.raises(ValueError):
+        CodingContract(**fields)
+
+
 def test_patch_files_reads_every_kind_of_hunk():
     patch = ("*** Begin Patch\n*** Add File: a.py\n+x\n*** Delete File: b.py\n*** Update File: c.py\n"
              "*** Move to: d.py\n@@\n-x\n+y\n*** End Patch")

@@ -150,3 +150,22 @@ def test_user_time_is_replayed_on_the_clock_but_not_counted_as_task_time(fk):
     after_yes = next(c for c in seen if getattr(c.events[-1], "text", None) == "yes")
     gap = after_yes.events[-1].t_end - after_yes.events[-2].t_end
     assert gap == pytest.approx(1.0)
+
+
+def test_a_call_served_from_speculation_returns_the_logged_output_when_its_args_are_integral_floats(fk):
+    """The runtime hands speculative runs the arguments' canonical JSON value (`order_id` 7.0 runs as 7);
+    the replayed tool must still find the log's output for that call, or the agent sees "" instead."""
+    t = fk.shop_trace()
+    for c in t.calls:
+        c.args = {k: 7.0 for k in c.args}
+    seen: list[Context] = []
+
+    class RecordingPerfect(Perfect):
+        def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+            seen.append(context)
+            return super().predict(context, k)
+
+    report = simulate([t], {"perfect": RecordingPerfect()}, profile=FIXED)
+    assert report.runs["perfect"].stats.tool("get_order").hits >= 1
+    served = [e.output for e in seen[-1].events if hasattr(e, "output")]
+    assert served == [c.output for c in t.calls]
