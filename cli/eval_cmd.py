@@ -9,7 +9,8 @@ import math
 from typing import Any
 
 from toolcast.cli.common import add_input_args, atomic_output, fail, report_format_error
-from toolcast.data import ImportReport, TraceFormatError, load_traces
+from toolcast.data import ImportReport, Trace, TraceFormatError, load_traces
+from toolcast.data.quality import is_looping
 from toolcast.predictor.baselines import BASELINES, fit_baseline
 from toolcast.predictor.protocol import Predictor
 from toolcast.training.evaluate import (
@@ -19,6 +20,7 @@ from toolcast.training.evaluate import (
     plot_reliability,
     split_for_eval,
 )
+from toolcast.training.trained_on import TrainedOn
 
 log = logging.getLogger("toolcast")
 
@@ -45,17 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Measure a predictor on the decision points of held-out traces: tool top-1/top-3 and "
         "call (tool + exact arguments) top-1/top-3 over the points where the agent called a tool, "
         "<respond> precision/recall and expected calibration error over all points. A point counts as "
-        "right when the prediction matches any call of the agent's turn (parallel calls). Without "
-        "--train, --data is split by task group (--seed; 80/10/10): baselines are fitted on "
-        "train+validation and everything is measured on the test split.")
+        "right when the prediction matches any call of the agent's turn (parallel calls). A --model is "
+        "measured on every trace of --data it was not trained on (its metrics card records its training "
+        "traces): on its own logs that is their test split, on other logs all of them. A --baseline "
+        "without --train is fitted on the train+validation splits of --data (task-grouped, --seed; "
+        "80/10/10) and measured on the test split.")
     add_input_args(p, flag="--data")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", metavar="DIR", help="a trained model directory")
     who.add_argument("--baseline", choices=BASELINES, help="fit and measure a baseline instead of a model")
     p.add_argument("--train", nargs="+", metavar="PATH",
                    help="logs to fit the baseline on; then all of --data is measured")
-    p.add_argument("--no-split", action="store_true",
-                   help="measure on all of --data (it is already held out), not on its test split")
+    split = p.add_mutually_exclusive_group()
+    split.add_argument("--no-split", action="store_true",
+                       help="measure on all of --data, even traces the model was trained on")
+    split.add_argument("--split", action="store_true",
+                       help="measure on the test split of --data (--seed) even when the model was not "
+                       "trained on it")
     p.add_argument("--seed", type=int, default=0, help="seed of the task-grouped split (default 0)")
     p.add_argument("--keep-looping", action="store_true",
                    help="also measure looping traces (more than 3 of the agent's calls repeat the call just "
@@ -78,7 +86,14 @@ def run(args: argparse.Namespace) -> int:
         return report_format_error(e)
     if args.model and args.train:
         return fail("--train fits a baseline; a --model is already trained (drop --train)")
-    if train is None and not args.no_split:
+    trained = _trained_on(args.model) if args.model else None
+    if args.model and not args.split and not args.no_split and trained is not None:
+        fit, test, setup = [], *_not_trained_on(data, trained, args.keep_looping)
+    elif train is None and not args.no_split:
+        if args.model and not args.split:
+            log.warning("%s: its metrics card does not record the traces it was trained on (trained by an "
+                        "older toolcast): measuring the test split of --data, as if the logs were its own; "
+                        "--no-split measures all of them", args.model)
         fit, test = split_for_eval(data, args.seed, keep_looping=args.keep_looping)
         setup = {"measured_on": "test split of --data", "fitted_on": "train+validation splits of --data",
                  "split": "task-grouped 80/10/10", "seed": args.seed,
@@ -89,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         setup.pop("fitted_on", None)
     if not test:
+        if "left_out_trained" in setup:
+            return fail(f"no traces to measure on: the model was trained on all {setup['left_out_trained']} "
+                        "traces of --data (give logs it has not seen, or --no-split to measure them anyway)")
         return fail("no traces to measure on (the test split of --data is empty: give more task groups, "
                     "another --seed, or --no-split)")
     try:
@@ -114,6 +132,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained_on(model: str) -> TrainedOn | None:
+    """The model directory's record of its training traces (None: no card, or an older one)."""
+    from pathlib import Path
+
+    from toolcast.predictor.modeldir import METRICS_FILE
+
+    path = Path(model) / METRICS_FILE
+    try:
+        return TrainedOn.from_metrics(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _not_trained_on(data: list[Trace], trained: TrainedOn,
+                    keep_looping: bool) -> tuple[list[Trace], dict[str, Any]]:
+    """(the traces to measure, setup): every trace of --data the model was not fitted on, each trace id
+    once, looping traces left out unless kept (training leaves them out too)."""
+    unique: dict[str, Trace] = {}
+    for t in data:
+        unique.setdefault(t.trace_id, t)
+    test, seen = trained.partition(unique.values())
+    looping = [] if keep_looping else [t for t in test if is_looping(t)]
+    if looping:
+        test = [t for t in test if not is_looping(t)]
+    measured_on = "all of --data" if not seen else (
+        f"--data less the {len(seen)} traces the model was trained or calibrated on")
+    setup: dict[str, Any] = {
+        "measured_on": measured_on, "data_traces": len(unique), "left_out_trained": len(seen),
+        "looping_left_out": None if keep_looping else {
+            "traces": len(looping), "points": sum(1 for t in looping for _ in t.decision_points())}}
+    if seen and trained.holdout:
+        setup["model_holdout"] = trained.holdout
+    return test, setup
+
+
 def _finite(x: Any) -> Any:
     """NaN (a rate over zero points) as null: JSON has no NaN."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -135,9 +188,13 @@ def _print_human(d: dict[str, Any], args: argparse.Namespace) -> None:
     fitted = f", fitted on {s['fit_traces']} traces ({s['fitted_on']})" if s.get("fit_traces") else ""
     split = f"; {s['split']}, seed {s['seed']}" if "split" in s else ""
     print(f"{who}{fitted}; measured on {s['test_traces']} traces ({s['measured_on']}){split}")
+    if s.get("left_out_trained"):
+        print(f"left out {s['left_out_trained']} of the {s['data_traces']} traces of --data: the model was "
+              "trained or calibrated on them (--no-split measures them too)")
     lo = s.get("looping_left_out")
     if lo and lo["traces"]:
-        print(f"left out {lo['traces']} looping trace(s) of the test split ({lo['points']} decision points; "
+        where = "of the test split " if "split" in s else ""
+        print(f"left out {lo['traces']} looping trace(s) {where}({lo['points']} decision points; "
               "--keep-looping measures them)")
     print(f"decision points {d['n_decision_points']}: {d['n_points']} where the agent called a tool "
           f"(n_points), {d['n_respond_points']} where it answered in text")

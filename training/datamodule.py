@@ -81,15 +81,20 @@ def tools_needed(traces: Sequence[Trace]) -> int:
 
 def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
     """`key=value` on trace metadata (a list value matches when it contains the value), e.g.
-    `domain=retail` or `involved_classes=TravelAPI`: such traces leave train/validation and form the test."""
+    `domain=retail` or `involved_classes=TravelAPI`: such traces leave train/validation and form the test.
+    `key~value` matches when the value is part of the metadata's text, e.g. `agent_model~claude` (every
+    Claude model: a leave-one-harness-out split)."""
     if not spec:
         return None
-    key, sep, value = spec.partition("=")
-    if not sep or not key or not value:
-        raise ValueError(f"holdout must look like key=value (e.g. domain=retail), got {spec!r}")
+    cut = min((i for i in (spec.find("="), spec.find("~")) if i >= 0), default=-1)
+    key, op, value = (spec[:cut], spec[cut], spec[cut + 1:]) if cut >= 0 else (spec, "", "")
+    if not op or not key or not value:
+        raise ValueError(f"holdout must look like key=value or key~part (e.g. domain=retail), got {spec!r}")
 
     def held_out(t: Trace) -> bool:
         v = t.metadata.get(key, t.source if key == "source" else None)
+        if op == "~":
+            return v is not None and value in (" ".join(map(str, v)) if isinstance(v, list) else str(v))
         return value in v if isinstance(v, list) else str(v) == value
 
     return held_out

@@ -26,6 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, WeightAveraging
 from torch.optim.swa_utils import get_ema_avg_fn
 
+from toolcast.data.schema import Trace
 from toolcast.data.splits import default_cache_dir
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
 from toolcast.predictor.features.extractors import extract_candidates
@@ -36,6 +37,7 @@ from toolcast.predictor.versioning import featurizer_digest
 from toolcast.training.calibrate import fit_calibration
 from toolcast.training.datamodule import NextCallDataModule
 from toolcast.training.module import NextCallModule, warmup_steps
+from toolcast.training.trained_on import RECORD_KEY, record
 
 log = logging.getLogger(__name__)
 
@@ -248,23 +250,24 @@ def train(
         "calibration": cal_report,
         "featurizer": featurizer_digest(),
     }
+    splits = dm.split_traces()
+    metrics[RECORD_KEY] = record([*splits["train"], *splits["validation"]], splits["test"], seed, holdout)
     assert dm.encoder is not None and dm.vocab is not None and dm.tokenizer_json is not None
     parts = ModelParts(Path(out), config, dm.tokenizer_json, dm.vocab, calibration, metrics)
     path = save_pretrained(module.model, parts, out)
     if evaluate_test and "test" in dm.examples:
-        metrics["test"] = evaluate_split(path, dm, holdout)
+        metrics["test"] = evaluate_split(path, splits["test"])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
     save_pretrained(module.model, replace(parts, metrics=metrics), out)
     log.info("model written to %s in %.0f s", path, metrics["seconds"]["total"])
     return path
 
 
-def evaluate_split(path: Path, dm: NextCallDataModule, holdout: str | None) -> dict[str, Any]:
+def evaluate_split(path: Path, test: Sequence[Trace]) -> dict[str, Any]:
     """`toolcast eval`'s figures on the test traces, calibrated and not, for the metrics card."""
     from toolcast.training.evaluate import evaluate
     from toolcast.training.metrics import summarize
 
-    test = dm.split_traces()["test"]
     out = {}
     for calibrated in (True, False):
         predictor = LearnedPredictor.load(path, calibrated=calibrated)

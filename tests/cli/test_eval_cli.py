@@ -117,3 +117,66 @@ def test_looping_traces_are_left_out_and_counted_unless_kept(tmp_path, capsys):
     assert kept["setup"]["test_traces"] == left_out["setup"]["test_traces"] + len(looping_in_test)
     assert main(["eval", "--data", logs, "--baseline", "pattern"]) == 0
     assert f"left out {len(looping_in_test)} looping trace(s)" in capsys.readouterr().out
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """The exported tiny model, copied so its metrics card can be rewritten."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
+    return Path(shutil.copytree(src, tmp_path / "model"))
+
+
+def _record(model, traces) -> None:
+    from toolcast.training.trained_on import record
+
+    path = model / "metrics.json"
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    metrics["trained_on"] = record(traces, [], seed=0, holdout=None)
+    path.write_text(json.dumps(metrics), encoding="utf-8")
+
+
+def test_model_is_measured_on_all_of_logs_it_was_not_trained_on(tiny_model, tmp_path, capsys):
+    _record(tiny_model, [world(i) for i in range(100, 110)])
+    data = write(tmp_path / "other.jsonl", [world(i) for i in range(20)])
+    assert main(["eval", "--data", data, "--model", str(tiny_model), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["setup"]["measured_on"] == "all of --data" and d["setup"]["test_traces"] == 20
+    assert d["setup"]["left_out_trained"] == 0 and d["n_decision_points"] == 20 * 3
+
+
+def test_model_leaves_out_exactly_the_traces_it_was_trained_on(tiny_model, tmp_path, capsys):
+    from dataclasses import replace
+
+    # the same run under another id (re-imported from another file) is still a training trace
+    _record(tiny_model, [replace(world(i), trace_id=f"elsewhere{i}") for i in range(12)])
+    data = write(tmp_path / "mixed.jsonl", [world(i) for i in range(20)])
+    assert main(["eval", "--data", data, "--model", str(tiny_model), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["setup"]["test_traces"] == 8 and d["setup"]["left_out_trained"] == 12
+    assert d["n_decision_points"] == 8 * 3
+    assert main(["eval", "--data", data, "--model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out
+    assert "left out 12 of the 20 traces of --data" in out and "measured on 8 traces" in out
+    assert "decision points 24" in out
+    assert main(["eval", "--data", data, "--model", str(tiny_model), "--no-split", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["setup"]["test_traces"] == 20
+
+
+def test_model_trained_on_every_trace_says_so(tiny_model, tmp_path, capsys):
+    traces = [world(i) for i in range(5)]
+    _record(tiny_model, traces)
+    assert main(["eval", "--data", write(tmp_path / "own.jsonl", traces), "--model", str(tiny_model)]) == 1
+    assert "trained on all 5 traces of --data" in capsys.readouterr().err
+
+
+def test_model_without_a_record_falls_back_to_the_split(tiny_model, logs, capsys, caplog):
+    metrics = json.loads((tiny_model / "metrics.json").read_text(encoding="utf-8"))
+    metrics.pop("trained_on", None)
+    (tiny_model / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    assert main(["eval", "--data", logs, "--model", str(tiny_model), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["setup"]["measured_on"] == "test split of --data" and d["setup"]["test_traces"] < 60
+    assert "does not record the traces it was trained on" in caplog.text

@@ -52,6 +52,9 @@ def test_holdout_predicate(make_trace):
     assert not holdout_predicate("domain=airline")(t)
     assert holdout_predicate("involved_classes=MathAPI")(t)
     assert holdout_predicate(None) is None
+    t.metadata["agent_model"] = "claude-opus-4-6"
+    assert holdout_predicate("agent_model~claude")(t) and not holdout_predicate("agent_model=claude")(t)
+    assert not holdout_predicate("agent_model~gpt")(t) and not holdout_predicate("nothing~x")(t)
     with pytest.raises(ValueError, match="key=value"):
         holdout_predicate("retail")
 
@@ -84,6 +87,9 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
     } <= names
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["examples"]["train"] > 0 and "calibrated" in metrics["test"]
+    record = metrics["trained_on"]  # what `toolcast eval` leaves out: every train + validation trace
+    assert record["fitted_traces"] + record["test_traces"] == 30 and len(record["digests"]) == 30 - record[
+        "test_traces"]
     predictor = load_model(str(out))
     context, _label = next(iter(shop_traces(1, offset=99)[0].decision_points()))
     preds = predictor.predict(context, k=3)
