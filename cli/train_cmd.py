@@ -54,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--holdout",
         metavar="KEY=VALUE",
-        help="move the traces whose metadata KEY is (or, a list, contains) VALUE to the test split (KEY~PART: "
-        "whose KEY contains PART, e.g. agent_model~claude), "
+        help="move the traces whose metadata KEY is (or, a list, contains) VALUE to the test split "
+        "(KEY~PART: whose KEY contains PART, e.g. agent_model~claude), "
         "e.g. domain=retail: measures an unseen tool set",
     )
     p.add_argument("--hidden", type=int, help="model width (default from the config, 64)")

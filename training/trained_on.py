@@ -34,7 +34,9 @@ def trace_digest(trace: Trace) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
 
 
-def record(fitted: Iterable[Trace], measured: Sequence[Trace], seed: int, holdout: str | None) -> dict[str, Any]:
+def record(
+    fitted: Iterable[Trace], measured: Sequence[Trace], seed: int, holdout: str | None
+) -> dict[str, Any]:
     """The metrics card's `trained_on` entry: the digests of the traces fitted on (train + validation:
     weights and temperatures), and how the test split was chosen."""
     digests = sorted({trace_digest(t) for t in fitted})
