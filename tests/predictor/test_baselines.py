@@ -166,3 +166,27 @@ def test_cued_tools_read_the_users_words():
 
 def test_call_prediction_key_is_canonical():
     assert CallPrediction("t", {"b": 1, "a": 2}).key == ("t", '{"a":2,"b":1}')
+
+
+def _search_session(i: int) -> Trace:
+    """After a search result the agent opens a hit; after the user asks again it searches again."""
+    return Trace(f"s{i}", f"g{i}", "test", {}, [], [
+        Message("user", "find it"), ToolCall(f"a{i}", 0, "search", {"q": "x"}, "[1]"),
+        ToolCall(f"b{i}", 1, "open", {"id": 1}, "{}"), Message("assistant", "here"),
+        Message("user", "and another"), ToolCall(f"c{i}", 2, "search", {"q": "y"}, "[2]"),
+        ToolCall(f"d{i}", 3, "open", {"id": 2}, "{}"), Message("assistant", "here"),
+        Message("user", "once more"), ToolCall(f"e{i}", 4, "search", {"q": "z"}, "[3]"),
+    ])
+
+
+@pytest.mark.parametrize("state, user_turn_best", [("call+reacting", "search"), ("call", RESPOND)])
+def test_markov_state_says_what_the_llm_reacts_to(state, user_turn_best):
+    """After `open`'s result the agent answers; after the user's next message it searches: the default
+    state tells those apart, the classic last-tool table (open -> mostly <respond>) cannot."""
+    from toolcast.predictor.baselines import MarkovPredictor
+
+    markov = MarkovPredictor(state=state).fit([_search_session(i) for i in range(6)])
+    t = _search_session(99)
+    after_user = Context(events=t.events[:5], tools=[])  # ... open, "here", "and another"
+    best = max(markov.predict(after_user, k=10), key=lambda p: p.p_tool)
+    assert best.tool == user_turn_best
