@@ -76,6 +76,10 @@ def describe(key: SourceKey) -> str:
     """`get_user_details output reservations[*]`, `earlier argument cd.folder`, `ident in user text`."""
     fresh = " (not yet used)" if key[-1] == FRESH else ""
     head = key[0]
+    if head == "template":
+        from toolcast.predictor.baselines.templates import describe_template  # it imports this module
+
+        return describe_template(key[1])
     if head == "output":
         return f"{key[1]} output {key[2] or '(whole)'}{fresh}"
     if head == "argument":

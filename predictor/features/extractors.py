@@ -49,6 +49,7 @@ from toolcast.predictor.features.extractor_kinds import (
     url,
     word,
 )
+from toolcast.predictor.features.path_kinds import listed_path
 
 __all__ = ["MAX_LEAVES", "MAX_TEXT"]  # the extractors' limits, read with the registry
 
@@ -62,7 +63,7 @@ class Extractor:
 EXTRACTORS: dict[str, Extractor] = {
     e.__name__: Extractor(e.__name__, e, (e.__doc__ or "").strip().splitlines()[0])
     for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, date, quoted,
-              capitalized, word)
+              capitalized, word, listed_path)
 }
 """Every extractor, by kind. A test exercises each one; add a case there when you add one here."""
 
