@@ -8,9 +8,10 @@ listed path joined with the directory the call names, in both the relative and t
 call says where it ran:
 
 - the listed entries: a tree (`- /root/` then indented `- name`), `ls -l` rows (the name),
-  `path:line:` / `path:line-` hits (the path), `git diff --stat` rows (` path | n`), `git status --short`
-  rows (`?? path`), and bare one-token lines that look like a path (a `/` or a file extension); a bare
-  line of an `ls`/`LS`-like call counts whatever it looks like (it is a name in that directory);
+  `path:line:` / `path:line-` hits and `path-line-` context lines (the path), `git diff --stat` rows
+  (` path | n`), `git status --short` rows (`?? path`), and bare one-token lines that look like a path
+  (a `/` or a file extension); a bare line of an `ls`/`LS`-like call counts whatever it looks like (it
+  is a name in that directory);
 - the directory a listing's names are in: the call's `path` argument (Claude Code's LS/Glob/Grep) or the
   directory operand of an `ls`/`tree` command line (after a `cd dir &&` prefix);
 - the working directory: a `workdir`/`cwd` argument (Codex's shell) or an absolute `cd` prefix, else the
@@ -47,6 +48,7 @@ _LISTERS = {"ls", "tree", "LS", "list_dir", "list_directory", "list_files"}
 _TREE = re.compile(r"^( *)- (\S.*?)\s*$")
 _LS_LONG = re.compile(r"^[-dlbcps][-rwxsStT]{9}[.+@]?\s+\d+\s+.*?\s(\S+(?: -> \S+)?)\s*$")
 _HIT = re.compile(r"^([^\s:]+?):\d+[:-]")
+_CONTEXT_LINE = re.compile(r"^([^\s:]+?\.[A-Za-z]\w*)-\d+-")  # `grep -C` context: `path-68-text`
 _STAT = re.compile(r"^\s*(\S+)\s+\|\s+(?:\d+|Bin)")
 _STATUS = re.compile(r"^[ MADRCU?!]{2} (\S+)$")
 _TOKEN = re.compile(r"^[\w.@+~/-]+$")
@@ -136,7 +138,7 @@ def _entry(line: str, lister: bool) -> tuple[int, str, int] | None:
         if _TOKEN.match(name) and (lister or _pathlike(name.rstrip("/") or name)):
             return m.start(2), name, len(m.group(1)) // 2
         return None
-    for pattern in (_HIT, _STAT, _STATUS, _LS_LONG):
+    for pattern in (_HIT, _CONTEXT_LINE, _STAT, _STATUS, _LS_LONG):
         if m := pattern.match(line):
             name = m.group(1).split(" -> ")[0]
             if lister or _pathlike(name.rstrip("/")):
