@@ -24,7 +24,8 @@ from toolcast.predictor.baselines.value_sources import SourceKey
 PATHS: SourceKey = ("paths",)
 """The context index's list of path-like values, newest first (what a template is filled with)."""
 PATH_KINDS = ("listed_path", "file_path")
-"""Extractor kinds whose values go to the path pool (besides path-like earlier arguments)."""
+"""Extractor kinds whose values go to the path pool, in this order within an event (a listing's joined
+paths before the bare names `file_path` sees in it), path-like earlier arguments after them."""
 MARK = "{{toolcast:path}}"
 """Stands for the path in a template's JSON text."""
 MAX_TEMPLATE = 400

@@ -91,8 +91,11 @@ class ContextIndex:
                 for key in keys:
                     per_event.setdefault(key, []).append((value, vid))
                 self._where[match_key(value)].add(keys[0])
-                if kind in PATH_KINDS or (kind == "argument" and is_pathlike(value)):
-                    per_event.setdefault(PATHS, []).append((value, vid))
+        # The path pool: what the path extractors found (joined listings first), then path-like arguments.
+        pool = [(v, vid) for kind in PATH_KINDS for _p, v, vid in found[kind]]
+        pool += [(v, vid) for _p, v, vid in found["argument"] if is_pathlike(v)]
+        if pool:
+            per_event[PATHS] = pool
         for key, values in per_event.items():
             self._blocks[key].append(values)
         if isinstance(event, ToolCall):
