@@ -1,19 +1,15 @@
 """The `listed_path` extractor: paths in coding tools' listings, in the forms a next call passes them.
 
-Torch-free (the base install runs it too)."""
+Torch-free (the base install runs it too). The session pool's parity on coding sessions:
+`test_session_candidates.py`."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from toolcast.data import Context, Message, ToolCall
-from toolcast.data.load import load_traces
-from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.data import Message, ToolCall
 from toolcast.predictor.features.path_kinds import MAX_LISTED_LINES, listed_path
-from toolcast.predictor.session.candidates import SessionCandidates
 
-CODING = Path(__file__).resolve().parents[1] / "fixtures" / "coding_sessions"
 WORKDIR = "/home/u/repo"
 
 
@@ -72,16 +68,3 @@ def test_a_huge_listing_is_read_only_up_to_the_line_cap():
     found = values(ToolCall("c", 0, "Bash", {"command": "find src"}, output))
     assert len(found) == MAX_LISTED_LINES and found[-1] == f"src/f{MAX_LISTED_LINES - 1}.py"
 
-
-def test_a_sessions_kept_pool_matches_the_reference_on_coding_sessions():
-    traces = load_traces(CODING)
-    assert traces
-    proposed = 0
-    for trace in traces:
-        session = SessionCandidates()
-        for n in range(1, len(trace.events) + 1):
-            context = Context(events=trace.events[:n], tools=trace.tools, metadata=trace.metadata)
-            want = extract_candidates(context)
-            assert list(session(context)) == want
-            proposed += sum("listed_path" in c.kinds for c in want)
-    assert proposed  # the fixture's listings give listed paths
