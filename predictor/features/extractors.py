@@ -5,12 +5,12 @@ argument, a file name or an order number the user typed. The extractors list tho
 predictor (the pattern pool, the learned model's argument head) only has to *rank* them. This is PASTE's
 value-mapping idea made into a candidate generator (arXiv 2603.18897).
 
-Each extractor is a pure function of one event (`extractor_kinds.py`), registered in `EXTRACTORS` under
-its *kind*, returning
-`(path, value)` pairs in reading order. Paths are `jsonpaths` paths (`reservations[0].id`) for JSON
-values and `<field>[i:j]` spans for text (`text[12:20]`, `output[0:19]`, `result[3:9]` inside a JSON
-string leaf). Because extractors see one event at a time, their results are cached per event object and a
-context costs only a merge; contexts of one trace share their event objects, so a replay is linear.
+Each extractor is a pure function of one event (`extractor_kinds.py`; `path_kinds.py` for coding tools'
+listings), registered in `EXTRACTORS` under its *kind*, returning `(path, value)` pairs in reading order.
+Paths are `jsonpaths` paths (`reservations[0].id`) for JSON values and `<field>[i:j]` spans for text
+(`text[12:20]`, `output[0:19]`, `result[3:9]` inside a JSON string leaf). Because extractors see one event
+at a time, their results are cached per event object and a context costs only a merge; contexts of one
+trace share their event objects, so a replay is linear.
 
 `mentions(context)` adds where and when: event index, role or tool, rank in the kind's list (newest event
 first, distinct values), recency. `extract_candidates(context)` merges mentions of equal values into
