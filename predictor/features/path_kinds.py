@@ -13,7 +13,7 @@ call says where it ran:
   (a `/` or a file extension); a bare line of an `ls`/`LS`-like call counts whatever it looks like (it
   is a name in that directory);
 - the directory a listing's names are in: the call's `path` argument (Claude Code's LS/Glob/Grep) or the
-  directory operand of an `ls`/`tree` command line (after a `cd dir &&` prefix);
+  directory operand of an `ls`/`tree` command line (under a `cd dir &&` prefix's directory);
 - the working directory: a `workdir`/`cwd` argument (Codex's shell) or an absolute `cd` prefix, else the
   directory a search ran in (a `path` argument); a relative path is also proposed joined with it, an
   absolute one under it also relative to it, `./x` also as `x`.
@@ -73,16 +73,21 @@ def _command_words(args: dict[str, Any]) -> list[str] | None:
         return None
 
 
-def _where(event: ToolCall) -> tuple[str | None, str | None, bool]:
-    """(directory the listed names are in, working directory, is a listing call) of one call."""
+def _where(event: ToolCall) -> tuple[str | None, str | None, bool, str | None]:
+    """(directory the listed names are in, working directory, is a listing call, the relative directory
+    a `cd dir &&` prefix moved to when the working directory is not known) of one call."""
     args = event.args if isinstance(event.args, dict) else {}
     workdir = next((v for k in ("workdir", "cwd") if isinstance(v := args.get(k), str) and v), None)
     base = args.get("path") if isinstance(args.get("path"), str) and args.get("path") else None
     lister = event.tool in _LISTERS
     words = _command_words(args)
+    prefix = None
     if words:
         if len(words) >= 3 and words[0] == "cd" and words[2] in ("&&", ";"):
-            workdir = posixpath.join(workdir or "", words[1]) if workdir or words[1].startswith("/") else None
+            if workdir or words[1].startswith("/"):
+                workdir = posixpath.normpath(posixpath.join(workdir or "", words[1]))
+            else:
+                prefix = posixpath.normpath(words[1])
             words = words[3:]
         stop = next((i for i, w in enumerate(words) if w in ("|", "&&", "||", ";")), len(words))
         first = words[:stop]
@@ -90,9 +95,11 @@ def _where(event: ToolCall) -> tuple[str | None, str | None, bool]:
             lister = True
             operands = [w for w in first[1:] if not w.startswith("-")]
             base = operands[0] if len(operands) == 1 else "." if not operands else None
+            if base is not None and prefix:
+                base = posixpath.normpath(posixpath.join(prefix, base))
     if workdir is None and base is not None and base.startswith("/"):
         workdir = base  # the directory a search ran in: relative hits are relative to it
-    return base, workdir, lister
+    return base, workdir, lister, prefix
 
 
 def _texts(event: ToolCall) -> Iterator[tuple[str, str]]:
@@ -155,7 +162,7 @@ def listed_path(event: Event) -> Found:
     call's directory, relative and absolute."""
     if not isinstance(event, ToolCall) or not event.output:
         return []
-    base, workdir, lister = _where(event)
+    base, workdir, lister, prefix = _where(event)
     out: Found = []
     budget = MAX_LISTED_LINES
     for field, text in _texts(event):
@@ -179,7 +186,12 @@ def listed_path(event: Event) -> Found:
                 path = full.rstrip("/") or "/"
             else:
                 name = name.rstrip("/") or name
-                path = posixpath.join(base, name) if lister and base and base != "." else name
+                if lister and base and base != ".":
+                    path = posixpath.join(base, name)
+                elif prefix and not lister and not name.startswith(("/", "~")):
+                    path = posixpath.normpath(posixpath.join(prefix, name))  # `cd dir && grep -rn ...`
+                else:
+                    path = name
             span = f"{field}[{start + i}:{start + i + len(name)}]"
             out.extend((span, value) for value in _forms(path, workdir))
         if budget <= 0:

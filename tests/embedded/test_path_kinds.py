@@ -29,7 +29,9 @@ def test_ls_names_are_joined_with_the_listed_directory_relative_and_absolute():
     assert out == ["serving/__init__.py", f"{WORKDIR}/serving/__init__.py", "serving/link",
                    f"{WORKDIR}/serving/link"]
     plain = values(ToolCall("c", 0, "Bash", {"command": "cd src && ls"}, "Makefile\nmain.c\n"))
-    assert plain == ["Makefile", "main.c"]  # a listing's bare names count whatever they look like
+    assert plain == ["src/Makefile", "src/main.c"]  # a listing's bare names count whatever they look like
+    hits = ToolCall("c", 0, "Bash", {"command": "cd lib && grep -rn x ."}, "./a.py:3:x = 1\n")
+    assert values(hits) == ["lib/a.py"]
 
 
 def test_grep_hits_give_their_path_without_the_line_prefix():
