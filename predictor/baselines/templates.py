@@ -19,15 +19,13 @@ import json
 import re
 from typing import Any
 
-from toolcast.predictor.baselines.value_sources import SourceKey
+from toolcast.predictor.baselines.value_sources import MARK, SourceKey
 
 PATHS: SourceKey = ("paths",)
 """The context index's list of path-like values, newest first (what a template is filled with)."""
 PATH_KINDS = ("listed_path", "file_path")
 """Extractor kinds whose values go to the path pool, in this order within an event (a listing's joined
 paths before the bare names `file_path` sees in it), path-like earlier arguments after them."""
-MARK = "{{toolcast:path}}"
-"""Stands for the path in a template's JSON text."""
 MAX_TEMPLATE = 400
 """A longer value is not mined as a template (a here-doc, a patch)."""
 MAX_SCAN = 64
@@ -77,11 +75,3 @@ def fill(template: str, path: str) -> Any:
         return json.loads(template.replace(MARK, _escaped(path)))
     except ValueError:
         return None
-
-
-def describe_template(template: str) -> str:
-    try:
-        shown = json.loads(template.replace(MARK, "{path}"))
-    except ValueError:
-        shown = template
-    return f"template {shown!r} filled with a listed path"
