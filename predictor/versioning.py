@@ -144,6 +144,7 @@ def featurizer_digest() -> str:
 SOURCE_MODULES: tuple[str, ...] = (
     "toolcast.predictor.features.catalog", "toolcast.predictor.features.cues",
     "toolcast.predictor.features.extractors", "toolcast.predictor.features.featurizer",
+    "toolcast.predictor.features.extractor_kinds", "toolcast.predictor.features.path_kinds",
     "toolcast.predictor.features.ranking", "toolcast.predictor.features.slots",
     "toolcast.predictor.features.text", "toolcast.predictor.features.vocab",
     "toolcast.training.examples",

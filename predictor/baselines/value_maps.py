@@ -10,6 +10,8 @@ PASTE (arXiv 2603.18897) fills a predicted call's arguments with *value-mapping 
   included: "keep using the id I used before");
 - `("text", kind, role, tool)`: values an extractor of `kind` found in text written by `role`
   ("an ID in the user's text", "a file name quoted in an `mv` result");
+- `("template", text)`: a command template mined from the slot's values (`sed -n '1,60p' {path}`),
+  filled with the context's paths newest first (`templates.py`);
 - `("constant",)`: the slot's constants, values that recur across at least `MIN_GROUPS` task groups.
   Mining counts them with each task's own traces left out, so a user id or an order number of one task
   never becomes a constant (docs/architecture.md, "Argument values").
@@ -30,6 +32,14 @@ from typing import Any
 
 from toolcast.data.decisions import decision_positions
 from toolcast.data.schema import Context, Event, Message, ToolCall, Trace
+from toolcast.predictor.baselines.templates import (
+    MAX_TEMPLATES,
+    PATH_KINDS,
+    PATHS,
+    fill,
+    is_pathlike,
+    template_of,
+)
 from toolcast.predictor.baselines.value_sources import (
     CONSTANT,
     FRESH,
@@ -81,6 +91,11 @@ class ContextIndex:
                 for key in keys:
                     per_event.setdefault(key, []).append((value, vid))
                 self._where[match_key(value)].add(keys[0])
+        # The path pool: what the path extractors found (joined listings first), then path-like arguments.
+        pool = [(v, vid) for kind in PATH_KINDS for _p, v, vid in found[kind]]
+        pool += [(v, vid) for _p, v, vid in found["argument"] if is_pathlike(v)]
+        if pool:
+            per_event[PATHS] = pool
         for key, values in per_event.items():
             self._blocks[key].append(values)
         if isinstance(event, ToolCall):
@@ -223,6 +238,9 @@ class ValueMaps:
         """The values a source offers for a slot, converted to the slot's type, distinct, in rank order."""
         if key == CONSTANT:
             raw = self.constants.values(tool, slot, leave_out=group)
+        elif key[0] == "template":
+            filled = (fill(key[1], p) for p in index.values(PATHS, limit=MAX_RANK * 2))
+            raw = [v for v in filled if v is not None]
         else:
             where, fresh = resolve(key, tool, slot)
             used = index.used.get((tool, slot)) if fresh else None
@@ -282,16 +300,26 @@ def mine_value_maps(traces: list[Trace], min_groups: int = MIN_GROUPS, progress:
     types = slot_types(traces)
     constants = ConstantTable.fit(traces)
     hit_groups: dict[tuple[str, str], dict[SourceKey, set[str]]] = defaultdict(lambda: defaultdict(set))
+    templates: dict[tuple[str, str], dict[SourceKey, set[str]]] = defaultdict(lambda: defaultdict(set))
     for trace in _progress(traces, progress, "value maps 1/2"):
         for index, calls in label_contexts(trace):
+            paths = None
             for call in calls:
                 for slot, value in call.args.items():
                     for place in index.sources_holding(value):
                         for key in _specific(place):
                             hit_groups[(call.tool, slot)][key].add(trace.group)
+                    if isinstance(value, str | list):
+                        paths = index.values(PATHS, limit=64) if paths is None else paths
+                        template = template_of(value, paths)
+                        if template is not None:
+                            templates[(call.tool, slot)][("template", template)].add(trace.group)
     slots: dict[tuple[str, str], SlotMap] = {}
     for ts, type_ in types.items():
         keys = {k for k, gs in hit_groups.get(ts, {}).items() if len(gs) >= min_groups}
+        common = sorted((k for k, gs in templates.get(ts, {}).items() if len(gs) >= min_groups),
+                        key=lambda k: (-len(templates[ts][k]), k))
+        keys.update(common[:MAX_TEMPLATES])
         slots[ts] = SlotMap(type_, {k: SourceStats() for k in (*GENERIC, *sorted(keys))})
     maps = ValueMaps(slots, constants)
     for trace in _progress(traces, progress, "value maps 2/2"):

@@ -9,6 +9,7 @@ reads for one slot (`resolve`), how values are matched and converted to a slot's
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from toolcast.data import jsonpaths
@@ -22,6 +23,8 @@ MAX_RANK = 4
 """Values a source offers per slot: the first `MAX_RANK` of its list."""
 PRIOR_STRENGTH = 2.0
 """Pseudo-count of the prior when estimating a (source, rank)'s hit rate for one slot."""
+MARK = "{{toolcast:path}}"
+"""Stands for the path in a command template's JSON text (`("template", text)`, `templates.py`)."""
 FRESH = "fresh"
 """Marks a variant of a list source that skips the values this slot already took (iterate a list)."""
 
@@ -76,6 +79,12 @@ def describe(key: SourceKey) -> str:
     """`get_user_details output reservations[*]`, `earlier argument cd.folder`, `ident in user text`."""
     fresh = " (not yet used)" if key[-1] == FRESH else ""
     head = key[0]
+    if head == "template":
+        try:
+            shown = json.loads(key[1].replace(MARK, "{path}"))
+        except ValueError:
+            shown = key[1]
+        return f"template {shown!r} filled with a listed path"
     if head == "output":
         return f"{key[1]} output {key[2] or '(whole)'}{fresh}"
     if head == "argument":

@@ -5,12 +5,12 @@ argument, a file name or an order number the user typed. The extractors list tho
 predictor (the pattern pool, the learned model's argument head) only has to *rank* them. This is PASTE's
 value-mapping idea made into a candidate generator (arXiv 2603.18897).
 
-Each extractor is a pure function of one event (`extractor_kinds.py`), registered in `EXTRACTORS` under
-its *kind*, returning
-`(path, value)` pairs in reading order. Paths are `jsonpaths` paths (`reservations[0].id`) for JSON
-values and `<field>[i:j]` spans for text (`text[12:20]`, `output[0:19]`, `result[3:9]` inside a JSON
-string leaf). Because extractors see one event at a time, their results are cached per event object and a
-context costs only a merge; contexts of one trace share their event objects, so a replay is linear.
+Each extractor is a pure function of one event (`extractor_kinds.py`; `path_kinds.py` for coding tools'
+listings), registered in `EXTRACTORS` under its *kind*, returning `(path, value)` pairs in reading order.
+Paths are `jsonpaths` paths (`reservations[0].id`) for JSON values and `<field>[i:j]` spans for text
+(`text[12:20]`, `output[0:19]`, `result[3:9]` inside a JSON string leaf). Because extractors see one event
+at a time, their results are cached per event object and a context costs only a merge; contexts of one
+trace share their event objects, so a replay is linear.
 
 `mentions(context)` adds where and when: event index, role or tool, rank in the kind's list (newest event
 first, distinct values), recency. `extract_candidates(context)` merges mentions of equal values into
@@ -49,6 +49,7 @@ from toolcast.predictor.features.extractor_kinds import (
     url,
     word,
 )
+from toolcast.predictor.features.path_kinds import listed_path
 
 __all__ = ["MAX_LEAVES", "MAX_TEXT"]  # the extractors' limits, read with the registry
 
@@ -62,7 +63,7 @@ class Extractor:
 EXTRACTORS: dict[str, Extractor] = {
     e.__name__: Extractor(e.__name__, e, (e.__doc__ or "").strip().splitlines()[0])
     for e in (json_leaf, output_text, argument, url, email, file_path, ident, number, date, quoted,
-              capitalized, word)
+              capitalized, word, listed_path)
 }
 """Every extractor, by kind. A test exercises each one; add a case there when you add one here."""
 

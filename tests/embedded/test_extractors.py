@@ -27,6 +27,10 @@ DETAILS = ToolCall(
 
 
 
+LISTING = ToolCall("c3", 2, "LS", {"path": "/repo/training"}, "- /repo/training/\n  - __init__.py\n  - sub/\n"
+                                                               "    - metrics.py\n")
+
+
 DATES = Message("user", "The current time is 2024-05-15 15:00:00 EST. Fly on May 5th, 2024 or 7 June 2025; "
                         "not 2024-13-01, not id 2024-05-155.")
 
@@ -51,6 +55,9 @@ CASES: dict[str, tuple[object, list[tuple[str, object]]]] = {
     "quoted": (USER, [at("final_report.pdf"), at("temp")]),
     "capitalized": (USER, [at("Fatima Johnson"), at("Johnson"), at("Crescent Hollow")]),
     "word": (USER, [at("Move"), at("Crescent")]),
+    "listed_path": (LISTING, [("output[22:33]", "/repo/training/__init__.py"),
+                              ("output[22:33]", "__init__.py"),
+                              ("output[49:59]", "/repo/training/sub/metrics.py")]),
     "date": (DATES, [("text[20:30]", "2024-05-15"), ("text[52:65]", "2024-05-05"),
                      ("text[69:80]", "2025-06-07")]),
 }

@@ -20,7 +20,7 @@ import pytest
 
 from toolcast.data.load import load_traces
 from toolcast.data.samples import sample_files
-from toolcast.data.schema import Context, Message, ToolCall, Trace
+from toolcast.data.schema import Context, Message, ToolCall, ToolSpec, Trace
 from toolcast.predictor import Predictor
 from toolcast.predictor.features.extractors import extract_candidates, extract_event
 from toolcast.predictor.features.featurizer import SPECIAL_TOOLS, tool_candidates
@@ -205,3 +205,25 @@ def test_threads_folding_branches_of_one_session_get_their_own_candidates(traces
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_coding_sessions_match_the_from_scratch_path():
+    """Claude Code and Codex sessions: listings, grep hits and shell lines (the `listed_path` kind)."""
+    coding = load_traces(Path(__file__).resolve().parents[1] / "fixtures" / "coding_sessions")
+    kinds = {"listed_path:output": 3, "file_path:output": 4}
+    sf = SlotFeaturizer(TextEncoder(VOCAB), kinds, {}, 8, 24, 8, 64)
+    listed = 0
+    for trace in coding:
+        sc = SessionCandidates()
+        slots: dict[str, dict] = {}  # transcripts list no tools: specs made from the calls' arguments
+        for call in trace.calls:
+            slots.setdefault(call.tool, {}).update({k: {"type": "string"} for k in call.args})
+        tools = [ToolSpec(name, parameters={"type": "object", "properties": props})
+                 for name, props in slots.items()]
+        for n in range(1, len(trace.events) + 1):
+            context = Context(events=trace.events[:n], tools=tools, metadata=trace.metadata)
+            pool = sc(context)
+            assert_same_candidates(pool, context)
+            assert_same_slots(sf, pool, context)
+            listed += sum("listed_path" in c.kinds for c in pool)
+    assert listed  # the fixture's listings give listed paths
