@@ -35,6 +35,10 @@ freshness window (a heap by expiry) and sessions idle for `session_idle_s` or be
 
 All times come from the event loop's clock, so the replay simulator runs this same code on a virtual
 clock. Call the methods from inside the event loop.
+
+The parts, one job each: `config.py` (RuntimeConfig), `sessions.py` (a session's state, which sessions a
+sweep ends), `prediction.py` (step 1), `launch.py` (a speculative run), `real_calls.py` (step 4's serve,
+join and hedge; real runs on a worker) and `stream_entry.py` (the stream's entry points).
 """
 
 from __future__ import annotations
@@ -44,101 +48,27 @@ import itertools
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from toolcast.data.schema import Context, Event, Message, ToolCall, ToolSpec
-from toolcast.predictor.protocol import CallPrediction, Predictor
+from toolcast.data.schema import Context, Message, ToolCall, ToolSpec
+from toolcast.predictor.protocol import Predictor
+from toolcast.runtime import stream_entry
 from toolcast.runtime.cache import Entry, SpeculationCache, State
 from toolcast.runtime.canonical import canonical
+from toolcast.runtime.config import RuntimeConfig
 from toolcast.runtime.contracts import ToolContract, keys_overlap
-from toolcast.runtime.planner import Choice, Estimates, Occupancy, Planner, PlannerConfig
+from toolcast.runtime.launch import launch
+from toolcast.runtime.planner import Estimates, Occupancy, Planner
 from toolcast.runtime.pool import WorkerPool
+from toolcast.runtime.prediction import PredictionStep
+from toolcast.runtime.real_calls import serve_or_run
+from toolcast.runtime.sessions import MAX_PENDING, SWEEP_BATCH, Candidate, Session, stale_sessions
 from toolcast.runtime.stats import RuntimeStats
-from toolcast.runtime.tools import ThreadLane, Tool, as_text, invoke, runs_in_thread
-from toolcast.runtime.well_formed import well_formed
+from toolcast.runtime.tools import ThreadLane, Tool, as_text
+
+__all__ = ["MAX_PENDING", "SWEEP_BATCH", "RuntimeConfig", "SpeculativeRuntime", "UnknownToolError"]
 
 log = logging.getLogger("toolcast.runtime")
-
-
-@dataclass
-class RuntimeConfig:
-    k: int = 3
-    """Candidates asked of the predictor at each decision point."""
-    workers: int = 8
-    """Tool calls running at once (real and speculative)."""
-    planner: PlannerConfig = field(default_factory=PlannerConfig)
-    hedge_factor: float = 4.0
-    """A joined run still going after hedge_factor x S (minus what it already ran) is raced by a real run."""
-    hedge_min: float = 0.05
-    cancel_losers: bool = True
-    """At a decision point, cancel unclaimed runs still in flight that are not among the new candidates."""
-    predict_in_thread: bool = True
-    """Run predict() in a predictor thread, so a slow predictor (an HTTP `Client`) never stalls the agent's
-    loop. On a virtual-clock loop (the replay simulator), which cannot wait on threads, it runs inline."""
-    predict_threads: int = 2
-    """Predictor threads; a decision point the agent has moved past by its turn is skipped, not run."""
-    predict_timeout_s: float = 10.0
-    """A prediction that takes longer is given up (no speculation at that point)."""
-    shared_state: bool = True
-    """Resource keys name state all sessions share: a write invalidates every session's overlapping reads.
-    False: each session acts on a world of its own (a sandbox per session, replayed logs)."""
-    session_idle_s: float = 3600.0
-    """A session with no call or message for this long is ended (its results dropped)."""
-    max_sessions: int = 100_000
-    """Beyond this many live sessions, the least recently active are ended."""
-
-    def __post_init__(self) -> None:
-        if self.k < 1 or self.workers < 1 or self.predict_threads < 1 or self.max_sessions < 1:
-            raise ValueError(f"k, workers, predict_threads and max_sessions must be >= 1, got k={self.k}, "
-                             f"workers={self.workers}, predict_threads={self.predict_threads}, "
-                             f"max_sessions={self.max_sessions}")
-        for name in ("predict_timeout_s", "session_idle_s"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0):  # NaN fails too
-                raise ValueError(f"{name} must be a number of seconds > 0, got {v!r}")
-
-
-@dataclass
-class _Candidate:
-    """A candidate the predictor gave, scored the way a speculative result of it would have fared: a hit
-    when the agent makes that call while such a result would still be servable, a miss when the result
-    would have been invalidated (a state change overlapping what it reads), expired or left unclaimed."""
-
-    key: tuple[str, str]
-    p: float
-    reads: frozenset[str] | None
-    expires_at: float
-
-
-MAX_PENDING = 64
-"""Candidates kept per session awaiting their outcome; the oldest are scored as misses beyond it."""
-SWEEP_BATCH = 64
-"""Sessions looked at per sweep at most (each touch adds at most one: sweeping keeps up, in O(1))."""
-
-
-@dataclass(eq=False)
-class _Session:
-    id: str
-    specs: dict[str, ToolSpec] | None
-    """The session's tools as its agent sees them; None = every registered tool."""
-    metadata: dict[str, Any]
-    model: str | None
-    events: list[Event] = field(default_factory=list)
-    inflight: int = 0
-    decision: int = 0
-    decision_at: float | None = None
-    awaiting_llm: bool = False
-    turn: int = 0
-    calls: int = 0
-    closed: bool = False
-    launched: int = 0
-    """Speculative runs launched for the session (for `PlannerConfig.spec_per_call`)."""
-    pending: list[_Candidate] = field(default_factory=list)
-    """Eligible candidates not yet scored for the online calibration (see `_Candidate`)."""
-    last_seen: float | None = None
-    """Loop time of the session's last call or message (None: started outside the loop, not yet)."""
 
 
 class UnknownToolError(KeyError):
@@ -157,7 +87,7 @@ class SpeculativeRuntime:
         self._tools: dict[str, Tool] = {}
         for t in tools:
             self.add_tool(t)
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
         """Least recently active first."""
         self._jobs = itertools.count(1)
         self._spec_jobs: dict[int, Entry] = {}
@@ -167,7 +97,7 @@ class SpeculativeRuntime:
         # its lane only needs room for hedges that lost and calls the agent gave up on, still running.
         self._real_lane = ThreadLane(self.config.workers * 4, "toolcast-tool")
         self._spec_lane = ThreadLane(self.config.workers, "toolcast-speculative")
-        self._predict_executor: ThreadPoolExecutor | None = None
+        self._prediction = PredictionStep(self.config)
 
     @property
     def estimates(self) -> Estimates:
@@ -244,7 +174,7 @@ class SpeculativeRuntime:
         if s is not None:
             self._end(s)
 
-    def _end(self, s: _Session) -> None:
+    def _end(self, s: Session) -> None:
         if self._sessions.get(s.id) is s:
             del self._sessions[s.id]
         s.closed = True
@@ -264,8 +194,7 @@ class SpeculativeRuntime:
             await asyncio.gather(*runs, *self._background, return_exceptions=True)
         self._real_lane.shutdown()
         self._spec_lane.shutdown()
-        if self._predict_executor is not None:
-            self._predict_executor.shutdown(wait=False, cancel_futures=True)
+        self._prediction.shutdown()
 
     # ---- the agent's real call ----------------------------------------------------------------------
     async def call(self, session: str, tool: str, args: Mapping[str, Any] | None = None) -> Any:
@@ -290,7 +219,7 @@ class SpeculativeRuntime:
         try:
             if contract.state_changing:
                 self._invalidate(s, contract.mutate_keys(args))
-            result = await self._serve_or_run(s, t, args, cargs)
+            result = await serve_or_run(self, s, t, args, cargs)
         except BaseException as e:
             event.error, event.output = True, f"{type(e).__name__}: {e}"
             raise
@@ -305,128 +234,24 @@ class SpeculativeRuntime:
             if s.inflight == 0 and not s.closed:
                 self._decision_point(s)
 
-    async def _serve_or_run(self, s: _Session, t: Tool, args: dict[str, Any], cargs: str | None) -> Any:
-        speculable = t.contract.for_call(args).speculable
-        self.stats.real_call(t.name, speculable=speculable)
-        if speculable and cargs is not None:
-            entry = self.cache.claim(s.id, t.name, cargs, self._now())
-            if entry is not None:
-                if entry.state is State.DONE:
-                    self._served(entry, joined=False, saved=entry.busy_seconds(self._now()))
-                    return entry.result
-                return await self._join(t, entry, args)
-        return await self._run_real(t, args)
-
-    async def _join(self, t: Tool, entry: Entry, args: dict[str, Any]) -> Any:
-        """Wait for the speculative run; race it with a real run once it is late; serve only if valid."""
-        claimed_at = self._now()
-        # The agent waits on this run now: it is a real call's, and real calls do not pre-empt it.
-        if entry.meta.get("job") is not None:
-            self.pool.promote(entry.meta["job"])
-        expected = self.config.hedge_factor * self.estimates.service_time(t.name)
-        hedge = max(self.config.hedge_min, expected - entry.busy_seconds(claimed_at))
-        task: asyncio.Task = entry.handle
-        real: asyncio.Task | None = None
-        served = False
-        try:
-            await asyncio.wait({task}, timeout=hedge)
-            if not task.done():
-                log.debug("[speculative] %s run is late; racing a real run", t.name,
-                         extra={"speculative": True, "tool": t.name})
-                if entry.meta.get("job") is not None:  # the race may take its worker
-                    self.pool.demote(entry.meta["job"])
-                real = asyncio.create_task(self._run_real(t, args, hedge=True))
-                await asyncio.wait({task, real}, return_when=asyncio.FIRST_COMPLETED)
-            now = self._now()
-            if task.done() and entry.state is State.DONE and self.cache.servable(entry, now, check_ttl=False):
-                served = True
-                self._served(entry, joined=True, saved=claimed_at - entry.started_at)
-                return entry.result
-            reason = "failed" if entry.state is State.FAILED else "invalidated" if entry.invalid else "late"
-            self._retire(entry, reason)
-            if real is None:
-                return await self._run_real(t, args)
-            return await real
-        finally:
-            if not served:
-                self._retire(entry, "abandoned")
-            if real is not None and not real.done():
-                real.cancel()
-
-    async def _run_real(self, t: Tool, args: dict[str, Any], *, hedge: bool = False) -> Any:
-        """An authoritative run: takes a worker first, pre-empting speculation if it must."""
-        job = next(self._jobs)
-        admission = self.pool.authoritative(job)
-        if admission.preempted is not None:
-            victim = self._spec_jobs.get(admission.preempted)
-            if victim is not None:
-                self._retire(victim, "preempted")
-        if not admission.started:
-            fut = asyncio.get_running_loop().create_future()
-            self._waiting[job] = fut
-            try:
-                await fut
-            except BaseException:
-                self._waiting.pop(job, None)
-                self.pool.withdraw(job)
-                if self.pool.is_running(job):
-                    self._release(job)
-                raise
-        started = self._now()
-        try:
-            result = await invoke(t, args, self._real_lane)
-        except asyncio.CancelledError:
-            if hedge:  # the speculative run won the race: this run's time was the hedge's price
-                self.stats.dropped(t.name, "hedge", self._now() - started)
-            raise
-        finally:
-            self._release(job)
-        self.estimates.observe_tool(t.name, self._now() - started)
-        return result
-
     # ---- the LLM's stream (fed by `toolcast.runtime.stream.StreamFeeder`) -----------------------------
     def stream_call(self, session: str, tool: str, args: Mapping[str, Any]) -> Entry | None:
         """A call the LLM has written out (its arguments parse complete) but not yet issued: run it now
         (p = 1) if the planner allows it (same contract, schema and budget checks as any candidate).
         Returns the run, whether launched now or already covered; the agent's `call` joins it."""
-        s = self._sessions.get(session)
-        if s is None or s.closed or tool not in self._tools:
-            return None
-        specs = {t.name: t for t in self._specs(s)}
-        now = self._now()
-        pred = CallPrediction(tool, dict(args), p_tool=1.0, p_call=1.0, p_horizon=1.0)
-        choice, = self.planner.plan(
-            [pred], model=s.model, covered=self.cache.covered(s.id, now), occupancy=self._occupancy(s),
-            contract_of=lambda n: self._tools[n].contract if n in specs else None,
-            schemas={n: t.parameters for n, t in specs.items()})
-        entry = self._launch(s, choice) if choice.launch else None
-        if entry is None and choice.eligible:
-            key = (tool, canonical(pred.args))  # the runtime's form, as the cache keys its entries
-            entry = next((e for e in self.cache.live(s.id, now) if e.key == key), None)
-        if entry is not None:
-            entry.meta.setdefault("stream", s.decision)
-        return entry
+        return stream_entry.stream_call(self, session, tool, args)
 
     def stream_text(self, session: str, text: str) -> None:
         """The assistant's text (or reasoning) so far in the message being generated: predict again with
         it in the context (the caller throttles)."""
-        s = self._sessions.get(session)
-        if self.predictor is None or s is None or s.closed or not s.awaiting_llm:
-            return
-        context = Context(events=[*s.events, Message("assistant", text, turn=s.turn)], tools=self._specs(s),
-                          metadata={**s.metadata, "session": s.id, "model": s.model})
-        task = asyncio.create_task(self._speculate(s, s.decision, context))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        stream_entry.stream_text(self, session, text)
 
     def stream_dropped(self, session: str, entries: Iterable[Entry]) -> None:
         """The stream that launched these runs ended without issuing their calls: discard them."""
-        for e in entries:
-            if e.session == session and not e.claimed:
-                self._retire(e, "stream ended")
+        stream_entry.stream_dropped(self, session, entries)
 
     # ---- speculation --------------------------------------------------------------------------------
-    def _decision_point(self, s: _Session) -> None:
+    def _decision_point(self, s: Session) -> None:
         now = self._now()
         self._sweep(now)
         self._score(s, lambda c: now >= c.expires_at, hit=False)
@@ -442,22 +267,10 @@ class SpeculativeRuntime:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _speculate(self, s: _Session, decision: int, context: Context) -> None:
-        name = getattr(self.predictor, "name", "?")
-        try:
-            raw = await self._predict(s, decision, context)
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            log.warning("predictor %s took over %.3g s; no speculation at this point", name,
-                        self.config.predict_timeout_s)
+    async def _speculate(self, s: Session, decision: int, context: Context) -> None:
+        preds = await self._prediction.predictions(self.predictor, s, decision, context)
+        if preds is None:
             return
-        except BaseException:  # noqa: BLE001 - whatever the predictor raises, the agent never sees it
-            log.warning("predictor %s failed; no speculation at this point", name, exc_info=True)
-            return
-        if s.closed or s.decision != decision or not s.awaiting_llm:
-            return  # the agent has moved on while we predicted
-        preds = well_formed(raw, self.config.k)
         now = self._now()
         self._sweep(now)
         if self.config.cancel_losers:
@@ -476,88 +289,17 @@ class SpeculativeRuntime:
             if ch.eligible and pred.key not in keys:
                 keys.add(pred.key)
                 contract = self._tools[pred.tool].contract.for_call(pred.args)
-                s.pending.append(_Candidate(pred.key, max(0.0, min(1.0, pred.p_call)),
-                                            contract.read_keys(pred.args), now + contract.stable_for))
+                s.pending.append(Candidate(pred.key, max(0.0, min(1.0, pred.p_call)),
+                                           contract.read_keys(pred.args), now + contract.stable_for))
         for c in s.pending[:-MAX_PENDING]:
             self.planner.calibration.observe(c.p, False)
         s.pending = s.pending[-MAX_PENDING:]
         for ch in choices:
             if ch.launch:
-                self._launch(s, ch)
+                launch(self, s, ch)
             else:
                 log.debug("[speculative] skip %s (%s, U=%.3f)", ch.prediction.tool, ch.reason, ch.utility,
                           extra={"speculative": True, "session": s.id, "tool": ch.prediction.tool})
-
-    async def _predict(self, s: _Session, decision: int, context: Context) -> Any:
-        """The predictor's answer: in a predictor thread with a time limit, or inline on a virtual clock."""
-        k = self.config.k
-        if not self.config.predict_in_thread or getattr(asyncio.get_running_loop(), "virtual_clock", False):
-            return self.predictor.predict(context, k)
-        if self._predict_executor is None:
-            self._predict_executor = ThreadPoolExecutor(self.config.predict_threads,
-                                                        thread_name_prefix="toolcast-predict")
-
-        def predict() -> Any:
-            if s.closed or s.decision != decision:  # its turn came too late: the agent has moved on
-                return []
-            return self.predictor.predict(context, k)
-
-        future = asyncio.wrap_future(self._predict_executor.submit(predict))
-        return await asyncio.wait_for(future, self.config.predict_timeout_s)
-
-    def _launch(self, s: _Session, ch: Choice) -> Entry | None:
-        pred = ch.prediction
-        t = self._tools[pred.tool]
-        if runs_in_thread(t) and self._spec_lane.free <= 0:
-            return  # every speculative thread is busy (hung or cancelled runs included): never queue
-        args = pred.args  # canonical (`_well_formed`): a private copy the predictor cannot change
-        cargs = canonical(args)
-        if cargs is None:
-            return
-        job = next(self._jobs)
-        if not self.pool.try_speculative(job):
-            return None
-        contract = t.contract.for_call(args)
-        entry = self.cache.add(s.id, t.name, cargs, args, reads=contract.read_keys(args),
-                               ttl=contract.stable_for, now=self._now())
-        entry.meta.update(job=job, p=pred.p_call, utility=ch.utility)
-        self._spec_jobs[job] = entry
-        s.launched += 1
-        self.stats.launched(t.name)
-        log.debug("[speculative] launch %s %s (p=%.2f, U=%.3f)", t.name, entry.cargs, pred.p_call, ch.utility,
-                 extra={"speculative": True, "session": s.id, "tool": t.name})
-        entry.handle = asyncio.create_task(self._run_speculative(t, entry, job))
-        entry.handle.add_done_callback(lambda _task: self._never_ran(entry, job))
-        return entry
-
-    def _never_ran(self, entry: Entry, job: int) -> None:
-        """A run cancelled before its first step (retired in the tick it was launched: its session ended,
-        a write invalidated it) never enters `_run_speculative`, so its `finally` must happen here, or its
-        worker stays taken for good."""
-        if job not in self._spec_jobs:
-            return  # it ran: `_run_speculative` released its worker
-        if entry.state is State.RUNNING:
-            self.cache.finish(entry, now=self._now(), error=asyncio.CancelledError())
-        self._spec_jobs.pop(job, None)
-        self._release(job)
-
-    async def _run_speculative(self, t: Tool, entry: Entry, job: int) -> None:
-        try:
-            result = await invoke(t, entry.args, self._spec_lane)
-        except asyncio.CancelledError as e:
-            self.cache.finish(entry, now=self._now(), error=e)
-        except BaseException as e:  # noqa: BLE001 - SystemExit from a made-up argparse call included
-            log.debug("[speculative] %s raised %r (never shown to the agent)", t.name, e,
-                     extra={"speculative": True, "tool": t.name})
-            self.cache.finish(entry, now=self._now(), error=e)
-        else:
-            self.cache.finish(entry, now=self._now(), result=result)
-            self.estimates.observe_tool(t.name, entry.busy_seconds(self._now()))
-        finally:
-            self._spec_jobs.pop(job, None)
-            self._release(job)
-            if entry.state is State.FAILED and not entry.claimed:
-                self._retire(entry, "failed")
 
     def _served(self, entry: Entry, *, joined: bool, saved: float) -> None:
         entry.meta["ended"] = "served"
@@ -577,7 +319,7 @@ class SpeculativeRuntime:
             entry.handle.cancel()
         self.stats.dropped(entry.tool, reason, entry.busy_seconds(self._now()), failed=failed)
 
-    def _score(self, s: _Session, which, *, hit: bool) -> None:
+    def _score(self, s: Session, which, *, hit: bool) -> None:
         """Score the pending candidates `which(c)` selects as hits or misses for the online calibration."""
         keep = []
         for c in s.pending:
@@ -587,7 +329,7 @@ class SpeculativeRuntime:
                 keep.append(c)
         s.pending = keep
 
-    def _invalidate(self, s: _Session, mutated: frozenset[str] | None) -> None:
+    def _invalidate(self, s: Session, mutated: frozenset[str] | None) -> None:
         """Runtime-wide with `shared_state` (only this session's candidates are scored: others' are
         scored when their own sessions go on)."""
         self._score(s, lambda c: mutated is None or keys_overlap(mutated, c.reads), hit=False)
@@ -598,23 +340,14 @@ class SpeculativeRuntime:
         """Entries past their freshness window (any session's), then idle or surplus sessions."""
         for e in self.cache.sweep(now):
             self._retire(e, "failed" if e.state is State.FAILED else "expired")
-        idle, cap = self.config.session_idle_s, self.config.max_sessions
-        for _ in range(SWEEP_BATCH):
-            if not self._sessions:
-                return
-            s = next(iter(self._sessions.values()))
-            if s.last_seen is None or s.inflight:  # not seen on the loop yet, or the agent waits in a call
-                s.last_seen = now
-                self._sessions.move_to_end(s.id)
-                continue
-            if len(self._sessions) <= cap and now - s.last_seen < idle:
-                return
+        cfg = self.config
+        for s in stale_sessions(self._sessions, now, cfg.session_idle_s, cfg.max_sessions):
             log.debug("session %s ended: idle %.0f s (%d sessions)", s.id, now - s.last_seen,
                       len(self._sessions))
             self._end(s)
 
     # ---- small helpers ------------------------------------------------------------------------------
-    def _occupancy(self, s: _Session) -> Occupancy:
+    def _occupancy(self, s: Session) -> Occupancy:
         running = list(self.cache.running())
         cap = self.config.planner.spec_per_call
         return Occupancy(session=sum(e.session == s.id for e in running),
@@ -631,16 +364,16 @@ class SpeculativeRuntime:
             else:
                 fut.set_result(None)
 
-    def _llm_done(self, s: _Session, now: float) -> None:
+    def _llm_done(self, s: Session, now: float) -> None:
         s.awaiting_llm = False
         if s.decision_at is not None:
             self.estimates.observe_llm(s.model, now - s.decision_at)
 
-    def _session(self, session: str) -> _Session:
+    def _session(self, session: str) -> Session:
         """The live session (a new one if none), marked active now."""
         s = self._sessions.get(session)
         if s is None:
-            s = self._sessions[session] = _Session(session, None, {}, None)
+            s = self._sessions[session] = Session(session, None, {}, None)
         else:
             self._sessions.move_to_end(session)
         try:
@@ -649,7 +382,7 @@ class SpeculativeRuntime:
             s.last_seen = None
         return s
 
-    def _specs(self, s: _Session) -> list[ToolSpec]:
+    def _specs(self, s: Session) -> list[ToolSpec]:
         return [t.spec for t in self._tools.values()] if s.specs is None else list(s.specs.values())
 
     def _now(self) -> float:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from toolcast.runtime.shell_git import abbreviates, git_check
+from toolcast.runtime.shell_sed_awk import awk_check, sed_check
 
 
 class ShellClass(str, Enum):
@@ -142,74 +143,13 @@ def _tee(args, inner):
     return RO
 
 
-_SED_FLAGS = re.compile(r"^[gpiIm0-9]*$")
-_SED_ADDR = r"(?:\d+|\$|/(?:[^/\\]|\\.)*/)(?:,(?:\d+|\$|/(?:[^/\\]|\\.)*/|\+\d+))?"
-_SED_SIMPLE = re.compile(rf"^\s*(?:{_SED_ADDR})?\s*!?\s*[pdqQ=lnNgGhHxPD]?\s*$")
-
-
-def _sed_script_ok(script: str) -> bool:
-    for part in re.split(r"[;\n]", script):
-        part = part.strip()
-        m = re.match(rf"^(?:{_SED_ADDR})?\s*!?\s*s(.)", part)
-        if m:
-            d = re.escape(m.group(1))
-            body = rf"(?:[^{d}\\]|\\.)*"
-            full = re.match(rf"^(?:{_SED_ADDR})?\s*!?\s*s{d}{body}{d}{body}{d}(.*)$", part)
-            if full is None or not _SED_FLAGS.match(full.group(1)):
-                return False
-        elif part and not _SED_SIMPLE.match(part):
-            return False
-    return True
-
-
-_SED_LONG = ("--quiet", "--silent", "--regexp-extended", "--null-data", "--separate", "--unbuffered",
-             "--posix", "--debug", "--sandbox")
-
-
 def _sed(args, inner):
-    scripts, operands, i = [], [], 0
-    while i < len(args):
-        a = args[i]
-        cluster = a.startswith("-") and not a.startswith("--") and len(a) > 1
-        if a in ("-e", "--expression") or (cluster and a.endswith("e") and set(a[1:-1]) <= set("nEsuz")):
-            scripts.append(args[i + 1] if i + 1 < len(args) else "")
-            i += 2
-            continue
-        if a.startswith("--expression="):
-            scripts.append(a.split("=", 1)[1])
-        elif a.startswith("--") and a not in _SED_LONG:  # --in-place, --file, and their abbreviations
-            raise inner.deny(f"sed option {a} edits files, reads a script file or is not followed here")
-        elif cluster and set(a[1:]) - set("nEsuz"):  # -i, -I, -f, -l N, ...
-            raise inner.deny(f"sed option {a} edits files, reads a script file or is not followed here")
-        elif not a.startswith("-"):
-            operands.append(a)
-        i += 1
-    if not scripts:
-        if not operands:
-            raise inner.deny("sed without a script")
-        scripts.append(operands.pop(0))
-    if not all(_sed_script_ok(s) for s in scripts):
-        raise inner.deny("sed script with a command this parser does not follow (w, e, r, ...)")
+    sed_check(args, inner.deny)
     return RO
 
 
 def _awk(args, inner):
-    script = None
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("--") or a.startswith(("-f", "-i", "-E", "-l")):  # gawk accepts abbreviations
-            raise inner.deny(f"awk {a} runs a script file, loads code or edits in place")
-        if a in ("-F", "-v"):
-            i += 2
-            continue
-        if not a.startswith("-") and script is None:
-            script = a
-        i += 1
-    if script is None:
-        raise inner.deny("awk without a script")
-    if any(t in script for t in ("system", "getline", ">", "|", "fflush", "close")):
-        raise inner.deny("awk script that may write or run commands")
+    awk_check(args, inner.deny)
     return RO
 
 

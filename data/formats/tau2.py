@@ -36,14 +36,11 @@ from typing import Any
 
 from toolcast.data.errors import Location, TraceFormatError
 from toolcast.data.formats.base import OnError, Records, TraceFormat, expect, good_records
+from toolcast.data.formats.tau2_tools import Observed, synthesize, tool_specs
 from toolcast.data.quality import mark_looping
-from toolcast.data.schema import Message, ToolCall, ToolSpec, Trace
+from toolcast.data.schema import Message, ToolCall, Trace
 
 SOURCE = "tau2"
-
-_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
-               (dict, "object"))
-
 
 def sniff(record: Any) -> bool:
     """A dict with a non-empty `simulations` list whose items have `messages`."""
@@ -123,7 +120,7 @@ def _read_header(where: Location, doc: Any) -> _Header:
 def _read_simulations(where: Location, sims: list, header: _Header, on_error: OnError) -> Iterator[Trace]:
     traces: list[Trace] = []
     seen_ids: set[str] = set()
-    observed: dict[str, _Observed] = {}
+    observed: dict[str, Observed] = {}
     for i, sim in enumerate(sims):
         loc = where.child(f"simulations[{i}]")
         try:
@@ -138,10 +135,10 @@ def _read_simulations(where: Location, sims: list, header: _Header, on_error: On
                 trace.trace_id, k = f"{base}.{k}", k + 1
         seen_ids.add(trace.trace_id)
         for call in trace.calls:
-            observed.setdefault(call.tool, _Observed()).add(call.args)
+            observed.setdefault(call.tool, Observed()).add(call.args)
         traces.append(trace)
     try:
-        tools = _tool_specs(where, header.tool_defs) if header.tool_defs else _synthesize(observed)
+        tools = tool_specs(where, header.tool_defs) if header.tool_defs else synthesize(observed)
     except TraceFormatError as e:
         on_error(e)
         return
@@ -344,61 +341,3 @@ def _epoch(value: Any, where: Location, field_name: str) -> float | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp.timestamp()
-
-
-# ---- tool specs ------------------------------------------------------------------------------------
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    for py, name in _JSON_TYPES:
-        if isinstance(value, py):
-            return name
-    return "string"
-
-
-@dataclass
-class _Observed:
-    """What the calls of one tool showed: how many, and per parameter the JSON types and how often."""
-
-    calls: int = 0
-    params: dict[str, tuple[set[str], list[int]]] = field(default_factory=dict)
-
-    def add(self, args: dict[str, Any]) -> None:
-        self.calls += 1
-        for key, value in args.items():
-            types, seen = self.params.setdefault(key, (set(), [0]))
-            types.add(_json_type(value))
-            seen[0] += 1
-
-
-def _synthesize(observed: dict[str, _Observed]) -> list[ToolSpec]:
-    """Specs from the calls seen: parameter names, the JSON types seen, required = in every call."""
-    specs = []
-    for name, obs in observed.items():
-        props: dict[str, Any] = {}
-        for key, (types, _seen) in obs.params.items():
-            kinds = sorted(types - {"integer"} if {"integer", "number"} <= types else types)
-            props[key] = {"type": kinds[0] if len(kinds) == 1 else kinds}
-        required = [key for key, (_types, seen) in obs.params.items() if seen[0] == obs.calls]
-        specs.append(ToolSpec(name=name, parameters={"type": "object", "properties": props,
-                                                     "required": required}))
-    return specs
-
-
-def _tool_specs(where: Location, tool_defs: Any) -> list[ToolSpec]:
-    """tau2's `tool_defs` ({name: {name, doc, params, returns}}) or an OpenAI-style tool list."""
-    items = list(tool_defs.items()) if isinstance(tool_defs, dict) else list(enumerate(tool_defs))
-    specs = []
-    for key, d in items:
-        path = f"info.environment_info.tool_defs[{key!r}]"
-        expect(d, dict, where, path)
-        fn = d.get("function") if isinstance(d.get("function"), dict) else d
-        name = fn.get("name", key if isinstance(key, str) else None)
-        expect(name, str, where, f"{path}.name")
-        desc = fn.get("description", fn.get("doc")) or ""
-        params = fn.get("parameters", fn.get("params")) or {}
-        specs.append(ToolSpec(name=name, description=expect(desc, str, where, f"{path}.doc"),
-                              parameters=expect(params, dict, where, f"{path}.params")))
-    return specs
