@@ -19,13 +19,15 @@ name; the others reuse it, and must give it the same contract), and each session
 runs of the adapter that started it. A speculative run that cannot find its
 session raises, which the runtime never shows to the agent.
 
-Only the runtime's public API is used: `start_session`, `observe`, `observe_user`, `call`, `end_session`.
+Only the runtime's public API is used: `start_session`, `observe`, `observe_user`, `call`, `end_session`,
+and `toolcast.runtime.stream.StreamFeeder` for the model's stream deltas (fed inside `in_session`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +160,17 @@ class Bridge:
         token = _SESSION.set(session)
         try:
             self.runtime.observe_user(session, text)
+        finally:
+            _SESSION.reset(token)
+
+    @contextmanager
+    def in_session(self, session: str) -> Iterator[None]:
+        """Code that may start speculative runs for `session` outside a real call (a `StreamFeeder` fed
+        the model's stream deltas): the runs it starts find their session."""
+        self._routes.setdefault(session, self._bare)
+        token = _SESSION.set(session)
+        try:
+            yield
         finally:
             _SESSION.reset(token)
 

@@ -24,6 +24,13 @@ LangGraph without `create_agent`: pass the same object's hook to the node,
 `ToolNode(tools, awrap_tool_call=spec.awrap_tool_call)`; messages are then read from the graph state at
 each tool call, so speculation starts after the first tool result instead of at the user's message.
 
+When the model streams (the agent run with `astream(..., stream_mode="messages")`, or a model built with
+`streaming=True`), `awrap_model_call` also feeds each `AIMessageChunk` (its text, its `tool_call_chunks`'
+argument fragments) to a `toolcast.runtime.stream.StreamFeeder` for the session: a read-only call starts
+as soon as its arguments parse complete, and the agent's call of it joins that run; a model call that
+raises or stops truncated (`finish_reason` "length") discards what its stream started. (A plain
+`ToolNode` sees no model call: nothing is streamed to the runtime there.)
+
 Async agents only (`ainvoke`, `astream`): the runtime lives on the agent's event loop.
 """
 
@@ -33,13 +40,17 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Annotated, Any, NotRequired
+from uuid import UUID
 
 from langchain.agents.middleware import AgentMiddleware, AgentState
 from langchain.agents.middleware.types import PrivateStateAttr
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
+from langchain_core.tracers.context import register_configure_hook
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.prebuilt.tool_node import ToolCallRequest
 
@@ -47,6 +58,7 @@ from toolcast.adapters.bridge import Bridge, Contracts, Result
 from toolcast.data.schema import ToolSpec
 from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import DENY, RuntimeConfig, SpeculativeRuntime
+from toolcast.runtime.stream import TRUNCATED, StreamFeeder
 
 log = logging.getLogger("toolcast.adapters.langchain")
 
@@ -55,6 +67,49 @@ _SPEC_CALL_ID = "toolcast-speculative"
 _PRIVATE = {"callbacks": [], "tags": ["toolcast-speculative"], "run_name": "toolcast-speculative"}
 """A speculative run's config: none of the agent's callbacks (its stream, its tracer), which it would
 otherwise inherit from the real call it was started from; its result stays private until served."""
+
+
+class StreamFeed(AsyncCallbackHandler):
+    """The chunks one model call streams, fed to the session's `StreamFeeder` (only that call's: a model
+    run inside a tool started meanwhile inherits the handler and is ignored)."""
+
+    run_inline = True
+
+    def __init__(self, bridge: Bridge, session: str):
+        self.bridge = bridge
+        self.session = session
+        self.feeder = StreamFeeder(bridge.runtime, session)
+        self.run_id: UUID | None = None
+
+    async def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID, **kwargs: Any
+                                  ) -> None:
+        if self.run_id is None:
+            self.run_id = run_id
+
+    async def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
+        message = getattr(chunk, "message", None)
+        if run_id != self.run_id or not isinstance(message, AIMessageChunk):
+            return
+        with self.bridge.in_session(self.session):
+            self.feeder.text_delta(message.text)
+            for i, tc in enumerate(message.tool_call_chunks):
+                index = tc.get("index")
+                self.feeder.call_delta(index if index is not None else tc.get("id") or i,
+                                       name=tc.get("name"), arguments=tc.get("args") or "")
+
+    def end(self, ok: bool) -> None:
+        with self.bridge.in_session(self.session):
+            self.feeder.finish() if ok else self.feeder.abort()
+
+
+_FEED: ContextVar[StreamFeed | None] = ContextVar("toolcast_langchain_stream_feed", default=None)
+register_configure_hook(_FEED, inheritable=False)  # LangChain adds the handler to runs started under it
+
+
+def _truncated(response: Any) -> bool:
+    messages = getattr(response, "result", None) or [response]
+    meta = [getattr(m, "response_metadata", None) or {} for m in messages if isinstance(m, AIMessage)]
+    return any(m.get("finish_reason") in TRUNCATED or m.get("stop_reason") in TRUNCATED for m in meta)
 
 
 class SpeculationState(AgentState):
@@ -148,6 +203,23 @@ class SpeculationMiddleware(AgentMiddleware):
         if session is not None and self._seen.pop(session, None) is not None:
             await self.bridge.end(session)
         return None
+
+    async def awrap_model_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        """The model call: what it streams goes to the runtime (see the module's docstring)."""
+        state = request.state if isinstance(request.state, dict) else {}
+        session = state.get(SESSION_KEY)
+        if session is None:
+            return await handler(request)
+        feed = StreamFeed(self.bridge, session)
+        token = _FEED.set(feed)
+        ok = False
+        try:
+            response = await handler(request)
+            ok = not _truncated(response)
+            return response
+        finally:
+            _FEED.reset(token)
+            feed.end(ok)
 
     # ---- tool calls ----
     def _session_of(self, request: ToolCallRequest) -> str:

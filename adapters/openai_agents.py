@@ -16,6 +16,12 @@ timeouts), as without toolcast. A speculative run calls the same original `on_in
 predicted arguments and a `ToolContext` over the run's own context object. One run is one session (the
 run's `RunContextWrapper`, which the SDK hands to every hook and tool of the run).
 
+Streamed runs (`Runner.run_streamed(spec.agent, ..., hooks=spec.hooks)` or `spec.run_streamed(...)`):
+when the agent's model is a `Model` object (not a model name), the copy's model is wrapped so that every
+Responses event it streams goes to a `toolcast.runtime.stream.StreamFeeder` for the run's session before
+the SDK sees it: a read-only call starts as soon as its arguments parse complete, and the SDK's call of it
+joins the run; a stream that fails or ends incomplete discards what it started.
+
 Only the agent's own function tools are wrapped (not hosted tools, not the tools of handoff targets);
 hooks you already use can be chained with `speculate(..., hooks=your_hooks)`.
 """
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, FunctionTool, RunContextWrapper, RunHooks, Runner
+from agents.models.interface import Model
 from agents.tool_context import ToolContext
 from agents.usage import Usage
 
@@ -39,6 +46,7 @@ from toolcast.adapters.bridge import Bridge, Contracts
 from toolcast.data.schema import ToolSpec
 from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import RuntimeConfig, SpeculativeRuntime
+from toolcast.runtime.stream import StreamFeeder
 
 log = logging.getLogger("toolcast.adapters.openai_agents")
 
@@ -53,6 +61,8 @@ class _Run:
     session: str
     context: RunContextWrapper[Any]
     users_seen: int = 0
+    llm_input: Any = None
+    """The input of the run's current model call (the SDK hands the same list to the model)."""
 
 
 def item_text(content: Any) -> str:
@@ -92,6 +102,10 @@ class SpeculationHooks(RunHooks):
                 started.append(key)
         return run
 
+    def run_of_input(self, input_items: Any) -> _Run | None:
+        """The run whose model call this is: `on_llm_start` saw the same input object."""
+        return next((r for r in self._runs.values() if r.llm_input is input_items), None)
+
     async def end_runs(self, keys: list[int]) -> None:
         for key in keys:
             run = self._runs.pop(key, None)
@@ -104,6 +118,7 @@ class SpeculationHooks(RunHooks):
         for item in users[run.users_seen:]:
             self.bridge.user(run.session, item_text(_field(item, "content")))
         run.users_seen = len(users)
+        run.llm_input = input_items
         if self.chained is not None:
             await self.chained.on_llm_start(context, agent, system_prompt, input_items)
 
@@ -160,6 +175,55 @@ class Speculation:
             _STARTED.reset(token)
             await self.hooks.end_runs(started)
 
+    def run_streamed(self, input: Any, **kwargs: Any) -> Any:
+        """`Runner.run_streamed(self.agent, input, hooks=self.hooks, **kwargs)`: the model's stream deltas
+        go to the runtime too (see the module's docstring). The session ends with the run's end hook (a run
+        that fails is ended by the runtime when idle)."""
+        return Runner.run_streamed(self.agent, input, hooks=self.hooks, **kwargs)
+
+
+class StreamingModel(Model):
+    """The agent's model, its streamed Responses events also fed to the run's session (`StreamFeeder`)."""
+
+    def __init__(self, inner: Model, hooks: SpeculationHooks):
+        self.inner = inner
+        self.hooks = hooks
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.inner.get_response(*args, **kwargs)
+
+    async def stream_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
+        events = self.inner.stream_response(system_instructions, input, *args, **kwargs)
+        run = self.hooks.run_of_input(input)
+        if run is None:  # not a run under these hooks: pass through
+            async for event in events:
+                yield event
+            return
+        bridge = self.hooks.bridge
+        feeder = StreamFeeder(bridge.runtime, run.session)
+        finished = False
+        try:
+            async for event in events:
+                with bridge.in_session(run.session):
+                    feeder.openai_response_event(event)
+                yield event
+            finished = True
+        finally:
+            with bridge.in_session(run.session):
+                if finished:
+                    feeder.finish()
+                else:
+                    feeder.abort()
+
+    def get_retry_advice(self, request: Any) -> Any:
+        return self.inner.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def _cleanup_on_run_end(self, owner: object) -> None:
+        await self.inner._cleanup_on_run_end(owner)  # noqa: SLF001 - the SDK's own hook, passed on
+
 
 def _wrap(tool: FunctionTool, bridge: Bridge, hooks: SpeculationHooks) -> FunctionTool:
     original = tool.on_invoke_tool
@@ -211,4 +275,7 @@ def speculate(agent: Agent[Any], contracts: Contracts = None, predictor: Predict
             names.append(t.name)
         else:
             tools.append(t)
-    return Speculation(agent.clone(tools=tools), run_hooks, rt, names)
+    changes: dict[str, Any] = {"tools": tools}
+    if isinstance(agent.model, Model):
+        changes["model"] = StreamingModel(agent.model, run_hooks)
+    return Speculation(agent.clone(**changes), run_hooks, rt, names)

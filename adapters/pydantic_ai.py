@@ -18,7 +18,13 @@ pydantic-ai's hooks, as this release has them (`pydantic_ai.capabilities.Abstrac
   `runtime.call`: an exact (tool, arguments) match with a speculative result is served from it, skipping
   the inner execute lifecycle (the result is the tool's own return value); anything else runs pydantic-ai's
   own handler, as without toolcast;
-- `wrap_run` ends the session when the run ends, however it ends.
+- `wrap_run` ends the session when the run ends, however it ends;
+- `get_wrapper_model` wraps the model: when the run streams (`agent.run_stream`, `agent.iter` with
+  `node.stream`, an `event_stream_handler`), the model's stream events (text deltas, tool-call argument
+  fragments) go to a `toolcast.runtime.stream.StreamFeeder` for the session, so a read-only call starts as
+  soon as its arguments parse complete and the agent's call of it joins that run; a stream that raises or
+  ends truncated (`finish_reason` "length") discards what it started. A run that does not stream is
+  unchanged.
 
 A speculative run validates the predicted arguments with the tool's own validator and calls the wrapped
 toolset's `call_tool` with the run's context, as pydantic-ai does. Tools with a custom argument validator
@@ -29,12 +35,28 @@ Put the capability first in `capabilities=[...]` so it wraps the others (outermo
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.messages import ModelResponse, TextPart
+from pydantic_ai.messages import (
+    ModelResponse,
+    PartDeltaEvent,
+    PartEndEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ThinkingPartDelta,
+    ToolCallPart,
+    ToolCallPartDelta,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
 
@@ -42,6 +64,7 @@ from toolcast.adapters.bridge import Bridge, Contracts
 from toolcast.data.schema import ToolSpec
 from toolcast.predictor.protocol import Predictor
 from toolcast.runtime import DENY, RuntimeConfig, SpeculativeRuntime
+from toolcast.runtime.stream import TRUNCATED, StreamFeeder
 
 log = logging.getLogger("toolcast.adapters.pydantic_ai")
 
@@ -58,6 +81,85 @@ class _Run:
 
 def session_of(ctx: Any) -> str:
     return f"pa-{ctx.run_id}" if getattr(ctx, "run_id", None) else f"pa-{id(ctx.usage)}"
+
+
+def _args_text(args: Any) -> str:
+    return args if isinstance(args, str) else json.dumps(args) if args else ""
+
+
+class _FedStream:
+    """A `StreamedResponse` as the agent sees it, its events also fed to the session's `StreamFeeder`."""
+
+    def __init__(self, inner: Any, bridge: Bridge, session: str):
+        self._inner, self._bridge, self._session = inner, bridge, session
+        self._feeder = StreamFeeder(bridge.runtime, session)
+        self._events: AsyncIterator[Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self._events is None:
+            self._events = self._fed()
+        return self._events
+
+    async def _fed(self) -> AsyncIterator[Any]:
+        async for event in self._inner:
+            with self._bridge.in_session(self._session):
+                self._feed(event)
+            yield event
+
+    def _feed(self, event: Any) -> None:
+        f = self._feeder
+        if isinstance(event, PartStartEvent):
+            part = event.part
+            if isinstance(part, TextPart | ThinkingPart):
+                f.text_delta(part.content)
+            elif isinstance(part, ToolCallPart):
+                f.call_delta(event.index, name=part.tool_name, arguments=_args_text(part.args))
+        elif isinstance(event, PartDeltaEvent):
+            delta = event.delta
+            if isinstance(delta, TextPartDelta | ThinkingPartDelta):
+                f.text_delta(delta.content_delta or "")
+            elif isinstance(delta, ToolCallPartDelta):
+                f.call_delta(event.index, name=delta.tool_name_delta, arguments=_args_text(delta.args_delta))
+        elif isinstance(event, PartEndEvent):
+            f.call_done(event.index)
+
+    def end(self, ok: bool) -> None:
+        if ok:
+            response = self._inner.get()
+            ok = getattr(response, "finish_reason", None) not in TRUNCATED
+        with self._bridge.in_session(self._session):
+            self._feeder.finish() if ok else self._feeder.abort()
+
+
+@dataclass(init=False)
+class StreamingModel(WrapperModel):
+    """The run's model, whose streamed responses are fed to the runtime (see the module's docstring)."""
+
+    capability: SpeculationCapability = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __init__(self, wrapped: Model, capability: SpeculationCapability):
+        super().__init__(wrapped)
+        self.capability = capability
+
+    @asynccontextmanager
+    async def request_stream(self, messages: Any, model_settings: Any, model_request_parameters: Any,
+                             run_context: Any = None) -> AsyncIterator[Any]:
+        session = session_of(run_context) if run_context is not None else None
+        async with self.wrapped.request_stream(messages, model_settings, model_request_parameters,
+                                               run_context) as stream:
+            if session not in self.capability.runs:
+                yield stream
+                return
+            fed = _FedStream(stream, self.capability.bridge, session)
+            ok = False
+            try:
+                yield fed
+                ok = True
+            finally:
+                fed.end(ok)
 
 
 @dataclass
@@ -120,6 +222,9 @@ class SpeculationCapability(AbstractCapability[Any]):
             validated = tool.args_validator.validate_python(args, context=ctx.validation_context)
             return await r.toolset.call_tool(name, validated, ctx, tool)
         return run
+
+    def get_wrapper_model(self, model: Model) -> Model | None:
+        return StreamingModel(model, self)
 
     # ---- messages and the run's end ----
     async def after_model_request(self, ctx: Any, *, request_context: Any, response: ModelResponse
