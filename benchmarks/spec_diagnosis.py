@@ -26,8 +26,7 @@ from typing import Any
 
 from toolcast.cli.simulate_cmd import _load_learned
 from toolcast.data import TraceFormatError, load_traces
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args
+from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args, decision_positions
 from toolcast.data.splits import split_of
 from toolcast.predictor.baselines import fit_baseline
 from toolcast.runtime.latency import LatencyProfile

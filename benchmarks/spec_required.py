@@ -23,8 +23,7 @@ import json
 import logging
 import sys
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import RESPOND, Context, Trace
+from toolcast.data.schema import RESPOND, Context, Trace, decision_positions
 from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.planner import PlannerConfig
 from toolcast.runtime.replay import OraclePredictor

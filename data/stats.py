@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data import jsonpaths
-from toolcast.data.decisions import decision_positions
 from toolcast.data.provenance import KINDS, constant_values, trace_provenance
-from toolcast.data.schema import RESPOND, ToolCall, Trace
+from toolcast.data.schema import RESPOND, ToolCall, Trace, decision_positions
 
 START = "<start>"
 PROVENANCE_KINDS: tuple[str, ...] = (*KINDS[:-1], "constant", "none")

@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, Trace
+from toolcast.data.schema import Context, Trace, decision_positions
 from toolcast.predictor.baselines.fanout import HORIZON, FanoutPredictor
 from toolcast.predictor.protocol import CallPrediction, Predictor
 

@@ -12,8 +12,7 @@
 
 from __future__ import annotations
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, ToolCall, Trace
+from toolcast.data.schema import Context, ToolCall, Trace, decision_positions
 from toolcast.predictor.baselines.value_maps import ContextIndex
 from toolcast.predictor.protocol import CallPrediction
 from toolcast.runtime.contracts import ContractPolicy

@@ -1,6 +1,6 @@
 """Replaying a trace through the real `SpeculativeRuntime`: an agent that repeats what the log did.
 
-For each decision point of the trace (`toolcast.data.decisions`) the replayed agent "thinks" for the
+For each decision point of the trace (`Trace.decision_points`) the replayed agent "thinks" for the
 LLM time of that point (`timing.py`), then issues the turn's calls (parallel calls together) through
 `runtime.call`, and reports every other event (user and system messages) with `runtime.observe`. The
 tools are stand-ins that sleep their service time and return the output the log recorded for the same
@@ -25,8 +25,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import RESPOND, Context, Message, ToolCall, ToolSpec, Trace, canonical_args
+from toolcast.data.schema import (
+    RESPOND,
+    Context,
+    Message,
+    ToolCall,
+    ToolSpec,
+    Trace,
+    canonical_args,
+    decision_positions,
+)
 from toolcast.predictor.protocol import CallPrediction, Predictor
 from toolcast.runtime.canonical import canonical
 from toolcast.runtime.contracts import ContractPolicy

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from toolcast.data.active_time import tool_active_s
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Message, ToolCall, Trace, canonical_args
+from toolcast.data.schema import Message, ToolCall, Trace, canonical_args, decision_positions
 from toolcast.runtime.latency import LatencyProfile
 from toolcast.runtime.planner import Estimates
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args
+from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args, decision_positions
 from toolcast.predictor.features import cues
 from toolcast.predictor.features.catalog import build_catalog
 from toolcast.predictor.features.featurizer import (

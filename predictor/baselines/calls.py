@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import RESPOND, Context, ToolSpec, Trace, canonical_args
+from toolcast.data.schema import RESPOND, Context, ToolSpec, Trace, canonical_args, decision_positions
 from toolcast.predictor.protocol import CallPrediction
 
 UNKNOWN_SLOTS = "*"

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data import jsonpaths
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, ToolCall, Trace
+from toolcast.data.schema import Context, ToolCall, Trace, decision_positions
 from toolcast.predictor.baselines.value_maps import ContextIndex, coerce, describe, match_key, slot_types
 from toolcast.predictor.features.extractors import MAX_LEAVES, value_id
 from toolcast.predictor.protocol import CallPrediction

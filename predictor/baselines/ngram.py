@@ -16,8 +16,7 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import RESPOND, Context, Message, ToolCall, Trace
+from toolcast.data.schema import RESPOND, Context, Message, ToolCall, Trace, decision_positions
 from toolcast.predictor.features.catalog import toolset_key
 
 START = "<start>"

@@ -30,8 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolcast.data.decisions import decision_positions
-from toolcast.data.schema import Context, Event, Message, ToolCall, Trace
+from toolcast.data.schema import Context, Event, Message, ToolCall, Trace, decision_positions
 from toolcast.predictor.baselines.templates import (
     MAX_TEMPLATES,
     PATH_KINDS,

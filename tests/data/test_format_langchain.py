@@ -95,7 +95,7 @@ def test_checkpoint_tuple_multipart_outputs_and_a_call_without_result():
     assert shot.output == "Screenshot taken."
     assert shot.extra["result_content"][1]["type"] == "image"
     assert (fetch.output, fetch.error) == (None, False)  # interrupted before the tool ran
-    # (decisions.py adds one more point after a trailing call, result or not: left to its rule)
+    # (the decision-point rule adds one more point after a trailing call, result or not: left to its rule)
     assert [label.tools for _, label in trace.decision_points()][:2] == [
         ["search_docs", "screenshot"], ["fetch_page"]]
     # the URL fetch_page asks for was in search_docs' output
