@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from toolcast import __version__
 from toolcast.serving import routes_health, routes_model, routes_predict
+from toolcast.serving.auth import token_error
 from toolcast.serving.batching import DirectScheduler, MicroBatcher, Scheduler, run_predictor
 from toolcast.serving.errors import install_error_handlers
 from toolcast.serving.interning import EventInterner
@@ -50,7 +51,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         state.interner = EventInterner(settings.intern_events)
         state.metrics.watch_interner(state.interner)
     app.state.serving = state
-    install_error_handlers(app)
+    install_error_handlers(app, token_error=token_error)
     routers = (routes_predict.router, routes_model.router, routes_health.router)
     for router in routers:
         app.include_router(router)

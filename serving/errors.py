@@ -12,7 +12,7 @@ request id and answers a bare 500.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -84,9 +84,9 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 
 def _unauthorized(request: Request) -> Response | None:
-    from toolcast.serving.auth import token_error  # auth raises ApiError: imported here, not at the top
-
-    error = token_error(request)
+    """The token's 401, answered before a body error (`install_error_handlers`' `token_error`)."""
+    token_error = getattr(request.app.state, "token_error", None)
+    error = None if token_error is None else token_error(request)
     return None if error is None else _answer(request, error)
 
 
@@ -120,7 +120,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request.scope, exc.status_code, code, message, headers=exc.headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI,
+                           token_error: Callable[[Request], ApiError | None] | None = None) -> None:
+    """One JSON error shape for every error; `token_error` (`auth.token_error`, passed in: auth raises
+    ApiError, so it sits above this module) gives a request's 401, which body errors answer first."""
+    app.state.token_error = token_error
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
