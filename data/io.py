@@ -156,16 +156,19 @@ def iter_records(path: Path) -> Iterator[tuple[Location, Any]]:
             if not line.strip():
                 continue
             where = Location(str(path), n)
-            text = _decode(path, line.rstrip(b"\r\n"), n)
-            try:
-                record = json.loads(text)
-            except RecursionError:
-                yield where, TraceFormatError(where, "JSON nested too deeply to read")
-                continue
-            except json.JSONDecodeError as e:
-                yield where, _invalid(where, e, text)
-                continue
-            yield where, _checked(where, record)
+            yield where, _parsed(where, _decode(path, line.rstrip(b"\r\n"), n))
+
+
+def _parsed(where: Location, line: str) -> Any:
+    """One JSON line's record, or the error naming why it is not one (bad JSON, too deep to parse, a
+    too-deep or lone-surrogate field): a record error, which `--errors skip` may skip."""
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        return TraceFormatError(where, "JSON nested too deeply to read")
+    except json.JSONDecodeError as e:
+        return _invalid(where, e, line)
+    return _checked(where, record)
 
 
 def _checked(where: Location, record: Any) -> Any:
@@ -204,14 +207,6 @@ def _iter_json_lines(path: Path, text: str) -> Iterator[tuple[Location, Any]]:
         if not line.strip():
             continue
         where = Location(str(path), lineno)
-        try:
-            record = json.loads(line)
-        except RecursionError:
-            yield where, TraceFormatError(where, "JSON nested too deeply to read")
-            continue
-        except json.JSONDecodeError as e:
-            yield where, _invalid(where, e, line)
-            continue
-        yield where, _checked(where, record)
+        yield where, _parsed(where, line)
 
 
