@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolcast.runtime.contracts import DENY, ContractPolicy, ToolContract
+from toolcast.runtime.contracts import DENY, ContractPolicy, ToolContract, read_contracts_file
 from toolcast.runtime.shell import ShellClass, Verdict, classify, classify_argv
 
 DEFAULT_FILE = Path(__file__).parent / "profiles" / "coding_contracts.json"
@@ -201,12 +201,7 @@ def load_coding_contracts(path: str | Path | None = None, *, test_runners: bool 
                           open_world: bool | None = None) -> CodingContracts:
     """Read a coding contracts file (default: the shipped one); errors name the file and field."""
     where = str(path or DEFAULT_FILE)
-    try:
-        d = json.loads(Path(where).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{where}: cannot read coding contracts: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: line {e.lineno}: not valid JSON: {e.msg}") from None
+    d = read_contracts_file(where, "coding contracts")
     return coding_contracts_from_dict(d, where, test_runners=test_runners, open_world=open_world)
 
 

@@ -30,10 +30,12 @@ confirmation requirement come from the user, never from the server.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolcast.runtime.canonical import key_part
@@ -225,3 +227,14 @@ class ContractPolicy:
             if fnmatch.fnmatchcase(name.lower(), pattern.lower()):
                 return contract
         return self.default
+
+
+def read_contracts_file(path: str | Path, what: str) -> Any:
+    """A contracts file's JSON; a file that cannot be read or parsed is a ValueError naming it (and the
+    line)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: line {e.lineno}: not valid JSON: {e.msg}") from None

@@ -18,12 +18,11 @@ Exact `tools` entries win over everything. Every simulate report names the polic
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolcast.runtime.contracts import ContractPolicy, ToolContract, read_only
+from toolcast.runtime.contracts import ContractPolicy, ToolContract, read_contracts_file, read_only
 
 DEFAULT_READ_ONLY: tuple[str, ...] = (
     # remote-API reads
@@ -54,13 +53,7 @@ def load_replay_policy(path: str | Path | None = None) -> ContractPolicy:
     """The default policy, or one built from a JSON override file (errors name the file and field)."""
     if path is None:
         return replay_policy()
-    try:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read replay contracts: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: line {e.lineno}: not valid JSON: {e.msg}") from None
-    return policy_from_dict(d, str(path))
+    return policy_from_dict(read_contracts_file(path, "replay contracts"), str(path))
 
 
 def policy_from_dict(d: Any, where: str = "replay contracts") -> ContractPolicy:
