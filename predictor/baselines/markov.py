@@ -1,9 +1,11 @@
 """The Markov baseline: previous tool -> next tool (with `<start>`), and each slot's most frequent values.
 
 What today's open-source speculators run (toolahead, ggcode). A standard bigram, smoothed (Witten-Bell
-toward the unigram) and restricted to the tools the agent has, so it is a fair one. By default its state
-also says what the LLM is reacting to (a user message or a tool result), backing off to the plain bigram:
-on runs of a harness it never saw that adds about +0.08 tool top-1 (BENCHMARKS.md, "Generalization").
+toward the unigram) and restricted to the tools the agent has, so it is a fair one. `state="call+reacting"`
+also keys on what the LLM is reacting to (a user message or a tool result), backing off to the bigram: on
+runs of a harness it never saw that adds about +0.08 tool top-1 on ../shared/data, but on the bundled
+sample (a few hundred traces) it loses 0.13 tool top-1 and doubles the ECE, so the classic table stays
+the default (BENCHMARKS.md, "Generalization").
 """
 
 from __future__ import annotations
@@ -63,15 +65,15 @@ class SlotFrequencies:
 class MarkovPredictor:
     """Previous tool -> next tool bigram with `<start>`; arguments = each slot's most frequent values.
 
-    `state="call"` (the classic table) keys on the last tool called; `state="action"` on the agent's
-    last action, `<respond>` included; `state="call+reacting"` (default) on the agent's last action and
+    `state="call"` (the classic table, default) keys on the last tool called; `state="action"` on the
+    agent's last action, `<respond>` included; `state="call+reacting"` on the agent's last action and
     what the LLM reacts to (`cues.reacting_to`: a user message, a tool result), backing off to the last
     action alone, then the unigram.
     """
 
     name = "markov"
 
-    def __init__(self, state: Literal["call", "action", "call+reacting"] = "call+reacting"):
+    def __init__(self, state: Literal["call", "action", "call+reacting"] = "call"):
         self.state = state
         self.ngram = InterpolatedNGram(levels=3 if state == "call+reacting" else 2)
         self.signatures = SignatureModel()
