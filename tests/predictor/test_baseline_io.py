@@ -12,7 +12,9 @@ from toolcast.data import load_traces
 from toolcast.data.samples import sample_files
 from toolcast.data.schema import canonical_args
 from toolcast.predictor.baselines import MarkovPredictor, PatternPoolPredictor, decision_contexts
+from toolcast.predictor.baselines.calls import SignatureModel
 from toolcast.predictor.baselines.io import FORMAT_VERSION
+from toolcast.predictor.baselines.ngram import START, InterpolatedNGram
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,27 @@ def test_loaded_baseline_predicts_exactly_as_fitted(fitted, split, tmp_path, nam
     # Saving what was loaded gives the same file.
     again = loaded.save(tmp_path / "again" / path.name)
     assert again.read_bytes() == path.read_bytes()
+
+
+def roundtrip(piece):
+    return type(piece).from_dict(json.loads(json.dumps(piece.to_dict())), "test")
+
+
+def test_pieces_round_trip_with_tuple_keys_and_tie_order():
+    ngram = InterpolatedNGram(3, beta=2.0)
+    ngram.add(((), (START,), (START, "user")), "get_user")
+    ngram.add(((), ("get_user",), ("get_user", "tool")), "<respond>")
+    loaded = roundtrip(ngram)
+    assert loaded.counts == ngram.counts and loaded.beta == 2.0
+    assert {ctx for level in loaded.counts for ctx in level} == {(), (START,), (START, "user"), ("get_user",),
+                                                                 ("get_user", "tool")}
+    chain = ((), ("get_user",), ("get_user", "user"))
+    assert loaded.distribution(chain, ["get_user", "x", "<respond>"]) == ngram.distribution(
+        chain, ["get_user", "x", "<respond>"])
+    signatures = SignatureModel()
+    for args in ({"b": 1}, {"a": 1}, {"a": 2, "c": 3}):  # a tie: the first seen wins `top`
+        signatures.add("t", args)
+    assert roundtrip(signatures).top("t", None, n=1) == signatures.top("t", None, n=1) == [(("b",), 1 / 3)]
 
 
 def test_pattern_pool_keeps_its_value_sources_and_constants(fitted, split, tmp_path):
