@@ -5,7 +5,9 @@
   value-mapping functions mined from the logs -> arguments: `value_maps.py`, `value_sources.py`).
 
 They share the n-gram smoothing (`ngram.py`) and the call building (`calls.py`). `fit_baseline(name,
-traces)` is the one entry point (the eval and simulate commands use it).
+traces)` is the one entry point (the eval and simulate commands use it). A fitted Markov table or
+pattern pool saves itself as one JSON file and loads back without the logs (`save(path)`, `load(path)`:
+`markov.json.gz`, `pattern_pool.json.gz` in a model directory; `io.py`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.schema import RESPOND, Context, ToolSpec, Trace, canonical_args, decision_positions
+from toolcast.predictor.baselines.io import at, count, obj, seq, tuple_key
 from toolcast.predictor.protocol import CallPrediction
 
 UNKNOWN_SLOTS = "*"
@@ -47,6 +48,20 @@ class SignatureModel:
         total = sum(c.values())
         out = [(sig, k / total) for sig, k in c.most_common(n)]
         return [s for s in out if s[1] >= min_p] or out[:1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """tool -> [[argument keys], count] in the order first seen (it breaks ties in `top`)."""
+        return {tool: [[list(sig), k] for sig, k in c.items()] for tool, c in self.counts.items()}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> SignatureModel:
+        model = cls()
+        for tool, sigs in obj(d, where).items():
+            wt = at(where, tool)
+            for i, pair in enumerate(seq(sigs, wt)):
+                sig, k = seq(pair, at(wt, i), 2)
+                model.counts[tool][tuple_key(sig, at(at(wt, i), 0))] = count(k, at(at(wt, i), 1))
+        return model
 
 
 # ---- from tool and slot distributions to ranked calls ---------------------------------------------------

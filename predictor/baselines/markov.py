@@ -11,9 +11,11 @@ the default (BENCHMARKS.md, "Generalization").
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from toolcast.data.schema import Context, Trace, canonical_args
@@ -24,6 +26,17 @@ from toolcast.predictor.baselines.calls import (
     rank_calls,
     spec_of,
     tool_calls,
+)
+from toolcast.predictor.baselines.io import (
+    at,
+    count,
+    get,
+    obj,
+    read_state,
+    seq,
+    state_file,
+    text,
+    write_state,
 )
 from toolcast.predictor.baselines.ngram import (
     START,
@@ -40,6 +53,10 @@ from toolcast.predictor.features.cues import reacting_to
 from toolcast.predictor.protocol import CallPrediction
 
 log = logging.getLogger(__name__)
+FILE = "markov.json.gz"
+"""The fitted table's file in a model directory (`save`, `load`)."""
+FORMAT = "toolcast.markov"
+STATES = ("call", "action", "call+reacting")
 
 
 @dataclass
@@ -60,6 +77,23 @@ class SlotFrequencies:
         total = sum(c for _, c in values.values())
         top = sorted(values.values(), key=lambda vc: (-vc[1], canonical_args(vc[0])))[:n]
         return [(v, c / total, "frequent") for v, c in top]
+
+    def to_dict(self) -> list[list[Any]]:
+        """[[tool, slot, [[value, count], ...]], ...]."""
+        return [[tool, slot, [list(vc) for vc in values.values()]]
+                for (tool, slot), values in self.table.items()]
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> SlotFrequencies:
+        out = cls()
+        for i, item in enumerate(seq(d, where)):
+            w = at(where, i)
+            tool, slot, entries = seq(item, w, 3)
+            values = out.table[(text(tool, at(w, 0)), text(slot, at(w, 1)))]
+            for j, entry in enumerate(seq(entries, at(w, 2))):
+                value, n = seq(entry, at(at(w, 2), j), 2)
+                values[canonical_args(value)] = [value, count(n, at(at(at(w, 2), j), 1))]
+        return out
 
 
 class MarkovPredictor:
@@ -116,3 +150,32 @@ class MarkovPredictor:
                               lambda slot: self.values.options(tool, slot))
 
         return rank_calls(probs, make, k)
+
+    # ---- saved and loaded: one JSON file, no logs needed ----------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "ngram": self.ngram.to_dict(), "signatures": self.signatures.to_dict(),
+                "values": self.values.to_dict(), "toolsets": self.toolsets.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> MarkovPredictor:
+        state, ws = get(obj(d, where), "state", where)
+        if state not in STATES:
+            raise ValueError(f"{ws}: expected one of {', '.join(STATES)}, got {state!r:.60}")
+        model = cls(state)
+        model.ngram = InterpolatedNGram.from_dict(*get(d, "ngram", where), levels=len(model.ngram.counts))
+        model.signatures = SignatureModel.from_dict(*get(d, "signatures", where))
+        model.values = SlotFrequencies.from_dict(*get(d, "values", where))
+        model.toolsets = Toolsets.from_dict(*get(d, "toolsets", where))
+        return model
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted table as JSON: to `path/markov.json.gz` when `path` is a (model) directory,
+        else to `path` itself (a .json or .json.gz name). Returns the file written."""
+        return write_state(state_file(path, FILE), FORMAT, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MarkovPredictor:
+        """The table `save` wrote (a model directory or the file); ValueError naming the file and field."""
+        file = state_file(path, FILE)
+        return cls.from_dict(read_state(file, FORMAT), str(file))

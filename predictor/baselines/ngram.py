@@ -15,8 +15,10 @@ import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from toolcast.data.schema import RESPOND, Context, Message, ToolCall, Trace, decision_positions
+from toolcast.predictor.baselines.io import at, count, get, number, obj, seq, texts, tuple_key
 from toolcast.predictor.features.catalog import toolset_key
 
 START = "<start>"
@@ -82,6 +84,17 @@ class Toolsets:
         names.add(RESPOND)
         return sorted(names)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"by_setup": {k: sorted(v) for k, v in self.by_setup.items()},
+                "vocabulary": sorted(self.vocabulary)}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Toolsets:
+        by_setup, w = get(obj(d, where), "by_setup", where)
+        vocabulary, wv = get(d, "vocabulary", where)
+        return cls({k: set(texts(v, at(w, k))) for k, v in obj(by_setup, w).items()},
+                   set(texts(vocabulary, wv)))
+
 
 # ---- the n-gram -----------------------------------------------------------------------------------
 
@@ -126,6 +139,26 @@ class InterpolatedNGram:
             p = {s: (c.get(s, 0) + w * p[s]) / (total + w) for s in names}
         z = sum(p.values())
         return {s: v / z for s, v in p.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Per level, [context as a list, {symbol: count}] pairs (the totals are recomputed)."""
+        return {"beta": self.beta,
+                "counts": [[[list(ctx), dict(c)] for ctx, c in level.items()] for level in self.counts]}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, levels: int | None = None) -> InterpolatedNGram:
+        beta, wb = get(obj(d, where), "beta", where)
+        levels_in, wc = get(d, "counts", where)
+        seq(levels_in, wc, levels)
+        model = cls(len(levels_in), number(beta, wb))
+        for lv, level in enumerate(levels_in):
+            for i, pair in enumerate(seq(level, at(wc, lv))):
+                wp = at(at(wc, lv), i)
+                ctx, symbols = seq(pair, wp, 2)
+                ws = at(wp, 1)
+                model.counts[lv][tuple_key(ctx, at(wp, 0))] = Counter(
+                    {s: count(n, at(ws, s)) for s, n in obj(symbols, ws).items()})
+        return model
 
 
 def label_symbols(calls: list[ToolCall]) -> list[str]:

@@ -16,7 +16,9 @@ quoted string in the user's text, a cross-task constant; ranked and weighted by 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Hashable, Iterable
+from pathlib import Path
 from typing import Any
 
 from toolcast.data.schema import RESPOND, Context, Trace
@@ -27,6 +29,7 @@ from toolcast.predictor.baselines.calls import (
     spec_of,
     tool_calls,
 )
+from toolcast.predictor.baselines.io import get, number, obj, read_state, state_file, write_state
 from toolcast.predictor.baselines.ngram import (
     START,
     Example,
@@ -46,6 +49,9 @@ from toolcast.predictor.protocol import CallPrediction
 log = logging.getLogger(__name__)
 
 LEVELS = 4
+FILE = "pattern_pool.json.gz"
+"""The fitted pool's file in a model directory (`save`, `load`)."""
+FORMAT = "toolcast.pattern_pool"
 CUE_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -115,3 +121,36 @@ class PatternPoolPredictor:
             return tool_calls(tool, p, self.signatures.top(tool, spec_of(context, tool)), options)
 
         return rank_calls(self.tool_distribution(context), make, k)
+
+    # ---- saved and loaded: one JSON file, no logs needed ----------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.value_maps is None:
+            raise ValueError("PatternPoolPredictor: fit it before saving it")
+        return {"text_cue": self.text_cue, "cue_weight": self.cue_weight, "ngram": self.ngram.to_dict(),
+                "signatures": self.signatures.to_dict(), "toolsets": self.toolsets.to_dict(),
+                "value_maps": self.value_maps.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> PatternPoolPredictor:
+        text_cue, wt = get(obj(d, where), "text_cue", where)
+        if not isinstance(text_cue, bool):
+            raise ValueError(f"{wt}: expected true or false, got {text_cue!r:.60}")
+        model = cls(text_cue)
+        model.cue_weight = number(*get(d, "cue_weight", where))
+        model.ngram = InterpolatedNGram.from_dict(*get(d, "ngram", where), levels=LEVELS)
+        model.signatures = SignatureModel.from_dict(*get(d, "signatures", where))
+        model.toolsets = Toolsets.from_dict(*get(d, "toolsets", where))
+        model.value_maps = ValueMaps.from_dict(*get(d, "value_maps", where))
+        return model
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted pool as JSON: to `path/pattern_pool.json.gz` when `path` is a (model)
+        directory, else to `path` itself (a .json or .json.gz name). Returns the file written."""
+        return write_state(state_file(path, FILE), FORMAT, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PatternPoolPredictor:
+        """The pool `save` wrote (a model directory or the file); ValueError naming the file and field."""
+        file = state_file(path, FILE)
+        return cls.from_dict(read_state(file, FORMAT), str(file))

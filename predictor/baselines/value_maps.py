@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolcast.data.schema import Context, Event, Message, ToolCall, Trace, decision_positions
+from toolcast.predictor.baselines.constants import ConstantTable
+from toolcast.predictor.baselines.io import at, count, counts, get, obj, seq, text, tuple_key
 from toolcast.predictor.baselines.templates import (
     MAX_TEMPLATES,
     PATH_KINDS,
@@ -119,38 +121,6 @@ class ContextIndex:
         return out
 
 
-# ---- constants ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ConstantTable:
-    """(tool, slot) -> value id -> (value, task groups that used it)."""
-
-    table: dict[tuple[str, str], dict[str, tuple[Any, set[str]]]] = field(default_factory=dict)
-
-    @classmethod
-    def fit(cls, traces: Iterable[Trace]) -> ConstantTable:
-        table: dict[tuple[str, str], dict[str, tuple[Any, set[str]]]] = defaultdict(dict)
-        for trace in traces:
-            for call in trace.calls:
-                for slot, value in call.args.items():
-                    entry = table[(call.tool, slot)].setdefault(value_id(value), (value, set()))
-                    entry[1].add(trace.group)
-        return cls(dict(table))
-
-    def values(self, tool: str, slot: str, leave_out: str | None = None, min_groups: int = MIN_GROUPS,
-               limit: int = MAX_RANK) -> list[Any]:
-        """Constants of a slot, most widespread first; `leave_out` = the group being predicted in
-        training, whose own traces must not make a value a constant."""
-        scored = []
-        for value, groups in self.table.get((tool, slot), {}).values():
-            n = len(groups) - (leave_out in groups)
-            if n >= min_groups:
-                scored.append((-n, value_id(value), value))
-        scored.sort(key=lambda s: s[:2])
-        return [v for _, _, v in scored[:limit]]
-
-
 # ---- mined value maps -------------------------------------------------------------------------------
 
 
@@ -176,6 +146,27 @@ class SourceStats:
             self.offered[m] += other.offered[m]
             self.hits[m] += other.hits[m]
 
+    def to_dict(self) -> list[Any]:
+        return [self.applicable, self.offered, self.hits]
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> SourceStats:
+        applicable, offered, hits = seq(d, where, 3)
+        return cls(count(applicable, at(where, 0)), counts(offered, at(where, 1), MAX_RANK),
+                   counts(hits, at(where, 2), MAX_RANK))
+
+
+def _sources_to_dict(sources: dict[SourceKey, SourceStats]) -> list[list[Any]]:
+    return [[list(k), st.to_dict()] for k, st in sources.items()]
+
+
+def _sources_from_dict(d: Any, where: str) -> dict[SourceKey, SourceStats]:
+    out = {}
+    for i, pair in enumerate(seq(d, where)):
+        k, st = seq(pair, at(where, i), 2)
+        out[tuple_key(k, at(at(where, i), 0))] = SourceStats.from_dict(st, at(at(where, i), 1))
+    return out
+
 
 @dataclass
 class SlotMap:
@@ -184,6 +175,16 @@ class SlotMap:
     type: str | None
     sources: dict[SourceKey, SourceStats]
     n: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "n": self.n, "sources": _sources_to_dict(self.sources)}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> SlotMap:
+        type_, wt = get(obj(d, where), "type", where)
+        n, wn = get(d, "n", where)
+        return cls(None if type_ is None else text(type_, wt), _sources_from_dict(*get(d, "sources", where)),
+                   count(n, wn))
 
 
 @dataclass
@@ -194,6 +195,21 @@ class ValueMaps:
     constants: ConstantTable
     pooled: dict[SourceKey, SourceStats] = field(default_factory=dict)
     """Generic sources' statistics over all slots: the prior of each slot's estimate."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slots": [[tool, slot, m.to_dict()] for (tool, slot), m in self.slots.items()],
+                "pooled": _sources_to_dict(self.pooled), "constants": self.constants.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> ValueMaps:
+        slots, ws = get(obj(d, where), "slots", where)
+        table = {}
+        for i, item in enumerate(seq(slots, ws)):
+            tool, slot, m = seq(item, at(ws, i), 3)
+            ts = (text(tool, at(at(ws, i), 0)), text(slot, at(at(ws, i), 1)))
+            table[ts] = SlotMap.from_dict(m, at(at(ws, i), 2))
+        return cls(table, ConstantTable.from_dict(*get(d, "constants", where)),
+                   _sources_from_dict(*get(d, "pooled", where)))
 
     def p_hit(self, key: SourceKey, stats: SourceStats, rank: int) -> float:
         """P(the value a source offers at `rank` is the agent's): the slot's own count, smoothed toward
