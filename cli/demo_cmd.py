@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         except ModelNotAvailableError as e:
             return fail(str(e))
     predictors = _predictors(fit, learned)
-    evals, outcomes = _evaluate(predictors, test)
+    evals, outcomes = _evaluate({**predictors, **_model_alone(model_dir, learned)}, test)
     figures: dict[str, str] = {}
     featured = "learned" if learned is not None else "pattern"
     _reliability(outcomes[featured], out / "reliability.png", featured)
@@ -127,6 +127,19 @@ def _predictors(fit: list, learned: Any) -> dict[str, Any]:
     if learned is not None:
         out["learned"] = learned
     return out
+
+
+def _model_alone(model_dir: Any, learned: Any) -> dict[str, Any]:
+    """When the learned predictor pools the model with the pattern pool, the model alone too (measured,
+    not replayed): the report shows what each part brings."""
+    from toolcast.predictor import load
+    from toolcast.predictor.pooling import PooledPredictor
+
+    if not isinstance(learned, PooledPredictor):
+        return {}
+    alone = load(str(model_dir), pooled=False)
+    alone.name = "learned (model alone)"
+    return {alone.name: alone}
 
 
 def _evaluate(predictors: dict[str, Any], test: list) -> tuple[dict[str, dict], dict[str, list]]:

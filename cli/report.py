@@ -124,7 +124,10 @@ def write_report(
         table(evals, EVAL_COLUMNS, "predictor"),
         "",
         "Tool and call top-k over the points where the agent called a tool; a call counts only with every "
-        "argument exactly right. ECE: expected calibration error of the top-1 probability (15 bins).",
+        "argument exactly right. ECE: expected calibration error of the top-1 probability (15 bins)."
+        + (" `learned` is what the model directory serves: the trained model pooled with the mined pattern "
+           "pool (weights fitted on the validation split); `learned (model alone)` is the model without it."
+           if "learned (model alone)" in evals else ""),
         "",
         "## Speculation (replay of the test split)",
         "",

@@ -14,11 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train the next-call model on agent logs",
         description="Split the logs by task group (80/10/10, --seed), train the next-call transformer with "
-        "early stopping on the validation loss, fit its temperatures on validation, measure it on the test "
-        "split, and write the model directory (config.json, tokenizer.json, vocab.json, model.safetensors, "
-        "calibration.json, metrics.json), then export it to ONNX for the embedded predictor (tools.onnx, "
-        "model.onnx, slots.onnx, onnx.json; --no-export skips it). Runs on CPU here and, unchanged, on GPUs "
-        "or several processes or nodes through Lightning (--devices, --num-nodes, --strategy ddp).",
+        "early stopping on the validation loss, fit its temperatures on validation, mine the pattern pool "
+        "and fit the weights that pool it with the model on validation (pool.json, pattern_pool.json.gz: "
+        "what the directory serves; --no-pool skips it), measure it on the test split, and write the model "
+        "directory (config.json, tokenizer.json, vocab.json, model.safetensors, calibration.json, "
+        "metrics.json), then export it to ONNX for the embedded predictor (tools.onnx, model.onnx, "
+        "slots.onnx, onnx.json; --no-export skips it). Runs on CPU here and, unchanged, on GPUs or several "
+        "processes or nodes through Lightning (--devices, --num-nodes, --strategy ddp).",
     )
     p.add_argument(
         "--data",
@@ -78,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads per process on CPU (default 1: fastest here, safe on a shared CPU)")
     p.add_argument("--no-eval", action="store_true", help="skip measuring the test split at the end")
+    p.add_argument("--no-pool", action="store_true",
+                   help="ship the model alone: do not mine the pattern pool and fit the pool's weights on "
+                   "validation (by default the directory serves the model pooled with it, pool.json)")
     p.add_argument(
         "--no-export",
         action="store_true",
@@ -123,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             grow_tools=args.max_tools is None,
             featurize_procs=args.featurize_procs,
+            pool=not args.no_pool,
         )
     except TraceFormatError as e:
         return report_format_error(e)

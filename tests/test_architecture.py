@@ -99,8 +99,9 @@ PREDICTOR_PARTS: dict[str, set[str]] = {
     "session": {"config", "features", "session"},
     "onnx": {"protocol", "config", "features", "session", "modeldir", "onnx"},
     "torch": {"protocol", "config", "features", "modeldir", "versioning", "onnx", "torch"},
-    "loading": {"protocol", "modeldir", "onnx", "torch"},
+    "loading": {"protocol", "modeldir", "onnx", "torch", "pooling"},
     "horizon": {"protocol", "baselines"},
+    "pooling": {"protocol", "baselines", "features"},
     "__init__": {"loading", "onnx"},
 }
 MAX_LINES = 400

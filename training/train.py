@@ -153,6 +153,7 @@ def train(
     threads: int | None = 1,
     grow_tools: bool = True,
     featurize_procs: int | None = None,
+    pool: bool = True,
 ) -> Path | None:
     """Train on the logs at `data` and write a model directory to `out`.
 
@@ -167,6 +168,8 @@ def train(
     training step 15x slower here (5.4 s vs 0.36 s). grow_tools: raise `model.max_tools` to the logs'
     largest tool set (up to `datamodule.MAX_TOOLS_AUTO`) so that no listed tool is cut from the candidates.
     featurize_procs: processes that featurize the examples (None: one per core).
+    pool: also mine the pattern pool and fit the pool's weights on validation (`training/pool_fit.py`),
+    so that the directory serves the model pooled with it (`toolcast.predictor.pooling`).
     Returns `out` on rank 0, None on the other ranks.
     """
     started = time.perf_counter()
@@ -255,6 +258,11 @@ def train(
     assert dm.encoder is not None and dm.vocab is not None and dm.tokenizer_json is not None
     parts = ModelParts(Path(out), config, dm.tokenizer_json, dm.vocab, calibration, metrics)
     path = save_pretrained(module.model, parts, out)
+    if pool and splits["validation"]:
+        from toolcast.training.pool_fit import fit_pool
+
+        metrics["pool"] = fit_pool(path, splits["train"], splits["validation"], progress=progress,
+                                   cache_dir=cache.parent / "text_encoder")
     if evaluate_test and "test" in dm.examples:
         metrics["test"] = evaluate_split(path, splits["test"])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
@@ -264,7 +272,10 @@ def train(
 
 
 def evaluate_split(path: Path, test: Sequence[Trace]) -> dict[str, Any]:
-    """`toolcast eval`'s figures on the test traces, calibrated and not, for the metrics card."""
+    """`toolcast eval`'s figures on the test traces, calibrated and not, and pooled with the pattern pool
+    when the directory has a pool, for the metrics card."""
+    from toolcast.predictor.loading import load
+    from toolcast.predictor.pooling import POOL_FILE
     from toolcast.training.evaluate import evaluate
     from toolcast.training.metrics import summarize
 
@@ -272,6 +283,8 @@ def evaluate_split(path: Path, test: Sequence[Trace]) -> dict[str, Any]:
     for calibrated in (True, False):
         predictor = LearnedPredictor.load(path, calibrated=calibrated)
         out["calibrated" if calibrated else "uncalibrated"] = summarize(evaluate(predictor, test))
+    if (path / POOL_FILE).exists():
+        out["pooled"] = summarize(evaluate(load(path, backend="torch"), test))
     return out
 
 

@@ -1,0 +1,326 @@
+"""Pooling experts: the learned model and the mined pattern pool, combined by weights fitted on held-out logs.
+
+The learned model knows the sequence (which tool follows which text and result); the pattern pool's mined
+value maps know where arguments come from, and both make different mistakes, most of all on logs unlike
+their training logs. `PooledPredictor` combines them per decision point:
+
+- **tools**: a log-linear pool, p(t) ∝ Π_e p_e(t)^w_e over the tools any expert lists (`<respond>`
+  included); a tool an expert leaves out gets that expert's unlisted mass spread evenly (at least
+  `FLOOR`). The weights `w_e` both weight the experts and set the temperature: they are fitted by maximum
+  likelihood on decision points none of the experts was fitted on, so p(tool) comes out calibrated there.
+- **arguments**: given the tool, a mixture of the experts' argument distributions, q(args | t) =
+  Σ_e b_e q_e(args | t) / Σ_e b_e over the experts that offer a complete call of t, with q_e(args | t) =
+  p_call / p_tool of that expert's call. `b` is chosen on the same points (grid, log-likelihood).
+- p(call) = p(t) · q(args | t); calls are ranked by p(call) then p(tool), as every predictor ranks.
+
+NumPy only (no torch): the embedded side can pool an ONNX model with a pattern pool. The weights are
+stored as JSON (`PoolWeights.to_dict`, never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolcast.data.schema import RESPOND, Context, Trace
+from toolcast.predictor.protocol import CallPrediction, Predictor
+
+log = logging.getLogger(__name__)
+
+FLOOR = 1e-4
+"""Least p an expert gives a tool it does not list (log-linear pooling needs a floor)."""
+EXPERT_K = 16
+"""Candidates asked of each expert per decision point."""
+WEIGHT_GRID = np.round(np.arange(0.0, 2.01, 0.1), 2)
+MIX_GRID = np.round(np.arange(0.0, 1.001, 0.1), 2)
+POOL_FILE = "pool.json"
+"""The pool's weights in a model directory (`toolcast train` writes it beside the model)."""
+PATTERN_FILE = "pattern_pool.json.gz"
+"""The mined pattern pool in a model directory, fitted on the model's train + validation traces."""
+
+
+@dataclass
+class PoolWeights:
+    experts: list[str]
+    """Expert names, in the order of `tool_weights` and `arg_weights`."""
+    tool_weights: list[float]
+    arg_weights: list[float]
+    fitted_on: int = 0
+    """Decision points the weights were chosen on."""
+    fit_report: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experts": self.experts, "tool_weights": self.tool_weights, "arg_weights": self.arg_weights,
+                "fitted_on": self.fitted_on, "fit_report": self.fit_report}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "pool weights") -> PoolWeights:
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        experts = d.get("experts")
+        if not isinstance(experts, list) or not experts or not all(isinstance(e, str) for e in experts):
+            raise ValueError(f"{where}: field 'experts' must be a non-empty list of names")
+        out = []
+        for key in ("tool_weights", "arg_weights"):
+            w = d.get(key)
+            if not (isinstance(w, list) and len(w) == len(experts)
+                    and all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in w)):
+                raise ValueError(f"{where}: field {key!r} must be {len(experts)} numbers >= 0")
+            out.append([float(v) for v in w])
+        return cls(list(experts), out[0], out[1], int(d.get("fitted_on", 0) or 0), d.get("fit_report") or {})
+
+    def save(self, path: str | Path) -> None:
+        """Written to a temporary name, then renamed: never a half-written file."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PoolWeights:
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the pool weights: {e}") from None
+        return cls.from_dict(d, str(path))
+
+
+@dataclass
+class _View:
+    """One expert's answer at one decision point: p per tool, and per tool its complete calls."""
+
+    tools: dict[str, float]
+    unlisted: float
+    """The p per tool it does not list (its leftover mass spread evenly, at least FLOOR)."""
+    calls: dict[str, list[tuple[float, CallPrediction]]]
+    """tool -> (q(args | tool), the call), complete calls only."""
+    free: dict[str, list[str]] = field(default_factory=dict)
+    """tool -> the free slots of its first listed call that is not complete."""
+
+
+def _view(predictions: Sequence[CallPrediction], n_tools: int) -> _View:
+    tools: dict[str, float] = {}
+    for p in predictions:
+        tools[p.tool] = max(tools.get(p.tool, 0.0), p.p_tool)
+    left = max(0.0, 1.0 - sum(tools.values()))
+    unlisted = max(FLOOR, left / max(1, n_tools - len(tools)))
+    calls: dict[str, list[tuple[float, CallPrediction]]] = {}
+    free: dict[str, list[str]] = {}
+    for p in predictions:
+        if p.complete and p.p_tool > 0 and p.p_call > 0:
+            calls.setdefault(p.tool, []).append((min(1.0, p.p_call / p.p_tool), p))
+        elif not p.is_respond:
+            free.setdefault(p.tool, list(p.free) or ["*"])
+    return _View(tools, unlisted, calls, free)
+
+
+def _n_tools(context: Context) -> int:
+    return len({t.name for t in context.tools} | {c.tool for c in context.calls}) + 1
+
+
+class PooledPredictor:
+    """Experts' tool probabilities pooled log-linearly, their argument distributions mixed."""
+
+    def __init__(self, experts: Mapping[str, Predictor], weights: PoolWeights, name: str = "pooled",
+                 expert_k: int = EXPERT_K):
+        missing = [e for e in weights.experts if e not in experts]
+        if missing:
+            raise ValueError(f"pool weights name experts {missing} that were not given")
+        self.experts = {e: experts[e] for e in weights.experts}
+        self.weights = weights
+        self.name = name
+        self.expert_k = expert_k
+
+    def views(self, context: Context) -> list[_View]:
+        n = _n_tools(context)
+        return [_view(e.predict(context, k=self.expert_k), n) for e in self.experts.values()]
+
+    def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        return combine(self.views(context), self.weights.tool_weights, self.weights.arg_weights, k)
+
+    def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
+        """One batched run per expert that has `predict_batch` (the ONNX model), `predict` otherwise."""
+        answers = []
+        for e in self.experts.values():
+            batch = getattr(e, "predict_batch", None)
+            if batch is not None:
+                answers.append(batch(contexts, k=self.expert_k))
+            else:
+                answers.append([e.predict(c, k=self.expert_k) for c in contexts])
+        out = []
+        for i, c in enumerate(contexts):
+            n = _n_tools(c)
+            views = [_view(a[i], n) for a in answers]
+            out.append(combine(views, self.weights.tool_weights, self.weights.arg_weights, k))
+        return out
+
+    def info(self) -> dict[str, Any]:
+        """What `GET /v1/model` reports: the learned expert's info, plus the pool."""
+        first = next(iter(self.experts.values()))
+        info = dict(first.info()) if callable(getattr(first, "info", None)) else {}
+        info["pool"] = self.weights.to_dict()
+        return info
+
+
+def pooled_tools(views: Sequence[_View], w: Sequence[float]) -> dict[str, float]:
+    names = sorted({t for v in views for t in v.tools})
+    if not names:
+        return {}
+    s = np.zeros(len(names))
+    for v, wi in zip(views, w, strict=True):
+        if wi:
+            s += wi * np.log([max(FLOOR, v.tools.get(t, v.unlisted)) for t in names])
+    s -= s.max()
+    p = np.exp(s)
+    p /= p.sum()
+    return dict(zip(names, p.tolist(), strict=True))
+
+
+def mixed_args(views: Sequence[_View], b: Sequence[float], tool: str) -> list[tuple[float, CallPrediction]]:
+    """(q(args | tool), a call) over the experts' complete calls of `tool`, best first."""
+    offering = [(v, bi) for v, bi in zip(views, b, strict=True) if tool in v.calls and bi > 0]
+    total = sum(bi for _, bi in offering)
+    if not total:
+        return []
+    merged: dict[tuple[str, str], list] = {}
+    for v, bi in offering:
+        for q, call in v.calls[tool]:
+            entry = merged.setdefault(call.key, [0.0, call])
+            entry[0] += bi * q / total
+    return sorted(((q, c) for q, c in merged.values()), key=lambda qc: -qc[0])
+
+
+def combine(views: Sequence[_View], w: Sequence[float], b: Sequence[float], k: int) -> list[CallPrediction]:
+    p_tool = pooled_tools(views, w)
+    ranked: list[tuple[float, float, int, CallPrediction]] = []
+    for tool, pt in p_tool.items():
+        if tool == RESPOND:
+            ranked.append((-pt, -pt, len(ranked), CallPrediction(RESPOND, p_tool=pt, p_call=pt)))
+            continue
+        calls = mixed_args(views, b, tool)
+        if not calls:  # named, not runnable ahead: keeps the tool in the ranking
+            free = next((v.free[tool] for v in views if tool in v.free), ["*"])
+            ranked.append((0.0, -pt, len(ranked), CallPrediction(tool, free=list(free), p_tool=pt)))
+        for q, c in calls[:4]:
+            ranked.append((-pt * q, -pt, len(ranked),
+                           CallPrediction(tool, dict(c.args), [], pt, pt * q, dict(c.sources))))
+    ranked.sort(key=lambda r: r[:3])
+    return [r[3] for r in ranked[:k]]
+
+
+def load_pooled(model_dir: str | Path, model: Predictor) -> Predictor:
+    """`model` pooled with the pattern pool saved beside it, when the directory has a pool (`POOL_FILE`);
+    else `model` itself. A pool file that cannot be read is an error naming it, never a silent fallback."""
+    from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+
+    path = Path(model_dir)
+    if not (path / POOL_FILE).exists():
+        return model
+    weights = PoolWeights.load(path / POOL_FILE)
+    experts: dict[str, Predictor] = {"learned": model}
+    if "pattern" in weights.experts:
+        experts["pattern"] = PatternPoolPredictor.load(path / PATTERN_FILE)
+    if "semantic" in weights.experts:
+        from toolcast.predictor.baselines.semantic import SemanticPredictor
+        from toolcast.predictor.features.text_encoder import StaticTextEncoder
+
+        experts["semantic"] = SemanticPredictor(StaticTextEncoder.load(path))
+    return PooledPredictor(experts, weights, name=getattr(model, "name", "learned"))
+
+
+# ---- fitting ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Point:
+    views: list[_View]
+    label_tools: frozenset[str]
+    label_calls: frozenset[tuple[str, str]]
+
+
+def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k: int = EXPERT_K,
+            progress: bool = False) -> list[_Point]:
+    """Every decision point of `traces` with each expert's answer (the slow part of fitting)."""
+    from toolcast.data.schema import canonical_args
+
+    traces = list(traces)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(traces), desc="pool: experts on held-out traces", unit="trace", leave=False)
+    out = []
+    for trace in traces:
+        for context, label in trace.decision_points():
+            n = _n_tools(context)
+            views = [_view(e.predict(context, k=expert_k), n) for e in experts.values()]
+            calls = frozenset((c.tool, canonical_args(c.args)) for c in label.calls)
+            out.append(_Point(views, frozenset(label.tools), calls))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _tool_nll(points: Sequence[_Point], w: Sequence[float]) -> float:
+    total = 0.0
+    for pt in points:
+        p = pooled_tools(pt.views, w)
+        total -= math.log(max(1e-9, sum(p.get(t, 0.0) for t in pt.label_tools)))
+    return total / max(1, len(points))
+
+
+def _arg_ll(points: Sequence[_Point], b: Sequence[float]) -> float:
+    """Mean log q(true args | true tool) over call points whose tool some expert offers calls for."""
+    total, n = 0.0, 0
+    for pt in points:
+        for tool in {t for t, _ in pt.label_calls}:
+            if not any(tool in v.calls for v in pt.views):
+                continue
+            q = sum(qq for qq, c in mixed_args(pt.views, b, tool) if c.key in pt.label_calls)
+            total += math.log(max(1e-3, q))
+            n += 1
+    return total / max(1, n)
+
+
+def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
+    """Tool weights: coordinate search on the grid minimising the tool NLL (from equal weights 1);
+    argument weights: the mixture share on its grid maximising the argument log-likelihood."""
+    m = len(names)
+    w = [1.0] * m
+    best = _tool_nll(points, w)
+    for _round in range(3):
+        changed = False
+        for i in range(m):
+            for g in WEIGHT_GRID:
+                trial = list(w)
+                trial[i] = float(g)
+                if not any(trial):
+                    continue
+                nll = _tool_nll(points, trial)
+                if nll < best - 1e-9:
+                    best, w, changed = nll, trial, True
+        if not changed:
+            break
+    arg_best, b = -math.inf, [1.0] * m
+    if m == 1:
+        arg_best = _arg_ll(points, b)
+    else:
+        for g in MIX_GRID:
+            trial = [float(g)] + [float(1 - g) / (m - 1)] * (m - 1)
+            ll = _arg_ll(points, trial)
+            if ll > arg_best + 1e-12:
+                arg_best, b = ll, trial
+    report = {"tool_nll": best, "tool_nll_equal": _tool_nll(points, [1.0] * m), "arg_loglik": arg_best}
+    log.info("pool weights on %d points: tools %s (NLL %.4f), args %s (log-lik %.4f)", len(points),
+             w, best, b, arg_best)
+    return PoolWeights(list(names), w, b, len(points), report)

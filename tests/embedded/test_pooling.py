@@ -1,0 +1,142 @@
+"""The pooled predictor (model + mined pattern pool): how it combines, how its weights are chosen, and how a
+model directory with a pool loads, on the base install (no torch)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from toolcast.data.load import load_traces
+from toolcast.data.samples import sample_files
+from toolcast.data.schema import RESPOND, Context, Message
+from toolcast.predictor import load
+from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+from toolcast.predictor.modeldir import ModelDirError
+from toolcast.predictor.onnx.predictor import OnnxPredictor
+from toolcast.predictor.pooling import (
+    PATTERN_FILE,
+    POOL_FILE,
+    PooledPredictor,
+    PoolWeights,
+    collect,
+    combine,
+    fit_weights,
+)
+from toolcast.predictor.protocol import CallPrediction
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
+CONTEXT = Context(events=[Message("user", "hi")], tools=[])
+
+
+class Fixed:
+    """An expert that answers the same list everywhere."""
+
+    def __init__(self, name: str, answer: list[CallPrediction]):
+        self.name = name
+        self.answer = answer
+
+    def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        return self.answer[:k]
+
+
+def call(tool: str, args: dict, p_tool: float, q: float) -> CallPrediction:
+    return CallPrediction(tool, args, [], p_tool, p_tool * q)
+
+
+A = Fixed("a", [call("get", {"id": 1}, 0.6, 0.5), call("get", {"id": 2}, 0.6, 0.4),
+                call("list", {}, 0.3, 1.0), CallPrediction(RESPOND, p_tool=0.1, p_call=0.1)])
+B = Fixed("b", [call("get", {"id": 2}, 0.2, 0.9), call("list", {}, 0.7, 1.0),
+                CallPrediction(RESPOND, p_tool=0.1, p_call=0.1)])
+
+
+def pooled(wa: float, wb: float, ba: float, bb: float) -> PooledPredictor:
+    return PooledPredictor({"a": A, "b": B}, PoolWeights(["a", "b"], [wa, wb], [ba, bb]))
+
+
+def test_one_expert_with_full_weight_ranks_as_that_expert():
+    top = pooled(1, 0, 1, 0).predict(CONTEXT, k=4)
+    assert [(c.tool, c.args) for c in top] == [("get", {"id": 1}), ("list", {}), ("get", {"id": 2}),
+                                                (RESPOND, {})]
+    assert top[0].p_tool == pytest.approx(0.6) and top[0].p_call == pytest.approx(0.3)
+
+
+def test_tools_pool_log_linearly_and_arguments_mix():
+    top = pooled(1, 1, 0.5, 0.5).predict(CONTEXT, k=5)
+    p_tool = {c.tool: c.p_tool for c in top}
+    z = 0.6 * 0.2 + 0.3 * 0.7 + 0.1 * 0.1
+    assert p_tool["get"] == pytest.approx(0.12 / z) and p_tool["list"] == pytest.approx(0.21 / z)
+    assert sum(p_tool.values()) == pytest.approx(1.0)
+    # q(id=2 | get) = (0.4 + 0.9) / 2: both experts offer it
+    got = {(c.tool, c.args.get("id")): c.p_call for c in top}
+    assert got[("get", 2)] == pytest.approx(p_tool["get"] * 0.65)
+    assert got[("get", 1)] == pytest.approx(p_tool["get"] * 0.25)
+    assert [c.p_call for c in top] == sorted((c.p_call for c in top), reverse=True)
+
+
+def test_a_tool_no_expert_can_fill_stays_in_the_ranking_but_is_never_runnable():
+    only_free = Fixed("c", [CallPrediction("search", {}, ["query"], 0.9, 0.0)])
+    top = combine([_view_of(only_free)], [1.0], [1.0], k=3)
+    assert [(c.tool, c.free, c.p_call) for c in top] == [("search", ["query"], 0.0)]
+    assert not top[0].complete
+
+
+def _view_of(expert):
+    from toolcast.predictor.pooling import _view
+
+    return _view(expert.predict(CONTEXT, k=16), 3)
+
+
+def test_fit_gives_no_weight_to_an_expert_that_is_always_wrong():
+    traces = load_traces(sample_files()[0])[:6]
+    right = PatternPoolPredictor().fit(traces)
+    wrong = Fixed("wrong", [CallPrediction("no_such_tool", {}, [], 0.99, 0.99)])
+    points = collect({"right": right, "wrong": wrong}, traces[:3])
+    w = fit_weights(["right", "wrong"], points)
+    assert w.tool_weights[1] == 0.0 and w.tool_weights[0] > 0
+    assert w.fitted_on == len(points) > 0
+
+
+def test_weights_round_trip_and_bad_files_name_the_field(tmp_path):
+    w = PoolWeights(["learned", "pattern"], [1.2, 0.4], [0.7, 0.3], 10, {"tool_nll": 1.0})
+    w.save(tmp_path / "pool.json")
+    assert PoolWeights.load(tmp_path / "pool.json") == w
+    bad = w.to_dict() | {"tool_weights": [1.0]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"bad\.json.*'tool_weights'"):
+        PoolWeights.load(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match=r"broken\.json"):
+        PoolWeights.load(tmp_path / "broken.json")
+
+
+@pytest.fixture(scope="module")
+def pooled_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pooled") / "model"
+    shutil.copytree(FIXTURE, d)
+    traces = load_traces(sample_files()[0])[:8]
+    PatternPoolPredictor().fit(traces).save(d / PATTERN_FILE)
+    PoolWeights(["learned", "pattern"], [1.0, 0.5], [0.5, 0.5]).save(d / POOL_FILE)
+    return d, traces
+
+
+def test_a_directory_with_a_pool_loads_pooled_and_predicts_without_torch(pooled_dir):
+    d, traces = pooled_dir
+    p = load(d)
+    assert isinstance(p, PooledPredictor) and p.name == "learned"
+    assert isinstance(load(d, pooled=False), OnnxPredictor)
+    context, _ = next(iter(traces[-1].decision_points()))
+    top = p.predict(context, k=3)
+    assert 0 < len(top) <= 3 and all(0.0 <= c.p_call <= c.p_tool <= 1.0 for c in top)
+    assert p.predict_batch([context, context], k=3) == [top, top]
+    assert p.info()["pool"]["experts"] == ["learned", "pattern"]
+
+
+def test_a_broken_pool_is_an_error_naming_the_directory(pooled_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(pooled_dir[0], d)
+    (d / PATTERN_FILE).write_bytes(b"not gzip")
+    with pytest.raises(ModelDirError, match=str(d)):
+        load(d)
