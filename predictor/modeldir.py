@@ -11,6 +11,9 @@
     slots.onnx         the argument-slot graph                     } opset: `onnx/contract.py`)
     onnx.json          the export manifest: variants, sha256 of every file used, validation figures
     tools.int8.onnx, model.int8.onnx, slots.int8.onnx   with `toolcast export --quantize int8`
+    pool.json          the pool's weights (`pooling.PoolWeights`), fitted on validation  } written by
+    pattern_pool.json.gz  the mined pattern pool (`baselines/pattern_pool.py`)          } `toolcast train`
+    text_encoder.npy, .json  the semantic expert's static text encoder              } (`training/pool_fit.py`)
 
 Nothing here imports torch: the embedded (onnxruntime) predictor reads the JSON parts with this module.
 Every problem is a `ModelDirError` that names the directory, the file and what is wrong.
