@@ -1,7 +1,7 @@
 """Generalization figures for BENCHMARKS.md: learned models, pattern pool and Markov on the same points.
 
     python benchmarks/generalization.py --data ../shared/data/tau2 ../shared/data/bfcl \
-        [--holdout agent_model~claude] --models scratch=DIR encoder=DIR [--json OUT]
+        [--holdout agent_model~claude] --models learned=DIR [--alone] [--json OUT]
 
 The split is the one `toolcast train` makes with the same --seed / --holdout (task-grouped 80/10/10,
 looping traces out; with --holdout, every matching trace is the test set and the rest of train +
@@ -10,7 +10,9 @@ trained with the same split (its metrics card is checked). For each predictor: t
 95% intervals resampling task groups (`training.metrics.group_bootstrap`, paired against the pattern
 pool), the same on the points whose labelled tools no training trace called ("unseen tools"), and for the
 learned models the ECE after online recalibration (`runtime.planner.OnlineCalibration` applied to the
-top tool's probability in trace order, counted after a warm-up).
+top tool's probability in trace order, counted after a warm-up). A model directory with a pool is
+measured as it serves (the model pooled with the pattern pool and the semantic expert); `--alone` adds
+each model without its pool, on the same points.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> int:
     ap.add_argument("--holdout")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", nargs="*", default=[], metavar="NAME=DIR")
+    ap.add_argument("--alone", action="store_true", help="also measure each model without its pool")
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -102,6 +105,12 @@ def main() -> int:
         t0 = time.perf_counter()
         results[name] = evaluate(load_model(path), test)
         seconds[name] = time.perf_counter() - t0
+        if args.alone:
+            from toolcast.predictor import load
+
+            t0 = time.perf_counter()
+            results[f"{name} (model alone)"] = evaluate(load(path, pooled=False), test)
+            seconds[f"{name} (model alone)"] = time.perf_counter() - t0
     unseen = [i for i, o in enumerate(results["pattern"])
               if o.label_tools != (RESPOND,) and not set(o.label_tools) & trained_tools]
     out = {"data": args.data, "holdout": args.holdout, "seed": args.seed, "fit_traces": len(fit),

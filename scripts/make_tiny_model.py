@@ -77,6 +77,7 @@ def main() -> None:
             train_config=TrainConfig(batch_size=32, warmup_steps=5),
             progress=False,
             evaluate_test=False,
+            pool=False,  # the fixture is the model alone: the embedded tests check it against torch
         )
         export_onnx(model_dir)
         expected = expected_points(LearnedPredictor.load(model_dir))

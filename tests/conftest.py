@@ -113,6 +113,28 @@ def build_shop_traces(n: int = 12, offset: int = 0) -> list[Trace]:
     return traces
 
 
+def tiny_text_encoder():
+    """A 3-dimension static text encoder over a few word pieces (the real one is distilled from
+    all-MiniLM-L6-v2 once per machine: a minute of CPU no test should spend)."""
+    import numpy as np
+
+    from toolcast.predictor.features.text_encoder import StaticTextEncoder
+
+    pieces = ["[PAD]", "[UNK]", "list", "get", "order", "item", "##s", "refund", "status", "search", "user"]
+    rng = np.random.default_rng(0)
+    return StaticTextEncoder(pieces, rng.normal(size=(len(pieces), 3)).astype(np.float16), {"source": "test"})
+
+
+@pytest.fixture(autouse=True)
+def _no_encoder_distillation(monkeypatch):
+    """Training fits its pool with the tiny encoder above, never by distilling the real one."""
+    try:
+        import toolcast.training.pool_fit as pool_fit
+    except ImportError:  # the base install (no training extra)
+        return
+    monkeypatch.setattr(pool_fit, "_text_encoder", lambda cache_dir=None: tiny_text_encoder())
+
+
 @pytest.fixture(scope="session")
 def shop_traces():
     """Factory for `build_shop_traces`: `shop_traces(n)` (a pure function: session scope lets module

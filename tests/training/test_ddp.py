@@ -19,7 +19,7 @@ from toolcast.training.train import train
 
 train([sys.argv[1]], sys.argv[2], max_epochs=1, seed=0, devices=2, strategy="ddp", accelerator="cpu",
       model=tiny_config(), train_config=TrainConfig(batch_size=8, warmup_steps=1), cache_dir=sys.argv[3],
-      progress=False, evaluate_test=False, featurize_procs=1)
+      progress=False, evaluate_test=False, featurize_procs=1, pool=False)
 """
 
 

@@ -94,6 +94,13 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
     context, _label = next(iter(shop_traces(1, offset=99)[0].decision_points()))
     preds = predictor.predict(context, k=3)
     assert preds and all(0 <= p.p_call <= 1 for p in preds)
+    # the directory serves the model pooled with the mined pattern pool and the semantic expert
+    from toolcast.predictor.pooling import PooledPredictor
+
+    assert {"pool.json", "pattern_pool.json.gz", "text_encoder.npy"} <= names
+    assert isinstance(predictor, PooledPredictor)
+    assert list(predictor.experts) == ["learned", "pattern", "semantic"]
+    assert metrics["pool"]["fitted_on"] > 0 and "pooled" in metrics["test"]
 
 
 def test_train_command_is_registered():
