@@ -122,8 +122,11 @@ def _view(predictions: Sequence[CallPrediction], n_tools: int) -> _View:
     return _View(tools, unlisted, calls, free)
 
 
-def _n_tools(context: Context) -> int:
-    return len({t.name for t in context.tools} | {c.tool for c in context.calls}) + 1
+def universe(context: Context) -> frozenset[str]:
+    """Every tool the context may call next: its listed tools, the tools called so far, `<respond>`.
+    Each is a candidate of the pool, listed by an expert or not (an expert's top k may miss the right one
+    that another ranks lower)."""
+    return frozenset({t.name for t in context.tools} | {c.tool for c in context.calls} | {RESPOND})
 
 
 class PooledPredictor:
@@ -140,11 +143,12 @@ class PooledPredictor:
         self.expert_k = expert_k
 
     def views(self, context: Context) -> list[_View]:
-        n = _n_tools(context)
+        n = len(universe(context))
         return [_view(e.predict(context, k=self.expert_k), n) for e in self.experts.values()]
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        return combine(self.views(context), self.weights.tool_weights, self.weights.arg_weights, k)
+        return combine(self.views(context), self.weights.tool_weights, self.weights.arg_weights, k,
+                       universe(context))
 
     def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
         """One batched run per expert that has `predict_batch` (the ONNX model), `predict` otherwise."""
@@ -157,9 +161,9 @@ class PooledPredictor:
                 answers.append([e.predict(c, k=self.expert_k) for c in contexts])
         out = []
         for i, c in enumerate(contexts):
-            n = _n_tools(c)
-            views = [_view(a[i], n) for a in answers]
-            out.append(combine(views, self.weights.tool_weights, self.weights.arg_weights, k))
+            names = universe(c)
+            views = [_view(a[i], len(names)) for a in answers]
+            out.append(combine(views, self.weights.tool_weights, self.weights.arg_weights, k, names))
         return out
 
     def info(self) -> dict[str, Any]:
@@ -170,8 +174,9 @@ class PooledPredictor:
         return info
 
 
-def pooled_tools(views: Sequence[_View], w: Sequence[float]) -> dict[str, float]:
-    names = sorted({t for v in views for t in v.tools})
+def pooled_tools(views: Sequence[_View], w: Sequence[float], names: Iterable[str] = ()) -> dict[str, float]:
+    """p(tool) over `names` and every tool an expert lists."""
+    names = sorted({t for v in views for t in v.tools} | set(names))
     if not names:
         return {}
     s = np.zeros(len(names))
@@ -198,8 +203,9 @@ def mixed_args(views: Sequence[_View], b: Sequence[float], tool: str) -> list[tu
     return sorted(((q, c) for q, c in merged.values()), key=lambda qc: -qc[0])
 
 
-def combine(views: Sequence[_View], w: Sequence[float], b: Sequence[float], k: int) -> list[CallPrediction]:
-    p_tool = pooled_tools(views, w)
+def combine(views: Sequence[_View], w: Sequence[float], b: Sequence[float], k: int,
+            names: Iterable[str] = ()) -> list[CallPrediction]:
+    p_tool = pooled_tools(views, w, names)
     ranked: list[tuple[float, float, int, CallPrediction]] = []
     for tool, pt in p_tool.items():
         if tool == RESPOND:
@@ -244,6 +250,7 @@ class _Point:
     views: list[_View]
     label_tools: frozenset[str]
     label_calls: frozenset[tuple[str, str]]
+    names: frozenset[str] = frozenset()
 
 
 def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k: int = EXPERT_K,
@@ -260,10 +267,10 @@ def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k:
     out = []
     for trace in traces:
         for context, label in trace.decision_points():
-            n = _n_tools(context)
-            views = [_view(e.predict(context, k=expert_k), n) for e in experts.values()]
+            names = universe(context)
+            views = [_view(e.predict(context, k=expert_k), len(names)) for e in experts.values()]
             calls = frozenset((c.tool, canonical_args(c.args)) for c in label.calls)
-            out.append(_Point(views, frozenset(label.tools), calls))
+            out.append(_Point(views, frozenset(label.tools), calls, names))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -274,7 +281,7 @@ def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k:
 def _tool_nll(points: Sequence[_Point], w: Sequence[float]) -> float:
     total = 0.0
     for pt in points:
-        p = pooled_tools(pt.views, w)
+        p = pooled_tools(pt.views, w, pt.names)
         total -= math.log(max(1e-9, sum(p.get(t, 0.0) for t in pt.label_tools)))
     return total / max(1, len(points))
 
