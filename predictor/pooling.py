@@ -137,8 +137,13 @@ class PooledPredictor:
         missing = [e for e in weights.experts if e not in experts]
         if missing:
             raise ValueError(f"pool weights name experts {missing} that were not given")
-        self.experts = {e: experts[e] for e in weights.experts}
-        self.weights = weights
+        # an expert with no weight on tools or arguments changes nothing: it is not asked
+        w = weights
+        used = [i for i in range(len(w.experts)) if w.tool_weights[i] or w.arg_weights[i]]
+        self.experts = {w.experts[i]: experts[w.experts[i]] for i in used}
+        self.weights = PoolWeights([w.experts[i] for i in used], [w.tool_weights[i] for i in used],
+                                   [w.arg_weights[i] for i in used], w.fitted_on, w.fit_report)
+        self.fitted = weights
         self.name = name
         self.expert_k = expert_k
 
@@ -170,7 +175,7 @@ class PooledPredictor:
         """What `GET /v1/model` reports: the learned expert's info, plus the pool."""
         first = next(iter(self.experts.values()))
         info = dict(first.info()) if callable(getattr(first, "info", None)) else {}
-        info["pool"] = self.weights.to_dict()
+        info["pool"] = self.fitted.to_dict()
         return info
 
 
@@ -318,12 +323,18 @@ def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
                     best, w, changed = nll, trial, True
         if not changed:
             break
-    arg_best, b = -math.inf, [1.0] * m
-    if m == 1:
+    # arguments: the first expert's share on the grid, the rest split evenly among the experts that
+    # offered a complete call somewhere (an expert that names tools only gets no argument weight)
+    offers = [any(pt.views[i].calls for pt in points) for i in range(m)]
+    others = [i for i in range(1, m) if offers[i]]
+    arg_best, b = -math.inf, [1.0 if i == 0 or offers[i] else 0.0 for i in range(m)]
+    if not others:
         arg_best = _arg_ll(points, b)
     else:
         for g in MIX_GRID:
-            trial = [float(g)] + [float(1 - g) / (m - 1)] * (m - 1)
+            trial = [float(g)] + [0.0] * (m - 1)
+            for i in others:
+                trial[i] = float(1 - g) / len(others)
             ll = _arg_ll(points, trial)
             if ll > arg_best + 1e-12:
                 arg_best, b = ll, trial

@@ -76,6 +76,16 @@ def test_tools_pool_log_linearly_and_arguments_mix():
     assert [c.p_call for c in top] == sorted((c.p_call for c in top), reverse=True)
 
 
+def test_an_expert_without_weight_is_not_asked():
+    class Refuses(Fixed):
+        def predict(self, context, k=3):
+            raise AssertionError("asked")
+
+    p = PooledPredictor({"a": A, "b": Refuses("b", [])}, PoolWeights(["a", "b"], [1.0, 0.0], [1.0, 0.0]))
+    assert [c.tool for c in p.predict(CONTEXT, k=2)] == ["get", "list"]
+    assert list(p.experts) == ["a"] and p.fitted.experts == ["a", "b"]
+
+
 def test_a_tool_no_expert_can_fill_stays_in_the_ranking_but_is_never_runnable():
     only_free = Fixed("c", [CallPrediction("search", {}, ["query"], 0.9, 0.0)])
     top = combine([_view_of(only_free)], [1.0], [1.0], k=3)

@@ -99,7 +99,7 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
 
     assert {"pool.json", "pattern_pool.json.gz", "text_encoder.npy"} <= names
     assert isinstance(predictor, PooledPredictor)
-    assert list(predictor.experts) == ["learned", "pattern", "semantic"]
+    assert predictor.fitted.experts == ["learned", "pattern", "semantic"]
     assert metrics["pool"]["fitted_on"] > 0 and "pooled" in metrics["test"]
 
 
