@@ -106,12 +106,22 @@ class _View:
     """tool -> the free slots of its first listed call that is not complete."""
 
 
-def _view(predictions: Sequence[CallPrediction], n_tools: int) -> _View:
+def _view(predictions: Sequence[CallPrediction], names: frozenset[str],
+          known: frozenset[str] | set[str] | None = None) -> _View:
+    """One expert's answer. `known`: the tools the expert was fitted on, when it cannot say anything
+    about others (the pattern pool's counts); a candidate outside them gets the geometric mean of the
+    expert's p over the candidates it knows: neither pushed up nor down by an expert that never saw it."""
     tools: dict[str, float] = {}
     for p in predictions:
         tools[p.tool] = max(tools.get(p.tool, 0.0), p.p_tool)
     left = max(0.0, 1.0 - sum(tools.values()))
-    unlisted = max(FLOOR, left / max(1, n_tools - len(tools)))
+    unlisted = max(FLOOR, left / max(1, len(names) - len(tools)))
+    if known is not None:
+        unseen = [t for t in names if t not in known and t != RESPOND]
+        seen = [max(FLOOR, tools.get(t, unlisted)) for t in names if t in known or t == RESPOND]
+        if unseen and seen:
+            neutral = math.exp(sum(math.log(v) for v in seen) / len(seen))
+            tools.update(dict.fromkeys(unseen, neutral))
     calls: dict[str, list[tuple[float, CallPrediction]]] = {}
     free: dict[str, list[str]] = {}
     for p in predictions:
@@ -120,6 +130,13 @@ def _view(predictions: Sequence[CallPrediction], n_tools: int) -> _View:
         elif not p.is_respond:
             free.setdefault(p.tool, list(p.free) or ["*"])
     return _View(tools, unlisted, calls, free)
+
+
+def _known(expert: Predictor) -> set[str] | None:
+    """The tools a counting expert was fitted on (the pattern pool's vocabulary); None for the others
+    (the model reads tool names and descriptions, so it has a view on tools it never saw)."""
+    toolsets = getattr(expert, "toolsets", None)
+    return getattr(toolsets, "vocabulary", None)
 
 
 def universe(context: Context) -> frozenset[str]:
@@ -148,8 +165,8 @@ class PooledPredictor:
         self.expert_k = expert_k
 
     def views(self, context: Context) -> list[_View]:
-        n = len(universe(context))
-        return [_view(e.predict(context, k=self.expert_k), n) for e in self.experts.values()]
+        names = universe(context)
+        return [_view(e.predict(context, k=self.expert_k), names, _known(e)) for e in self.experts.values()]
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
         return combine(self.views(context), self.weights.tool_weights, self.weights.arg_weights, k,
@@ -167,7 +184,8 @@ class PooledPredictor:
         out = []
         for i, c in enumerate(contexts):
             names = universe(c)
-            views = [_view(a[i], len(names)) for a in answers]
+            experts = self.experts.values()
+            views = [_view(a[i], names, _known(e)) for a, e in zip(answers, experts, strict=True)]
             out.append(combine(views, self.weights.tool_weights, self.weights.arg_weights, k, names))
         return out
 
@@ -273,7 +291,7 @@ def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k:
     for trace in traces:
         for context, label in trace.decision_points():
             names = universe(context)
-            views = [_view(e.predict(context, k=expert_k), len(names)) for e in experts.values()]
+            views = [_view(e.predict(context, k=expert_k), names, _known(e)) for e in experts.values()]
             calls = frozenset((c.tool, canonical_args(c.args)) for c in label.calls)
             out.append(_Point(views, frozenset(label.tools), calls, names))
         if bar is not None:

@@ -96,7 +96,19 @@ def test_a_tool_no_expert_can_fill_stays_in_the_ranking_but_is_never_runnable():
 def _view_of(expert):
     from toolcast.predictor.pooling import _view
 
-    return _view(expert.predict(CONTEXT, k=16), 3)
+    return _view(expert.predict(CONTEXT, k=16), frozenset({"search", "other", RESPOND}))
+
+
+def test_a_counting_expert_is_neutral_on_tools_it_never_saw():
+    from toolcast.predictor.pooling import _view
+
+    names = frozenset({"old", "new_a", "new_b", RESPOND})
+    answer = [CallPrediction("old", p_tool=0.8, p_call=0.0, free=["x"]),
+              CallPrediction(RESPOND, p_tool=0.2, p_call=0.2)]
+    v = _view(answer, names, known={"old"})
+    neutral = (0.8 * 0.2) ** 0.5  # the geometric mean over what it knows
+    assert v.tools["new_a"] == pytest.approx(neutral) and v.tools["new_b"] == pytest.approx(neutral)
+    assert _view(answer, names).tools.get("new_a") is None  # no vocabulary: left as it answered
 
 
 def test_fit_gives_no_weight_to_an_expert_that_is_always_wrong():
