@@ -119,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     except ModelNotAvailableError as e:
         return fail(str(e))
     setup.update(fit_traces=len(fit) if not args.model else None, test_traces=len(test))
+    pool = getattr(predictor, "fitted", None)  # a pooled directory: say what is pooled, with what weights
+    if args.model and pool is not None:
+        setup["pool"] = {"experts": pool.experts, "tool_weights": pool.tool_weights,
+                         "arg_weights": pool.arg_weights}
     result = EvalReport(predictor.name, evaluate(predictor, test, progress=True), setup)
     if args.plot:
         with atomic_output(args.plot, "wb") as f:
@@ -188,6 +192,11 @@ def _print_human(d: dict[str, Any], args: argparse.Namespace) -> None:
     fitted = f", fitted on {s['fit_traces']} traces ({s['fitted_on']})" if s.get("fit_traces") else ""
     split = f"; {s['split']}, seed {s['seed']}" if "split" in s else ""
     print(f"{who}{fitted}; measured on {s['test_traces']} traces ({s['measured_on']}){split}")
+    if s.get("pool"):
+        pool = s["pool"]
+        print("the directory serves a pool: " + ", ".join(
+            f"{e} (tools {w:g}, arguments {b:g})"
+            for e, w, b in zip(pool["experts"], pool["tool_weights"], pool["arg_weights"], strict=True)))
     if s.get("left_out_trained"):
         print(f"left out {s['left_out_trained']} of the {s['data_traces']} traces of --data: the model was "
               "trained or calibrated on them (--no-split measures them too)")
