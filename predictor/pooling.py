@@ -57,6 +57,12 @@ class PoolWeights:
     """Decision points the weights were chosen on."""
     fit_report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def used(self) -> list[str]:
+        """The experts with a weight on tools or arguments (the others need not be loaded)."""
+        weights = zip(self.experts, self.tool_weights, self.arg_weights, strict=True)
+        return [e for e, w, b in weights if w or b]
+
     def to_dict(self) -> dict[str, Any]:
         return {"experts": self.experts, "tool_weights": self.tool_weights, "arg_weights": self.arg_weights,
                 "fitted_on": self.fitted_on, "fit_report": self.fit_report}
@@ -151,12 +157,12 @@ class PooledPredictor:
 
     def __init__(self, experts: Mapping[str, Predictor], weights: PoolWeights, name: str = "pooled",
                  expert_k: int = EXPERT_K):
-        missing = [e for e in weights.experts if e not in experts]
-        if missing:
-            raise ValueError(f"pool weights name experts {missing} that were not given")
-        # an expert with no weight on tools or arguments changes nothing: it is not asked
+        # an expert with no weight on tools or arguments changes nothing: it is not asked (nor needed)
         w = weights
         used = [i for i in range(len(w.experts)) if w.tool_weights[i] or w.arg_weights[i]]
+        missing = [w.experts[i] for i in used if w.experts[i] not in experts]
+        if missing:
+            raise ValueError(f"pool weights name experts {missing} that were not given")
         self.experts = {w.experts[i]: experts[w.experts[i]] for i in used}
         self.weights = PoolWeights([w.experts[i] for i in used], [w.tool_weights[i] for i in used],
                                    [w.arg_weights[i] for i in used], w.fitted_on, w.fit_report)
@@ -255,9 +261,9 @@ def load_pooled(model_dir: str | Path, model: Predictor) -> Predictor:
         return model
     weights = PoolWeights.load(path / POOL_FILE)
     experts: dict[str, Predictor] = {"learned": model}
-    if "pattern" in weights.experts:
+    if "pattern" in weights.used:
         experts["pattern"] = PatternPoolPredictor.load(path / PATTERN_FILE)
-    if "semantic" in weights.experts:
+    if "semantic" in weights.used:
         from toolcast.predictor.baselines.semantic import SemanticPredictor
         from toolcast.predictor.features.text_encoder import StaticTextEncoder
 

@@ -61,7 +61,7 @@ def fit_pool(model_dir: str | Path, train: Sequence[Trace], validation: Sequence
     weights = fit_weights(list(experts), points)
     shipped = PatternPoolPredictor().fit([*train, *validation])
     shipped.save(path / PATTERN_FILE)
-    if encoder is not None:
+    if encoder is not None and "semantic" in weights.used:  # 7.8 MB: only when the pool uses it
         encoder.save(path)
     weights.save(path / POOL_FILE)  # last: its presence is what makes the directory pooled
     report = {**weights.to_dict(), "seconds": round(time.perf_counter() - started, 1)}

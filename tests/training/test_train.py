@@ -97,7 +97,8 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
     # the directory serves the model pooled with the mined pattern pool and the semantic expert
     from toolcast.predictor.pooling import PooledPredictor
 
-    assert {"pool.json", "pattern_pool.json.gz", "text_encoder.npy"} <= names
+    assert {"pool.json", "pattern_pool.json.gz"} <= names
+    assert ("text_encoder.npy" in names) == ("semantic" in predictor.fitted.used)  # saved when it is used
     assert isinstance(predictor, PooledPredictor)
     assert predictor.fitted.experts == ["learned", "pattern", "semantic"]
     assert metrics["pool"]["fitted_on"] > 0 and "pooled" in metrics["test"]
