@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.data.schema import RESPOND, Context, Trace
+from toolcast.data.schema import RESPOND, Context
 from toolcast.predictor.protocol import CallPrediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ class PoolWeights:
     fitted_on: int = 0
     """Decision points the weights were chosen on."""
     fit_report: dict[str, Any] = field(default_factory=dict)
+    call_map: list[float] = field(default_factory=lambda: [1.0, 0.0])
+    """(a, c): a complete call's p is σ(a · logit(p) + c), at most its tool's p (Platt scaling, fitted on
+    the same points). [1, 0] leaves p as pooled."""
 
     @property
     def used(self) -> list[str]:
@@ -65,7 +68,7 @@ class PoolWeights:
 
     def to_dict(self) -> dict[str, Any]:
         return {"experts": self.experts, "tool_weights": self.tool_weights, "arg_weights": self.arg_weights,
-                "fitted_on": self.fitted_on, "fit_report": self.fit_report}
+                "fitted_on": self.fitted_on, "fit_report": self.fit_report, "call_map": self.call_map}
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "pool weights") -> PoolWeights:
@@ -81,7 +84,12 @@ class PoolWeights:
                     and all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in w)):
                 raise ValueError(f"{where}: field {key!r} must be {len(experts)} numbers >= 0")
             out.append([float(v) for v in w])
-        return cls(list(experts), out[0], out[1], int(d.get("fitted_on", 0) or 0), d.get("fit_report") or {})
+        call_map = d.get("call_map", [1.0, 0.0])
+        if not (isinstance(call_map, list) and len(call_map) == 2
+                and all(isinstance(v, int | float) and math.isfinite(v) for v in call_map)):
+            raise ValueError(f"{where}: field 'call_map' must be 2 numbers")
+        return cls(list(experts), out[0], out[1], int(d.get("fitted_on", 0) or 0), d.get("fit_report") or {},
+                   [float(v) for v in call_map])
 
     def save(self, path: str | Path) -> None:
         """Written to a temporary name, then renamed: never a half-written file."""
@@ -165,7 +173,7 @@ class PooledPredictor:
             raise ValueError(f"pool weights name experts {missing} that were not given")
         self.experts = {w.experts[i]: experts[w.experts[i]] for i in used}
         self.weights = PoolWeights([w.experts[i] for i in used], [w.tool_weights[i] for i in used],
-                                   [w.arg_weights[i] for i in used], w.fitted_on, w.fit_report)
+                                   [w.arg_weights[i] for i in used], w.fitted_on, w.fit_report, w.call_map)
         self.fitted = weights
         self.name = name
         self.expert_k = expert_k
@@ -176,7 +184,7 @@ class PooledPredictor:
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
         return combine(self.views(context), self.weights.tool_weights, self.weights.arg_weights, k,
-                       universe(context))
+                       universe(context), self.weights.call_map)
 
     def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
         """One batched run per expert that has `predict_batch` (the ONNX model), `predict` otherwise."""
@@ -192,7 +200,8 @@ class PooledPredictor:
             names = universe(c)
             experts = self.experts.values()
             views = [_view(a[i], names, _known(e)) for a, e in zip(answers, experts, strict=True)]
-            out.append(combine(views, self.weights.tool_weights, self.weights.arg_weights, k, names))
+            out.append(combine(views, self.weights.tool_weights, self.weights.arg_weights, k, names,
+                               self.weights.call_map))
         return out
 
     def info(self) -> dict[str, Any]:
@@ -232,8 +241,17 @@ def mixed_args(views: Sequence[_View], b: Sequence[float], tool: str) -> list[tu
     return sorted(((q, c) for q, c in merged.values()), key=lambda qc: -qc[0])
 
 
+def mapped(p: float, call_map: Sequence[float]) -> float:
+    """σ(a · logit(p) + c): the Platt map of a complete call's pooled p."""
+    a, c = call_map
+    if a == 1.0 and c == 0.0:
+        return p
+    q = min(1 - 1e-6, max(1e-6, p))
+    return 1.0 / (1.0 + math.exp(-(a * math.log(q / (1 - q)) + c)))
+
+
 def combine(views: Sequence[_View], w: Sequence[float], b: Sequence[float], k: int,
-            names: Iterable[str] = ()) -> list[CallPrediction]:
+            names: Iterable[str] = (), call_map: Sequence[float] = (1.0, 0.0)) -> list[CallPrediction]:
     p_tool = pooled_tools(views, w, names)
     ranked: list[tuple[float, float, int, CallPrediction]] = []
     for tool, pt in p_tool.items():
@@ -245,8 +263,9 @@ def combine(views: Sequence[_View], w: Sequence[float], b: Sequence[float], k: i
             free = next((v.free[tool] for v in views if tool in v.free), ["*"])
             ranked.append((0.0, -pt, len(ranked), CallPrediction(tool, free=list(free), p_tool=pt)))
         for q, c in calls[:4]:
-            ranked.append((-pt * q, -pt, len(ranked),
-                           CallPrediction(tool, dict(c.args), [], pt, pt * q, dict(c.sources))))
+            pc = min(pt, mapped(pt * q, call_map))
+            ranked.append((-pc, -pt, len(ranked),
+                           CallPrediction(tool, dict(c.args), [], pt, pc, dict(c.sources))))
     ranked.sort(key=lambda r: r[:3])
     return [r[3] for r in ranked[:k]]
 
@@ -269,100 +288,3 @@ def load_pooled(model_dir: str | Path, model: Predictor) -> Predictor:
 
         experts["semantic"] = SemanticPredictor(StaticTextEncoder.load(path))
     return PooledPredictor(experts, weights, name=getattr(model, "name", "learned"))
-
-
-# ---- fitting ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Point:
-    views: list[_View]
-    label_tools: frozenset[str]
-    label_calls: frozenset[tuple[str, str]]
-    names: frozenset[str] = frozenset()
-
-
-def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k: int = EXPERT_K,
-            progress: bool = False) -> list[_Point]:
-    """Every decision point of `traces` with each expert's answer (the slow part of fitting)."""
-    from toolcast.data.schema import canonical_args
-
-    traces = list(traces)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(traces), desc="pool: experts on held-out traces", unit="trace", leave=False)
-    out = []
-    for trace in traces:
-        for context, label in trace.decision_points():
-            names = universe(context)
-            views = [_view(e.predict(context, k=expert_k), names, _known(e)) for e in experts.values()]
-            calls = frozenset((c.tool, canonical_args(c.args)) for c in label.calls)
-            out.append(_Point(views, frozenset(label.tools), calls, names))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return out
-
-
-def _tool_nll(points: Sequence[_Point], w: Sequence[float]) -> float:
-    total = 0.0
-    for pt in points:
-        p = pooled_tools(pt.views, w, pt.names)
-        total -= math.log(max(1e-9, sum(p.get(t, 0.0) for t in pt.label_tools)))
-    return total / max(1, len(points))
-
-
-def _arg_ll(points: Sequence[_Point], b: Sequence[float]) -> float:
-    """Mean log q(true args | true tool) over call points whose tool some expert offers calls for."""
-    total, n = 0.0, 0
-    for pt in points:
-        for tool in {t for t, _ in pt.label_calls}:
-            if not any(tool in v.calls for v in pt.views):
-                continue
-            q = sum(qq for qq, c in mixed_args(pt.views, b, tool) if c.key in pt.label_calls)
-            total += math.log(max(1e-3, q))
-            n += 1
-    return total / max(1, n)
-
-
-def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
-    """Tool weights: coordinate search on the grid minimising the tool NLL (from equal weights 1);
-    argument weights: the mixture share on its grid maximising the argument log-likelihood."""
-    m = len(names)
-    w = [1.0] * m
-    best = _tool_nll(points, w)
-    for _round in range(3):
-        changed = False
-        for i in range(m):
-            for g in WEIGHT_GRID:
-                trial = list(w)
-                trial[i] = float(g)
-                if not any(trial):
-                    continue
-                nll = _tool_nll(points, trial)
-                if nll < best - 1e-9:
-                    best, w, changed = nll, trial, True
-        if not changed:
-            break
-    # arguments: the first expert's share on the grid, the rest split evenly among the experts that
-    # offered a complete call somewhere (an expert that names tools only gets no argument weight)
-    offers = [any(pt.views[i].calls for pt in points) for i in range(m)]
-    others = [i for i in range(1, m) if offers[i]]
-    arg_best, b = -math.inf, [1.0 if i == 0 or offers[i] else 0.0 for i in range(m)]
-    if not others:
-        arg_best = _arg_ll(points, b)
-    else:
-        for g in MIX_GRID:
-            trial = [float(g)] + [0.0] * (m - 1)
-            for i in others:
-                trial[i] = float(1 - g) / len(others)
-            ll = _arg_ll(points, trial)
-            if ll > arg_best + 1e-12:
-                arg_best, b = ll, trial
-    report = {"tool_nll": best, "tool_nll_equal": _tool_nll(points, [1.0] * m), "arg_loglik": arg_best}
-    log.info("pool weights on %d points: tools %s (NLL %.4f), args %s (log-lik %.4f)", len(points),
-             w, best, b, arg_best)
-    return PoolWeights(list(names), w, b, len(points), report)

@@ -102,6 +102,7 @@ PREDICTOR_PARTS: dict[str, set[str]] = {
     "loading": {"protocol", "modeldir", "onnx", "torch", "pooling"},
     "horizon": {"protocol", "baselines"},
     "pooling": {"protocol", "baselines", "features"},
+    "pooling_fit": {"protocol", "pooling", "horizon"},
     "__init__": {"loading", "onnx"},
 }
 MAX_LINES = 400

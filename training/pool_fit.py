@@ -23,7 +23,8 @@ from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
 from toolcast.predictor.baselines.semantic import SemanticPredictor
 from toolcast.predictor.features.text_encoder import META_FILE, TABLE_FILE, StaticTextEncoder
 from toolcast.predictor.loading import load
-from toolcast.predictor.pooling import PATTERN_FILE, POOL_FILE, collect, fit_weights
+from toolcast.predictor.pooling import PATTERN_FILE, POOL_FILE
+from toolcast.predictor.pooling_fit import collect, fit_weights
 from toolcast.predictor.protocol import Predictor
 
 log = logging.getLogger(__name__)

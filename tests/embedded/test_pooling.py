@@ -21,10 +21,9 @@ from toolcast.predictor.pooling import (
     POOL_FILE,
     PooledPredictor,
     PoolWeights,
-    collect,
     combine,
-    fit_weights,
 )
+from toolcast.predictor.pooling_fit import collect, fit_weights
 from toolcast.predictor.protocol import CallPrediction
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_tiny"
@@ -121,8 +120,27 @@ def test_fit_gives_no_weight_to_an_expert_that_is_always_wrong():
     assert w.fitted_on == len(points) > 0
 
 
+def test_an_under_confident_call_p_is_mapped_up_and_never_past_its_tool():
+    from toolcast.data.schema import canonical_args
+    from toolcast.predictor.pooling import _view, mapped
+    from toolcast.predictor.pooling_fit import _fit_call_map, _Point
+
+    names = frozenset({"get", "list", RESPOND})
+    points = []
+    for i in range(200):  # the top call (p 0.3) is right 9 times in 10; the second (p 0.06) never
+        answer = [call("get", {"id": i}, 0.6, 0.5), call("get", {"id": -i}, 0.6, 0.1),
+                  CallPrediction(RESPOND, p_tool=0.4, p_call=0.4)]
+        made = {("get", canonical_args({"id": i if i % 10 else -1}))}
+        points.append(_Point([_view(answer, names)], frozenset({"get"}), frozenset(made), names))
+    a, c = _fit_call_map(points, [1.0], [1.0])
+    assert a > 0 and mapped(0.3, [a, c]) > 0.6 and mapped(0.06, [a, c]) < 0.06
+    top = combine(points[1].views, [1.0], [1.0], 3, names, [a, c])
+    assert top[0].p_call == pytest.approx(min(top[0].p_tool, mapped(0.3, [a, c])))
+    assert all(x.p_call <= x.p_tool for x in top)
+
+
 def test_weights_round_trip_and_bad_files_name_the_field(tmp_path):
-    w = PoolWeights(["learned", "pattern"], [1.2, 0.4], [0.7, 0.3], 10, {"tool_nll": 1.0})
+    w = PoolWeights(["learned", "pattern"], [1.2, 0.4], [0.7, 0.3], 10, {"tool_nll": 1.0}, [1.5, 0.2])
     w.save(tmp_path / "pool.json")
     assert PoolWeights.load(tmp_path / "pool.json") == w
     bad = w.to_dict() | {"tool_weights": [1.0]}
