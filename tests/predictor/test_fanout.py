@@ -129,3 +129,58 @@ def test_fanout_pairs_the_slots_of_one_record():
     preds = f.predict(Context(events=t.events[:3], tools=t.tools), k=10)
     assert sorted(p.args["flight_number"] + p.args["date"] for p in preds) == [
         "HAT9902024-05-10", "HAT9912024-05-11"]
+
+
+def _replayed_from_scratch(f: FanoutPredictor, context: Context, k: int) -> list[CallPrediction]:
+    """The fan-out's prediction as it was computed before the replay was kept per conversation: every
+    decision point of the context replayed at each call (the reference the incremental one must equal)."""
+    from toolcast.data.schema import decision_positions
+    from toolcast.predictor.baselines.fanout import _age_bucket, _State
+
+    state, first, d, done, offers = _State(), {}, 0, 0, []
+    for i in sorted({i for i, _ in decision_positions(context.events)} | {len(context.events)}):
+        while done < i:
+            e = context.events[done]
+            state.add(e) if isinstance(e, ToolCall) else state.index.add(e)  # messages indexed, as before
+            done += 1
+        offers = f._offers(state)
+        for cand, _ in offers:
+            first.setdefault(cand.key, d)
+        d += 1
+    out = []
+    for cand, rule in offers:
+        p_h, p_next = f.rules[rule].p(_age_bucket(d - 1 - first[cand.key]))
+        cand.p_tool, cand.p_call, cand.p_horizon = p_next, p_next, p_h
+        out.append(cand)
+    out.sort(key=lambda c: (-c.p_horizon, c.tool, str(c.args)))
+    return out[:k]
+
+
+def _as_tuples(preds):
+    return [(p.tool, p.args, p.p_call, p.p_horizon, p.sources) for p in preds]
+
+
+def test_incremental_fanout_predicts_what_a_replay_from_scratch_does():
+    """Growing contexts of real logs (each session's decision points in order, the stream's partial text,
+    a context seen again, an unrelated one between, a shorter one after a longer one): identical
+    predictions to the reference replay, at every call."""
+    from toolcast.data import load_traces
+    from toolcast.data.samples import sample_files
+    from toolcast.data.schema import decision_points
+
+    traces = [t for t in load_traces(*sample_files("tau2")) if t.calls][:40]
+    f = FanoutPredictor().fit(traces[:30])
+    assert f.rules
+    checked = offered = 0
+    for trace, other in zip(traces[30:], reversed(traces[30:]), strict=True):
+        contexts = [c for c, _ in decision_points(trace)]
+        streamed = [Context(events=[*c.events, Message("assistant", "Let me look", turn=99)], tools=c.tools)
+                    for c in contexts[:3]]
+        others = [c for c, _ in decision_points(other)][:2]
+        order = [contexts[0], *contexts[:4], streamed[0], *streamed, *others, *contexts[2:], contexts[1]]
+        for ctx in order:
+            got = f.predict(ctx, k=32)
+            assert _as_tuples(got) == _as_tuples(_replayed_from_scratch(f, ctx, 32))
+            checked += 1
+            offered += len(got)
+    assert checked > 50 and offered > 20
