@@ -45,6 +45,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--policies", nargs="+", help="keep only these predictors")
     ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
+    ap.add_argument("--explain", metavar="POLICY",
+                    help="instead of the frontier: where POLICY loses the next-call oracle's saving "
+                         "(`spec_explain.py`), per (sessions, lambda)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -80,6 +83,9 @@ def main() -> None:
     if args.policies:
         predictors = {n: p for n, p in predictors.items() if n in args.policies}
 
+    if args.explain:
+        explain(args, test, train, predictors[args.explain], contracts, out)
+        return
     results = []
     for sessions in args.sessions:
         for lam in args.lambdas:
@@ -95,6 +101,28 @@ def main() -> None:
             log.info("sessions %d, lambda %g: %.0f s", sessions, lam, time.perf_counter() - t0)
             (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
             print(table(results[-1]), flush=True)
+
+
+def explain(args, test, train, predictor, contracts, out: Path) -> None:
+    from spec_explain import classify, record, report
+
+    from toolcast.runtime.latency import LatencyProfile
+    from toolcast.runtime.planner import Estimates
+    from toolcast.runtime.replay import OraclePredictor
+    from toolcast.runtime.timing import fit_estimates
+
+    profile = LatencyProfile.default()
+    prior = fit_estimates(train, Estimates(), profile, "profile")
+    every = []
+    for sessions in args.sessions:
+        for lam in args.lambdas:
+            cfg = SimConfig(sessions=sessions, k=args.k,
+                            planner=PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call))
+            kw = {"contracts": contracts, "profile": profile, "config": cfg, "prior": prior}
+            rows = classify(record(test, OraclePredictor(), **kw), record(test, predictor, **kw), args.k)
+            every.append({"sessions": sessions, "lambda": lam, "policy": args.explain, "calls": rows})
+            print(f"\n{args.explain}, sessions {sessions}, lambda {lam}\n" + report(rows), flush=True)
+            (out / "explain.json").write_text(json.dumps(every), encoding="utf-8")
 
 
 def _text_before_calls(trace) -> bool:
