@@ -108,7 +108,9 @@ def main() -> None:
             results.append({"sessions": sessions, "lambda": lam, "k": args.k,
                             "max_per_session": args.max_per_session, "max_in_flight": args.max_in_flight,
                             "summary": summary,
-                            "text_before_calls": _subset(report, texted)})
+                            "text_before_calls": _subset(report, texted),
+                            "tools": {n: r.stats.to_dict()["tools"] for n, r in report.runs.items()
+                                      if n in predictors}})
             log.info("sessions %d, lambda %g: %.0f s", sessions, lam, time.perf_counter() - t0)
             (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
             print(table(results[-1]), flush=True)

@@ -14,7 +14,9 @@ yet) and scores each with a logistic regression over what both know about it:
 - with a third source (the pattern pool, `pattern`): its p(call) for the candidate and its rank, when it
   proposes it (its value maps fill calls the model misses: a flight status from a reservation's flights);
 - whether the candidate's tool is the context's last call's tool (`last_tool`: an agent reading one
-  reservation after another) or any call's of the last turn (`turn_tool`).
+  reservation after another) or any call's of the last turn (`turn_tool`);
+- the share of its argument values the user wrote (`user_said`: of a profile's four reservations, the one
+  the user named) and whether the last call's output holds them all (`last_output`).
 
 The regression is fitted on held-out traces (the validation split: neither the model nor the fan-out
 rules were fitted on it) with the same label the fan-out mines, and stored as JSON (`HorizonScorer.
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 FEATURES: tuple[str, ...] = ("bias", "fan", "fan_logit", "model", "model_logit", "model_rank",
                              "tool_p", "respond_p", "log_fan_n", "pat", "pat_logit", "pat_rank", "last_tool",
-                             "turn_tool")
+                             "turn_tool", "user_said", "last_output")
 """Every feature a candidate has; a scorer uses those it was fitted with (`HorizonScorer.features`)."""
 BASE_K = 8
 FAN_K = 32
@@ -161,17 +163,19 @@ class HorizonPredictor:
                 slot = by_key.setdefault(p.key, {"pred": p})
                 slot["pat"], slot["pat_rank"] = p.p_call, rank
         log_n = math.log1p(len(fan))
-        last_tool, turn_tools = _last_tools(context)
+        last_tool, turn_tools, last_output = _last_tools(context)
+        said = " ".join(e.text for e in context.events if isinstance(e, Message) and e.role == "user").lower()
         out = []
         for c in by_key.values():
             has_fan, has_model, has_pat = "fan" in c, "model" in c, "pat" in c
-            tool = c["pred"].tool
+            tool, args = c["pred"].tool, c["pred"].args
             x = np.array([1.0, float(has_fan), _logit(c["fan"]) if has_fan else 0.0, float(has_model),
                           _logit(c["model"]) if has_model else 0.0,
                           math.log1p(c["rank"]) if has_model else 0.0,
                           tool_p.get(tool, 0.0), respond, log_n, float(has_pat),
                           _logit(c["pat"]) if has_pat else 0.0, math.log1p(c["pat_rank"]) if has_pat else 0.0,
-                          float(tool == last_tool), float(tool in turn_tools)])
+                          float(tool == last_tool), float(tool in turn_tools),
+                          _share_in(args, said), float(_share_in(args, last_output) == 1)])
             out.append((c, x))
         return [(self._merged(c), x) for c, x in out]
 
@@ -227,8 +231,14 @@ class HorizonPredictor:
         return self.scorer
 
 
-def _last_tools(context: Context) -> tuple[str | None, set[str]]:
-    """The tool of the context's last call, and the tools of its last turn's calls."""
+def _share_in(args: dict[str, Any], text: str) -> float:
+    """The share of the argument values (as lower-case text, 3 characters or more) found in `text`."""
+    values = [str(v).lower() for v in args.values() if isinstance(v, str | int | float) and len(str(v)) >= 3]
+    return sum(v in text for v in values) / len(values) if values else 0.0
+
+
+def _last_tools(context: Context) -> tuple[str | None, set[str], str]:
+    """The tool of the context's last call, the tools of its last turn's calls, its output (lower case)."""
     last: ToolCall | None = None
     tools: set[str] = set()
     for e in reversed(context.events):
@@ -240,7 +250,9 @@ def _last_tools(context: Context) -> tuple[str | None, set[str]]:
             tools.add(e.tool)
         elif last is not None and isinstance(e, Message) and e.role == "user":
             break
-    return (last.tool if last is not None else None), tools
+    if last is None:
+        return None, tools, ""
+    return last.tool, tools, (last.output or "").lower()
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
