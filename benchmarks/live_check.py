@@ -85,7 +85,7 @@ def main() -> None:
         predictor = fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable,
                                is_write=lambda t: contracts.for_tool(t).state_changing)
         if args.predictor == "learned_horizon":
-            predictor = _learned_horizon(args, predictor, train)
+            predictor = _learned_horizon(args, predictor, train, contracts)
     else:
         from toolcast.predictor.baselines import fit_baseline
 
@@ -149,7 +149,7 @@ def main() -> None:
         Path(args.json_out).write_text(json.dumps(out, indent=1))
 
 
-def _learned_horizon(args, fanout, train):
+def _learned_horizon(args, fanout, train, contracts):
     """The learned model's horizon view, as `spec_sets.py` builds it (its fitted scorer)."""
     from toolcast.predictor.baselines import fit_baseline
     from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
@@ -160,7 +160,7 @@ def _learned_horizon(args, fanout, train):
     scorer = HorizonScorer.load(args.scorer or Path(args.model) / "horizon.json")
     pattern = fit_baseline("pattern", train) if any(f.startswith("pat") for f in scorer.features) else None
     return HorizonPredictor(OnnxPredictor.load(args.model), fanout, scorer, name="learned_horizon",
-                            pattern=pattern)
+                            pattern=pattern, is_write=lambda t: contracts.for_tool(t).state_changing)
 
 
 class _Timed:

@@ -78,7 +78,8 @@ def main() -> None:
         learned = OnnxPredictor.load(args.model)
         predictors["learned"] = learned
         horizon = HorizonPredictor(learned, fanout, name="learned_horizon",
-                                   pattern=None if args.no_horizon_pattern else predictors["pattern"])
+                                   pattern=None if args.no_horizon_pattern else predictors["pattern"],
+                                   is_write=is_write)
         t0 = time.perf_counter()
         if args.scorer:
             horizon.scorer = HorizonScorer.load(args.scorer)

@@ -193,7 +193,8 @@ def _predictors(args: argparse.Namespace, train: list[Trace], contracts: Any = N
             fitted = HorizonScorer.load(scorer)
             pattern = out.get("pattern") if any(f.startswith("pat") for f in fitted.features) else None
             out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], fitted, name="learned_horizon",
-                                                      pattern=pattern)
+                                                      pattern=pattern,
+                                                      is_write=lambda t: contracts.for_tool(t).state_changing)
     return out
 
 

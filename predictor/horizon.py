@@ -16,7 +16,9 @@ yet) and scores each with a logistic regression over what both know about it:
 - whether the candidate's tool is the context's last call's tool (`last_tool`: an agent reading one
   reservation after another) or any call's of the last turn (`turn_tool`);
 - the share of its argument values the user wrote (`user_said`: of a profile's four reservations, the one
-  the user named) and whether the last call's output holds them all (`last_output`).
+  the user named) and whether the last call's output holds them all (`last_output`);
+- with `is_write` (which tools change state): the model's p(tool) of a state-changing tool next (`write_p`:
+  a write invalidates what was read ahead) and how many calls since the last write (`since_write`).
 
 The regression is fitted on held-out traces (the validation split: neither the model nor the fan-out
 rules were fitted on it) with the same label the fan-out mines, and stored as JSON (`HorizonScorer.
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 
 FEATURES: tuple[str, ...] = ("bias", "fan", "fan_logit", "model", "model_logit", "model_rank",
                              "tool_p", "respond_p", "log_fan_n", "pat", "pat_logit", "pat_rank", "last_tool",
-                             "turn_tool", "user_said", "last_output")
+                             "turn_tool", "user_said", "last_output", "write_p",
+                             "since_write")
 """Every feature a candidate has; a scorer uses those it was fitted with (`HorizonScorer.features`)."""
 BASE_K = 8
 FAN_K = 32
@@ -127,8 +130,11 @@ class HorizonPredictor:
 
     def __init__(self, base: Predictor, fanout: FanoutPredictor, scorer: HorizonScorer | None = None,
                  name: str | None = None, base_k: int = BASE_K, fan_k: int = FAN_K,
-                 pattern: Predictor | None = None, pattern_k: int = PATTERN_K):
+                 pattern: Predictor | None = None, pattern_k: int = PATTERN_K,
+                 is_write: Callable[[str], bool] | None = None):
         self.base = base
+        self.is_write = is_write
+        """Which tools change state (for `write_p` and `since_write`); `fit` sets it from its own."""
         self.fanout = fanout
         self.pattern = pattern
         """A third source of candidates (the pattern pool), or None."""
@@ -150,6 +156,14 @@ class HorizonPredictor:
                 respond = max(respond, p.p_tool)
             else:
                 tool_p[p.tool] = max(tool_p.get(p.tool, 0.0), p.p_tool)
+        is_write = self.is_write or (lambda _t: False)
+        write_p = min(1.0, sum(p for t, p in tool_p.items() if is_write(t)))
+        since_write = 0
+        for e in reversed(context.events):
+            if isinstance(e, ToolCall):
+                if is_write(e.tool):
+                    break
+                since_write += 1
         by_key: dict[tuple[str, str], dict[str, Any]] = {}
         for rank, p in enumerate(model):
             if p.complete and p.key not in by_key:
@@ -175,7 +189,8 @@ class HorizonPredictor:
                           tool_p.get(tool, 0.0), respond, log_n, float(has_pat),
                           _logit(c["pat"]) if has_pat else 0.0, math.log1p(c["pat_rank"]) if has_pat else 0.0,
                           float(tool == last_tool), float(tool in turn_tools),
-                          _share_in(args, said), float(_share_in(args, last_output) == 1)])
+                          _share_in(args, said), float(_share_in(args, last_output) == 1), write_p,
+                          math.log1p(since_write)])
             out.append((c, x))
         return [(self._merged(c), x) for c, x in out]
 
@@ -191,6 +206,10 @@ class HorizonPredictor:
         return self.horizon(context, k)
 
     def horizon(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        if self.scorer is not None and self.is_write is None and (
+                {"write_p", "since_write"} & set(self.scorer.features)):
+            raise ValueError("this horizon scorer uses write_p / since_write: give the HorizonPredictor "
+                             "is_write (which tools change state)")
         cands = self.candidates(context)
         if not cands:
             return []
@@ -211,6 +230,9 @@ class HorizonPredictor:
         has sources for: the pattern pool's only with `pattern`)."""
         names = tuple(features) if features is not None else tuple(
             f for f in FEATURES if self.pattern is not None or not f.startswith("pat"))
+        self.is_write = is_write or self.is_write
+        if self.is_write is None:
+            names = tuple(f for f in names if f not in ("write_p", "since_write"))
         unknown = [f for f in names if f not in FEATURES]
         if unknown or not names or names[0] != "bias":
             raise ValueError(f"features must be names of {list(FEATURES)}, 'bias' first; got {list(names)}")
