@@ -12,7 +12,7 @@ yet) and scores each with a logistic regression over what both know about it:
   model's p(`<respond>`) (an agent about to answer reads less);
 - how many fan-out candidates there are (one of ten listed values is less likely than one of two);
 - with a third source (the pattern pool, `pattern`): its p(call) for the candidate and its rank, when it
-  proposes it (its value maps fill calls the model misses: a flight status from a reservation's flights);
+  proposes it (its mined value maps fill some calls the model leaves incomplete);
 - whether the candidate's tool is the context's last call's tool (`last_tool`: an agent reading one
   reservation after another) or any call's of the last turn (`turn_tool`);
 - the share of its argument values the user wrote (`user_said`: of a profile's four reservations, the one
@@ -21,9 +21,10 @@ yet) and scores each with a logistic regression over what both know about it:
   a write invalidates what was read ahead) and how many calls since the last write (`since_write`).
 
 The regression is fitted on held-out traces (the validation split: neither the model nor the fan-out
-rules were fitted on it) with the same label the fan-out mines, and stored as JSON (`HorizonScorer.
-to_dict`; never pickle). `predict` is the `horizon` view: candidates best first by p_horizon, each with
-p_call = the model's next-call p where it has one (else the fan-out's). numpy only: no torch.
+rules nor the pattern pool were fitted on it) with the same label the fan-out mines, and stored as JSON
+(`HorizonScorer.to_dict`; never pickle). `predict` is the `horizon` view: candidates best first by
+p_horizon, each with p_call = the model's next-call p where it has one (else the fan-out's, else the
+pattern pool's). numpy only: no torch.
 """
 
 from __future__ import annotations
