@@ -73,9 +73,9 @@ def main() -> None:
     fanout = fit_fanout(train, is_read=is_read, is_write=is_write)
     predictors["fanout"] = fanout
     if args.model:
-        from toolcast.predictor.onnx.predictor import OnnxPredictor
+        from toolcast.predictor import load
 
-        learned = OnnxPredictor.load(args.model)
+        learned = load(args.model)  # the ONNX export when the directory has one, else the torch model
         predictors["learned"] = learned
         horizon = HorizonPredictor(learned, fanout, name="learned_horizon",
                                    pattern=None if args.no_horizon_pattern else predictors["pattern"],
