@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/live_check.py                          # 40 tau2 traces, oracle + serial
     .venv/bin/python benchmarks/live_check.py --predictor markov       # a baseline, fit on the train split
     .venv/bin/python benchmarks/live_check.py --limit 80 --sessions 8 --scale 0.05
+    .venv/bin/python benchmarks/live_check.py --predictor learned_horizon --model DIR --scorer horizon.json \
+        -k 8 --lambda0 0.2
 
 Both runs drive the same `SpeculativeRuntime` with the same replayed agents (`toolcast.runtime.replay`):
 the simulator on the virtual clock (`toolcast simulate`'s discrete-event replay), the live run on the
@@ -46,7 +48,11 @@ def main() -> None:
     parser.add_argument("paths", nargs="*", default=DEFAULT, help="trace files or folders (default: tau2)")
     parser.add_argument("--limit", type=int, default=40, help="traces replayed (test split first)")
     parser.add_argument("--predictor", default="oracle",
-                        choices=("oracle", "markov", "pattern", "oracle_horizon", "fanout", "oracle_stream"))
+                        choices=("oracle", "markov", "pattern", "oracle_horizon", "fanout", "oracle_stream",
+                                 "learned_horizon"))
+    parser.add_argument("--model", help="learned model directory (for learned_horizon)")
+    parser.add_argument("--scorer", help="its fitted horizon.json (default: MODEL/horizon.json)")
+    parser.add_argument("--lambda0", type=float, default=PlannerConfig.lambda0)
     parser.add_argument("--stream", action="store_true", help="feed each message's stream to the runtime")
     parser.add_argument("-k", type=int, default=3, help="candidates asked of the predictor (default 3)")
     parser.add_argument("--scale", type=float, default=0.05, help="live durations = replayed x scale")
@@ -73,20 +79,23 @@ def main() -> None:
         predictor = HorizonOracle(contracts)
     elif args.predictor == "oracle_stream":
         predictor = None
-    elif args.predictor == "fanout":
+    elif args.predictor in ("fanout", "learned_horizon"):
         from toolcast.predictor.baselines.fanout import fit_fanout
 
         predictor = fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable,
                                is_write=lambda t: contracts.for_tool(t).state_changing)
+        if args.predictor == "learned_horizon":
+            predictor = _learned_horizon(args, predictor, train, contracts)
     else:
         from toolcast.predictor.baselines import fit_baseline
 
         predictor = fit_baseline(args.predictor, train)
 
-    config = RuntimeConfig(workers=args.workers, k=args.k)
+    config = RuntimeConfig(workers=args.workers, k=args.k, planner=PlannerConfig(lambda0=args.lambda0))
     s = args.scale
-    live_config = replace(config, hedge_min=config.hedge_min * s, planner=PlannerConfig(
-        default_tool_s=config.planner.default_tool_s * s, default_llm_s=config.planner.default_llm_s * s))
+    live_config = replace(config, hedge_min=config.hedge_min * s, planner=replace(
+        config.planner, default_tool_s=config.planner.default_tool_s * s,
+        default_llm_s=config.planner.default_llm_s * s))
 
     def run(name, pred, scale, cfg):
         return run_policy_async(name, replayed, pred, contracts=contracts, profile=profile, config=cfg,
@@ -138,6 +147,20 @@ def main() -> None:
     if args.json_out:
         out = {"scale": s, "sessions": args.sessions, "profile": profile.label, "policies": figures}
         Path(args.json_out).write_text(json.dumps(out, indent=1))
+
+
+def _learned_horizon(args, fanout, train, contracts):
+    """The learned model's horizon view, as `spec_sets.py` builds it (its fitted scorer)."""
+    from toolcast.predictor.baselines import fit_baseline
+    from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+    from toolcast.predictor.onnx.predictor import OnnxPredictor
+
+    if not args.model:
+        raise SystemExit("--predictor learned_horizon needs --model DIR")
+    scorer = HorizonScorer.load(args.scorer or Path(args.model) / "horizon.json")
+    pattern = fit_baseline("pattern", train) if any(f.startswith("pat") for f in scorer.features) else None
+    return HorizonPredictor(OnnxPredictor.load(args.model), fanout, scorer, name="learned_horizon",
+                            pattern=pattern, is_write=lambda t: contracts.for_tool(t).state_changing)
 
 
 class _Timed:

@@ -40,11 +40,20 @@ def main() -> None:
     ap.add_argument("--sessions", nargs="+", type=int, default=[1])
     ap.add_argument("-k", type=int, default=8)
     ap.add_argument("--spec-per-call", type=float)
+    ap.add_argument("--max-per-session", type=int, default=PlannerConfig.max_per_session,
+                    help="speculative runs in flight per session")
+    ap.add_argument("--max-in-flight", type=int, default=PlannerConfig.max_in_flight,
+                    help="speculative runs in flight in total")
     ap.add_argument("--stream", nargs="*", metavar="POLICY",
                     help="also the stream oracle and a +stream run of these predictors (none named: all)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--policies", nargs="+", help="keep only these predictors")
     ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
+    ap.add_argument("--no-horizon-pattern", action="store_true",
+                    help="the horizon view without the pattern pool's candidates (model and fan-out only)")
+    ap.add_argument("--explain", metavar="POLICY",
+                    help="instead of the frontier: where POLICY loses the next-call oracle's saving "
+                         "(`spec_explain.py`), per (sessions, lambda)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -64,14 +73,18 @@ def main() -> None:
     fanout = fit_fanout(train, is_read=is_read, is_write=is_write)
     predictors["fanout"] = fanout
     if args.model:
-        from toolcast.predictor.onnx.predictor import OnnxPredictor
+        from toolcast.predictor import load
 
-        learned = OnnxPredictor.load(args.model)
+        learned = load(args.model)  # the ONNX export when the directory has one, else the torch model
         predictors["learned"] = learned
-        horizon = HorizonPredictor(learned, fanout, name="learned_horizon")
+        horizon = HorizonPredictor(learned, fanout, name="learned_horizon",
+                                   pattern=None if args.no_horizon_pattern else predictors["pattern"],
+                                   is_write=is_write)
         t0 = time.perf_counter()
         if args.scorer:
             horizon.scorer = HorizonScorer.load(args.scorer)
+            if not any(f.startswith("pat") for f in horizon.scorer.features):
+                horizon.pattern = None
         else:
             horizon.fit(valid, is_write=is_write).save(out / "horizon.json")
             log.info("horizon scorer fitted on %d validation traces in %.0f s", len(valid),
@@ -80,21 +93,55 @@ def main() -> None:
     if args.policies:
         predictors = {n: p for n, p in predictors.items() if n in args.policies}
 
+    if args.explain:
+        explain(args, test, train, predictors[args.explain], contracts, out)
+        return
     results = []
     for sessions in args.sessions:
         for lam in args.lambdas:
             t0 = time.perf_counter()
             cfg = SimConfig(sessions=sessions, k=args.k, stream=args.stream is not None,
                             stream_predictors=tuple(args.stream) if args.stream else None,
-                            planner=PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call))
+                            planner=_planner(args, lam))
             report = simulate(test, predictors, train=train, contracts=contracts, config=cfg)
             summary = report.summary()
             texted = {t.trace_id for t in test if _text_before_calls(t)}
-            results.append({"sessions": sessions, "lambda": lam, "k": args.k, "summary": summary,
-                            "text_before_calls": _subset(report, texted)})
+            results.append({"sessions": sessions, "lambda": lam, "k": args.k,
+                            "max_per_session": args.max_per_session, "max_in_flight": args.max_in_flight,
+                            "summary": summary,
+                            "text_before_calls": _subset(report, texted),
+                            "tools": {n: r.stats.to_dict()["tools"] for n, r in report.runs.items()
+                                      if n in predictors}})
             log.info("sessions %d, lambda %g: %.0f s", sessions, lam, time.perf_counter() - t0)
             (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
             print(table(results[-1]), flush=True)
+
+
+def _planner(args, lam: float) -> PlannerConfig:
+    return PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call, max_per_session=args.max_per_session,
+                         max_in_flight=args.max_in_flight)
+
+
+def explain(args, test, train, predictor, contracts, out: Path) -> None:
+    from spec_explain import classify, record, report
+
+    from toolcast.runtime.latency import LatencyProfile
+    from toolcast.runtime.planner import Estimates
+    from toolcast.runtime.replay import OraclePredictor
+    from toolcast.runtime.timing import fit_estimates
+
+    profile = LatencyProfile.default()
+    prior = fit_estimates(train, Estimates(), profile, "profile")
+    every = []
+    for sessions in args.sessions:
+        for lam in args.lambdas:
+            cfg = SimConfig(sessions=sessions, k=args.k,
+                            planner=_planner(args, lam))
+            kw = {"contracts": contracts, "profile": profile, "config": cfg, "prior": prior}
+            rows = classify(record(test, OraclePredictor(), **kw), record(test, predictor, **kw), args.k)
+            every.append({"sessions": sessions, "lambda": lam, "policy": args.explain, "calls": rows})
+            print(f"\n{args.explain}, sessions {sessions}, lambda {lam}\n" + report(rows), flush=True)
+            (out / "explain.json").write_text(json.dumps(every), encoding="utf-8")
 
 
 def _text_before_calls(trace) -> bool:

@@ -190,8 +190,11 @@ def _predictors(args: argparse.Namespace, train: list[Trace], contracts: Any = N
         if scorer is not None and "fanout" in out:
             from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
 
-            out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], HorizonScorer.load(scorer),
-                                                      name="learned_horizon")
+            fitted = HorizonScorer.load(scorer)
+            pattern = out.get("pattern") if any(f.startswith("pat") for f in fitted.features) else None
+            out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], fitted, name="learned_horizon",
+                                                      pattern=pattern,
+                                                      is_write=lambda t: contracts.for_tool(t).state_changing)
     return out
 
 

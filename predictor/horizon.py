@@ -10,12 +10,21 @@ yet) and scores each with a logistic regression over what both know about it:
 - the model's p(call) for it and its rank, when the model proposes it;
 - the model's p(tool) for its tool (the model may be sure of the tool but not of the value), and the
   model's p(`<respond>`) (an agent about to answer reads less);
-- how many fan-out candidates there are (one of ten listed values is less likely than one of two).
+- how many fan-out candidates there are (one of ten listed values is less likely than one of two);
+- with a third source (the pattern pool, `pattern`): its p(call) for the candidate and its rank, when it
+  proposes it (its mined value maps fill some calls the model leaves incomplete);
+- whether the candidate's tool is the context's last call's tool (`last_tool`: an agent reading one
+  reservation after another) or any call's of the last turn (`turn_tool`);
+- the share of its argument values the user wrote (`user_said`: of a profile's four reservations, the one
+  the user named) and whether the last call's output holds them all (`last_output`);
+- with `is_write` (which tools change state): the model's p(tool) of a state-changing tool next (`write_p`:
+  a write invalidates what was read ahead) and how many calls since the last write (`since_write`).
 
 The regression is fitted on held-out traces (the validation split: neither the model nor the fan-out
-rules were fitted on it) with the same label the fan-out mines, and stored as JSON (`HorizonScorer.
-to_dict`; never pickle). `predict` is the `horizon` view: candidates best first by p_horizon, each with
-p_call = the model's next-call p where it has one (else the fan-out's). numpy only: no torch.
+rules nor the pattern pool were fitted on it) with the same label the fan-out mines, and stored as JSON
+(`HorizonScorer.to_dict`; never pickle). `predict` is the `horizon` view: candidates best first by
+p_horizon, each with p_call = the model's next-call p where it has one (else the fan-out's, else the
+pattern pool's). numpy only: no torch.
 """
 
 from __future__ import annotations
@@ -30,16 +39,20 @@ from typing import Any
 
 import numpy as np
 
-from toolcast.data.schema import Context, Trace, decision_positions
+from toolcast.data.schema import Context, Message, ToolCall, Trace, decision_positions
 from toolcast.predictor.baselines.fanout import HORIZON, FanoutPredictor
 from toolcast.predictor.protocol import CallPrediction, Predictor
 
 log = logging.getLogger(__name__)
 
 FEATURES: tuple[str, ...] = ("bias", "fan", "fan_logit", "model", "model_logit", "model_rank",
-                             "tool_p", "respond_p", "log_fan_n")
+                             "tool_p", "respond_p", "log_fan_n", "pat", "pat_logit", "pat_rank", "last_tool",
+                             "turn_tool", "user_said", "last_output", "write_p",
+                             "since_write")
+"""Every feature a candidate has; a scorer uses those it was fitted with (`HorizonScorer.features`)."""
 BASE_K = 8
 FAN_K = 32
+PATTERN_K = 8
 EPS = 1e-4
 
 
@@ -51,7 +64,10 @@ def _logit(p: float) -> float:
 @dataclass
 class HorizonScorer:
     weights: list[float]
-    """One weight per name in `FEATURES`."""
+    """One weight per name in `features`."""
+    features: tuple[str, ...] = FEATURES[:9]
+    """The names of `FEATURES` it uses, in order (the first 9: scorers fitted before the pattern pool and
+    the last-tool features)."""
     fitted_on: int = 0
     """Candidates the regression saw."""
     reliability: list[dict[str, Any]] | None = None
@@ -59,23 +75,28 @@ class HorizonScorer:
     in-sample is close to out-of-sample), and `ece`, their expected calibration error."""
 
     def p(self, x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights))))
+        """p_horizon of candidates whose full feature rows (order of `FEATURES`) are `x`."""
+        cols = [FEATURES.index(f) for f in self.features]
+        return 1.0 / (1.0 + np.exp(-(x[:, cols] @ np.asarray(self.weights))))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(FEATURES), "weights": self.weights, "fitted_on": self.fitted_on,
+        return {"features": list(self.features), "weights": self.weights, "fitted_on": self.fitted_on,
                 "horizon": HORIZON, "reliability": self.reliability}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "horizon scorer") -> HorizonScorer:
         if not isinstance(d, dict):
             raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
-        if d.get("features") != list(FEATURES):
-            raise ValueError(f"{where}: expected features {list(FEATURES)}, got {d.get('features')!r}")
+        names = d.get("features")
+        if not isinstance(names, list) or not names or names[0] != "bias" or not all(
+                isinstance(n, str) and n in FEATURES for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"{where}: field 'features' must list names of {list(FEATURES)}, 'bias' first, "
+                             f"got {names!r}")
         w = d.get("weights")
-        numbers = isinstance(w, list) and all(isinstance(v, int | float) for v in w)
-        if not numbers or len(w) != len(FEATURES):
-            raise ValueError(f"{where}: field 'weights' must be {len(FEATURES)} numbers")
-        return cls([float(v) for v in w], int(d.get("fitted_on", 0)), d.get("reliability"))
+        numbers = isinstance(w, list) and all(isinstance(v, int | float) and math.isfinite(v) for v in w)
+        if not numbers or len(w) != len(names):
+            raise ValueError(f"{where}: field 'weights' must be {len(names)} numbers (one per feature)")
+        return cls([float(v) for v in w], tuple(names), int(d.get("fitted_on", 0)), d.get("reliability"))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
@@ -109,18 +130,26 @@ class HorizonPredictor:
     """A next-call predictor's top-k pooled with the fan-out candidates, scored by p_horizon."""
 
     def __init__(self, base: Predictor, fanout: FanoutPredictor, scorer: HorizonScorer | None = None,
-                 name: str | None = None, base_k: int = BASE_K, fan_k: int = FAN_K):
+                 name: str | None = None, base_k: int = BASE_K, fan_k: int = FAN_K,
+                 pattern: Predictor | None = None, pattern_k: int = PATTERN_K,
+                 is_write: Callable[[str], bool] | None = None):
         self.base = base
+        self.is_write = is_write
+        """Which tools change state (for `write_p` and `since_write`); `fit` sets it from its own."""
         self.fanout = fanout
+        self.pattern = pattern
+        """A third source of candidates (the pattern pool), or None."""
         self.scorer = scorer
         self.name = name or f"{getattr(base, 'name', 'model')}_horizon"
         self.base_k = base_k
         self.fan_k = fan_k
+        self.pattern_k = pattern_k
 
     def candidates(self, context: Context) -> list[tuple[CallPrediction, np.ndarray]]:
         """Each complete candidate call with its feature vector (order of `FEATURES`)."""
         model = self.base.predict(context, self.base_k)
         fan = self.fanout.predict(context, self.fan_k)
+        pat = self.pattern.predict(context, self.pattern_k) if self.pattern is not None else []
         tool_p: dict[str, float] = {}
         respond = 0.0
         for p in model:
@@ -128,6 +157,14 @@ class HorizonPredictor:
                 respond = max(respond, p.p_tool)
             else:
                 tool_p[p.tool] = max(tool_p.get(p.tool, 0.0), p.p_tool)
+        is_write = self.is_write or (lambda _t: False)
+        write_p = min(1.0, sum(p for t, p in tool_p.items() if is_write(t)))
+        since_write = 0
+        for e in reversed(context.events):
+            if isinstance(e, ToolCall):
+                if is_write(e.tool):
+                    break
+                since_write += 1
         by_key: dict[tuple[str, str], dict[str, Any]] = {}
         for rank, p in enumerate(model):
             if p.complete and p.key not in by_key:
@@ -136,21 +173,32 @@ class HorizonPredictor:
             slot = by_key.setdefault(f.key, {"pred": f})
             slot["fan"] = f.p_horizon or 0.0
             slot["fan_next"] = f.p_call
+        for rank, p in enumerate(pat):
+            if p.complete and "pat" not in by_key.get(p.key, {}):
+                slot = by_key.setdefault(p.key, {"pred": p})
+                slot["pat"], slot["pat_rank"] = p.p_call, rank
         log_n = math.log1p(len(fan))
+        last_tool, turn_tools, last_output = _last_tools(context)
+        said = " ".join(e.text for e in context.events if isinstance(e, Message) and e.role == "user").lower()
         out = []
         for c in by_key.values():
-            has_fan, has_model = "fan" in c, "model" in c
+            has_fan, has_model, has_pat = "fan" in c, "model" in c, "pat" in c
+            tool, args = c["pred"].tool, c["pred"].args
             x = np.array([1.0, float(has_fan), _logit(c["fan"]) if has_fan else 0.0, float(has_model),
                           _logit(c["model"]) if has_model else 0.0,
                           math.log1p(c["rank"]) if has_model else 0.0,
-                          tool_p.get(c["pred"].tool, 0.0), respond, log_n])
+                          tool_p.get(tool, 0.0), respond, log_n, float(has_pat),
+                          _logit(c["pat"]) if has_pat else 0.0, math.log1p(c["pat_rank"]) if has_pat else 0.0,
+                          float(tool == last_tool), float(tool in turn_tools),
+                          _share_in(args, said), float(_share_in(args, last_output) == 1), write_p,
+                          math.log1p(since_write)])
             out.append((c, x))
         return [(self._merged(c), x) for c, x in out]
 
     @staticmethod
     def _merged(c: dict[str, Any]) -> CallPrediction:
         p: CallPrediction = c["pred"]
-        p_call = c["model"] if "model" in c else c.get("fan_next", 0.0)
+        p_call = c["model"] if "model" in c else c["fan_next"] if "fan" in c else c.get("pat", 0.0)
         return CallPrediction(p.tool, dict(p.args), list(p.free), p.p_tool, p_call, dict(p.sources),
                               p_horizon=c.get("fan"))
 
@@ -159,6 +207,10 @@ class HorizonPredictor:
         return self.horizon(context, k)
 
     def horizon(self, context: Context, k: int = 3) -> list[CallPrediction]:
+        if self.scorer is not None and self.is_write is None and (
+                {"write_p", "since_write"} & set(self.scorer.features)):
+            raise ValueError("this horizon scorer uses write_p / since_write: give the HorizonPredictor "
+                             "is_write (which tools change state)")
         cands = self.candidates(context)
         if not cands:
             return []
@@ -174,7 +226,17 @@ class HorizonPredictor:
 
     # ---- fitting on held-out traces ---------------------------------------------------------------
     def fit(self, traces: Iterable[Trace], *, is_write: Callable[[str], bool] | None = None,
-            l2: float = 1.0) -> HorizonScorer:
+            l2: float = 1.0, features: Iterable[str] | None = None) -> HorizonScorer:
+        """Fit the scorer on held-out traces, on `features` (default: all of `FEATURES` this predictor
+        has sources for: the pattern pool's only with `pattern`)."""
+        names = tuple(features) if features is not None else tuple(
+            f for f in FEATURES if self.pattern is not None or not f.startswith("pat"))
+        self.is_write = is_write or self.is_write
+        if self.is_write is None:
+            names = tuple(f for f in names if f not in ("write_p", "since_write"))
+        unknown = [f for f in names if f not in FEATURES]
+        if unknown or not names or names[0] != "bias":
+            raise ValueError(f"features must be names of {list(FEATURES)}, 'bias' first; got {list(names)}")
         xs, ys = [], []
         for trace in traces:
             for context, future in horizon_labels(trace, is_write):
@@ -184,12 +246,36 @@ class HorizonPredictor:
         if not xs:
             raise ValueError("no candidates to fit the horizon scorer on")
         x, y = np.stack(xs), np.asarray(ys)
-        w = fit_logistic(x, y, l2=l2)
-        self.scorer = HorizonScorer([float(v) for v in w], len(xs))
+        w = fit_logistic(x[:, [FEATURES.index(f) for f in names]], y, l2=l2)
+        self.scorer = HorizonScorer([float(v) for v in w], names, len(xs))
         self.scorer.reliability = reliability(self.scorer.p(x), y)
         log.info("horizon scorer: %d candidates, %.1f%% positive, weights %s", len(xs), 100 * np.mean(ys),
-                 dict(zip(FEATURES, np.round(w, 3), strict=True)))
+                 dict(zip(names, np.round(w, 3).tolist(), strict=True)))
         return self.scorer
+
+
+def _share_in(args: dict[str, Any], text: str) -> float:
+    """The share of the argument values (as lower-case text, 3 characters or more) found in `text`."""
+    values = [str(v).lower() for v in args.values() if isinstance(v, str | int | float) and len(str(v)) >= 3]
+    return sum(v in text for v in values) / len(values) if values else 0.0
+
+
+def _last_tools(context: Context) -> tuple[str | None, set[str], str]:
+    """The tool of the context's last call, the tools of its last turn's calls, its output (lower case)."""
+    last: ToolCall | None = None
+    tools: set[str] = set()
+    for e in reversed(context.events):
+        if isinstance(e, ToolCall):
+            if last is None:
+                last = e
+            elif e.turn != last.turn:
+                break
+            tools.add(e.tool)
+        elif last is not None and isinstance(e, Message) and e.role == "user":
+            break
+    if last is None:
+        return None, tools, ""
+    return last.tool, tools, (last.output or "").lower()
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:

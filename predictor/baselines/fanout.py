@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ AGES = (0, 1, 2, 4)
 """Age buckets: decision points a value has been on offer (>= each bound); later offers hit less."""
 PRIOR = (1.0, 3.0)
 """(hits, offers) pseudo-counts every rule's precision starts from (~0.33)."""
+MAX_REPLAYS = 256
+"""Conversations whose replay `predict` keeps (least recently used out first)."""
 
 
 @dataclass
@@ -81,8 +84,10 @@ class _State:
         self.called: set[tuple[str, str]] = set()
 
     def add(self, event: Any) -> None:
-        self.index.add(event)
+        # Only tool calls feed it: offers come from outputs (messages never hold an "output" source),
+        # the values slots took and the calls made.
         if isinstance(event, ToolCall):
+            self.index.add(event)
             self.called.add(event.key)
             self.records.extend((event.tool, shape, rec) for shape, rec in _records(event))
 
@@ -121,6 +126,10 @@ class FanoutPredictor:
         self.min_groups = min_groups
         self.rules: dict[Rule, RuleStats] = {}
         self.types: dict[tuple[str, str], str] = {}
+        self._replays: dict[int, _Replay] = {}
+        """Keyed by the identity of the conversation's first event (held by the replay, so never reused
+        while it is kept); each is checked against the context before it is extended."""
+        self._lock = threading.Lock()
 
     # ---- mining ------------------------------------------------------------------------------------
     def fit(self, traces: Iterable[Trace], *, is_read: Callable[[str], bool] | None = None,
@@ -216,27 +225,26 @@ class FanoutPredictor:
         return out
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        """Every fan-out candidate (up to k), best first by p_horizon; ages from the context itself."""
-        state = _State()
-        first: dict[tuple[str, str], int] = {}
-        d = 0
-        # Replaying the context's decision points gives each candidate its age (offers so far).
-        positions = [i for i, _ in decision_positions(context.events)] + [len(context.events)]
-        done = 0
-        offers: list[tuple[CallPrediction, Rule]] = []
-        for i in sorted(set(positions)):
-            while done < i:
-                state.add(context.events[done])
-                done += 1
-            offers = self._offers(state)
-            for cand, _ in offers:
-                first.setdefault(cand.key, d)
-            d += 1
+        """Every fan-out candidate (up to k), best first by p_horizon; ages from the context itself.
+
+        A candidate's age is the number of decision points it has been on offer, so the context's decision
+        points are replayed; the replay is kept per conversation (`_Replay`) and only extended by the new
+        events, so a session pays for each decision point once, not at every prediction."""
+        with self._lock:
+            key = id(context.events[0]) if context.events else None
+            replay = self._replays.pop(key, None) if key is not None else None
+        replay = replay or _Replay()
+        offers, d, first = replay.advance(self, context.events)
+        if key is not None:
+            with self._lock:
+                self._replays[key] = replay
+                while len(self._replays) > MAX_REPLAYS:
+                    self._replays.pop(next(iter(self._replays)))
         scored = []
         for cand, rule in offers:
-            p_h, p_next = self.rules[rule].p(_age_bucket(d - 1 - first[cand.key]))
-            cand.p_tool, cand.p_call, cand.p_horizon = p_next, p_next, p_h
-            scored.append(cand)
+            p_h, p_next = self.rules[rule].p(_age_bucket(d - first.get(cand.key, d)))
+            scored.append(CallPrediction(cand.tool, dict(cand.args), sources=dict(cand.sources),
+                                         p_tool=p_next, p_call=p_next, p_horizon=p_h))
         scored.sort(key=lambda c: (-c.p_horizon, c.tool, str(c.args)))
         return scored[:k]
 
@@ -244,6 +252,62 @@ class FanoutPredictor:
         return {"rules": [{"rule": [describe(x) if isinstance(x, tuple) and x and x[0] == "output" else x
                                     for x in rule], "offered": st.offered, "hits": st.hits,
                            "next_hits": st.next_hits} for rule, st in self.rules.items()]}
+
+
+class _Replay:
+    """A context's decision points replayed so far: the state at its last event, the decision point at
+    which each candidate was first offered, and the offers at the last event.
+
+    `advance` extends it to a longer context when that context is this one's continuation (same tool calls
+    at the same places, same outputs, same decision points), else starts over: what it returns is always
+    what a replay from scratch gives. The decision points of a context before its last event do not change
+    when it grows (`decision_positions` looks at an event and the one before it); the context's end is one
+    too (its candidates' ages are counted there), but only for this context, so it is not committed."""
+
+    def __init__(self) -> None:
+        self.state = _State()
+        self.done = 0
+        """Events the state has seen."""
+        self.calls: list[tuple[int, ToolCall, Any, bool]] = []
+        """(index, call, its output, its error flag) of each call the state has seen."""
+        self.positions: list[int] = []
+        """Committed decision points (each before the end of the context it came from)."""
+        self.first: dict[tuple[str, str], int] = {}
+        self.offers: tuple[int, list[tuple[CallPrediction, Rule]]] | None = None
+        """(position, offers there) of the last position looked at."""
+
+    def _continues(self, events: list, positions: list[int]) -> bool:
+        if len(events) < self.done or positions[:len(self.positions)] != self.positions:
+            return False
+        if any(p < self.done for p in positions[len(self.positions):-1]):
+            return False
+        calls = [(j, e) for j, e in enumerate(events[:self.done]) if isinstance(e, ToolCall)]
+        return len(calls) == len(self.calls) and all(
+            j == j0 and (e is e0 or e == e0) and e.output == out and e.error == err
+            for (j, e), (j0, e0, out, err) in zip(calls, self.calls, strict=True))
+
+    def advance(self, fanout: FanoutPredictor, events: list) -> tuple[list[tuple[CallPrediction, Rule]],
+                                                                         int, dict[tuple[str, str], int]]:
+        """(offers at the context's end, its decision index, first offer of each candidate)."""
+        n = len(events)
+        positions = sorted({i for i, _ in decision_positions(events) if i < n} | {n})
+        if not self._continues(events, positions):
+            self.__init__()
+        for i in positions[len(self.positions):]:
+            if self.offers is None or self.offers[0] != i:
+                while self.done < i:
+                    e = events[self.done]
+                    self.state.add(e)
+                    if isinstance(e, ToolCall):
+                        self.calls.append((self.done, e, e.output, e.error))
+                    self.done += 1
+                self.offers = (i, fanout._offers(self.state))
+            if i == n:
+                break
+            for cand, _ in self.offers[1]:
+                self.first.setdefault(cand.key, len(self.positions))
+            self.positions.append(i)
+        return self.offers[1], len(self.positions), self.first
 
 
 def _record_rules(call: ToolCall, state: _State) -> set[Rule]:

@@ -88,7 +88,8 @@ def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path)
     f = fitted()
     h = HorizonPredictor(ToolOnly(), f)
     scorer = h.fit([profile_trace(i) for i in range(10, 14)], is_write=is_write)
-    assert len(scorer.weights) == len(FEATURES) and scorer.fitted_on > 0
+    assert len(scorer.weights) == len(scorer.features) and scorer.fitted_on > 0
+    assert set(scorer.features) == {f for f in FEATURES if not f.startswith("pat")}  # no pattern source
     assert sum(b.get("n", 0) for b in scorer.reliability) == scorer.fitted_on
     assert 0 <= scorer.reliability[-1]["ece"] < 0.2
     path = tmp_path / "horizon.json"
@@ -101,7 +102,9 @@ def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path)
     assert view == sorted(view, key=lambda c: -c.p_horizon)
 
 
-@pytest.mark.parametrize("bad", [{"features": ["bias"], "weights": [1.0]},
+@pytest.mark.parametrize("bad", [{"features": ["bias", "nope"], "weights": [1.0, 2.0]},
+                                 {"features": ["fan", "bias"], "weights": [1.0, 2.0]},
+                                 {"features": ["bias", "fan"], "weights": [1.0, float("nan")]},
                                  {"features": list(FEATURES), "weights": ["a"] * len(FEATURES)}, []])
 def test_a_bad_scorer_file_is_a_clear_error(tmp_path, bad):
     path = tmp_path / "horizon.json"
@@ -129,3 +132,96 @@ def test_fanout_pairs_the_slots_of_one_record():
     preds = f.predict(Context(events=t.events[:3], tools=t.tools), k=10)
     assert sorted(p.args["flight_number"] + p.args["date"] for p in preds) == [
         "HAT9902024-05-10", "HAT9912024-05-11"]
+
+
+def _replayed_from_scratch(f: FanoutPredictor, context: Context, k: int) -> list[CallPrediction]:
+    """The fan-out's prediction as it was computed before the replay was kept per conversation: every
+    decision point of the context replayed at each call (the reference the incremental one must equal)."""
+    from toolcast.data.schema import decision_positions
+    from toolcast.predictor.baselines.fanout import _age_bucket, _State
+
+    state, first, d, done, offers = _State(), {}, 0, 0, []
+    for i in sorted({i for i, _ in decision_positions(context.events)} | {len(context.events)}):
+        while done < i:
+            e = context.events[done]
+            state.add(e) if isinstance(e, ToolCall) else state.index.add(e)  # messages indexed, as before
+            done += 1
+        offers = f._offers(state)
+        for cand, _ in offers:
+            first.setdefault(cand.key, d)
+        d += 1
+    out = []
+    for cand, rule in offers:
+        p_h, p_next = f.rules[rule].p(_age_bucket(d - 1 - first[cand.key]))
+        cand.p_tool, cand.p_call, cand.p_horizon = p_next, p_next, p_h
+        out.append(cand)
+    out.sort(key=lambda c: (-c.p_horizon, c.tool, str(c.args)))
+    return out[:k]
+
+
+def _as_tuples(preds):
+    return [(p.tool, p.args, p.p_call, p.p_horizon, p.sources) for p in preds]
+
+
+def test_incremental_fanout_predicts_what_a_replay_from_scratch_does():
+    """Growing contexts of real logs (each session's decision points in order, the stream's partial text,
+    a context seen again, an unrelated one between, a shorter one after a longer one): identical
+    predictions to the reference replay, at every call."""
+    from toolcast.data import load_traces
+    from toolcast.data.samples import sample_files
+    from toolcast.data.schema import decision_points
+
+    traces = [t for t in load_traces(*sample_files("tau2")) if t.calls][:40]
+    f = FanoutPredictor().fit(traces[:30])
+    assert f.rules
+    checked = offered = 0
+    for trace, other in zip(traces[30:], reversed(traces[30:]), strict=True):
+        contexts = [c for c, _ in decision_points(trace)]
+        streamed = [Context(events=[*c.events, Message("assistant", "Let me look", turn=99)], tools=c.tools)
+                    for c in contexts[:3]]
+        others = [c for c, _ in decision_points(other)][:2]
+        order = [contexts[0], *contexts[:4], streamed[0], *streamed, *others, *contexts[2:], contexts[1]]
+        for ctx in order:
+            got = f.predict(ctx, k=32)
+            assert _as_tuples(got) == _as_tuples(_replayed_from_scratch(f, ctx, 32))
+            checked += 1
+            offered += len(got)
+    assert checked > 50 and offered > 20
+
+
+def test_a_scorer_of_the_first_nine_features_still_loads_and_scores(tmp_path):
+    """horizon.json files written before the pattern-pool and last-tool features keep working."""
+    old = {"features": list(FEATURES[:9]), "weights": [-3.0, 2.0, 0.8, 2.5, 0.4, -0.5, 0.7, 0.5, -0.1]}
+    path = tmp_path / "horizon.json"
+    path.write_text(json.dumps(old))
+    scorer = HorizonScorer.load(path)
+    h = HorizonPredictor(ToolOnly(), fitted(), scorer)
+    t = profile_trace(99)
+    view = h.horizon(Context(events=t.events[:3], tools=t.tools), k=8)
+    assert len(view) == 4 and all(0 < c.p_horizon < 1 for c in view)
+
+
+class Pattern:
+    """A pattern pool that knows the call the fan-out cannot offer (a value no output lists)."""
+
+    name = "pattern"
+
+    def predict(self, context, k=3):
+        return [CallPrediction("get_reservation", {"reservation_id": "FROM_TEXT"}, p_tool=0.6, p_call=0.5)]
+
+
+def test_the_pattern_pool_is_a_third_source_with_features_of_its_own():
+    h = HorizonPredictor(ToolOnly(), fitted(), pattern=Pattern())
+    t = profile_trace(99)
+    ctx = Context(events=t.events[:3], tools=t.tools)
+    cands = dict((c.key, x) for c, x in h.candidates(ctx))
+    x = cands[("get_reservation", '{"reservation_id":"FROM_TEXT"}')]
+    assert x[FEATURES.index("pat")] == 1.0 and x[FEATURES.index("fan")] == 0.0
+    assert x[FEATURES.index("last_tool")] == 0.0  # the last call was get_user
+    listed = cands[("get_reservation", '{"reservation_id":"R99X0"}')]
+    assert listed[FEATURES.index("pat")] == 0.0 and listed[FEATURES.index("fan")] == 1.0
+    scorer = h.fit([profile_trace(i) for i in range(10, 14)], is_write=is_write)
+    assert scorer.features == FEATURES
+    after_read = Context(events=t.events[:5], tools=t.tools)  # one reservation read: the same tool next
+    assert all(x[FEATURES.index("last_tool")] == 1.0 for c, x in h.candidates(after_read)
+               if c.tool == "get_reservation")
