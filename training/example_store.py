@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import multiprocess
 import numpy as np
 import pyarrow as pa
 import torch
@@ -75,6 +77,51 @@ class TraceRows(Sequence[Trace]):
                     clear_event_cache()
 
 
+_SHARD_JOB: tuple[Dataset, Callable[[TraceRows], Any], int] | None = None
+"""What `ShardMap`'s processes run: set before they fork, so they inherit it (nothing pickled)."""
+
+
+def _run_shard(index: int) -> Any:
+    assert _SHARD_JOB is not None, "a shard process must be forked by ShardMap"
+    traces, fn, shards = _SHARD_JOB
+    return fn(TraceRows(traces.shard(num_shards=shards, index=index, contiguous=True)))
+
+
+class ShardMap:
+    """`fn` over consecutive shards of the traces, one forked process each, started at once (the caller
+    works meanwhile); `results()` waits and gives them in shard order. Counts over consecutive shards,
+    merged in order, are what one pass counts (`examples.TraceCounts.merge`). The processes inherit `fn`
+    and what it refers to (the featurizer, the extractor) by forking: nothing is pickled or loaded per
+    process. Where processes cannot fork, or the traces are few (`TRACES_PER_PROCESS`), `results()` runs
+    `fn` in this process."""
+
+    def __init__(self, traces: Dataset, fn: Callable[[TraceRows], Any], num_proc: int = 1):
+        global _SHARD_JOB
+        self.traces, self.fn = traces, fn
+        self.procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
+        if "fork" not in mp.get_all_start_methods():
+            self.procs = 1
+        self.pool = None
+        if self.procs > 1:
+            if _SHARD_JOB is not None:
+                raise RuntimeError("one ShardMap at a time")
+            _SHARD_JOB = (traces, fn, self.procs)
+            try:
+                self.pool = mp.get_context("fork").Pool(self.procs)
+            finally:
+                _SHARD_JOB = None  # the processes have their copy
+            self.pending = self.pool.map_async(_run_shard, range(self.procs), chunksize=1)
+
+    def results(self) -> list[Any]:
+        if self.pool is None:
+            return [self.fn(TraceRows(self.traces))]
+        try:
+            return self.pending.get()
+        finally:
+            self.pool.terminate()
+            self.pool.join()
+
+
 def _stored(a: np.ndarray) -> np.ndarray:
     return a.astype(np.int32) if a.dtype == np.int64 else a
 
@@ -97,9 +144,15 @@ def example_features(sample: dict[str, np.ndarray]) -> Features:
     return Features(cols)
 
 
-def _featurize_batch(batch: dict[str, list], indices: list[int], featurizer: Featurizer,
-                     by_group: dict, sources_by_group: dict, names: Sequence[str]) -> dict[str, Any]:
+_FEATURIZING: tuple[Featurizer, dict, dict] | None = None
+"""The featurizer and cross-fitting counts of the `featurize_split` under way: `map`'s processes, forked,
+inherit it, instead of each unpickling its own copy (the counts grow with the logs)."""
+
+
+def _featurize_batch(batch: dict[str, list], indices: list[int], names: Sequence[str],
+                     state: tuple[Featurizer, dict, dict] | None = None) -> dict[str, Any]:
     """`Dataset.map`'s function: the examples of a batch of traces, each column stacked."""
+    featurizer, by_group, sources_by_group = state or _FEATURIZING or _no_state()
     out: dict[str, list] = {k: [] for k in (*names, *META_COLUMNS)}
     for index, text in zip(indices, batch[COL_TRACE], strict=True):
         t = Trace.from_dict(json.loads(text))
@@ -110,6 +163,10 @@ def _featurize_batch(batch: dict[str, list], indices: list[int], featurizer: Fea
             out[COL_EVENTS].append(int(ex["ev_mask"].sum()))
         clear_event_cache()
     return {k: np.stack(v) if v and k in names else v for k, v in out.items()}
+
+
+def _no_state() -> tuple[Featurizer, dict, dict]:
+    raise RuntimeError("featurizing outside featurize_split")
 
 
 def featurize_split(
@@ -132,24 +189,30 @@ def featurize_split(
     names = [k for k in features if k not in META_COLUMNS]
     procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
     out.mkdir(parents=True)
+    global _FEATURIZING
+    state = (featurizer, transitions_by_group or {}, sources_by_group or {})
+    inherited = procs == 1 or multiprocess.get_start_method() == "fork"
+    _FEATURIZING = state if inherited else None
     # Each process writes its shard to `out` (examples_0000k_of_0000n.arrow; one process: examples.arrow),
     # and those files are the stored examples: no copy through save_to_disk, which would read them all
     # back (every page of the memory map resident at once).
-    examples = traces.select_columns([COL_TRACE]).map(
-        _featurize_batch,
-        with_indices=True,
-        batched=True,
-        batch_size=TRACES_PER_BATCH,
-        num_proc=procs if procs > 1 else None,
-        remove_columns=[COL_TRACE],
-        features=features,
-        fn_kwargs={"featurizer": featurizer, "by_group": transitions_by_group or {},
-                   "sources_by_group": sources_by_group or {}, "names": names},
-        cache_file_name=str(out / EXAMPLES_FILE),
-        new_fingerprint=fingerprint,
-        writer_batch_size=WRITER_ROWS,
-        desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
-    )
+    try:
+        examples = traces.select_columns([COL_TRACE]).map(
+            _featurize_batch,
+            with_indices=True,
+            batched=True,
+            batch_size=TRACES_PER_BATCH,
+            num_proc=procs if procs > 1 else None,
+            remove_columns=[COL_TRACE],
+            features=features,
+            fn_kwargs={"names": names, "state": None if inherited else state},
+            cache_file_name=str(out / EXAMPLES_FILE),
+            new_fingerprint=fingerprint,
+            writer_batch_size=WRITER_ROWS,
+            desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
+        )
+    finally:
+        _FEATURIZING = None
     return len(examples)
 
 
