@@ -182,7 +182,7 @@ def do_featurize(k: int, procs: list[int]) -> None:
         cache = src / f"examples-p{n}"
         shutil.rmtree(cache, ignore_errors=True)
         m = measured([sys.executable, "-c", FEATURIZE, str(data), str(cache), str(n)], env)
-        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s|examples featurized in .*? s)", m["stderr"]))
+        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s \(.*?\)|examples featurized in .*? s)", m["stderr"]))
         print(f"featurize {k}x with {n} process(es): {m['seconds']} s, peak {m['peak_mib']} MiB (largest "
               f"process), anonymous {m['anon_mib']} MiB (all) | {m['stdout'].splitlines()[-1]} | {phases}",
               flush=True)

@@ -48,6 +48,7 @@ from toolcast.training.example_store import (
     concatenated,
     featurize_split,
     load_examples,
+    per_shard,
 )
 from toolcast.training.examples import (
     TraceCounts,
@@ -207,7 +208,7 @@ class NextCallDataModule(L.LightningDataModule):
         # all cores itself), and the value sources, which need the vocabularies. The shards' counts merge
         # into exactly one pass's counts.
         procs = self.featurize_procs
-        counting = ShardMap(splits["train"], partial(count_traces, extract=self.extract), procs)
+        counting = ShardMap(splits["train"], per_shard(partial(count_traces, extract=self.extract)), procs)
         self.max_tools = self._size_tools(TraceRows(*splits.values()))
         catalog = build_catalog(train)
         counts = TraceCounts.merge(counting.results())
@@ -218,7 +219,8 @@ class NextCallDataModule(L.LightningDataModule):
         vocab = vocabularies_from(counts, catalog)
         cfg = self.model_config(encoder, vocab)
         transitions_by_group = counts.transitions_by_group
-        sources = partial(value_source_counts, featurizer=Featurizer(cfg, encoder, vocab, self.extract))
+        pre = Featurizer(cfg, encoder, vocab, self.extract)  # the rows only: no value-source counts yet
+        sources = per_shard(partial(value_source_counts, featurizer=pre))
         sources_by_group = merge_sources_by_group(ShardMap(splits["train"], sources, procs).results())
         vocab.value_sources = merge_sources(sources_by_group.values())
         featurizer = Featurizer(cfg, encoder, vocab, self.extract)

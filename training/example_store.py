@@ -1,12 +1,12 @@
 """Featurized examples as memory-mapped Arrow (Hugging Face `datasets`), written shard by shard.
 
 A split of traces (`data.splits`: one JSON trace per row, memory-mapped) becomes a split of examples (one
-row per decision point) through `Dataset.map(batched=True, num_proc=N)`: each process featurizes its
-shard of the traces, a batch at a time, and writes its rows to its own Arrow file, so featurizing uses
-every core and never holds the whole set. The rows are exactly `examples.trace_examples`' arrays (int64
-stored as int32, as `examples.build_examples` stacks them), in the same order; `ExampleRows` reads
+row per decision point): consecutive shards of the traces, each featurized by `Dataset.map(batched=True)`
+into its own Arrow file by whichever of N forked processes is free (`ShardMap`), so featurizing uses every
+core and never holds the whole set. The rows are exactly `examples.trace_examples`' arrays (int64 stored
+as int32, as `examples.build_examples` stacks them), in the same order with any N; `ExampleRows` reads
 batches from the memory-mapped files, so every training process (DDP ranks included) shares the page
-cache instead of loading its own copy.
+cache instead of loading its own copy. `ShardMap` also runs the statistics pass by shard (`datamodule`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import math
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import multiprocess
+import datasets
 import numpy as np
 import pyarrow as pa
 import torch
@@ -77,49 +78,70 @@ class TraceRows(Sequence[Trace]):
                     clear_event_cache()
 
 
-_SHARD_JOB: tuple[Dataset, Callable[[TraceRows], Any], int] | None = None
+SHARDS_PER_PROCESS = 8
+"""Consecutive shards per process, each taken by whichever process is free: traces differ in cost (in the
+development logs the second half of the training split took twice the first's time to featurize), so
+one shard per process left one waiting for the other."""
+_SHARD_JOB: tuple[Dataset, Callable[[Dataset, int], Any], list[tuple[int, int]]] | None = None
 """What `ShardMap`'s processes run: set before they fork, so they inherit it (nothing pickled)."""
 
 
 def _run_shard(index: int) -> Any:
     assert _SHARD_JOB is not None, "a shard process must be forked by ShardMap"
-    traces, fn, shards = _SHARD_JOB
-    return fn(TraceRows(traces.shard(num_shards=shards, index=index, contiguous=True)))
+    traces, fn, bounds = _SHARD_JOB
+    start, stop = bounds[index]
+    return fn(traces.select(range(start, stop)), start)
+
+
+def shard_plan(n: int, num_proc: int) -> tuple[int, list[tuple[int, int]]]:
+    """`ShardMap`'s processes and shards ([start, stop) rows) for `n` traces and up to `num_proc`
+    processes."""
+    procs = max(1, min(num_proc, math.ceil(n / TRACES_PER_PROCESS)))
+    if "fork" not in mp.get_all_start_methods():
+        procs = 1
+    shards = 1 if procs == 1 else min(procs * SHARDS_PER_PROCESS, max(procs, n // TRACES_PER_BATCH))
+    cuts = [n * i // shards for i in range(shards + 1)]
+    return procs, list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 class ShardMap:
-    """`fn` over consecutive shards of the traces, one forked process each, started at once (the caller
-    works meanwhile); `results()` waits and gives them in shard order. Counts over consecutive shards,
-    merged in order, are what one pass counts (`examples.TraceCounts.merge`). The processes inherit `fn`
-    and what it refers to (the featurizer, the extractor) by forking: nothing is pickled or loaded per
-    process. Where processes cannot fork, or the traces are few (`TRACES_PER_PROCESS`), `results()` runs
-    `fn` in this process."""
+    """`fn(shard, start)` over consecutive shards of the traces (a `Dataset` of rows start, start + 1, ...)
+    in forked processes, started at once (the caller works meanwhile); `results()` waits and gives them in
+    shard order. Counts over consecutive shards, merged in order, are what one pass counts
+    (`examples.TraceCounts.merge`). The processes inherit `fn` and what it refers to (the featurizer, the
+    extractor) by forking: nothing is pickled or loaded per process. One process (or where processes
+    cannot fork, or the traces are few: `TRACES_PER_PROCESS`): `results()` runs `fn` on all the traces
+    here, as one shard."""
 
-    def __init__(self, traces: Dataset, fn: Callable[[TraceRows], Any], num_proc: int = 1):
+    def __init__(self, traces: Dataset, fn: Callable[[Dataset, int], Any], num_proc: int = 1):
         global _SHARD_JOB
         self.traces, self.fn = traces, fn
-        self.procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
-        if "fork" not in mp.get_all_start_methods():
-            self.procs = 1
+        self.procs, self.bounds = shard_plan(len(traces), num_proc)
+        shards = len(self.bounds)
         self.pool = None
         if self.procs > 1:
             if _SHARD_JOB is not None:
                 raise RuntimeError("one ShardMap at a time")
-            _SHARD_JOB = (traces, fn, self.procs)
+            _SHARD_JOB = (traces, fn, self.bounds)
             try:
                 self.pool = mp.get_context("fork").Pool(self.procs)
             finally:
                 _SHARD_JOB = None  # the processes have their copy
-            self.pending = self.pool.map_async(_run_shard, range(self.procs), chunksize=1)
+            self.pending = self.pool.map_async(_run_shard, range(shards), chunksize=1)
 
     def results(self) -> list[Any]:
         if self.pool is None:
-            return [self.fn(TraceRows(self.traces))]
+            return [self.fn(self.traces, 0)]
         try:
             return self.pending.get()
         finally:
             self.pool.terminate()
             self.pool.join()
+
+
+def per_shard(fn: Callable[[TraceRows], Any]) -> Callable[[Dataset, int], Any]:
+    """A count over traces (`examples.count_traces`...) as a `ShardMap` function."""
+    return lambda shard, _start: fn(TraceRows(shard))
 
 
 def _stored(a: np.ndarray) -> np.ndarray:
@@ -144,17 +166,12 @@ def example_features(sample: dict[str, np.ndarray]) -> Features:
     return Features(cols)
 
 
-_FEATURIZING: tuple[Featurizer, dict, dict] | None = None
-"""The featurizer and cross-fitting counts of the `featurize_split` under way: `map`'s processes, forked,
-inherit it, instead of each unpickling its own copy (the counts grow with the logs)."""
-
-
-def _featurize_batch(batch: dict[str, list], indices: list[int], names: Sequence[str],
-                     state: tuple[Featurizer, dict, dict] | None = None) -> dict[str, Any]:
-    """`Dataset.map`'s function: the examples of a batch of traces, each column stacked."""
-    featurizer, by_group, sources_by_group = state or _FEATURIZING or _no_state()
+def _featurize_batch(batch: dict[str, list], indices: list[int], start: int, names: Sequence[str],
+                     featurizer: Featurizer, by_group: dict, sources_by_group: dict) -> dict[str, Any]:
+    """`Dataset.map`'s function: the examples of a batch of traces (rows `start + indices` of the split),
+    each column stacked."""
     out: dict[str, list] = {k: [] for k in (*names, *META_COLUMNS)}
-    for index, text in zip(indices, batch[COL_TRACE], strict=True):
+    for index, text in zip((start + i for i in indices), batch[COL_TRACE], strict=True):
         t = Trace.from_dict(json.loads(text))
         for ex in trace_examples(t, featurizer, by_group.get(t.group), sources_by_group.get(t.group)):
             for k in names:
@@ -165,8 +182,27 @@ def _featurize_batch(batch: dict[str, list], indices: list[int], names: Sequence
     return {k: np.stack(v) if v and k in names else v for k, v in out.items()}
 
 
-def _no_state() -> tuple[Featurizer, dict, dict]:
-    raise RuntimeError("featurizing outside featurize_split")
+def _featurize_shard(shard: Dataset, start: int, out: Path, many: bool, fingerprint: str, features: Features,
+                     state: dict[str, Any]) -> int:
+    """One shard's examples (`Dataset.map`, batched) to its own Arrow file in `out`, named by its first row:
+    the files, in name order, hold the split's examples in order."""
+    if many:
+        datasets.disable_progress_bars()  # a bar per shard, from each process, would interleave
+    name = f"{EXAMPLES_FILE.removesuffix('.arrow')}_{start:010d}.arrow" if many else EXAMPLES_FILE
+    examples = shard.select_columns([COL_TRACE]).map(
+        _featurize_batch,
+        with_indices=True,
+        batched=True,
+        batch_size=TRACES_PER_BATCH,
+        remove_columns=[COL_TRACE],
+        features=features,
+        fn_kwargs={"start": start, **state},
+        cache_file_name=str(out / name),
+        new_fingerprint=f"{fingerprint}-{start}",
+        writer_batch_size=WRITER_ROWS,
+        desc=f"featurize {out.name}",
+    )
+    return len(examples)
 
 
 def featurize_split(
@@ -179,7 +215,7 @@ def featurize_split(
     sources_by_group: dict | None = None,
 ) -> int:
     """Featurize a split's traces into Arrow files in the folder `out` (read back by `load_examples`);
-    the number of examples. `num_proc` processes each write their shard's rows to a file. `fingerprint`:
+    the number of examples. `num_proc`: processes (see `ShardMap`). `fingerprint`:
     the cache key of these examples (datasets would otherwise hash the featurizer and the counts to name
     its files). `*_by_group`: cross-fitting, see `build_examples`."""
     first = next((ex for t in TraceRows(traces) for ex in trace_examples(t, featurizer)), None)
@@ -187,33 +223,20 @@ def featurize_split(
         raise ValueError("no decision points in the given traces")
     features = example_features(first)
     names = [k for k in features if k not in META_COLUMNS]
-    procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
     out.mkdir(parents=True)
-    global _FEATURIZING
-    state = (featurizer, transitions_by_group or {}, sources_by_group or {})
-    inherited = procs == 1 or multiprocess.get_start_method() == "fork"
-    _FEATURIZING = state if inherited else None
-    # Each process writes its shard to `out` (examples_0000k_of_0000n.arrow; one process: examples.arrow),
-    # and those files are the stored examples: no copy through save_to_disk, which would read them all
-    # back (every page of the memory map resident at once).
-    try:
-        examples = traces.select_columns([COL_TRACE]).map(
-            _featurize_batch,
-            with_indices=True,
-            batched=True,
-            batch_size=TRACES_PER_BATCH,
-            num_proc=procs if procs > 1 else None,
-            remove_columns=[COL_TRACE],
-            features=features,
-            fn_kwargs={"names": names, "state": None if inherited else state},
-            cache_file_name=str(out / EXAMPLES_FILE),
-            new_fingerprint=fingerprint,
-            writer_batch_size=WRITER_ROWS,
-            desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
-        )
-    finally:
-        _FEATURIZING = None
-    return len(examples)
+    # Consecutive shards, each featurized by `Dataset.map` into its own file in `out` by whichever process
+    # is free (`ShardMap`: forked, so the featurizer and the counts are inherited, not pickled per
+    # process); those files are the stored examples, with no copy through save_to_disk (which would read
+    # them all back: every page of the memory map resident at once).
+    state = {"names": names, "featurizer": featurizer, "by_group": transitions_by_group or {},
+             "sources_by_group": sources_by_group or {}}
+    many = len(shard_plan(len(traces), num_proc)[1]) > 1
+    shards = ShardMap(traces, partial(_featurize_shard, out=out, many=many, fingerprint=fingerprint,
+                                      features=features, state=state), num_proc)
+    sizes = shards.results()
+    log.info("featurized %s: %d examples from %d traces, %d shard%s by %d process%s", out.name, sum(sizes),
+             len(traces), len(sizes), "s" if many else "", shards.procs, "es" if shards.procs > 1 else "")
+    return sum(sizes)
 
 
 def load_examples(path: str | os.PathLike) -> Dataset:
