@@ -124,8 +124,10 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
         sys.stderr.write(stdout[-3000:] + stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", stderr).group(1))
+              for kind in ("User", "System"))  # of every process, forked workers included
     return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "anon_mib": round(anon / 1024),
-            "stdout": stdout.strip()[-400:], "stderr": stderr}
+            "cpu": round(cpu, 1), "stdout": stdout.strip()[-400:], "stderr": stderr}
 
 
 def size_mib(path: Path) -> float:
@@ -182,8 +184,10 @@ def do_featurize(k: int, procs: list[int]) -> None:
         cache = src / f"examples-p{n}"
         shutil.rmtree(cache, ignore_errors=True)
         m = measured([sys.executable, "-c", FEATURIZE, str(data), str(cache), str(n)], env)
-        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s \(.*?\)|examples featurized in .*? s)", m["stderr"]))
-        print(f"featurize {k}x with {n} process(es): {m['seconds']} s, peak {m['peak_mib']} MiB (largest "
+        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s \(.*?\)|examples featurized in .*? s)",
+                                      m["stderr"]))
+        print(f"featurize {k}x with {n} process(es): {m['seconds']} s ({m['cpu']} s CPU, all processes; load "
+              f"{os.getloadavg()[0]:.1f}), peak {m['peak_mib']} MiB (largest "
               f"process), anonymous {m['anon_mib']} MiB (all) | {m['stdout'].splitlines()[-1]} | {phases}",
               flush=True)
 
