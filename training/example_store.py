@@ -17,6 +17,7 @@ import math
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -118,25 +119,25 @@ class ShardMap:
         self.traces, self.fn = traces, fn
         self.procs, self.bounds = shard_plan(len(traces), num_proc)
         shards = len(self.bounds)
-        self.pool = None
+        self.pool: ProcessPoolExecutor | None = None
         if self.procs > 1:
             if _SHARD_JOB is not None:
                 raise RuntimeError("one ShardMap at a time")
             _SHARD_JOB = (traces, fn, self.bounds)
-            try:
-                self.pool = mp.get_context("fork").Pool(self.procs)
+            try:  # forking executors start every process at the first submit; a process that dies (out of
+                # memory) fails `results()` with BrokenProcessPool where a multiprocessing.Pool would hang
+                self.pool = ProcessPoolExecutor(self.procs, mp_context=mp.get_context("fork"))
+                self.pending = [self.pool.submit(_run_shard, i) for i in range(shards)]
             finally:
                 _SHARD_JOB = None  # the processes have their copy
-            self.pending = self.pool.map_async(_run_shard, range(shards), chunksize=1)
 
     def results(self) -> list[Any]:
         if self.pool is None:
             return [self.fn(self.traces, 0)]
         try:
-            return self.pending.get()
+            return [f.result() for f in self.pending]
         finally:
-            self.pool.terminate()
-            self.pool.join()
+            self.pool.shutdown(cancel_futures=True)
 
 
 def per_shard(fn: Callable[[TraceRows], Any]) -> Callable[[Dataset, int], Any]:

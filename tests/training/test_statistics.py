@@ -5,8 +5,10 @@ whole example cache is byte for byte the same with one or two featurizing proces
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -131,3 +133,11 @@ def test_the_example_cache_is_the_same_with_one_or_two_processes(shop_traces, tm
         assert np.array_equal(a["trace_index"], b["trace_index"])
         got, want = ExampleRows(b).arrays(), ExampleRows(a).arrays()
         assert all(np.array_equal(got[k], want[k]) for k in want), split
+
+
+def test_a_shard_process_that_dies_fails_the_map_instead_of_hanging(shop_traces, monkeypatch):
+    monkeypatch.setattr(example_store, "TRACES_PER_PROCESS", 4)
+    rows = Dataset.from_dict({COL_TRACE: [t.to_json() for t in shop_traces(8)]})
+    dies = ShardMap(rows, lambda shard, start: os._exit(1) if start else len(shard), 2)  # as if OOM-killed
+    with pytest.raises(BrokenProcessPool):
+        dies.results()
