@@ -4,6 +4,7 @@
     nice .venv/bin/python benchmarks/logs_at_scale.py import --scales 1 4 16
     nice .venv/bin/python benchmarks/logs_at_scale.py featurize --scales 1 4 --procs 1 2
     nice .venv/bin/python benchmarks/logs_at_scale.py epoch --scales 1 4
+    nice .venv/bin/python benchmarks/logs_at_scale.py read --scales 1 [--code /tmp/base]
     nice .venv/bin/python benchmarks/logs_at_scale.py parity --scales 1 --epochs 2 --code /tmp/base/pkg
 
 `copies`: ../shared/data (tau2 JSON documents + BFCL JSON lines) copied k times into <work>/k/, each copy
@@ -15,7 +16,8 @@ process: featurizing with N processes reports the largest of them, and the sum i
 `import` runs `toolcast import` over the k-fold folder and over the one-file JSONL; `featurize` builds
 the example cache (`NextCallDataModule.prepare_data`) from the imported JSONL with 1 and 2 processes, the
 splits cached beforehand so the figure is featurizing alone; `epoch` runs `toolcast train --max-epochs 1`
-over that cache; `parity` trains twice with seed 0, through the code before this change (`--code`: a
+over that cache; `read` reads one epoch of its training batches, no model (the data path alone);
+`parity` trains twice with seed 0, through the code before this change (`--code`: a
 folder holding its `toolcast` package, e.g. `git archive` of the parent commit with data/ etc. linked
 under toolcast/) and through this one, and compares the featurized arrays (.npz then, Arrow now) and the
 figures. Prints one line per run; figures go to BENCHMARKS.md by hand.
@@ -124,8 +126,10 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
         sys.stderr.write(stdout[-3000:] + stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", stderr).group(1))
+              for kind in ("User", "System"))  # of every process, forked workers included
     return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "anon_mib": round(anon / 1024),
-            "stdout": stdout.strip()[-400:], "stderr": stderr}
+            "cpu": round(cpu, 1), "stdout": stdout.strip()[-400:], "stderr": stderr}
 
 
 def size_mib(path: Path) -> float:
@@ -182,8 +186,10 @@ def do_featurize(k: int, procs: list[int]) -> None:
         cache = src / f"examples-p{n}"
         shutil.rmtree(cache, ignore_errors=True)
         m = measured([sys.executable, "-c", FEATURIZE, str(data), str(cache), str(n)], env)
-        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s|examples featurized in .*? s)", m["stderr"]))
-        print(f"featurize {k}x with {n} process(es): {m['seconds']} s, peak {m['peak_mib']} MiB (largest "
+        phases = "; ".join(re.findall(r"(splits, tokenizer.*? s \(.*?\)|examples featurized in .*? s)",
+                                      m["stderr"]))
+        print(f"featurize {k}x with {n} process(es): {m['seconds']} s ({m['cpu']} s CPU, all processes; load "
+              f"{os.getloadavg()[0]:.1f}), peak {m['peak_mib']} MiB (largest "
               f"process), anonymous {m['anon_mib']} MiB (all) | {m['stdout'].splitlines()[-1]} | {phases}",
               flush=True)
 
@@ -202,6 +208,34 @@ def do_epoch(k: int) -> None:
           f"{metrics['seconds']['fit']} s, featurize/cache {metrics['seconds']['featurize']} s), "
           f"peak {m['peak_mib']} MiB, anonymous {m['anon_mib']} MiB, val loss {metrics['best_val_loss']:.4f}",
           flush=True)
+
+
+READ = """
+import sys, time
+from toolcast.predictor.config import TrainConfig
+from toolcast.training.datamodule import BucketSampler
+from toolcast.training.example_store import ExampleRows, load_examples
+rows = ExampleRows(load_examples(sys.argv[1]))
+size = TrainConfig().batch_size
+order = list(BucketSampler(rows.lengths(), size, 0))
+batches = [order[i : i + size] for i in range(0, len(order), size)]
+t = time.perf_counter()
+for b in batches:
+    rows.__getitems__(b)
+t = time.perf_counter() - t
+print(f"{len(rows)} rows, {len(batches)} batches of {size}: {t:.1f} s, {1000 * t / len(batches):.1f} ms each")
+"""
+
+
+def do_read(k: int) -> None:
+    """One epoch of training batches read from the example cache, in the bucketing sampler's order, no
+    model: what the data path costs a training epoch (with `--code`, the code before)."""
+    src = make_copies(k)
+    (train,) = (src / "examples-p1").glob("*/train") if (src / "examples-p1").exists() else (
+        src / "examples-p2").glob("*/train")
+    m = measured([sys.executable, "-c", READ, str(train)])
+    print(f"read {k}x: {m['stdout'].splitlines()[-1]} (load {os.getloadavg()[0]:.1f}), peak "
+          f"{m['peak_mib']} MiB, anonymous {m['anon_mib']} MiB", flush=True)
 
 
 OLD_CACHE = """
@@ -273,7 +307,7 @@ def do_parity(k: int, epochs: int, before: str, data: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["copies", "import", "featurize", "epoch", "parity"])
+    parser.add_argument("step", choices=["copies", "import", "featurize", "epoch", "read", "parity"])
     parser.add_argument("--epochs", type=int, default=2, help="parity: most epochs of each training")
     parser.add_argument("--data", type=Path, help="parity: these logs instead of the copies")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
@@ -294,6 +328,8 @@ def main() -> None:
             do_featurize(k, args.procs)
         elif args.step == "epoch":
             do_epoch(k)
+        elif args.step == "read":
+            do_read(k)
         else:
             if not args.code:
                 raise SystemExit("parity needs --code DIR: the package before the change")

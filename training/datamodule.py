@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -42,17 +43,21 @@ from toolcast.predictor.features.text import TextEncoder, train_tokenizer
 from toolcast.predictor.versioning import source_digest
 from toolcast.training.example_store import (
     ExampleRows,
+    ShardMap,
     TraceRows,
     concatenated,
     featurize_split,
     load_examples,
+    per_shard,
 )
 from toolcast.training.examples import (
-    build_vocabularies,
+    TraceCounts,
     corpus_texts,
+    count_traces,
     merge_sources,
-    transition_counts,
+    merge_sources_by_group,
     value_source_counts,
+    vocabularies_from,
 )
 
 log = logging.getLogger(__name__)
@@ -198,17 +203,32 @@ class NextCallDataModule(L.LightningDataModule):
         splits = self.split_datasets()
         train = TraceRows(splits["train"])
         log.info("traces: %s", {k: len(v) for k, v in splits.items()})
+        # The statistics of the training traces, by shard in `featurize_procs` processes (forked here) while
+        # this one sizes the tool axis; then the tokenizer (it needs the corpus's characters, and trains on
+        # all cores itself), and the value sources, which need the vocabularies. The shards' counts merge
+        # into exactly one pass's counts.
+        procs = self.featurize_procs
+        counting = ShardMap(splits["train"], per_shard(partial(count_traces, extract=self.extract)), procs)
         self.max_tools = self._size_tools(TraceRows(*splits.values()))
-        tok_json = train_tokenizer(corpus_texts(train), vocab_size=self.vocab_size)
+        catalog = build_catalog(train)
+        counts = TraceCounts.merge(counting.results())
+        phases = {"counts": time.perf_counter()}
+        tok_json = train_tokenizer(corpus_texts(train), vocab_size=self.vocab_size, chars=counts.chars)
         encoder = TextEncoder.from_json(tok_json)
-        vocab = build_vocabularies(train, self.extract)
+        phases["tokenizer"] = time.perf_counter()
+        vocab = vocabularies_from(counts, catalog)
         cfg = self.model_config(encoder, vocab)
-        transitions_by_group = transition_counts(train)
-        sources_by_group = value_source_counts(train, Featurizer(cfg, encoder, vocab, self.extract))
+        transitions_by_group = counts.transitions_by_group
+        pre = Featurizer(cfg, encoder, vocab, self.extract)  # the rows only: no value-source counts yet
+        sources = per_shard(partial(value_source_counts, featurizer=pre))
+        sources_by_group = merge_sources_by_group(ShardMap(splits["train"], sources, procs).results())
         vocab.value_sources = merge_sources(sources_by_group.values())
         featurizer = Featurizer(cfg, encoder, vocab, self.extract)
         counted = time.perf_counter()
-        log.info("splits, tokenizer, vocabularies and counts in %.1f s", counted - started)
+        log.info("splits, tokenizer, vocabularies and counts in %.1f s (counts by %d process%s to %.1f s, "
+                 "tokenizer %.1f s, value sources %.1f s)", counted - started, counting.procs,
+                 "es" if counting.procs > 1 else "", phases["counts"] - started,
+                 phases["tokenizer"] - phases["counts"], counted - phases["tokenizer"])
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

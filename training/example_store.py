@@ -1,12 +1,12 @@
 """Featurized examples as memory-mapped Arrow (Hugging Face `datasets`), written shard by shard.
 
 A split of traces (`data.splits`: one JSON trace per row, memory-mapped) becomes a split of examples (one
-row per decision point) through `Dataset.map(batched=True, num_proc=N)`: each process featurizes its
-shard of the traces, a batch at a time, and writes its rows to its own Arrow file, so featurizing uses
-every core and never holds the whole set. The rows are exactly `examples.trace_examples`' arrays (int64
-stored as int32, as `examples.build_examples` stacks them), in the same order; `ExampleRows` reads
+row per decision point): consecutive shards of the traces, each featurized by `Dataset.map(batched=True)`
+into its own Arrow file by whichever of N forked processes is free (`ShardMap`), so featurizing uses every
+core and never holds the whole set. The rows are exactly `examples.trace_examples`' arrays (int64 stored
+as int32, as `examples.build_examples` stacks them), in the same order with any N; `ExampleRows` reads
 batches from the memory-mapped files, so every training process (DDP ranks included) shares the page
-cache instead of loading its own copy.
+cache instead of loading its own copy. `ShardMap` also runs the statistics pass by shard (`datamodule`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import pyarrow as pa
 import torch
@@ -75,6 +79,72 @@ class TraceRows(Sequence[Trace]):
                     clear_event_cache()
 
 
+SHARDS_PER_PROCESS = 8
+"""Consecutive shards per process, each taken by whichever process is free: traces differ in cost (in the
+development logs the second half of the training split took twice the first's time to featurize), so
+one shard per process left one waiting for the other."""
+_SHARD_JOB: tuple[Dataset, Callable[[Dataset, int], Any], list[tuple[int, int]]] | None = None
+"""What `ShardMap`'s processes run: set before they fork, so they inherit it (nothing pickled)."""
+
+
+def _run_shard(index: int) -> Any:
+    assert _SHARD_JOB is not None, "a shard process must be forked by ShardMap"
+    traces, fn, bounds = _SHARD_JOB
+    start, stop = bounds[index]
+    return fn(traces.select(range(start, stop)), start)
+
+
+def shard_plan(n: int, num_proc: int) -> tuple[int, list[tuple[int, int]]]:
+    """`ShardMap`'s processes and shards ([start, stop) rows) for `n` traces and up to `num_proc`
+    processes."""
+    procs = max(1, min(num_proc, math.ceil(n / TRACES_PER_PROCESS)))
+    if "fork" not in mp.get_all_start_methods():
+        procs = 1
+    shards = 1 if procs == 1 else min(procs * SHARDS_PER_PROCESS, max(procs, n // TRACES_PER_BATCH))
+    cuts = [n * i // shards for i in range(shards + 1)]
+    return procs, list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+class ShardMap:
+    """`fn(shard, start)` over consecutive shards of the traces (a `Dataset` of rows start, start + 1, ...)
+    in forked processes, started at once (the caller works meanwhile); `results()` waits and gives them in
+    shard order. Counts over consecutive shards, merged in order, are what one pass counts
+    (`examples.TraceCounts.merge`). The processes inherit `fn` and what it refers to (the featurizer, the
+    extractor) by forking: nothing is pickled or loaded per process. One process (or where processes
+    cannot fork, or the traces are few: `TRACES_PER_PROCESS`): `results()` runs `fn` on all the traces
+    here, as one shard."""
+
+    def __init__(self, traces: Dataset, fn: Callable[[Dataset, int], Any], num_proc: int = 1):
+        global _SHARD_JOB
+        self.traces, self.fn = traces, fn
+        self.procs, self.bounds = shard_plan(len(traces), num_proc)
+        shards = len(self.bounds)
+        self.pool: ProcessPoolExecutor | None = None
+        if self.procs > 1:
+            if _SHARD_JOB is not None:
+                raise RuntimeError("one ShardMap at a time")
+            _SHARD_JOB = (traces, fn, self.bounds)
+            try:  # forking executors start every process at the first submit; a process that dies (out of
+                # memory) fails `results()` with BrokenProcessPool where a multiprocessing.Pool would hang
+                self.pool = ProcessPoolExecutor(self.procs, mp_context=mp.get_context("fork"))
+                self.pending = [self.pool.submit(_run_shard, i) for i in range(shards)]
+            finally:
+                _SHARD_JOB = None  # the processes have their copy
+
+    def results(self) -> list[Any]:
+        if self.pool is None:
+            return [self.fn(self.traces, 0)]
+        try:
+            return [f.result() for f in self.pending]
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def per_shard(fn: Callable[[TraceRows], Any]) -> Callable[[Dataset, int], Any]:
+    """A count over traces (`examples.count_traces`...) as a `ShardMap` function."""
+    return lambda shard, _start: fn(TraceRows(shard))
+
+
 def _stored(a: np.ndarray) -> np.ndarray:
     return a.astype(np.int32) if a.dtype == np.int64 else a
 
@@ -97,11 +167,12 @@ def example_features(sample: dict[str, np.ndarray]) -> Features:
     return Features(cols)
 
 
-def _featurize_batch(batch: dict[str, list], indices: list[int], featurizer: Featurizer,
-                     by_group: dict, sources_by_group: dict, names: Sequence[str]) -> dict[str, Any]:
-    """`Dataset.map`'s function: the examples of a batch of traces, each column stacked."""
+def _featurize_batch(batch: dict[str, list], indices: list[int], start: int, names: Sequence[str],
+                     featurizer: Featurizer, by_group: dict, sources_by_group: dict) -> dict[str, Any]:
+    """`Dataset.map`'s function: the examples of a batch of traces (rows `start + indices` of the split),
+    each column stacked."""
     out: dict[str, list] = {k: [] for k in (*names, *META_COLUMNS)}
-    for index, text in zip(indices, batch[COL_TRACE], strict=True):
+    for index, text in zip((start + i for i in indices), batch[COL_TRACE], strict=True):
         t = Trace.from_dict(json.loads(text))
         for ex in trace_examples(t, featurizer, by_group.get(t.group), sources_by_group.get(t.group)):
             for k in names:
@@ -110,6 +181,29 @@ def _featurize_batch(batch: dict[str, list], indices: list[int], featurizer: Fea
             out[COL_EVENTS].append(int(ex["ev_mask"].sum()))
         clear_event_cache()
     return {k: np.stack(v) if v and k in names else v for k, v in out.items()}
+
+
+def _featurize_shard(shard: Dataset, start: int, out: Path, many: bool, fingerprint: str, features: Features,
+                     state: dict[str, Any]) -> int:
+    """One shard's examples (`Dataset.map`, batched) to its own Arrow file in `out`, named by its first row:
+    the files, in name order, hold the split's examples in order."""
+    if many:
+        datasets.disable_progress_bars()  # a bar per shard, from each process, would interleave
+    name = f"{EXAMPLES_FILE.removesuffix('.arrow')}_{start:010d}.arrow" if many else EXAMPLES_FILE
+    examples = shard.select_columns([COL_TRACE]).map(
+        _featurize_batch,
+        with_indices=True,
+        batched=True,
+        batch_size=TRACES_PER_BATCH,
+        remove_columns=[COL_TRACE],
+        features=features,
+        fn_kwargs={"start": start, **state},
+        cache_file_name=str(out / name),
+        new_fingerprint=f"{fingerprint}-{start}",
+        writer_batch_size=WRITER_ROWS,
+        desc=f"featurize {out.name}",
+    )
+    return len(examples)
 
 
 def featurize_split(
@@ -122,7 +216,7 @@ def featurize_split(
     sources_by_group: dict | None = None,
 ) -> int:
     """Featurize a split's traces into Arrow files in the folder `out` (read back by `load_examples`);
-    the number of examples. `num_proc` processes each write their shard's rows to a file. `fingerprint`:
+    the number of examples. `num_proc`: processes (see `ShardMap`). `fingerprint`:
     the cache key of these examples (datasets would otherwise hash the featurizer and the counts to name
     its files). `*_by_group`: cross-fitting, see `build_examples`."""
     first = next((ex for t in TraceRows(traces) for ex in trace_examples(t, featurizer)), None)
@@ -130,27 +224,20 @@ def featurize_split(
         raise ValueError("no decision points in the given traces")
     features = example_features(first)
     names = [k for k in features if k not in META_COLUMNS]
-    procs = max(1, min(num_proc, math.ceil(len(traces) / TRACES_PER_PROCESS)))
     out.mkdir(parents=True)
-    # Each process writes its shard to `out` (examples_0000k_of_0000n.arrow; one process: examples.arrow),
-    # and those files are the stored examples: no copy through save_to_disk, which would read them all
-    # back (every page of the memory map resident at once).
-    examples = traces.select_columns([COL_TRACE]).map(
-        _featurize_batch,
-        with_indices=True,
-        batched=True,
-        batch_size=TRACES_PER_BATCH,
-        num_proc=procs if procs > 1 else None,
-        remove_columns=[COL_TRACE],
-        features=features,
-        fn_kwargs={"featurizer": featurizer, "by_group": transitions_by_group or {},
-                   "sources_by_group": sources_by_group or {}, "names": names},
-        cache_file_name=str(out / EXAMPLES_FILE),
-        new_fingerprint=fingerprint,
-        writer_batch_size=WRITER_ROWS,
-        desc=f"featurize {out.name} ({procs} process{'es' if procs > 1 else ''})",
-    )
-    return len(examples)
+    # Consecutive shards, each featurized by `Dataset.map` into its own file in `out` by whichever process
+    # is free (`ShardMap`: forked, so the featurizer and the counts are inherited, not pickled per
+    # process); those files are the stored examples, with no copy through save_to_disk (which would read
+    # them all back: every page of the memory map resident at once).
+    state = {"names": names, "featurizer": featurizer, "by_group": transitions_by_group or {},
+             "sources_by_group": sources_by_group or {}}
+    many = len(shard_plan(len(traces), num_proc)[1]) > 1
+    shards = ShardMap(traces, partial(_featurize_shard, out=out, many=many, fingerprint=fingerprint,
+                                      features=features, state=state), num_proc)
+    sizes = shards.results()
+    log.info("featurized %s: %d examples from %d traces, %d shard%s by %d process%s", out.name, sum(sizes),
+             len(traces), len(sizes), "s" if many else "", shards.procs, "es" if shards.procs > 1 else "")
+    return sum(sizes)
 
 
 def load_examples(path: str | os.PathLike) -> Dataset:
@@ -200,19 +287,38 @@ def trim_batch(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class ExampleRows(TorchDataset):
-    """Batches read from the memory-mapped examples (`__getitems__`: one Arrow `take` per batch, each
-    column's values reshaped into an array without a Python object per row), trimmed to the batch's
-    longest context (`trim_batch`)."""
+    """Batches read from the memory-mapped examples, trimmed to the batch's longest context (`trim_batch`).
+
+    Each record batch of the Arrow files is viewed, column by column, as one numpy array over the memory
+    map (the fixed-shape nested lists' values buffer, zero-copy; booleans are bits, unpacked per row read),
+    so a batch of random rows is a numpy gather from those views: no Arrow `take`, no copy of the rest of
+    a record batch, no Python object per row. (An Arrow `take` of 32 random rows, then flattening each
+    column, cost ~80 ms a batch, more than a training step of the model.)"""
 
     def __init__(self, examples: Dataset):
+        self.examples = examples
+        self._views()
+
+    def _views(self) -> None:
+        examples = self.examples
         self.names = [k for k in examples.features if k not in META_COLUMNS]
         self.shapes = {k: _shape(examples.features[k]) for k in self.names}
         # `load_examples` gives datasets without an indices mapping: the table's rows are the examples
-        self.table = examples.with_format(None).data.table.select(self.names)
-        self.examples = examples
+        table = examples.with_format(None).data.table.select(self.names)
+        batches = [b for b in table.to_batches() if b.num_rows]
+        self.starts = np.cumsum([0, *(b.num_rows for b in batches)])
+        self.chunks = [{k: _ColumnView(b.column(k), b.num_rows, self.shapes[k]) for k in self.names}
+                       for b in batches]
+
+    def __getstate__(self) -> dict[str, Any]:  # to a spawned DataLoader worker: the files, not the views
+        return {"examples": self.examples}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.examples = state["examples"]
+        self._views()
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.starts[-1])
 
     def lengths(self) -> np.ndarray:
         """Events in each example's context (what the bucketing sampler sorts by)."""
@@ -221,15 +327,33 @@ class ExampleRows(TorchDataset):
     def arrays(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """The stacked arrays of the given rows (all rows if None): `examples.Examples.arrays`' layout and
         values, integers widened to int64 (as the model takes them; stored as int32)."""
-        rows = self.table if indices is None else self.table.take(np.asarray(indices, dtype=np.int64))
-        return {k: _values(rows.column(k), rows.num_rows, self.shapes[k]) for k in self.names}
+        return {k: _widened(a) for k, a in self._rows(indices).items()}
+
+    def _rows(self, indices: Sequence[int] | None) -> dict[str, np.ndarray]:
+        """The given rows as stored (int32, not yet widened)."""
+        rows = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows {rows.min()}..{rows.max()} of {len(self)} examples")
+        chunk = np.searchsorted(self.starts, rows, side="right") - 1
+        local = rows - self.starts[chunk]
+        parts = [(c, np.flatnonzero(chunk == c)) for c in np.unique(chunk)]
+        out = {}
+        for k in self.names:
+            a = out[k] = np.empty((len(rows), *self.shapes[k]), dtype=self.chunks[0][k].dtype)
+            for c, where in parts:
+                a[where] = self.chunks[c][k].rows(local[where])
+        return out
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        batch = trim_batch(self.arrays(indices))
-        return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in batch.items()}
+        batch = trim_batch(self._rows(indices))  # trimmed before widening: most of a padded row is cut
+        return {k: torch.from_numpy(_widened(a)) for k, a in batch.items()}
+
+
+def _widened(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64 if a.dtype == np.int32 else a.dtype)
 
 
 def _shape(feature: Any) -> tuple[int, ...]:
@@ -240,13 +364,31 @@ def _shape(feature: Any) -> tuple[int, ...]:
     return tuple(feature.shape)
 
 
-def _values(column: pa.ChunkedArray, n: int, shape: tuple[int, ...]) -> np.ndarray:
-    """A fixed-shape column as one (n, *shape) array: its nested lists flattened down to the values."""
-    arr = column.combine_chunks()
-    if isinstance(arr, pa.ExtensionArray):  # datasets' ArrayXD: nested lists underneath
-        arr = arr.storage
-    t = pa.types
-    while t.is_list(arr.type) or t.is_fixed_size_list(arr.type) or t.is_large_list(arr.type):
-        arr = arr.flatten()
-    values = arr.to_numpy(zero_copy_only=False).reshape(n, *shape)
-    return values.astype(np.int64) if values.dtype == np.int32 else values
+class _ColumnView:
+    """One fixed-shape column of one record batch as (rows, *shape) values over the memory map: its nested
+    lists flattened down to the values buffer (zero-copy; a slice's offsets are honoured by `flatten`).
+    Booleans are a bitmap in Arrow, so they stay bits here and `rows` unpacks only the rows asked for."""
+
+    def __init__(self, column: pa.Array, n: int, shape: tuple[int, ...]):
+        arr = column.storage if isinstance(column, pa.ExtensionArray) else column  # datasets' ArrayXD
+        t = pa.types
+        while t.is_list(arr.type) or t.is_fixed_size_list(arr.type) or t.is_large_list(arr.type):
+            arr = arr.flatten()
+        size = math.prod(shape)
+        if len(arr) != n * size or arr.null_count:
+            raise ValueError(f"example column: {len(arr)} values ({arr.null_count} null), not {n} x {shape}")
+        self.shape, self.size = shape, size
+        if t.is_boolean(arr.type):
+            self.dtype = np.dtype(bool)
+            self.bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+            self.bit_offset = arr.offset
+            self.values: np.ndarray | None = None
+        else:
+            self.values = arr.to_numpy(zero_copy_only=True).reshape(n, *shape)
+            self.dtype = self.values.dtype
+
+    def rows(self, local: np.ndarray) -> np.ndarray:
+        if self.values is not None:
+            return self.values[local]
+        bit = self.bit_offset + local[:, None] * self.size + np.arange(self.size)  # (rows, size)
+        return ((self.bits[bit >> 3] >> (bit & 7).astype(np.uint8)) & 1).astype(bool).reshape(-1, *self.shape)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from toolcast.data.schema import Context, Message, ToolCall, Trace, canonical_args, decision_positions
 from toolcast.predictor.features import cues
-from toolcast.predictor.features.catalog import build_catalog
+from toolcast.predictor.features.catalog import Catalog, build_catalog
 from toolcast.predictor.features.featurizer import (
     TOOL_ID_UNKNOWN,
     Extract,
@@ -139,28 +139,93 @@ def merge_counts(parts: Iterable[dict[str, Counter]]) -> dict[str, dict[str, int
     return {key: dict(row) for key, row in sorted(total.items())}
 
 
-def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Vocabularies:
-    """Tool and agent ids, extractor kinds, slot constants and tool transitions of the training traces."""
-    tools: Counter[str] = Counter()
-    agents: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
-    groups: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    values: dict[str, object] = {}
+# Merging counts of consecutive shards of the traces, in shard order, gives what one pass over all of them
+# gives, dict order included: a key first seen in shard k is inserted after every key of shards < k.
+def merge_sources_by_group(parts: Iterable[dict[str, SourceCounts]]) -> dict[str, SourceCounts]:
+    total: dict[str, SourceCounts] = {}
+    for part in parts:
+        for group, counts in part.items():
+            total[group] = merge_sources([total[group], counts]) if group in total else counts
+    return total
+
+
+Transitions = dict[str, dict[str, Counter]]
+"""Per task group: transition key -> next tool -> count (`transition_counts`)."""
+
+
+def merge_transitions_by_group(parts: Iterable[Transitions]) -> Transitions:
+    total: Transitions = {}
+    for part in parts:
+        for group, counts in part.items():
+            dst = total.setdefault(group, {})
+            for key, row in counts.items():
+                dst.setdefault(key, Counter()).update(row)
+    return total
+
+
+@dataclass
+class TraceCounts:
+    """What the vocabularies are made of, counted over the training traces; counts of consecutive shards
+    merge (`merge`, in shard order) into what one pass over all of them counts."""
+
+    tools: Counter[str] = field(default_factory=Counter)
+    agents: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    constant_groups: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    """(tool, slot, canonical value) -> the task groups that used the value without reading it first."""
+    constant_values: dict[str, object] = field(default_factory=dict)
+    """canonical value -> the value (its last use)."""
+    transitions_by_group: Transitions = field(default_factory=dict)
+    chars: set[str] = field(default_factory=set)
+    """Every character of the tokenizer's corpus (`corpus_texts`): see `text.train_tokenizer`."""
+
+    @classmethod
+    def merge(cls, parts: Iterable[TraceCounts]) -> TraceCounts:
+        out = cls()
+        parts = list(parts)
+        for p in parts:
+            out.tools.update(p.tools)
+            out.agents.update(p.agents)
+            out.kinds.update(p.kinds)
+            for key, groups in p.constant_groups.items():
+                out.constant_groups.setdefault(key, set()).update(groups)
+            out.constant_values.update(p.constant_values)
+            out.chars |= p.chars
+        out.transitions_by_group = merge_transitions_by_group(p.transitions_by_group for p in parts)
+        return out
+
+
+def count_traces(traces: Iterable[Trace], extract: Extract | None) -> TraceCounts:
+    """Tools, agents, extractor kinds, slot-constant uses, transitions per task group and the corpus's
+    characters of `traces`."""
+    out = TraceCounts()
     for t in traces:
-        agents[agent_key({"source": t.source, **t.metadata})] += 1
+        for text in corpus_texts([t]):
+            out.chars.update(text)
+        out.agents[agent_key({"source": t.source, **t.metadata})] += 1
         for spec in t.tools:
-            tools[spec.name] += 0
+            out.tools[spec.name] += 0
         for call in t.calls:
-            tools[call.tool] += 1
+            out.tools[call.tool] += 1
         for tool, slot, v, c in _constant_uses(t):
-            values[c] = v
-            groups[(tool, slot, c)].add(t.group)
+            out.constant_values[c] = v
+            out.constant_groups.setdefault((tool, slot, c), set()).add(t.group)
         if extract is not None and t.events:  # the full trace's candidates: every kind:role it yields
-            kinds.update(kind_of(c) for c in extract(Context(t.events, t.tools, t.metadata)))
+            out.kinds.update(kind_of(c) for c in extract(Context(t.events, t.tools, t.metadata)))
+        for i, calls in decision_positions(t.events):  # as `transition_counts` counts them
+            by_group = out.transitions_by_group.setdefault(t.group, {})
+            cues.add_counts(by_group, Context(t.events[:i], t.tools, {}), cues.label_symbol(calls))
+    return out
+
+
+def vocabularies_from(counts: TraceCounts, catalog: Catalog) -> Vocabularies:
+    """Tool and agent ids, extractor kinds, slot constants and tool transitions from the training traces'
+    counts and their tool catalogue (`catalog.build_catalog`)."""
     consts: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
-    for (tool, slot, c), gs in groups.items():
+    for (tool, slot, c), gs in counts.constant_groups.items():
         if len(gs) >= CONSTANT_MIN_GROUPS:
             consts[tool][slot].append((len(gs), c))
+    values = counts.constant_values
     constants = {
         tool: {
             slot: [values[c] for _n, c in sorted(vs, key=lambda x: (-x[0], x[1]))[:MAX_CONSTANTS]]
@@ -168,15 +233,21 @@ def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Voca
         }
         for tool, slots in consts.items()
     }
+    kinds = counts.kinds
     kind_names = ["constant", "enum", *sorted(k for k in kinds if k not in ("constant", "enum"))]
     return Vocabularies(
-        tools={name: TOOL_ID_UNKNOWN + 1 + i for i, name in enumerate(sorted(tools))},
-        agents={a: 1 + i for i, a in enumerate(sorted(agents))},
+        tools={name: TOOL_ID_UNKNOWN + 1 + i for i, name in enumerate(sorted(counts.tools))},
+        agents={a: 1 + i for i, a in enumerate(sorted(counts.agents))},
         kinds={k: 1 + i for i, k in enumerate(kind_names)},
         constants=constants,
-        transitions=merge_counts(transition_counts(traces).values()),
-        catalog=build_catalog(traces),
+        transitions=merge_counts(counts.transitions_by_group.values()),
+        catalog=catalog,
     )
+
+
+def build_vocabularies(traces: Sequence[Trace], extract: Extract | None) -> Vocabularies:
+    """Tool and agent ids, extractor kinds, slot constants and tool transitions of the training traces."""
+    return vocabularies_from(count_traces(traces, extract), build_catalog(traces))
 
 
 @dataclass

@@ -37,28 +37,44 @@ def split_identifier(name: str) -> str:
     return " ".join(p for p in _NON_WORD.split(_CAMEL.sub(" ", name)) if p).lower()
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000, min_frequency: int = 2) -> str:
-    """Train the WordPiece tokenizer on `texts`; return its `tokenizer.json` text."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000, min_frequency: int = 2,
+                    chars: Iterable[str] | None = None) -> str:
+    """Train the WordPiece tokenizer on `texts`; return its `tokenizer.json` text. The same texts give the
+    same tokenizer, run after run. chars: every character of the texts (a superset will do); None: read
+    from `texts`, which are then held in memory."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
+    if chars is None:
+        texts = list(texts)
+        chars = set().union(*texts)
+    normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
+    )
+    # The trainer numbers the continuation pieces ("##e") in hash order, which is random per process, and
+    # breaks ties between equally frequent merges by number: the vocabulary learnt changed from run to
+    # run. Declared up front as special tokens (dropped from the added tokens below), they are numbered
+    # in sorted order. The normalizer maps character by character, so normalizing each character covers
+    # every normalized text's; punctuation is always a word of its own, never a continuation.
+    pieces = {n for c in set(chars) for n in normalizer.normalize_str(c)}
+    continuations = sorted(CONTINUATION + n for n in pieces if not n.isspace() and not _is_punct(n))
     tok = Tokenizer(
         models.WordPiece(
             unk_token=UNK, continuing_subword_prefix=CONTINUATION, max_input_chars_per_word=MAX_WORD_CHARS
         )
     )
-    tok.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
-    )
+    tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIALS),
+        special_tokens=[*SPECIALS, *continuations],
         continuing_subword_prefix=CONTINUATION,
         show_progress=False,
     )
     tok.train_from_iterator((t[:MAX_TEXT_CHARS] for t in texts), trainer=trainer)
-    return tok.to_str()
+    doc = json.loads(tok.to_str())
+    doc["added_tokens"] = [a for a in doc["added_tokens"] if a["content"] in SPECIALS]  # pieces, not specials
+    return json.dumps(doc, ensure_ascii=False)
 
 
 _ASCII_PUNCT = ((33, 47), (58, 64), (91, 96), (123, 126))

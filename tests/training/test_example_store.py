@@ -3,6 +3,7 @@ exactly the arrays `build_examples` stacks, in the same order, and batches read 
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 pytest.importorskip("datasets")
 
+import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 
 from toolcast.data.splits import COL_TRACE  # noqa: E402
@@ -40,6 +42,7 @@ def featurizer_for(traces) -> Featurizer:
 def test_arrow_examples_are_the_stacked_examples(shop_traces, tmp_path, monkeypatch, procs):
     monkeypatch.setattr(example_store, "TRACES_PER_PROCESS", 4)  # 12 traces: two processes
     monkeypatch.setattr(example_store, "TRACES_PER_BATCH", 5)  # batches that end mid-shard
+    monkeypatch.setattr(example_store, "WRITER_ROWS", 7)  # many record batches: reads gather across them
     traces = shop_traces(12)
     featurizer = featurizer_for(traces)
     by_group = transition_counts(traces)
@@ -57,10 +60,17 @@ def test_arrow_examples_are_the_stacked_examples(shop_traces, tmp_path, monkeypa
         assert np.array_equal(got[k], a) and got[k].dtype == (np.int64 if a.dtype == np.int32 else a.dtype), k
     assert np.array_equal(examples["trace_index"], expected.trace_index)
     assert np.array_equal(ExampleRows(examples).lengths(), expected.arrays["ev_mask"].sum(1))
-    assert len(list((tmp_path / "train").glob("*.arrow"))) == procs  # one file per process
+    assert len(list((tmp_path / "train").glob("*.arrow"))) == (1 if procs == 1 else 2)  # a file per shard
+    rows = ExampleRows(examples)
+    assert len(rows.chunks) > 3
+    pick = np.random.default_rng(0).permutation(len(expected))[:20]  # random rows, any record batch
+    got = rows.arrays(pick)
+    for k, a in expected.arrays.items():
+        assert np.array_equal(got[k], a[pick]), k
 
 
-def test_a_batch_is_the_rows_trimmed_and_widened(shop_traces, tmp_path):
+def test_a_batch_is_the_rows_trimmed_and_widened(shop_traces, tmp_path, monkeypatch):
+    monkeypatch.setattr(example_store, "WRITER_ROWS", 2)
     traces = shop_traces(4)
     featurizer = featurizer_for(traces)
     rows = Dataset.from_dict({COL_TRACE: [t.to_json() for t in traces]})
@@ -72,6 +82,8 @@ def test_a_batch_is_the_rows_trimmed_and_widened(shop_traces, tmp_path):
     for k, t in batch.items():
         assert t.shape == arrays[k].shape and (t.numpy() == arrays[k]).all()
         assert t.dtype.is_floating_point or str(t.dtype) in ("torch.int64", "torch.bool")
+    again = pickle.loads(pickle.dumps(ds))  # as a spawned DataLoader worker gets it: the files, re-viewed
+    assert all(torch.equal(again.__getitems__([3, 0, 5])[k], t) for k, t in batch.items())
 
 
 def test_holdout_moves_its_traces_from_every_split_to_the_test_split(shop_traces, tmp_path, monkeypatch):
