@@ -68,9 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a fitted horizon scorer (horizon.json, written by benchmarks/spec_sets.py): adds "
                    "'learned_horizon', the learned model's horizon view (default: DIR/horizon.json if "
                    "present)")
-    p.add_argument("--online-calibration", action="store_true",
+    p.add_argument("--online-calibration", action=argparse.BooleanOptionalAction, default=True,
                    help="price candidates with p corrected online by the outcomes seen so far in the run "
-                   "(each policy starts from nothing; only past outcomes are used)")
+                   "(each policy starts from nothing; only past outcomes are used; default on, as in the "
+                   "runtime: --no-online-calibration prices on the predictor's p alone)")
     p.add_argument("--limit", type=int, help="replay at most this many traces (the first, in file order)")
     p.add_argument("--format", default="auto", choices=FORMAT_NAMES, help="log format (default: auto)")
     p.add_argument("--errors", default="raise", choices=("raise", "skip"), help="on a bad record")
