@@ -46,7 +46,7 @@ def call(tool: str, args: dict, p_tool: float, q: float) -> CallPrediction:
 
 
 A = Fixed("a", [call("get", {"id": 1}, 0.6, 0.5), call("get", {"id": 2}, 0.6, 0.4),
-                call("list", {}, 0.3, 1.0), CallPrediction(RESPOND, p_tool=0.1, p_call=0.1)])
+                call("list", {}, 0.25, 1.0), CallPrediction(RESPOND, p_tool=0.15, p_call=0.15)])
 B = Fixed("b", [call("get", {"id": 2}, 0.2, 0.9), call("list", {}, 0.7, 1.0),
                 CallPrediction(RESPOND, p_tool=0.1, p_call=0.1)])
 
@@ -65,8 +65,8 @@ def test_one_expert_with_full_weight_ranks_as_that_expert():
 def test_tools_pool_log_linearly_and_arguments_mix():
     top = pooled(1, 1, 0.5, 0.5).predict(CONTEXT, k=5)
     p_tool = {c.tool: c.p_tool for c in top}
-    z = 0.6 * 0.2 + 0.3 * 0.7 + 0.1 * 0.1
-    assert p_tool["get"] == pytest.approx(0.12 / z) and p_tool["list"] == pytest.approx(0.21 / z)
+    z = 0.6 * 0.2 + 0.25 * 0.7 + 0.15 * 0.1
+    assert p_tool["get"] == pytest.approx(0.12 / z) and p_tool["list"] == pytest.approx(0.175 / z)
     assert sum(p_tool.values()) == pytest.approx(1.0)
     # q(id=2 | get) = (0.4 + 0.9) / 2: both experts offer it
     got = {(c.tool, c.args.get("id")): c.p_call for c in top}
