@@ -46,6 +46,9 @@ def main() -> None:
                     help="speculative runs in flight in total")
     ap.add_argument("--stream", nargs="*", metavar="POLICY",
                     help="also the stream oracle and a +stream run of these predictors (none named: all)")
+    ap.add_argument("--online-calibration", action="store_true",
+                    help="price with the runtime's online calibration (its default; off here by default, as "
+                    "the recorded figures were measured)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--policies", nargs="+", help="keep only these predictors")
     ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
@@ -121,7 +124,7 @@ def _planner(args, lam: float) -> PlannerConfig:
     # the figures in BENCHMARKS "Speculating sets" were measured before online calibration became the
     # runtime's default: off here, so the commands there give the same numbers
     return PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call, max_per_session=args.max_per_session,
-                         max_in_flight=args.max_in_flight, online_calibration=False)
+                         max_in_flight=args.max_in_flight, online_calibration=args.online_calibration)
 
 
 def explain(args, test, train, predictor, contracts, out: Path) -> None:
