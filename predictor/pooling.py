@@ -19,10 +19,8 @@ stored as JSON (`PoolWeights.to_dict`, never pickle).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from toolcast.data.schema import RESPOND, Context
+from toolcast.predictor.baselines.io import read_state, write_state
 from toolcast.predictor.protocol import CallPrediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -41,6 +40,7 @@ EXPERT_K = 16
 """Candidates asked of each expert per decision point."""
 WEIGHT_GRID = np.round(np.arange(0.0, 2.01, 0.1), 2)
 MIX_GRID = np.round(np.arange(0.0, 1.001, 0.1), 2)
+FORMAT = "toolcast.pool"
 POOL_FILE = "pool.json"
 """The pool's weights in a model directory (`toolcast train` writes it beside the model)."""
 PATTERN_FILE = "pattern_pool.json.gz"
@@ -92,19 +92,12 @@ class PoolWeights:
                    [float(v) for v in call_map])
 
     def save(self, path: str | Path) -> None:
-        """Written to a temporary name, then renamed: never a half-written file."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        """One JSON file with its format and version, written atomically (`baselines.io.write_state`)."""
+        write_state(Path(path), FORMAT, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> PoolWeights:
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the pool weights: {e}") from None
-        return cls.from_dict(d, str(path))
+        return cls.from_dict(read_state(Path(path), FORMAT), str(path))
 
 
 @dataclass
@@ -153,6 +146,13 @@ def _known(expert: Predictor) -> set[str] | None:
     return getattr(toolsets, "vocabulary", None)
 
 
+def expert_views(experts: Iterable[Predictor], context: Context,
+                 k: int = EXPERT_K) -> tuple[list[_View], frozenset[str]]:
+    """Each expert's answer at `context` (its top k), and the tools the pool ranks there (`universe`)."""
+    names = universe(context)
+    return [_view(e.predict(context, k=k), names, _known(e)) for e in experts], names
+
+
 def universe(context: Context) -> frozenset[str]:
     """Every tool the context may call next: its listed tools, the tools called so far, `<respond>`.
     Each is a candidate of the pool, listed by an expert or not (an expert's top k may miss the right one
@@ -178,13 +178,10 @@ class PooledPredictor:
         self.name = name
         self.expert_k = expert_k
 
-    def views(self, context: Context) -> list[_View]:
-        names = universe(context)
-        return [_view(e.predict(context, k=self.expert_k), names, _known(e)) for e in self.experts.values()]
-
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        return combine(self.views(context), self.weights.tool_weights, self.weights.arg_weights, k,
-                       universe(context), self.weights.call_map)
+        views, names = expert_views(self.experts.values(), context, self.expert_k)
+        return combine(views, self.weights.tool_weights, self.weights.arg_weights, k, names,
+                       self.weights.call_map)
 
     def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
         """One batched run per expert that has `predict_batch` (the ONNX model), `predict` otherwise."""

@@ -21,13 +21,11 @@ from toolcast.predictor.pooling import (
     MIX_GRID,
     WEIGHT_GRID,
     PoolWeights,
-    _known,
     _View,
-    _view,
     combine,
+    expert_views,
     mixed_args,
     pooled_tools,
-    universe,
 )
 from toolcast.predictor.protocol import Predictor
 
@@ -56,8 +54,7 @@ def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k:
     out = []
     for trace in traces:
         for context, label in trace.decision_points():
-            names = universe(context)
-            views = [_view(e.predict(context, k=expert_k), names, _known(e)) for e in experts.values()]
+            views, names = expert_views(experts.values(), context, expert_k)
             calls = frozenset((c.tool, canonical_args(c.args)) for c in label.calls)
             out.append(_Point(views, frozenset(label.tools), calls, names))
         if bar is not None:

@@ -143,10 +143,14 @@ def test_weights_round_trip_and_bad_files_name_the_field(tmp_path):
     w = PoolWeights(["learned", "pattern"], [1.2, 0.4], [0.7, 0.3], 10, {"tool_nll": 1.0}, [1.5, 0.2])
     w.save(tmp_path / "pool.json")
     assert PoolWeights.load(tmp_path / "pool.json") == w
-    bad = w.to_dict() | {"tool_weights": [1.0]}
-    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    saved = json.loads((tmp_path / "pool.json").read_text())
+    assert saved["format"] == "toolcast.pool" and saved["version"] >= 1
+    (tmp_path / "bad.json").write_text(json.dumps(saved | {"tool_weights": [1.0]}))
     with pytest.raises(ValueError, match=r"bad\.json.*'tool_weights'"):
         PoolWeights.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text(json.dumps(saved | {"format": "toolcast.markov"}))
+    with pytest.raises(ValueError, match=r"other\.json.*'format'"):
+        PoolWeights.load(tmp_path / "other.json")
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match=r"broken\.json"):
         PoolWeights.load(tmp_path / "broken.json")
