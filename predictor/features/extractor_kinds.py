@@ -33,9 +33,26 @@ MAX_WHOLE_OUTPUT = 256
 # ---- where text lives in an event ------------------------------------------------------------------
 
 
-def _texts(event: Event) -> Iterator[tuple[str, str]]:
+_LAST_TEXTS: tuple[Event | None, str | None, tuple[tuple[str, str], ...]] = (None, None, ())
+"""The last event's texts: each text extractor of an event asks for them (walking a JSON output's leaves
+again for each took a tenth of extraction). Keyed by the event's and its text's or output's identity (an
+output filled in later is read again); the texts are only read."""
+
+
+def _texts(event: Event) -> tuple[tuple[str, str], ...]:
     """(field path, text) of the free text in an event: message text, a non-JSON output, long string
     leaves of a JSON output (sentences such as "'a.pdf' moved to 'temp/a.pdf'")."""
+    global _LAST_TEXTS
+    source = event.text if isinstance(event, Message) else event.output
+    last = _LAST_TEXTS  # one read: another thread may replace it meanwhile
+    if last[0] is event and last[1] is source:
+        return last[2]
+    texts = tuple(_read_texts(event))
+    _LAST_TEXTS = (event, source, texts)
+    return texts
+
+
+def _read_texts(event: Event) -> Iterator[tuple[str, str]]:
     if isinstance(event, Message):
         if event.text:
             yield "text", event.text[:MAX_TEXT]
@@ -79,9 +96,12 @@ def _output_json(call: ToolCall) -> Any:
 
 
 def _spans(event: Event, pattern: re.Pattern, convert: Callable[[str], Any] = str,
-           group: int = 0) -> Found:
+           group: int = 0, needs: str | re.Pattern | None = None) -> Found:
+    """`needs`: a substring (or a pattern) every match contains: a text without it is not searched."""
     out: Found = []
     for base, text in _texts(event):
+        if needs is not None and (needs not in text if isinstance(needs, str) else not needs.search(text)):
+            continue
         for m in pattern.finditer(text):
             i, j = m.span(group)
             value = convert(m.group(group))
@@ -147,22 +167,31 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 def email(event: Event) -> Found:
     """E-mail addresses in text (user lookups take them verbatim)."""
-    return _spans(event, _EMAIL)
+    return _spans(event, _EMAIL, needs="@")
 
 
 _FILE = re.compile(
     r"(?<![\w@/.~-])(?:~|\.{1,2})?/?(?:[\w.-]+/)+[\w.-]*|(?<![\w@/.-])[\w-]+(?:\.[\w-]+)*\.[A-Za-z][A-Za-z0-9]{0,4}\b(?![@/])")
 
 
+_FILE_NEEDS = re.compile(r"/|\.[A-Za-z]")
+"""What every file path or name has: a slash, or a dot before a letter (its extension)."""
+
+
 def file_path(event: Event) -> Found:
     """File paths and file names (`docs/a.md`, `/tmp/x`, `report.pdf`) in text."""
-    return _spans(event, _FILE, lambda s: s.rstrip(_TRAIL) if len(s.rstrip(_TRAIL)) > 1 else None)
+    return _spans(event, _FILE, lambda s: s.rstrip(_TRAIL) if len(s.rstrip(_TRAIL)) > 1 else None,
+                  needs=_FILE_NEEDS)
 
 
 _TOKEN = re.compile(r"#?[A-Za-z0-9]+(?:[_\-][A-Za-z0-9]+)*")
 
 
 def _id_like(token: str) -> str | None:
+    if token.isalpha():  # most words: only an all-caps code is one (exactly the rules below, faster)
+        return token if 2 <= len(token) <= 8 and token.isupper() else None
+    if token.isdigit():
+        return None
     core = token.lstrip("#")
     has_digit = any(c.isdigit() for c in core)
     has_alpha = any(c.isalpha() for c in core)
@@ -182,6 +211,7 @@ def ident(event: Event) -> Found:
     return _spans(event, _TOKEN, _id_like)
 
 
+_DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w])")
 
 
@@ -195,17 +225,22 @@ def _number(s: str) -> int | float | None:
 
 def number(event: Event) -> Found:
     """Numbers standing alone in text ("$60.00" -> 60.0, "2 bags" -> 2), as JSON numbers."""
-    return _spans(event, _NUMBER, _number)
+    return _spans(event, _NUMBER, _number, needs=_DIGIT)
 
 
 _QUOTED = re.compile(r"""(?:(?<![\w])'([^'\n]{1,200})'(?![\w])|"([^"\n]{1,200})"|`([^`\n]{1,200})`"""
                      r"""|\u2018([^\u2019\n]{1,200})\u2019|\u201c([^\u201d\n]{1,200})\u201d)""")
 
 
+_QUOTE_MARK = re.compile("['\"`\u2018\u201c]")
+
+
 def quoted(event: Event) -> Found:
     """Quoted strings in text ('temp', "budget analysis", `ls -l`): users quote what they mean literally."""
     out: Found = []
     for base, text in _texts(event):
+        if not _QUOTE_MARK.search(text):
+            continue
         for m in _QUOTED.finditer(text):
             g = next(k for k in range(1, 6) if m.group(k) is not None)
             i, j = m.span(g)
@@ -224,6 +259,9 @@ _DATE = re.compile(
 )
 
 
+_YEAR = re.compile(r"\d{4}")
+
+
 def _iso(year: str, month: int, day: str) -> str | None:
     m, d = int(month), int(day)
     return f"{int(year):04d}-{m:02d}-{d:02d}" if 1 <= m <= 12 and 1 <= d <= 31 else None
@@ -234,6 +272,8 @@ def date(event: Event) -> Found:
     as "2024-05-05" (date slots take ISO; `ident` and `number` do not see a date whole)."""
     out: Found = []
     for base, text in _texts(event):
+        if not _YEAR.search(text):  # every form has a four-digit year
+            continue
         for m in _DATE.finditer(text):
             g = m.groups()
             if g[0]:

@@ -188,3 +188,26 @@ def test_the_parse_memo_keeps_each_output_with_its_own_parse(monkeypatch):
     extractor_kinds._output_json(call)
     monkeypatch.setattr(ToolCall, "output_json", real)
     assert extractor_kinds._output_json(ToolCall("d", 0, "get", {}, output=first)) == {"id": "first-order-id"}
+
+
+def test_the_texts_memo_follows_an_output_filled_in_later():
+    """Each text extractor of an event reads its texts from a one-event memo: an output filled in (or a
+    message's text replaced) after the first read is read again, never the old texts."""
+    call = ToolCall("c", 0, "get_order", {}, output=None)
+    assert EXTRACTORS["ident"].fn(call) == []
+    call.output = "Order ZFA04Y is on flight HAT170"
+    assert [v for _p, v in EXTRACTORS["ident"].fn(call)] == ["ZFA04Y", "HAT170"]
+    msg = Message("user", "my id is mia_li_3668")
+    assert [v for _p, v in EXTRACTORS["ident"].fn(msg)] == ["mia_li_3668"]
+    msg.text = "use code JFK"
+    assert [v for _p, v in EXTRACTORS["ident"].fn(msg)] == ["JFK"]
+
+
+@pytest.mark.parametrize("token, found", [
+    ("hello", None), ("Hello", None), ("JFK", "JFK"), ("ABCDEFGHI", None), ("A", None), ("2024", None),
+    ("ZFA04Y", "ZFA04Y"), ("#W4923227", "#W4923227"), ("mia_li", "mia_li"), ("#12", "#12"), ("a1", None),
+])
+def test_id_like_tokens(token, found):
+    from toolcast.predictor.features.extractor_kinds import _id_like
+
+    assert _id_like(token) == found
