@@ -44,9 +44,10 @@ from toolcast.predictor.versioning import source_digest
 from toolcast.training.example_store import (
     ExampleRows,
     ShardMap,
+    SplitJob,
     TraceRows,
     concatenated,
-    featurize_split,
+    featurize_splits,
     load_examples,
     per_shard,
 )
@@ -235,18 +236,14 @@ class NextCallDataModule(L.LightningDataModule):
         (tmp / TOKENIZER_FILE).write_text(tok_json, encoding="utf-8")
         (tmp / SIZES_FILE).write_text(json.dumps({"max_tools": self.max_tools}), encoding="utf-8")
         vocab.save(tmp / VOCAB_FILE)
-        for name, traces in splits.items():
-            if len(traces):
-                fit = name == "train"
-                featurize_split(
-                    traces,
-                    featurizer,
-                    tmp / name,
-                    fingerprint=f"{target.name}-{name}",
-                    num_proc=self.featurize_procs,
-                    transitions_by_group=transitions_by_group if fit else None,
-                    sources_by_group=sources_by_group if fit else None,
-                )
+        # All splits in one set of processes: validation and test fill the processes that the training
+        # split's last shards leave idle (one process each, after it, took a fifth of featurizing's time).
+        featurize_splits([
+            SplitJob(traces, tmp / name, f"{target.name}-{name}",
+                     transitions_by_group if name == "train" else None,
+                     sources_by_group if name == "train" else None)
+            for name, traces in splits.items() if len(traces)
+        ], featurizer, num_proc=self.featurize_procs)
         (tmp / "done").write_text("ok")
         log.info("examples featurized in %.1f s (up to %d processes)", time.perf_counter() - counted,
                  self.featurize_procs)

@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -83,15 +84,22 @@ SHARDS_PER_PROCESS = 8
 """Consecutive shards per process, each taken by whichever process is free: traces differ in cost (in the
 development logs the second half of the training split took twice the first's time to featurize), so
 one shard per process left one waiting for the other."""
-_SHARD_JOB: tuple[Dataset, Callable[[Dataset, int], Any], list[tuple[int, int]]] | None = None
-"""What `ShardMap`'s processes run: set before they fork, so they inherit it (nothing pickled)."""
+ShardFn = Callable[[Dataset, int], Any]
+"""`fn(shard, start)`: a `ShardMap` function, run on the shard's traces (rows start, start + 1, ...)."""
+_SHARD_JOB: list[tuple[Dataset, ShardFn, int, int]] | None = None
+"""What `ShardMap`'s processes run, one (traces, fn, start, stop) per shard: set before they fork, so they
+inherit it (nothing pickled)."""
 
 
 def _run_shard(index: int) -> Any:
     assert _SHARD_JOB is not None, "a shard process must be forked by ShardMap"
-    traces, fn, bounds = _SHARD_JOB
-    start, stop = bounds[index]
+    traces, fn, start, stop = _SHARD_JOB[index]
     return fn(traces.select(range(start, stop)), start)
+
+
+def _cuts(n: int, shards: int) -> list[tuple[int, int]]:
+    cuts = [n * i // shards for i in range(shards + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def shard_plan(n: int, num_proc: int) -> tuple[int, list[tuple[int, int]]]:
@@ -101,8 +109,15 @@ def shard_plan(n: int, num_proc: int) -> tuple[int, list[tuple[int, int]]]:
     if "fork" not in mp.get_all_start_methods():
         procs = 1
     shards = 1 if procs == 1 else min(procs * SHARDS_PER_PROCESS, max(procs, n // TRACES_PER_BATCH))
-    cuts = [n * i // shards for i in range(shards + 1)]
-    return procs, list(zip(cuts[:-1], cuts[1:], strict=True))
+    return procs, _cuts(n, shards)
+
+
+def _later_shards(n: int, procs: int) -> list[tuple[int, int]]:
+    """A later job's shards (`ShardMap.jobs`): it fills the processes the first job's last shards leave
+    idle, so it is cut finer (half a map batch a shard), never into more than the first job's count."""
+    if procs == 1 or n == 0:
+        return [(0, n)]
+    return _cuts(n, max(1, min(procs * SHARDS_PER_PROCESS, n // (TRACES_PER_BATCH // 2))))
 
 
 class ShardMap:
@@ -112,32 +127,59 @@ class ShardMap:
     (`examples.TraceCounts.merge`). The processes inherit `fn` and what it refers to (the featurizer, the
     extractor) by forking: nothing is pickled or loaded per process. One process (or where processes
     cannot fork, or the traces are few: `TRACES_PER_PROCESS`): `results()` runs `fn` on all the traces
-    here, as one shard."""
+    here, as one shard.
+
+    `ShardMap.jobs` runs several (traces, fn) jobs in one set of processes, each job's shards queued after
+    the one before's (the validation and test splits featurized while the training split's last shards
+    finish, instead of one process each after it); `all_results()` gives each job's results."""
 
     def __init__(self, traces: Dataset, fn: Callable[[Dataset, int], Any], num_proc: int = 1):
+        self._start([(traces, fn)], num_proc)
+
+    @classmethod
+    def jobs(cls, jobs: Sequence[tuple[Dataset, ShardFn]], num_proc: int = 1) -> ShardMap:
+        self = cls.__new__(cls)
+        self._start(list(jobs), num_proc)
+        return self
+
+    def _start(self, jobs: list[tuple[Dataset, ShardFn]], num_proc: int) -> None:
         global _SHARD_JOB
-        self.traces, self.fn = traces, fn
-        self.procs, self.bounds = shard_plan(len(traces), num_proc)
-        shards = len(self.bounds)
+        self.job_list = jobs
+        self.procs, first = shard_plan(sum(len(t) for t, _fn in jobs), num_proc)
+        if self.procs > 1:
+            first = shard_plan(len(jobs[0][0]), num_proc)[1] if len(jobs[0][0]) else [(0, 0)]
+        self.bounds_of = [first] + [_later_shards(len(t), self.procs) for t, _fn in jobs[1:]]
+        self.bounds = self.bounds_of[0]
         self.pool: ProcessPoolExecutor | None = None
         if self.procs > 1:
             if _SHARD_JOB is not None:
                 raise RuntimeError("one ShardMap at a time")
-            _SHARD_JOB = (traces, fn, self.bounds)
+            _SHARD_JOB = [(t, fn, a, b) for (t, fn), bounds in zip(jobs, self.bounds_of, strict=True)
+                          for a, b in bounds]
             try:  # forking executors start every process at the first submit; a process that dies (out of
                 # memory) fails `results()` with BrokenProcessPool where a multiprocessing.Pool would hang
                 self.pool = ProcessPoolExecutor(self.procs, mp_context=mp.get_context("fork"))
-                self.pending = [self.pool.submit(_run_shard, i) for i in range(shards)]
+                self.pending = [self.pool.submit(_run_shard, i) for i in range(len(_SHARD_JOB))]
             finally:
                 _SHARD_JOB = None  # the processes have their copy
 
-    def results(self) -> list[Any]:
+    def all_results(self) -> list[list[Any]]:
+        """Each job's results, in shard order."""
         if self.pool is None:
-            return [self.fn(self.traces, 0)]
+            return [[fn(t, 0)] for t, fn in self.job_list]
         try:
-            return [f.result() for f in self.pending]
+            done = [f.result() for f in self.pending]
         finally:
             self.pool.shutdown(cancel_futures=True)
+        out, i = [], 0
+        for bounds in self.bounds_of:
+            out.append(done[i:i + len(bounds)])
+            i += len(bounds)
+        return out
+
+    def results(self) -> list[Any]:
+        """The (first) job's results, in shard order."""
+        return self.all_results()[0]
 
 
 def per_shard(fn: Callable[[TraceRows], Any]) -> Callable[[Dataset, int], Any]:
@@ -183,10 +225,12 @@ def _featurize_batch(batch: dict[str, list], indices: list[int], start: int, nam
     return {k: np.stack(v) if v and k in names else v for k, v in out.items()}
 
 
-def _featurize_shard(shard: Dataset, start: int, out: Path, many: bool, fingerprint: str, features: Features,
+def _featurize_shard(shard: Dataset, start: int, out: Path, total: int, fingerprint: str, features: Features,
                      state: dict[str, Any]) -> int:
     """One shard's examples (`Dataset.map`, batched) to its own Arrow file in `out`, named by its first row:
-    the files, in name order, hold the split's examples in order."""
+    the files, in name order, hold the split's examples in order. `total`: the split's traces (a shard
+    that is all of them writes `EXAMPLES_FILE`)."""
+    many = len(shard) < total
     if many:
         datasets.disable_progress_bars()  # a bar per shard, from each process, would interleave
     name = f"{EXAMPLES_FILE.removesuffix('.arrow')}_{start:010d}.arrow" if many else EXAMPLES_FILE
@@ -219,25 +263,52 @@ def featurize_split(
     the number of examples. `num_proc`: processes (see `ShardMap`). `fingerprint`:
     the cache key of these examples (datasets would otherwise hash the featurizer and the counts to name
     its files). `*_by_group`: cross-fitting, see `build_examples`."""
-    first = next((ex for t in TraceRows(traces) for ex in trace_examples(t, featurizer)), None)
-    if first is None:
-        raise ValueError("no decision points in the given traces")
-    features = example_features(first)
-    names = [k for k in features if k not in META_COLUMNS]
-    out.mkdir(parents=True)
-    # Consecutive shards, each featurized by `Dataset.map` into its own file in `out` by whichever process
-    # is free (`ShardMap`: forked, so the featurizer and the counts are inherited, not pickled per
-    # process); those files are the stored examples, with no copy through save_to_disk (which would read
-    # them all back: every page of the memory map resident at once).
-    state = {"names": names, "featurizer": featurizer, "by_group": transitions_by_group or {},
-             "sources_by_group": sources_by_group or {}}
-    many = len(shard_plan(len(traces), num_proc)[1]) > 1
-    shards = ShardMap(traces, partial(_featurize_shard, out=out, many=many, fingerprint=fingerprint,
-                                      features=features, state=state), num_proc)
-    sizes = shards.results()
-    log.info("featurized %s: %d examples from %d traces, %d shard%s by %d process%s", out.name, sum(sizes),
-             len(traces), len(sizes), "s" if many else "", shards.procs, "es" if shards.procs > 1 else "")
-    return sum(sizes)
+    return featurize_splits([SplitJob(traces, out, fingerprint, transitions_by_group, sources_by_group)],
+                            featurizer, num_proc)[0]
+
+
+@dataclass
+class SplitJob:
+    """One split for `featurize_splits`: its traces, its folder, its cache key and its cross-fitting counts
+    (`build_examples`; None outside the training split)."""
+
+    traces: Dataset
+    out: Path
+    fingerprint: str
+    transitions_by_group: dict | None = None
+    sources_by_group: dict | None = None
+
+
+def featurize_splits(splits: Sequence[SplitJob], featurizer: Featurizer, num_proc: int = 1) -> list[int]:
+    """`featurize_split` for several splits at once, their shards queued in one set of processes
+    (`ShardMap.jobs`): the later splits' shards fill the processes that the first split's last shards
+    leave idle. Each split's examples, as `featurize_split` alone would write them; their counts."""
+    jobs = []
+    for split in splits:
+        traces = split.traces
+        first = next((ex for t in TraceRows(traces) for ex in trace_examples(t, featurizer)), None)
+        if first is None:
+            raise ValueError(f"no decision points in the given traces ({split.out.name})")
+        features = example_features(first)
+        names = [k for k in features if k not in META_COLUMNS]
+        split.out.mkdir(parents=True)
+        # Consecutive shards, each featurized by `Dataset.map` into its own file in `out` by whichever
+        # process is free (`ShardMap`: forked, so the featurizer and the counts are inherited, not pickled
+        # per process); those files are the stored examples, with no copy through save_to_disk (which
+        # would read them all back: every page of the memory map resident at once).
+        state = {"names": names, "featurizer": featurizer, "by_group": split.transitions_by_group or {},
+                 "sources_by_group": split.sources_by_group or {}}
+        jobs.append((traces, partial(_featurize_shard, out=split.out, total=len(traces),
+                                     fingerprint=split.fingerprint, features=features, state=state)))
+    shards = ShardMap.jobs(jobs, num_proc)
+    counts = []
+    for split, sizes in zip(splits, shards.all_results(), strict=True):
+        many = len(sizes) > 1
+        log.info("featurized %s: %d examples from %d traces, %d shard%s by %d process%s", split.out.name,
+                 sum(sizes), len(split.traces), len(sizes), "s" if many else "", shards.procs,
+                 "es" if shards.procs > 1 else "")
+        counts.append(sum(sizes))
+    return counts
 
 
 def load_examples(path: str | os.PathLike) -> Dataset:

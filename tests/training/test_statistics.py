@@ -128,6 +128,7 @@ def test_the_example_cache_is_the_same_with_one_or_two_processes(shop_traces, tm
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert len(list((one / "train").glob("*.arrow"))) == 1
     assert len(list((two / "train").glob("*.arrow"))) > 2  # more shards than processes
+    assert len(list((two / "validation").glob("*.arrow"))) > 1  # queued behind train's, in the same processes
     for split in ("train", "validation", "test"):
         a, b = load_examples(one / split), load_examples(two / split)
         assert np.array_equal(a["trace_index"], b["trace_index"])
@@ -141,3 +142,16 @@ def test_a_shard_process_that_dies_fails_the_map_instead_of_hanging(shop_traces,
     dies = ShardMap(rows, lambda shard, start: os._exit(1) if start else len(shard), 2)  # as if OOM-killed
     with pytest.raises(BrokenProcessPool):
         dies.results()
+
+
+def test_several_jobs_in_one_shard_map_give_each_job_its_own_results_in_order(shop_traces, monkeypatch):
+    monkeypatch.setattr(example_store, "TRACES_PER_PROCESS", 4)
+    monkeypatch.setattr(example_store, "TRACES_PER_BATCH", 4)
+    a = Dataset.from_dict({COL_TRACE: [t.to_json() for t in shop_traces(20)]})
+    b = Dataset.from_dict({COL_TRACE: [t.to_json() for t in shop_traces(7)]})
+    rows = lambda shard, start: list(range(start, start + len(shard)))  # noqa: E731
+    width = lambda shard, start: len(shard)  # noqa: E731
+    for procs in (1, 2):
+        got = ShardMap.jobs([(a, rows), (b, width)], procs).all_results()
+        assert [i for part in got[0] for i in part] == list(range(20))
+        assert sum(got[1]) == 7 and (len(got[1]) > 1) == (procs > 1)
