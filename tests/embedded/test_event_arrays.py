@@ -101,3 +101,15 @@ def test_the_ascii_fast_path_on_the_sample_texts():
                 text = e.output if isinstance(e, ToolCall) else e.text
                 if text:
                     assert text_module.words(text) == text_module._pre_tokenize(text_module._normalize(text))
+
+
+TRICKY = "aé\u0301ÜİßǅﬁЖ日—’“”…€±\u00a0\u2028\u3000\x85\x00\ufffd\t _-."
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120), st.text(st.sampled_from(TRICKY), max_size=60))
+def test_the_unicode_path_makes_the_specifications_words(any_text, tricky):
+    """Text with non-ASCII characters goes through two per-character translate tables, not the per-character
+    loop: the same words (accents, CJK, punctuation, exotic spaces and control characters included)."""
+    for t in (any_text, tricky, any_text + tricky):
+        assert text_module.words(t) == text_module._pre_tokenize(text_module._normalize(t))
