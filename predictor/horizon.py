@@ -29,7 +29,6 @@ pattern pool's). numpy only: no torch.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -41,6 +40,7 @@ import numpy as np
 
 from toolcast.data.schema import Context, Message, ToolCall, Trace, decision_positions
 from toolcast.predictor.baselines.fanout import HORIZON, FanoutPredictor
+from toolcast.predictor.baselines.io import read_state, write_state
 from toolcast.predictor.protocol import CallPrediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ FEATURES: tuple[str, ...] = ("bias", "fan", "fan_logit", "model", "model_logit",
                              "turn_tool", "user_said", "last_output", "write_p",
                              "since_write")
 """Every feature a candidate has; a scorer uses those it was fitted with (`HorizonScorer.features`)."""
+FORMAT = "toolcast.horizon_scorer"
 BASE_K = 8
 FAN_K = 32
 PATTERN_K = 8
@@ -99,15 +100,13 @@ class HorizonScorer:
         return cls([float(v) for v in w], tuple(names), int(d.get("fitted_on", 0)), d.get("reliability"))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        """One JSON file with its format and version, written atomically (`baselines.io.write_state`)."""
+        write_state(Path(path), FORMAT, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> HorizonScorer:
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the horizon scorer: {e}") from None
-        return cls.from_dict(d, str(path))
+        """A saved scorer; a file saved before scorers had a format field loads too."""
+        return cls.from_dict(read_state(Path(path), FORMAT, unversioned=True), str(path))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 30) -> np.ndarray:

@@ -48,8 +48,10 @@ def write_state(path: Path, fmt: str, state: dict[str, Any]) -> Path:
     return path
 
 
-def read_state(path: Path, fmt: str) -> dict[str, Any]:
-    """The JSON object `write_state` wrote, its format and version checked; ValueError naming the file."""
+def read_state(path: Path, fmt: str, unversioned: bool = False) -> dict[str, Any]:
+    """The JSON object `write_state` wrote, its format and version checked; ValueError naming the file.
+    `unversioned`: also accept an object with no "format" field at all (a file of this kind written
+    before it had one), returned as it is."""
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -65,6 +67,8 @@ def read_state(path: Path, fmt: str) -> dict[str, Any]:
     where = str(path)
     if not isinstance(d, dict):
         raise ValueError(f"{where}: expected a JSON object, got {_kind(d)}")
+    if unversioned and "format" not in d:
+        return d
     if d.get("format") != fmt:
         raise ValueError(f"{where}: field 'format': expected {fmt!r}, got {d.get('format')!r}")
     if d.get("version") != FORMAT_VERSION:

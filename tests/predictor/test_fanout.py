@@ -94,6 +94,8 @@ def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path)
     assert 0 <= scorer.reliability[-1]["ece"] < 0.2
     path = tmp_path / "horizon.json"
     scorer.save(path)
+    assert json.loads(path.read_text())["format"] == "toolcast.horizon_scorer"
+    assert list(tmp_path.iterdir()) == [path]  # written through a temporary file, renamed
     again = HorizonScorer.load(path)
     assert again.weights == pytest.approx(scorer.weights)
     t = profile_trace(99)
@@ -105,7 +107,9 @@ def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path)
 @pytest.mark.parametrize("bad", [{"features": ["bias", "nope"], "weights": [1.0, 2.0]},
                                  {"features": ["fan", "bias"], "weights": [1.0, 2.0]},
                                  {"features": ["bias", "fan"], "weights": [1.0, float("nan")]},
-                                 {"features": list(FEATURES), "weights": ["a"] * len(FEATURES)}, []])
+                                 {"features": list(FEATURES), "weights": ["a"] * len(FEATURES)}, [],
+                                 {"format": "toolcast.pool", "version": 1, "features": ["bias"],
+                                  "weights": [1.0]}])
 def test_a_bad_scorer_file_is_a_clear_error(tmp_path, bad):
     path = tmp_path / "horizon.json"
     path.write_text(json.dumps(bad))
