@@ -24,6 +24,7 @@ from toolcast.predictor.pooling import (
     _View,
     combine,
     expert_views,
+    fallback_weights,
     mixed_args,
     pooled_tools,
 )
@@ -64,10 +65,10 @@ def collect(experts: Mapping[str, Predictor], traces: Iterable[Trace], expert_k:
     return out
 
 
-def _tool_nll(points: Sequence[_Point], w: Sequence[float]) -> float:
+def _tool_nll(points: Sequence[_Point], w: Sequence[float], alone: Sequence[float] | None = None) -> float:
     total = 0.0
     for pt in points:
-        p = pooled_tools(pt.views, w, pt.names)
+        p = pooled_tools(pt.views, w, pt.names, alone)
         total -= math.log(max(1e-9, sum(p.get(t, 0.0) for t in pt.label_tools)))
     return total / max(1, len(points))
 
@@ -89,8 +90,9 @@ def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
     """Tool weights: coordinate search on the grid minimising the tool NLL (from equal weights 1);
     argument weights: the mixture share on its grid maximising the argument log-likelihood."""
     m = len(names)
+    alone = fallback_weights(names)  # as the pool predicts (`effective_weights`)
     w = [1.0] * m
-    best = _tool_nll(points, w)
+    best = _tool_nll(points, w, alone)
     for _round in range(3):
         changed = False
         for i in range(m):
@@ -99,7 +101,7 @@ def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
                 trial[i] = float(g)
                 if not any(trial):
                     continue
-                nll = _tool_nll(points, trial)
+                nll = _tool_nll(points, trial, alone)
                 if nll < best - 1e-9:
                     best, w, changed = nll, trial, True
         if not changed:
@@ -119,15 +121,15 @@ def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
             ll = _arg_ll(points, trial)
             if ll > arg_best + 1e-12:
                 arg_best, b = ll, trial
-    call_map = _fit_call_map(points, w, b)
-    report = {"tool_nll": best, "tool_nll_equal": _tool_nll(points, [1.0] * m), "arg_loglik": arg_best}
+    call_map = _fit_call_map(points, w, b, alone)
+    report = {"tool_nll": best, "tool_nll_equal": _tool_nll(points, [1.0] * m, alone), "arg_loglik": arg_best}
     log.info("pool weights on %d points: tools %s (NLL %.4f), args %s (log-lik %.4f), call map %s",
              len(points), w, best, b, arg_best, call_map)
     return PoolWeights(list(names), w, b, len(points), report, call_map)
 
 
 def _fit_call_map(points: Sequence[_Point], w: Sequence[float], b: Sequence[float],
-                  k: int = 8) -> list[float]:
+                  alone: Sequence[float] | None = None, k: int = 8) -> list[float]:
     """Platt scaling of the pooled p(call): a logistic regression of "this complete call is one the agent
     made" on logit(p), over the top-k complete calls of every point. The runtime launches a call when
     its p clears a cost threshold, so p(call) must mean what it says: pooled (a mixture of argument
@@ -136,7 +138,7 @@ def _fit_call_map(points: Sequence[_Point], w: Sequence[float], b: Sequence[floa
 
     x, y = [], []
     for pt in points:
-        for c in combine(pt.views, w, b, k, pt.names):
+        for c in combine(pt.views, w, b, k, pt.names, alone=alone):
             if c.complete and c.p_call > 0:
                 q = min(1 - 1e-6, max(1e-6, c.p_call))
                 x.append([1.0, math.log(q / (1 - q))])

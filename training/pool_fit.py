@@ -23,7 +23,7 @@ from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
 from toolcast.predictor.baselines.semantic import SemanticPredictor
 from toolcast.predictor.features.text_encoder import META_FILE, TABLE_FILE, StaticTextEncoder
 from toolcast.predictor.loading import load
-from toolcast.predictor.pooling import PATTERN_FILE, POOL_FILE
+from toolcast.predictor.pooling import LEARNED, PATTERN_FILE, POOL_FILE
 from toolcast.predictor.pooling_fit import collect, fit_weights
 from toolcast.predictor.protocol import Predictor
 
@@ -51,7 +51,7 @@ def fit_pool(model_dir: str | Path, train: Sequence[Trace], validation: Sequence
     for name in (POOL_FILE, PATTERN_FILE, TABLE_FILE, META_FILE):
         (path / name).unlink(missing_ok=True)
     model = load(path, pooled=False)
-    experts: dict[str, Predictor] = {"learned": model, "pattern": PatternPoolPredictor().fit(train)}
+    experts: dict[str, Predictor] = {LEARNED: model, "pattern": PatternPoolPredictor().fit(train)}
     encoder = _text_encoder(cache_dir)
     if encoder is not None:
         experts["semantic"] = SemanticPredictor(encoder)

@@ -68,12 +68,23 @@ class Toolsets:
 
     by_setup: dict[str, set[str]] = field(default_factory=dict)
     vocabulary: set[str] = field(default_factory=set)
+    """The tools the training traces called (what the counts know)."""
+    listed: set[str] | None = field(default_factory=set)
+    """The tools the training traces listed or called: a listed tool never called is known too (as one
+    the agents had and did not use). None when loaded from a file saved before it was kept."""
 
     def add(self, trace: Trace) -> None:
         tools = {c.tool for c in trace.calls}
         key = toolset_key({"source": trace.source, **trace.metadata})
         self.by_setup.setdefault(key, set()).update(tools)
         self.vocabulary.update(tools)
+        if self.listed is not None:
+            self.listed.update(tools, (s.name for s in trace.tools))
+
+    @property
+    def seen(self) -> set[str]:
+        """Every tool the training traces listed or called (`vocabulary` for files saved before)."""
+        return self.vocabulary if self.listed is None else self.listed | self.vocabulary
 
     def allowed(self, context: Context) -> list[str]:
         if context.tools:
@@ -85,15 +96,21 @@ class Toolsets:
         return sorted(names)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"by_setup": {k: sorted(v) for k, v in self.by_setup.items()},
-                "vocabulary": sorted(self.vocabulary)}
+        out = {"by_setup": {k: sorted(v) for k, v in self.by_setup.items()},
+               "vocabulary": sorted(self.vocabulary)}
+        if self.listed is not None:
+            out["listed"] = sorted(self.listed)
+        return out
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Toolsets:
         by_setup, w = get(obj(d, where), "by_setup", where)
         vocabulary, wv = get(d, "vocabulary", where)
+        listed = None
+        if "listed" in d:  # kept since 2026-12-07; a file saved before has none
+            listed = set(texts(*get(d, "listed", where)))
         return cls({k: set(texts(v, at(w, k))) for k, v in obj(by_setup, w).items()},
-                   set(texts(vocabulary, wv)))
+                   set(texts(vocabulary, wv)), listed)
 
 
 # ---- the n-gram -----------------------------------------------------------------------------------

@@ -110,6 +110,34 @@ def test_a_counting_expert_is_neutral_on_tools_it_never_saw():
     assert _view(answer, names).tools.get("new_a") is None  # no vocabulary: left as it answered
 
 
+def test_the_weights_move_to_the_model_alone_on_tools_the_counting_expert_never_saw():
+    """Weights fitted where the pattern pool knows the tools; on a context whose tools it knows a share c
+    of, each weight is c * fitted + (1 - c) * (the model alone's: 1 for the model, 0 for the others)."""
+    from toolcast.predictor.pooling import _view, fallback_weights, pooled_tools
+
+    model = [call("new_a", {}, 0.6, 1.0), call("new_b", {}, 0.3, 1.0), CallPrediction(RESPOND, p_tool=0.1)]
+    counts = [call("old", {}, 0.7, 1.0), CallPrediction(RESPOND, p_tool=0.3)]
+    alone = fallback_weights(["learned", "pattern"])
+    assert alone == [1.0, 0.0]
+    w = [0.6, 0.3]
+    unseen = frozenset({"new_a", "new_b", RESPOND})  # a tool set the counts never had
+    views = [_view(model, unseen), _view(counts, unseen, known={"old"})]
+    assert views[1].coverage == 0.0 and views[0].coverage == 1.0
+    # a tool the training logs listed but never called is known to them: it counts as covered
+    assert _view(counts, unseen, known={"old"}, seen={"old", "new_a"}).coverage == 0.5
+    p = pooled_tools(views, w, unseen, alone)
+    # the model, as it answered ("old", which only the counts list, at the floor)
+    assert {t: p[t] for t in unseen} == pytest.approx({"new_a": 0.6, "new_b": 0.3, RESPOND: 0.1}, abs=1e-3)
+    assert pooled_tools(views, w, unseen) != pytest.approx(p)  # the fitted weights alone would flatten it
+    half = frozenset({"old", "new_a", RESPOND})
+    views = [_view(model, half), _view(counts, half, known={"old"})]
+    assert views[1].coverage == 0.5
+    assert pooled_tools(views, w, half, alone) == pytest.approx(pooled_tools(views, [0.8, 0.15], half))
+    known = frozenset({"old", RESPOND})
+    views = [_view(model, known), _view(counts, known, known={"old"})]
+    assert pooled_tools(views, w, known, alone) == pytest.approx(pooled_tools(views, w, known))
+
+
 def test_fit_gives_no_weight_to_an_expert_that_is_always_wrong():
     traces = load_traces(sample_files()[0])[:6]
     right = PatternPoolPredictor().fit(traces)
@@ -184,3 +212,36 @@ def test_a_broken_pool_is_an_error_naming_the_directory(pooled_dir, tmp_path):
     (d / PATTERN_FILE).write_bytes(b"not gzip")
     with pytest.raises(ModelDirError, match=str(d)):
         load(d)
+
+
+def test_the_pattern_pools_tool_sets_keep_listed_tools_and_read_older_files():
+    from toolcast.predictor.baselines.ngram import Toolsets
+
+    traces = load_traces(sample_files()[0])[:6]
+    sets = Toolsets()
+    for t in traces:
+        sets.add(t)
+    listed = {s.name for t in traces for s in t.tools}
+    assert sets.vocabulary < sets.seen and listed <= sets.seen
+    again = Toolsets.from_dict(json.loads(json.dumps(sets.to_dict())), "test")
+    assert again.seen == sets.seen
+    older = sets.to_dict()
+    del older["listed"]  # a pattern pool saved before listed tools were kept
+    old = Toolsets.from_dict(older, "test")
+    assert old.listed is None and old.seen == sets.vocabulary
+
+
+def test_the_likeliest_tools_stay_in_the_list_when_complete_calls_of_others_fill_it():
+    """A new tool the model ranks first but whose arguments no expert fills has p(call) 0: without a
+    kept place, the counting expert's complete calls of the tools it knows push it out of the top k."""
+    from toolcast.predictor.pooling import _view
+
+    names = frozenset({"new_tool", "old", RESPOND})
+    model = Fixed("m", [CallPrediction("new_tool", {}, ["q"], 0.7, 0.0), call("old", {"id": 0}, 0.2, 0.5),
+                        CallPrediction(RESPOND, p_tool=0.1, p_call=0.1)])
+    counts = Fixed("p", [call("old", {"id": i}, 0.9, 0.1) for i in range(10)])
+    views = [_view(model.predict(CONTEXT, 16), names), _view(counts.predict(CONTEXT, 16), names)]
+    top = combine(views, [1.0, 0.2], [0.5, 0.5], k=4, names=names)  # 6 candidates, 1 place kept
+    assert len(top) == 4 and "new_tool" in [c.tool for c in top]
+    assert [c.p_call for c in top] == sorted((c.p_call for c in top), reverse=True)  # still by p(call)
+    assert "new_tool" not in [c.tool for c in combine(views, [1.0, 0.2], [0.5, 0.5], k=3, names=names)]
