@@ -79,9 +79,10 @@ def make_copies(k: int) -> Path:
     return out
 
 
-def _anon_kib(root: int) -> int:
+def _anon_kib(root: int) -> tuple[int, int]:
     """Anonymous resident memory (RssAnon: heap, not the file pages of a memory map) of `root` and every
-    process under it, summed, in KiB."""
+    process under it, in KiB: summed, and the largest one process's (a forked worker counts the pages
+    it shares with its parent, copy-on-write, in both)."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -91,22 +92,25 @@ def _anon_kib(root: int) -> int:
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(d))
-    total, stack = 0, [root]
+    total, largest, stack = 0, 0, [root]
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
         try:
             with open(f"/proc/{pid}/status") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
+                kib = next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
         except OSError:
-            pass
-    return total
+            continue
+        total += kib
+        largest = max(largest, kib)
+    return total, largest
 
 
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     """Run `cmd` under /usr/bin/time -v: wall seconds, peak resident memory (MiB) of its largest process
     (file pages of memory-mapped Arrow included: the kernel counts them, and drops them under pressure),
-    and the peak of anonymous memory summed over all its processes (sampled twice a second)."""
+    and the peak of anonymous memory summed over all its processes and of its largest process (sampled
+    twice a second)."""
     started = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **CODE, **(env or {})}
     # cwd /tmp: `python -c` puts the working directory first on sys.path, and a checkout's toolcast/
@@ -116,9 +120,10 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     outputs: list[str] = []
     reader = threading.Thread(target=lambda: outputs.extend(proc.communicate()))
     reader.start()
-    anon = 0
+    anon = anon_one = 0
     while reader.is_alive():
-        anon = max(anon, _anon_kib(proc.pid))
+        total, largest = _anon_kib(proc.pid)
+        anon, anon_one = max(anon, total), max(anon_one, largest)
         reader.join(0.5)
     stdout, stderr = outputs
     wall = time.perf_counter() - started
@@ -129,6 +134,7 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", stderr).group(1))
               for kind in ("User", "System"))  # of every process, forked workers included
     return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "anon_mib": round(anon / 1024),
+            "anon_one_mib": round(anon_one / 1024),
             "cpu": round(cpu, 1), "stdout": stdout.strip()[-400:], "stderr": stderr}
 
 
@@ -190,7 +196,8 @@ def do_featurize(k: int, procs: list[int]) -> None:
                                       m["stderr"]))
         print(f"featurize {k}x with {n} process(es): {m['seconds']} s ({m['cpu']} s CPU, all processes; load "
               f"{os.getloadavg()[0]:.1f}), peak {m['peak_mib']} MiB (largest "
-              f"process), anonymous {m['anon_mib']} MiB (all) | {m['stdout'].splitlines()[-1]} | {phases}",
+              f"process), anonymous {m['anon_mib']} MiB (all), {m['anon_one_mib']} MiB (largest process) | "
+              f"{m['stdout'].splitlines()[-1]} | {phases}",
               flush=True)
 
 
