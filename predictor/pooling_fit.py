@@ -32,6 +32,9 @@ from toolcast.predictor.protocol import Predictor
 
 log = logging.getLogger(__name__)
 
+SCALE_GRID = np.round(np.arange(0.7, 1.501, 0.05), 2)
+"""Common scales of the tool weights tried after the coordinate search."""
+
 
 @dataclass
 class _Point:
@@ -106,6 +109,15 @@ def fit_weights(names: Sequence[str], points: Sequence[_Point]) -> PoolWeights:
                     best, w, changed = nll, trial, True
         if not changed:
             break
+    # One common scale of all the tool weights (the pool's temperature), finer than the grid: moving one
+    # weight at a time on a 0.1 grid leaves the joint scale short (in-distribution validation NLL 1.038
+    # at the grid's best, 1.025 at 1.15 times it; test ECE 0.047 -> ~0.03).
+    base = list(w)
+    for g in SCALE_GRID:
+        trial = [round(float(g) * wi, 4) for wi in base]
+        nll = _tool_nll(points, trial, alone)
+        if any(trial) and nll < best - 1e-9:
+            best, w = nll, trial
     # arguments: the first expert's share on the grid, the rest split evenly among the experts that
     # offered a complete call somewhere (an expert that names tools only gets no argument weight)
     offers = [any(pt.views[i].calls for pt in points) for i in range(m)]
