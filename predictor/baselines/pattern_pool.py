@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Hashable, Iterable
+import threading
+from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolcast.data.schema import RESPOND, Context, Trace
+from toolcast.data.schema import RESPOND, Context, Event, ToolCall, Trace
 from toolcast.predictor.baselines.calls import (
     SignatureModel,
     decision_contexts,
@@ -55,6 +56,32 @@ FORMAT = "toolcast.pattern_pool"
 CUE_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
+MAX_KEPT_INDEXES = 256
+"""Conversations whose context index a pattern pool keeps (a served process sees many sessions)."""
+
+
+class _KeptIndex:
+    """A context index over a conversation's first events, with what each event held when it was added."""
+
+    def __init__(self) -> None:
+        self.index = ContextIndex()
+        self.seen: list[tuple[Event, Any]] = []
+        """(event, its output or text when added)."""
+
+    def continues(self, events: Sequence[Event]) -> bool:
+        return len(events) >= len(self.seen) and all(
+            e is e0 and _content(e) == c0 for e, (e0, c0) in zip(events, self.seen, strict=False))
+
+    def extend(self, events: Sequence[Event]) -> None:
+        for e in events[len(self.seen):]:
+            self.index.add(e)
+            self.seen.append((e, _content(e)))
+
+
+def _content(event: Event) -> Any:
+    return (event.output, event.error, event.args) if isinstance(event, ToolCall) else event.text
+
+
 def pattern_chain(context: Context) -> tuple[Hashable, ...]:
     """The contexts of the back-off chain, most general first."""
     tools = [a for a in action_history(context) if a != RESPOND]
@@ -77,6 +104,9 @@ class PatternPoolPredictor:
         self.signatures = SignatureModel()
         self.toolsets = Toolsets()
         self.value_maps: ValueMaps | None = None
+        self._indexes: dict[int, _KeptIndex] = {}
+        """Each conversation's context index (`_index`), oldest first."""
+        self._lock = threading.Lock()
 
     def fit(self, traces: Iterable[Trace], progress: bool = False) -> PatternPoolPredictor:
         traces = list(traces)
@@ -112,7 +142,7 @@ class PatternPoolPredictor:
         def make(tool: str, p: float) -> list[CallPrediction]:
             nonlocal index
             if index is None:
-                index = ContextIndex.of(context)
+                index = self._index(context)
             idx = index
 
             def options(slot: str) -> list[tuple[Any, float, str]]:
@@ -121,6 +151,26 @@ class PatternPoolPredictor:
             return tool_calls(tool, p, self.signatures.top(tool, spec_of(context, tool)), options)
 
         return rank_calls(self.tool_distribution(context), make, k)
+
+    def _index(self, context: Context) -> ContextIndex:
+        """`ContextIndex.of(context)`, kept per conversation and extended by the new events only (a
+        session's step paid for its whole history again: ~7 ms of a pooled step at history 64). Keyed by
+        the identity of the conversation's first event; taken out while it is extended, so two threads
+        never extend one; a context that does not continue it (other events, an output changed) starts
+        over, so the index is always what one built from scratch gives."""
+        events = context.events
+        key = id(events[0]) if events else None
+        with self._lock:
+            kept = self._indexes.pop(key, None) if key is not None else None
+        if kept is None or not kept.continues(events):
+            kept = _KeptIndex()
+        kept.extend(events)
+        if key is not None:
+            with self._lock:
+                self._indexes[key] = kept
+                while len(self._indexes) > MAX_KEPT_INDEXES:
+                    self._indexes.pop(next(iter(self._indexes)))
+        return kept.index
 
     # ---- saved and loaded: one JSON file, no logs needed ----------------------------------------------
 

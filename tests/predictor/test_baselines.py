@@ -190,3 +190,36 @@ def test_markov_state_says_what_the_llm_reacts_to(state, user_turn_best):
     after_user = Context(events=t.events[:5], tools=[])  # ... open, "here", "and another"
     best = max(markov.predict(after_user, k=10), key=lambda p: p.p_tool)
     assert best.tool == user_turn_best
+
+
+def test_pattern_pool_keeps_each_conversations_index_and_predicts_as_from_scratch():
+    """The context index is kept per conversation and extended by new events; growing, revisited,
+    branched and changed contexts all predict exactly what a pool with nothing kept predicts."""
+    from toolcast.data.load import load_traces
+    from toolcast.data.samples import sample_files
+    from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+
+    traces = [t for t in load_traces(sample_files()[0]) if len(t.events) >= 12][:8]
+    pool = PatternPoolPredictor().fit(traces[2:])
+
+    def fresh(ctx):
+        pool._indexes.clear()
+        return pool.predict(ctx, k=8)
+
+    t = traces[0]
+    events = list(t.events)
+    kept = [pool.predict(Context(events[:n], t.tools, t.metadata), k=8) for n in range(1, len(events) + 1)]
+    assert len(pool._indexes) == 1
+    assert kept == [fresh(Context(events[:n], t.tools, t.metadata)) for n in range(1, len(events) + 1)]
+    # revisited shorter, then longer again; another conversation interleaved
+    other = traces[1]
+    for ctx in (Context(events[:5], t.tools, t.metadata), Context(other.events, other.tools, other.metadata),
+                Context(events, t.tools, t.metadata)):
+        assert pool.predict(ctx, k=8) == fresh(ctx)
+        pool.predict(Context(events[:3], t.tools, t.metadata), k=8)  # leave a short index kept
+    # an output changed in place after it was indexed: not a continuation, rebuilt
+    pool.predict(Context(events, t.tools, t.metadata), k=8)
+    call = next(e for e in events if isinstance(e, ToolCall) and e.output)
+    call.output = json.dumps({"note": "changed", "id": "ZZZ999"})
+    ctx = Context(events, t.tools, t.metadata)
+    assert pool.predict(ctx, k=8) == fresh(ctx)
