@@ -79,10 +79,11 @@ def make_copies(k: int) -> Path:
     return out
 
 
-def _anon_kib(root: int) -> tuple[int, int]:
+def _anon_kib(root: int) -> tuple[int, int, int]:
     """Anonymous resident memory (RssAnon: heap, not the file pages of a memory map) of `root` and every
     process under it, in KiB: summed, and the largest one process's (a forked worker counts the pages
-    it shares with its parent, copy-on-write, in both)."""
+    it shares with its parent, copy-on-write, in both), and the measured command's own (the process
+    `/usr/bin/time` runs; its forked workers are the others)."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -92,10 +93,10 @@ def _anon_kib(root: int) -> tuple[int, int]:
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(d))
-    total, largest, stack = 0, 0, [root]
+    total, largest, main, stack = 0, 0, 0, [(root, 0)]
     while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
+        pid, depth = stack.pop()
+        stack.extend((c, depth + 1) for c in children.get(pid, []))
         try:
             with open(f"/proc/{pid}/status") as f:
                 kib = next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
@@ -103,7 +104,9 @@ def _anon_kib(root: int) -> tuple[int, int]:
             continue
         total += kib
         largest = max(largest, kib)
-    return total, largest
+        if depth == 1:
+            main = max(main, kib)
+    return total, largest, main
 
 
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
@@ -120,10 +123,10 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     outputs: list[str] = []
     reader = threading.Thread(target=lambda: outputs.extend(proc.communicate()))
     reader.start()
-    anon = anon_one = 0
+    anon = anon_one = anon_main = 0
     while reader.is_alive():
-        total, largest = _anon_kib(proc.pid)
-        anon, anon_one = max(anon, total), max(anon_one, largest)
+        total, largest, main = _anon_kib(proc.pid)
+        anon, anon_one, anon_main = max(anon, total), max(anon_one, largest), max(anon_main, main)
         reader.join(0.5)
     stdout, stderr = outputs
     wall = time.perf_counter() - started
@@ -134,7 +137,7 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", stderr).group(1))
               for kind in ("User", "System"))  # of every process, forked workers included
     return {"seconds": round(wall, 1), "peak_mib": round(rss / 1024), "anon_mib": round(anon / 1024),
-            "anon_one_mib": round(anon_one / 1024),
+            "anon_one_mib": round(anon_one / 1024), "anon_main_mib": round(anon_main / 1024),
             "cpu": round(cpu, 1), "stdout": stdout.strip()[-400:], "stderr": stderr}
 
 
@@ -196,7 +199,8 @@ def do_featurize(k: int, procs: list[int]) -> None:
                                       m["stderr"]))
         print(f"featurize {k}x with {n} process(es): {m['seconds']} s ({m['cpu']} s CPU, all processes; load "
               f"{os.getloadavg()[0]:.1f}), peak {m['peak_mib']} MiB (largest "
-              f"process), anonymous {m['anon_mib']} MiB (all), {m['anon_one_mib']} MiB (largest process) | "
+              f"process), anonymous {m['anon_mib']} MiB (all), {m['anon_one_mib']} MiB (largest process), "
+              f"{m['anon_main_mib']} MiB (the main process) | "
               f"{m['stdout'].splitlines()[-1]} | {phases}",
               flush=True)
 
