@@ -57,6 +57,7 @@ from toolcast.training.examples import (
     count_traces,
     merge_sources,
     merge_sources_by_group,
+    pack_group_counts,
     value_source_counts,
     vocabularies_from,
 )
@@ -224,6 +225,10 @@ class NextCallDataModule(L.LightningDataModule):
         sources = per_shard(partial(value_source_counts, featurizer=pre))
         sources_by_group = merge_sources_by_group(ShardMap(splits["train"], sources, procs).results())
         vocab.value_sources = merge_sources(sources_by_group.values())
+        # each group's own counts as one blob, and the dicts let go before the featurizing processes fork
+        own_counts = pack_group_counts(transitions_by_group, sources_by_group)
+        counts.transitions_by_group = {}
+        del transitions_by_group, sources_by_group
         featurizer = Featurizer(cfg, encoder, vocab, self.extract)
         counted = time.perf_counter()
         log.info("splits, tokenizer, vocabularies and counts in %.1f s (counts by %d process%s to %.1f s, "
@@ -239,9 +244,7 @@ class NextCallDataModule(L.LightningDataModule):
         # All splits in one set of processes: validation and test fill the processes that the training
         # split's last shards leave idle (one process each, after it, took a fifth of featurizing's time).
         featurize_splits([
-            SplitJob(traces, tmp / name, f"{target.name}-{name}",
-                     transitions_by_group if name == "train" else None,
-                     sources_by_group if name == "train" else None)
+            SplitJob(traces, tmp / name, f"{target.name}-{name}", own_counts if name == "train" else None)
             for name, traces in splits.items() if len(traces)
         ], featurizer, num_proc=self.featurize_procs)
         (tmp / "done").write_text("ok")

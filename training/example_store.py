@@ -35,7 +35,7 @@ from toolcast.data.schema import Trace
 from toolcast.data.splits import COL_TRACE
 from toolcast.predictor.features.extractors import clear_event_cache
 from toolcast.predictor.features.featurizer import EVENT_INPUTS, SLOT_INPUTS, TOOL_INPUTS, Featurizer
-from toolcast.training.examples import trace_examples
+from toolcast.training.examples import pack_group_counts, trace_examples, unpack_group_counts
 
 log = logging.getLogger(__name__)
 
@@ -210,13 +210,14 @@ def example_features(sample: dict[str, np.ndarray]) -> Features:
 
 
 def _featurize_batch(batch: dict[str, list], indices: list[int], start: int, names: Sequence[str],
-                     featurizer: Featurizer, by_group: dict, sources_by_group: dict) -> dict[str, Any]:
+                     featurizer: Featurizer, own_counts: dict[str, bytes]) -> dict[str, Any]:
     """`Dataset.map`'s function: the examples of a batch of traces (rows `start + indices` of the split),
     each column stacked."""
     out: dict[str, list] = {k: [] for k in (*names, *META_COLUMNS)}
     for index, text in zip((start + i for i in indices), batch[COL_TRACE], strict=True):
         t = Trace.from_dict(json.loads(text))
-        for ex in trace_examples(t, featurizer, by_group.get(t.group), sources_by_group.get(t.group)):
+        minus, minus_sources = unpack_group_counts(own_counts.get(t.group))
+        for ex in trace_examples(t, featurizer, minus, minus_sources):
             for k in names:
                 out[k].append(_stored(ex[k]))
             out[COL_TRACE_INDEX].append(index)
@@ -263,8 +264,8 @@ def featurize_split(
     the number of examples. `num_proc`: processes (see `ShardMap`). `fingerprint`:
     the cache key of these examples (datasets would otherwise hash the featurizer and the counts to name
     its files). `*_by_group`: cross-fitting, see `build_examples`."""
-    return featurize_splits([SplitJob(traces, out, fingerprint, transitions_by_group, sources_by_group)],
-                            featurizer, num_proc)[0]
+    own = pack_group_counts(transitions_by_group, sources_by_group)
+    return featurize_splits([SplitJob(traces, out, fingerprint, own)], featurizer, num_proc)[0]
 
 
 @dataclass
@@ -275,8 +276,8 @@ class SplitJob:
     traces: Dataset
     out: Path
     fingerprint: str
-    transitions_by_group: dict | None = None
-    sources_by_group: dict | None = None
+    own_counts: dict[str, bytes] | None = None
+    """Each task group's own counts, `examples.pack_group_counts` (training split only)."""
 
 
 def featurize_splits(splits: Sequence[SplitJob], featurizer: Featurizer, num_proc: int = 1) -> list[int]:
@@ -296,8 +297,7 @@ def featurize_splits(splits: Sequence[SplitJob], featurizer: Featurizer, num_pro
         # process is free (`ShardMap`: forked, so the featurizer and the counts are inherited, not pickled
         # per process); those files are the stored examples, with no copy through save_to_disk (which
         # would read them all back: every page of the memory map resident at once).
-        state = {"names": names, "featurizer": featurizer, "by_group": split.transitions_by_group or {},
-                 "sources_by_group": split.sources_by_group or {}}
+        state = {"names": names, "featurizer": featurizer, "own_counts": split.own_counts or {}}
         jobs.append((traces, partial(_featurize_shard, out=split.out, total=len(traces),
                                      fingerprint=split.fingerprint, features=features, state=state)))
     shards = ShardMap.jobs(jobs, num_proc)

@@ -7,6 +7,7 @@ extractors cache per event, so building is linear in the log size.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -161,6 +162,30 @@ def merge_transitions_by_group(parts: Iterable[Transitions]) -> Transitions:
             for key, row in counts.items():
                 dst.setdefault(key, Counter()).update(row)
     return total
+
+
+def pack_group_counts(transitions_by_group: Transitions | None,
+                      sources_by_group: dict[str, SourceCounts] | None) -> dict[str, bytes]:
+    """Each task group's own transition and value-source counts as one JSON blob (`unpack_group_counts`).
+
+    The featurizing processes are forked and each reads the counts of the groups of its traces. As
+    dicts of dicts, every read wrote to the objects it passed (reference counts), so each process got
+    its own copy of the pages holding them, which grow with the logs' groups (at 16x the logs, the
+    largest featurizing process held 1.35x the 1x heap); one bytes object per group is only read."""
+    transitions_by_group = transitions_by_group or {}
+    sources_by_group = sources_by_group or {}
+    return {g: json.dumps([transitions_by_group.get(g), sources_by_group.get(g)],
+                          separators=(",", ":")).encode()
+            for g in dict.fromkeys([*transitions_by_group, *sources_by_group])}
+
+
+def unpack_group_counts(blob: bytes | None) -> tuple[dict[str, dict[str, int]] | None, SourceCounts | None]:
+    """(transition counts, value-source counts) of one group from `pack_group_counts`; (None, None)
+    for a group with none."""
+    if blob is None:
+        return None, None
+    transitions, sources = json.loads(blob)
+    return transitions, sources
 
 
 @dataclass
