@@ -80,12 +80,6 @@ class TraceRows(Sequence[Trace]):
                     clear_event_cache()
 
 
-MAX_TRACES_PER_SHARD = 96
-"""Most traces in one shard, so that the shards' count, not their size, grows with the logs: what a
-process keeps resident after a shard (memory freed but not given back) grew with the shard's size (in one
-process, 100-trace shards left ~400 MiB, an 800-trace shard 453 MiB). With 8 shards per process a shard
-of 16x the logs held ~1,400 traces; at 4x, capping shards at 96 traces took the largest featurizing
-process from 546 to 521 MiB (454 at 1x, where shards hold ~87)."""
 SHARDS_PER_PROCESS = 8
 """Consecutive shards per process, each taken by whichever process is free: traces differ in cost (in the
 development logs the second half of the training split took twice the first's time to featurize), so
@@ -114,8 +108,7 @@ def shard_plan(n: int, num_proc: int) -> tuple[int, list[tuple[int, int]]]:
     procs = max(1, min(num_proc, math.ceil(n / TRACES_PER_PROCESS)))
     if "fork" not in mp.get_all_start_methods():
         procs = 1
-    shards = 1 if procs == 1 else max(min(procs * SHARDS_PER_PROCESS, max(procs, n // TRACES_PER_BATCH)),
-                                      math.ceil(n / MAX_TRACES_PER_SHARD))
+    shards = 1 if procs == 1 else min(procs * SHARDS_PER_PROCESS, max(procs, n // TRACES_PER_BATCH))
     return procs, _cuts(n, shards)
 
 
