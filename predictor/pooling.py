@@ -167,10 +167,10 @@ def effective_weights(views: Sequence[_View], w: Sequence[float],
                       alone: Sequence[float] | None) -> Sequence[float]:
     """The tool weights at one decision point. Weights are fitted where the counting experts know the
     tools; where they know only a share c of the context's tools (a new tool set, tools added since),
-    the weights move to the model alone in proportion: c · w + (1 - c) · alone. Without this, on a tool
-    set none of the training logs had, the pattern pool's beliefs about the few tools it shares with
-    other set-ups (and its weight, fitted as a temperature with the model's) cost the pool 0.05 tool
-    top-3 against the model alone."""
+    the weights move to the model alone in proportion: c · w + (1 - c) · alone, so on a tool set none
+    of the training logs had, the pattern pool's beliefs about the few tools it shares with other
+    set-ups (and its weight, fitted as a temperature with the model's) count for little. (On held-out
+    retail it moved tool top-3 little by itself: the pool's cost there was `READER_K`'s.)"""
     if alone is None:
         return w
     c = min((v.coverage for v, wi in zip(views, w, strict=True) if wi), default=1.0)
@@ -330,9 +330,8 @@ def combine(views: Sequence[_View], w: Sequence[float], b: Sequence[float], k: i
     top = ranked[:k]
     # The likeliest tools stay named when complete calls of likelier-to-be-filled tools fill the k places:
     # a tool whose arguments no expert can fill (a new tool, most often) has p(call) 0 and ranks after
-    # every complete call, so on a new tool set the pattern pool's calls of the few tools it knows had
-    # pushed the model's best guesses out of the list (tool top-3 on never-seen tools 0.41 pooled
-    # against 0.46 for the model alone). Up to k // 4 places (at most `KEEP_TOOLS`) go to them.
+    # every complete call, so other tools' calls can push it out of the list. Up to k // 4 places (at
+    # most `KEEP_TOOLS`) go to them. (The pool's measured cost on never-seen tools was `READER_K`'s.)
     keep = min(KEEP_TOOLS, k // 4)
     if keep and len(ranked) > k:
         named = {r[3].tool for r in top}
