@@ -40,21 +40,34 @@ def _json_type(value: Any) -> str | None:
     return next((name for t, name in _JSON_TYPES if isinstance(value, t)), None)
 
 
-def _inferred(calls: list[dict[str, Any]]) -> dict[str, Any]:
-    """A JSON schema for the arguments these calls gave: each key with the type its values had (when one),
-    required when every call gave it."""
-    props: dict[str, set[str]] = {}
-    counts: Counter[str] = Counter()
-    for args in calls:
+class _ArgShapes:
+    """What `_inferred` needs of a tool's calls, counted as they are read (not the calls themselves,
+    which grow with the logs): each key's value types and how many calls gave it."""
+
+    __slots__ = ("calls", "counts", "props")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.counts: Counter[str] = Counter()
+        self.props: dict[str, set[str]] = {}
+
+    def add(self, args: dict[str, Any]) -> None:
+        self.calls += 1
         for key, value in args.items():
-            counts[key] += 1
+            self.counts[key] += 1
             kind = _json_type(value)
-            props.setdefault(key, set()).update([kind] if kind else [])
+            self.props.setdefault(key, set()).update([kind] if kind else [])
+
+
+def _inferred(calls: _ArgShapes) -> dict[str, Any]:
+    """A JSON schema for the arguments of the calls counted: each key with the type its values had (when
+    one), required when every call gave it."""
+    props, counts = calls.props, calls.counts
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {k: ({"type": next(iter(ts))} if len(ts) == 1 else {}) for k, ts in props.items()},
     }
-    required = [k for k in props if counts[k] == len(calls)]
+    required = [k for k in props if counts[k] == calls.calls]
     if required:
         schema["required"] = required
     return schema
@@ -65,7 +78,7 @@ def build_catalog(traces: Sequence[Trace]) -> Catalog:
     one its set-up listed (else one listed elsewhere, else inferred from its set-up's calls): two set-ups
     may have different tools of one name."""
     listed: dict[tuple[str, str], ToolSpec] = {}
-    calls: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    calls: dict[tuple[str, str], _ArgShapes] = defaultdict(_ArgShapes)
     used: dict[str, Counter[str]] = defaultdict(Counter)
     for t in traces:
         key = toolset_key({"source": t.source, **t.metadata})
@@ -74,7 +87,7 @@ def build_catalog(traces: Sequence[Trace]) -> Catalog:
                 listed.setdefault((k, spec.name), spec)
                 used[k][spec.name] += 0
             for call in t.calls:
-                calls[(k, call.tool)].append(call.args)
+                calls[(k, call.tool)].add(call.args)
                 used[k][call.tool] += 1
 
     def spec(key: str, name: str) -> dict[str, Any]:
