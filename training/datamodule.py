@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -48,6 +48,7 @@ from toolcast.training.example_store import (
     TraceRows,
     concatenated,
     featurize_splits,
+    in_forked_child,
     load_examples,
     per_shard,
 )
@@ -84,6 +85,21 @@ def tools_needed(traces: Sequence[Trace]) -> int:
     catalog = build_catalog(traces) if bare else {}
     need = max([need, *(len(catalog[key]) for key in bare if key in catalog)])
     return len(SPECIAL_TOOLS) + need
+
+
+TOKENIZER_TRACES = 2048
+"""The tokenizer learns its word pieces from at most this many training traces, evenly spaced (the
+development logs' training split has 1,396): its trainer's memory grows with the text it reads, and a
+vocabulary of a few thousand pieces is settled long before. Every character of every trace is still in
+its alphabet (`TraceCounts.chars`)."""
+
+
+def tokenizer_sample(traces: Dataset) -> TraceRows:
+    """`TOKENIZER_TRACES` of the traces, evenly spaced (all of them when they are fewer)."""
+    n = len(traces)
+    if n <= TOKENIZER_TRACES:
+        return TraceRows(traces)
+    return TraceRows(traces.select([i * n // TOKENIZER_TRACES for i in range(TOKENIZER_TRACES)]))
 
 
 def holdout_predicate(spec: str | None) -> Callable[[Trace], bool] | None:
@@ -137,6 +153,18 @@ class BucketSampler(Sampler[int]):
 
 def _passthrough(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
+
+
+@dataclass
+class _Statistics:
+    """`NextCallDataModule._statistics`' results, sent back from the child that computes them."""
+
+    max_tools: int
+    tokenizer_json: str
+    vocab: Vocabularies
+    own_counts: dict[str, bytes]
+    phases: str
+    """Where the time went, for the log."""
 
 
 class NextCallDataModule(L.LightningDataModule):
@@ -203,38 +231,20 @@ class NextCallDataModule(L.LightningDataModule):
             return
         started = time.perf_counter()
         splits = self.split_datasets()
-        train = TraceRows(splits["train"])
         log.info("traces: %s", {k: len(v) for k, v in splits.items()})
-        # The statistics of the training traces, by shard in `featurize_procs` processes (forked here) while
-        # this one sizes the tool axis; then the tokenizer (it needs the corpus's characters, and trains on
-        # all cores itself), and the value sources, which need the vocabularies. The shards' counts merge
-        # into exactly one pass's counts.
-        procs = self.featurize_procs
-        counting = ShardMap(splits["train"], per_shard(partial(count_traces, extract=self.extract)), procs)
-        self.max_tools = self._size_tools(TraceRows(*splits.values()))
-        catalog = build_catalog(train)
-        counts = TraceCounts.merge(counting.results())
-        phases = {"counts": time.perf_counter()}
-        tok_json = train_tokenizer(corpus_texts(train), vocab_size=self.vocab_size, chars=counts.chars)
-        encoder = TextEncoder.from_json(tok_json)
-        phases["tokenizer"] = time.perf_counter()
-        vocab = vocabularies_from(counts, catalog)
-        cfg = self.model_config(encoder, vocab)
-        transitions_by_group = counts.transitions_by_group
-        pre = Featurizer(cfg, encoder, vocab, self.extract)  # the rows only: no value-source counts yet
-        sources = per_shard(partial(value_source_counts, featurizer=pre))
-        sources_by_group = merge_sources_by_group(ShardMap(splits["train"], sources, procs).results())
-        vocab.value_sources = merge_sources(sources_by_group.values())
-        # each group's own counts as one blob, and the dicts let go before the featurizing processes fork
-        own_counts = pack_group_counts(transitions_by_group, sources_by_group)
-        counts.transitions_by_group = {}
-        del transitions_by_group, sources_by_group
-        featurizer = Featurizer(cfg, encoder, vocab, self.extract)
+        # The statistics pass over the training traces in a forked child: decoding every trace, the
+        # tokenizer's trainer and the shards' counts leave freed memory resident (allocator high-water
+        # marks that grow with the logs), which every featurizing process would inherit from this one.
+        # What comes back is what featurizing needs: the tokenizer, the vocabularies and each task
+        # group's own counts (`pack_group_counts`, the one part that grows with the logs' groups).
+        stats = in_forked_child(self._statistics, splits)
+        self.max_tools = stats.max_tools
+        encoder = TextEncoder.from_json(stats.tokenizer_json)
+        vocab = stats.vocab
+        featurizer = Featurizer(self.model_config(encoder, vocab), encoder, vocab, self.extract)
         counted = time.perf_counter()
-        log.info("splits, tokenizer, vocabularies and counts in %.1f s (counts by %d process%s to %.1f s, "
-                 "tokenizer %.1f s, value sources %.1f s)", counted - started, counting.procs,
-                 "es" if counting.procs > 1 else "", phases["counts"] - started,
-                 phases["tokenizer"] - phases["counts"], counted - phases["tokenizer"])
+        log.info("splits, tokenizer, vocabularies and counts in %.1f s (%s)", counted - started, stats.phases)
+        tok_json, own_counts = stats.tokenizer_json, stats.own_counts
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -254,6 +264,41 @@ class NextCallDataModule(L.LightningDataModule):
             os.replace(tmp, target)
         except OSError:  # another process finished the same cache first
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _statistics(self, splits: dict[str, Dataset]) -> _Statistics:
+        """What featurizing needs from the training traces: the tool axis's size, the tokenizer, the
+        vocabularies with their value-source counts, and each task group's own counts (cross-fitting)."""
+        started = time.perf_counter()
+        train = TraceRows(splits["train"])
+        # The statistics of the training traces, by shard in `featurize_procs` processes (forked here) while
+        # this one sizes the tool axis; then the tokenizer (it needs the corpus's characters, and trains on
+        # all cores itself), and the value sources, which need the vocabularies. The shards' counts merge
+        # into exactly one pass's counts.
+        procs = self.featurize_procs
+        counting = ShardMap(splits["train"], per_shard(partial(count_traces, extract=self.extract)), procs)
+        self.max_tools = self._size_tools(TraceRows(*splits.values()))
+        catalog = build_catalog(train)
+        counts = TraceCounts.merge(counting.iter_results())
+        phases = {"counts": time.perf_counter()}
+        corpus = corpus_texts(tokenizer_sample(splits["train"]))
+        tok_json = train_tokenizer(corpus, vocab_size=self.vocab_size, chars=counts.chars)
+        encoder = TextEncoder.from_json(tok_json)
+        phases["tokenizer"] = time.perf_counter()
+        vocab = vocabularies_from(counts, catalog)
+        cfg = self.model_config(encoder, vocab)
+        transitions_by_group = counts.transitions_by_group
+        pre = Featurizer(cfg, encoder, vocab, self.extract)  # the rows only: no value-source counts yet
+        sources = per_shard(partial(value_source_counts, featurizer=pre))
+        sources_by_group = merge_sources_by_group(ShardMap(splits["train"], sources, procs).iter_results())
+        vocab.value_sources = merge_sources(sources_by_group.values())
+        # each group's own counts as one blob: what the featurizing processes read, without writing to it
+        own_counts = pack_group_counts(transitions_by_group, sources_by_group)
+        ended = time.perf_counter()
+        s = "es" if counting.procs > 1 else ""
+        phases_text = (f"counts by {counting.procs} process{s} to {phases['counts'] - started:.1f} s, "
+                       f"tokenizer {phases['tokenizer'] - phases['counts']:.1f} s, "
+                       f"value sources {ended - phases['tokenizer']:.1f} s")
+        return _Statistics(self.max_tools, tok_json, vocab, own_counts, phases_text)
 
     def split_datasets(self) -> dict[str, Dataset]:
         """Train / validation / test traces (Arrow rows, memory-mapped): task-grouped, looping traces out

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import math
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -163,23 +165,86 @@ class ShardMap:
             finally:
                 _SHARD_JOB = None  # the processes have their copy
 
-    def all_results(self) -> list[list[Any]]:
-        """Each job's results, in shard order."""
+    def iter_results(self) -> Iterator[Any]:
+        """Every job's results in order, each given as soon as it and the ones before it are done and let
+        go here after: a fold over them (`examples.TraceCounts.merge`) holds one merged result plus the
+        shards that finished early, never every shard's at once."""
         if self.pool is None:
-            return [[fn(t, 0)] for t, fn in self.job_list]
+            yield from (fn(t, 0) for t, fn in self.job_list)
+            return
         try:
-            done = [f.result() for f in self.pending]
+            for i, future in enumerate(self.pending):
+                result = future.result()
+                self.pending[i] = None  # the future held the result
+                yield result
         finally:
             self.pool.shutdown(cancel_futures=True)
-        out, i = [], 0
-        for bounds in self.bounds_of:
-            out.append(done[i:i + len(bounds)])
-            i += len(bounds)
-        return out
+
+    def all_results(self) -> list[list[Any]]:
+        """Each job's results, in shard order."""
+        done = self.iter_results()
+        if self.pool is None:
+            return [[r] for r in done]
+        return [[next(done) for _ in bounds] for bounds in self.bounds_of]
 
     def results(self) -> list[Any]:
         """The (first) job's results, in shard order."""
         return self.all_results()[0]
+
+
+_CHILD_JOB: tuple[Callable[..., Any], tuple[Any, ...], Any] | None = None
+"""`in_forked_child`'s function, arguments and log queue, set before it forks."""
+
+
+class _ToQueue(logging.handlers.QueueHandler):
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.queue.put(record)  # a SimpleQueue: no put_nowait
+
+
+def _run_child(_: int) -> Any:
+    assert _CHILD_JOB is not None, "in_forked_child sets the job before it forks"
+    fn, args, queue = _CHILD_JOB
+    # the child's log records go to the parent, which handles them as its own (its handlers, its caplog)
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+    logging.getLogger().addHandler(_ToQueue(queue))
+    return fn(*args)
+
+
+def _relay_logs(queue: Any) -> None:
+    while (record := queue.get()) is not None:
+        logging.getLogger(record.name).handle(record)
+
+
+def in_forked_child(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` in a forked child process (it inherits them: nothing pickled but the result), so the
+    memory it leaves behind (freed but resident, as allocators keep it) goes with the child. Its log
+    records are handled here as they come, its exceptions raised here. Where processes cannot fork, here.
+    """
+    global _CHILD_JOB
+    if "fork" not in mp.get_all_start_methods():
+        return fn(*args)
+    if _CHILD_JOB is not None:
+        raise RuntimeError("one in_forked_child at a time")
+    ctx = mp.get_context("fork")
+    queue = ctx.SimpleQueue()  # put() writes at once: every record is in before the result comes
+    _CHILD_JOB = (fn, args, queue)
+    try:
+        pool = ProcessPoolExecutor(1, mp_context=ctx)
+        future = pool.submit(_run_child, 0)
+    finally:
+        _CHILD_JOB = None
+    relay = threading.Thread(target=_relay_logs, args=(queue,), name="child-logs", daemon=True)
+    relay.start()
+    try:
+        return future.result()
+    finally:
+        queue.put(None)
+        relay.join()
+        pool.shutdown()
 
 
 def per_shard(fn: Callable[[TraceRows], Any]) -> Callable[[Dataset, int], Any]:

@@ -154,14 +154,12 @@ Transitions = dict[str, dict[str, Counter]]
 """Per task group: transition key -> next tool -> count (`transition_counts`)."""
 
 
-def merge_transitions_by_group(parts: Iterable[Transitions]) -> Transitions:
-    total: Transitions = {}
-    for part in parts:
-        for group, counts in part.items():
-            dst = total.setdefault(group, {})
-            for key, row in counts.items():
-                dst.setdefault(key, Counter()).update(row)
-    return total
+def add_transitions(total: Transitions, part: Transitions) -> None:
+    """Add `part`'s counts into `total` (its own counters: `part` is not changed)."""
+    for group, counts in part.items():
+        dst = total.setdefault(group, {})
+        for key, row in counts.items():
+            dst.setdefault(key, Counter()).update(row)
 
 
 def pack_group_counts(transitions_by_group: Transitions | None,
@@ -206,8 +204,8 @@ class TraceCounts:
 
     @classmethod
     def merge(cls, parts: Iterable[TraceCounts]) -> TraceCounts:
+        """One pass over `parts` (a generator of shards' counts is let go shard by shard)."""
         out = cls()
-        parts = list(parts)
         for p in parts:
             out.tools.update(p.tools)
             out.agents.update(p.agents)
@@ -216,7 +214,7 @@ class TraceCounts:
                 out.constant_groups.setdefault(key, set()).update(groups)
             out.constant_values.update(p.constant_values)
             out.chars |= p.chars
-        out.transitions_by_group = merge_transitions_by_group(p.transitions_by_group for p in parts)
+            add_transitions(out.transitions_by_group, p.transitions_by_group)
         return out
 
 

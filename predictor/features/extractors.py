@@ -142,7 +142,7 @@ def role_of(event: Event) -> str:
 _SPAN = re.compile(r"\[\d+:\d+\]")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def path_shape(path: str) -> str:
     """The shape a rule is written in: list indexes and text spans generalised
     (`reservations[3].id` -> `reservations[*].id`, `text[12:20]` -> `text`); memoised (pure)."""

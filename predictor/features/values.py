@@ -96,12 +96,12 @@ def canon(value: Any) -> str:
     return canonical_args(value)
 
 
-@lru_cache(maxsize=65536, typed=True)
+@lru_cache(maxsize=8192, typed=True)
 def _canon_scalar(value: Any) -> str:
     return canonical_args(value)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def last_key(path: str | None) -> str:
     """The key a value sits under (`reservations[0].id` -> `id`); "" for text spans. Memoised (pure)."""
     if not path or path.startswith("text["):

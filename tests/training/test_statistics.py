@@ -5,9 +5,12 @@ whole example cache is byte for byte the same with one or two featurizing proces
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing as mp
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import partial
@@ -26,9 +29,18 @@ from toolcast.predictor.features.catalog import build_catalog  # noqa: E402
 from toolcast.predictor.features.extractors import extract_candidates  # noqa: E402
 from toolcast.predictor.features.featurizer import Featurizer  # noqa: E402
 from toolcast.predictor.features.text import TextEncoder, train_tokenizer  # noqa: E402
-from toolcast.training import example_store  # noqa: E402
-from toolcast.training.datamodule import NextCallDataModule  # noqa: E402
-from toolcast.training.example_store import ExampleRows, ShardMap, load_examples, per_shard  # noqa: E402
+from toolcast.training import (
+    datamodule,  # noqa: E402
+    example_store,  # noqa: E402
+)
+from toolcast.training.datamodule import NextCallDataModule, tokenizer_sample  # noqa: E402
+from toolcast.training.example_store import (  # noqa: E402
+    ExampleRows,
+    ShardMap,
+    in_forked_child,
+    load_examples,
+    per_shard,
+)
 from toolcast.training.examples import (  # noqa: E402
     TraceCounts,
     build_vocabularies,
@@ -65,7 +77,7 @@ def test_counts_by_shard_are_one_pass_counts(shop_traces, monkeypatch, procs):
     rows = Dataset.from_dict({COL_TRACE: [t.to_json() for t in traces]})
     counting = ShardMap(rows, per_shard(partial(count_traces, extract=extract_candidates)), procs)
     assert counting.procs == procs
-    merged = TraceCounts.merge(counting.results())
+    merged = TraceCounts.merge(counting.iter_results())  # folded as the shards finish, as training does
     one = count_traces(traces, extract_candidates)
     for name in ("tools", "agents", "kinds", "constant_groups", "constant_values", "transitions_by_group",
                  "chars"):
@@ -155,3 +167,52 @@ def test_several_jobs_in_one_shard_map_give_each_job_its_own_results_in_order(sh
         got = ShardMap.jobs([(a, rows), (b, width)], procs).all_results()
         assert [i for part in got[0] for i in part] == list(range(20))
         assert sum(got[1]) == 7 and (len(got[1]) > 1) == (procs > 1)
+
+
+def test_results_come_in_shard_order_however_the_shards_finish_and_are_let_go(shop_traces, monkeypatch):
+    monkeypatch.setattr(example_store, "TRACES_PER_PROCESS", 4)
+    monkeypatch.setattr(example_store, "TRACES_PER_BATCH", 2)
+    rows = Dataset.from_dict({COL_TRACE: [t.to_json() for t in shop_traces(16)]})
+    slow_first = lambda shard, start: time.sleep(0.05 * (16 - start) / 16) or start  # noqa: E731
+    for procs in (1, 2):
+        shards = ShardMap(rows, slow_first, procs)
+        got = list(shards.iter_results())
+        assert got == [start for start, _stop in shards.bounds]  # one shard (start 0) in one process
+        if procs > 1:
+            assert len(got) > 2 and all(f is None for f in shards.pending)
+
+
+def _child_work(n: int) -> dict:
+    _CHILD_STATE.append(n)  # in the child's copy only
+    logging.getLogger("toolcast.training.test_child").warning("child says %d", n)
+    return {"pid": os.getpid(), "squares": [i * i for i in range(n)]}
+
+
+_CHILD_STATE: list[int] = []
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="runs here where processes cannot fork")
+def test_in_forked_child_runs_elsewhere_and_hands_back_result_logs_and_errors(caplog):
+    with caplog.at_level(logging.WARNING, logger="toolcast.training.test_child"):
+        got = in_forked_child(_child_work, 4)
+    assert got["squares"] == [0, 1, 4, 9] and got["pid"] != os.getpid()
+    assert _CHILD_STATE == []  # what the child did to its memory stayed there
+    assert [r.getMessage() for r in caplog.records if r.name.endswith("test_child")] == ["child says 4"]
+
+    def fails() -> None:
+        raise ValueError("bad line 3 of logs.jsonl")
+
+    with pytest.raises(ValueError, match="bad line 3"):
+        in_forked_child(fails)
+    # a shard map inside the child (training's statistics) forks its own processes
+    rows = Dataset.from_dict({COL_TRACE: [str(i) for i in range(600)]})
+    count = lambda: sum(ShardMap(rows, lambda shard, start: len(shard), 2).iter_results())  # noqa: E731
+    assert in_forked_child(count) == 600
+
+
+def test_the_tokenizer_reads_an_evenly_spaced_sample_of_large_logs(monkeypatch):
+    rows = Dataset.from_dict({COL_TRACE: [str(i) for i in range(10)]})
+    assert len(tokenizer_sample(rows)) == 10
+    monkeypatch.setattr(datamodule, "TOKENIZER_TRACES", 4)
+    picked = tokenizer_sample(rows)
+    assert picked.parts[0][COL_TRACE] == ["0", "2", "5", "7"]
