@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 
 from toolcast.data import jsonpaths
 from toolcast.data.schema import Context, ToolCall, Trace, decision_positions
+from toolcast.predictor.baselines.kept import KeptPerConversation
 from toolcast.predictor.baselines.value_maps import ContextIndex, coerce, describe, match_key, slot_types
 from toolcast.predictor.features.extractors import MAX_LEAVES, value_id
 from toolcast.predictor.protocol import CallPrediction
@@ -126,10 +126,8 @@ class FanoutPredictor:
         self.min_groups = min_groups
         self.rules: dict[Rule, RuleStats] = {}
         self.types: dict[tuple[str, str], str] = {}
-        self._replays: dict[int, _Replay] = {}
-        """Keyed by the identity of the conversation's first event (held by the replay, so never reused
-        while it is kept); each is checked against the context before it is extended."""
-        self._lock = threading.Lock()
+        self._replays: KeptPerConversation[_Replay] = KeptPerConversation(MAX_REPLAYS)
+        """Each conversation's replay, checked against the context before it is extended."""
 
     # ---- mining ------------------------------------------------------------------------------------
     def fit(self, traces: Iterable[Trace], *, is_read: Callable[[str], bool] | None = None,
@@ -230,16 +228,9 @@ class FanoutPredictor:
         A candidate's age is the number of decision points it has been on offer, so the context's decision
         points are replayed; the replay is kept per conversation (`_Replay`) and only extended by the new
         events, so a session pays for each decision point once, not at every prediction."""
-        with self._lock:
-            key = id(context.events[0]) if context.events else None
-            replay = self._replays.pop(key, None) if key is not None else None
-        replay = replay or _Replay()
+        replay = self._replays.take(context.events) or _Replay()
         offers, d, first = replay.advance(self, context.events)
-        if key is not None:
-            with self._lock:
-                self._replays[key] = replay
-                while len(self._replays) > MAX_REPLAYS:
-                    self._replays.pop(next(iter(self._replays)))
+        self._replays.keep(context.events, replay)
         scored = []
         for cand, rule in offers:
             p_h, p_next = self.rules[rule].p(_age_bucket(d - first.get(cand.key, d)))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from toolcast.predictor.baselines.calls import (
     tool_calls,
 )
 from toolcast.predictor.baselines.io import get, number, obj, read_state, state_file, write_state
+from toolcast.predictor.baselines.kept import KeptPerConversation
 from toolcast.predictor.baselines.ngram import (
     START,
     Example,
@@ -104,9 +104,8 @@ class PatternPoolPredictor:
         self.signatures = SignatureModel()
         self.toolsets = Toolsets()
         self.value_maps: ValueMaps | None = None
-        self._indexes: dict[int, _KeptIndex] = {}
-        """Each conversation's context index (`_index`), oldest first."""
-        self._lock = threading.Lock()
+        self._indexes: KeptPerConversation[_KeptIndex] = KeptPerConversation(MAX_KEPT_INDEXES)
+        """Each conversation's context index (`_index`)."""
 
     def fit(self, traces: Iterable[Trace], progress: bool = False) -> PatternPoolPredictor:
         traces = list(traces)
@@ -159,17 +158,11 @@ class PatternPoolPredictor:
         never extend one; a context that does not continue it (other events, an output changed) starts
         over, so the index is always what one built from scratch gives."""
         events = context.events
-        key = id(events[0]) if events else None
-        with self._lock:
-            kept = self._indexes.pop(key, None) if key is not None else None
+        kept = self._indexes.take(events)
         if kept is None or not kept.continues(events):
             kept = _KeptIndex()
         kept.extend(events)
-        if key is not None:
-            with self._lock:
-                self._indexes[key] = kept
-                while len(self._indexes) > MAX_KEPT_INDEXES:
-                    self._indexes.pop(next(iter(self._indexes)))
+        self._indexes.keep(events, kept)
         return kept.index
 
     # ---- saved and loaded: one JSON file, no logs needed ----------------------------------------------
