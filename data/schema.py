@@ -69,7 +69,16 @@ def json_problem(value: Any, path: str = "", max_depth: int = MAX_NESTING) -> tu
 
 def canonical_args(args: Any) -> str:
     """The one string two calls' arguments must share to count as the same call."""
+    kind = type(args)
+    if kind is str:  # what json.dumps writes for a str, without building an encoder per value (the
+        return _JSON_STR(args)  # extractors ask for every value of every event they read)
+    if kind is int:
+        return int.__repr__(args)
     return json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_JSON_STR = json.encoder.encode_basestring
+"""json's own string encoder (C where available): `json.dumps(s, ensure_ascii=False)` for a str."""
 
 
 # ---- small typed readers: each names the field it rejects ------------------------------------------
