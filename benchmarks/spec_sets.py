@@ -23,7 +23,7 @@ from toolcast.data import load_traces
 from toolcast.data.splits import split_of
 from toolcast.predictor.baselines import fit_baseline
 from toolcast.predictor.baselines.fanout import fit_fanout
-from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+from toolcast.predictor.horizon import BASE_K, HorizonPredictor, HorizonScorer
 from toolcast.runtime.planner import PlannerConfig
 from toolcast.runtime.replay_contracts import replay_policy
 from toolcast.runtime.simulate import SimConfig, simulate
@@ -52,6 +52,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--policies", nargs="+", help="keep only these predictors")
     ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
+    ap.add_argument("--base-k", type=int, default=BASE_K,
+                    help="the learned model's candidates the horizon view pools (`HorizonPredictor.base_k`)")
+    ap.add_argument("--scorer-kind", choices=["logistic", "mlp"], default="mlp",
+                    help="the horizon scorer fitted on the validation split (`HorizonPredictor.fit`'s kind)")
     ap.add_argument("--no-horizon-pattern", action="store_true",
                     help="the horizon view without the pattern pool's candidates (model and fan-out only)")
     ap.add_argument("--explain", metavar="POLICY",
@@ -82,14 +86,14 @@ def main() -> None:
         predictors["learned"] = learned
         horizon = HorizonPredictor(learned, fanout, name="learned_horizon",
                                    pattern=None if args.no_horizon_pattern else predictors["pattern"],
-                                   is_write=is_write)
+                                   is_write=is_write, base_k=args.base_k)
         t0 = time.perf_counter()
         if args.scorer:
             horizon.scorer = HorizonScorer.load(args.scorer)
             if not any(f.startswith("pat") for f in horizon.scorer.features):
                 horizon.pattern = None
         else:
-            horizon.fit(valid, is_write=is_write).save(out / "horizon.json")
+            horizon.fit(valid, is_write=is_write, kind=args.scorer_kind).save(out / "horizon.json")
             log.info("horizon scorer fitted on %d validation traces in %.0f s", len(valid),
                      time.perf_counter() - t0)
         predictors["learned_horizon"] = horizon

@@ -10,7 +10,15 @@ import pytest
 
 from toolcast.data.schema import Context, Message, ToolCall, ToolSpec, Trace
 from toolcast.predictor.baselines.fanout import FanoutPredictor
-from toolcast.predictor.horizon import FEATURES, HorizonPredictor, HorizonScorer, fit_logistic, horizon_labels
+from toolcast.predictor.horizon import (
+    FEATURES,
+    HorizonPredictor,
+    HorizonScorer,
+    fit_logistic,
+    fit_mlp,
+    horizon_labels,
+    mlp_p,
+)
 from toolcast.predictor.protocol import CallPrediction
 
 
@@ -75,6 +83,18 @@ def test_logistic_regression_finds_the_signal():
     assert w[1] > 2 and abs(w[2]) < 1
 
 
+def test_the_mlp_scorer_learns_what_a_logistic_regression_cannot():
+    rng = np.random.default_rng(0)
+    x = np.c_[np.ones(2000), rng.normal(size=(2000, 2))]
+    y = ((x[:, 1] > 0) != (x[:, 2] > 0)).astype(float)  # either one, not both: no linear boundary
+    mlp = fit_mlp(x, y, steps=400)
+    p = mlp_p(mlp, x)
+    w = fit_logistic(x, y)
+    linear = 1 / (1 + np.exp(-(x @ w)))
+    assert np.mean((p > 0.5) == (y == 1)) > 0.95 and np.mean((linear > 0.5) == (y == 1)) < 0.7
+    assert p.shape == (2000,) and np.all((p > 0) & (p < 1))
+
+
 class ToolOnly:
     """A next-call model that knows the tool but never the value."""
 
@@ -104,12 +124,33 @@ def test_horizon_view_scores_fanout_candidates_and_round_trips_as_json(tmp_path)
     assert view == sorted(view, key=lambda c: -c.p_horizon)
 
 
+def test_an_mlp_horizon_scorer_fits_and_round_trips_as_json(tmp_path):
+    h = HorizonPredictor(ToolOnly(), fitted())
+    with pytest.raises(ValueError, match="kind"):
+        h.fit([profile_trace(10)], is_write=is_write, kind="forest")
+    scorer = h.fit([profile_trace(i) for i in range(10, 14)], is_write=is_write, kind="mlp")
+    assert scorer.mlp is not None and len(scorer.mlp["nets"]) == 3
+    path = tmp_path / "horizon.json"
+    scorer.save(path)
+    again = HorizonScorer.load(path)
+    t = profile_trace(99)
+    x = np.stack([x for _c, x in h.candidates(Context(events=t.events[:3], tools=t.tools))])
+    assert again.p(x) == pytest.approx(scorer.p(x)) and not np.allclose(scorer.p(x), again.weights[0])
+    view = h.horizon(Context(events=t.events[:3], tools=t.tools), k=8)
+    assert len(view) == 4 and view == sorted(view, key=lambda c: -c.p_horizon)
+
+
 @pytest.mark.parametrize("bad", [{"features": ["bias", "nope"], "weights": [1.0, 2.0]},
                                  {"features": ["fan", "bias"], "weights": [1.0, 2.0]},
                                  {"features": ["bias", "fan"], "weights": [1.0, float("nan")]},
                                  {"features": list(FEATURES), "weights": ["a"] * len(FEATURES)}, [],
                                  {"format": "toolcast.pool", "version": 1, "features": ["bias"],
-                                  "weights": [1.0]}])
+                                  "weights": [1.0]},
+                                 {"features": ["bias", "fan"], "weights": [1.0, 2.0], "mlp": {
+                                     "mean": [0, 0], "scale": [1, 1],  # w1 is 1 x 1, not 2 x hidden
+                                     "nets": [{"w1": [[1.0]], "b1": [0.0], "w2": [1.0], "b2": 0.0}]}},
+                                 {"features": ["bias"], "weights": [1.0],
+                                  "mlp": {"mean": [0], "scale": [1]}}])  # no nets
 def test_a_bad_scorer_file_is_a_clear_error(tmp_path, bad):
     path = tmp_path / "horizon.json"
     path.write_text(json.dumps(bad))
