@@ -83,12 +83,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pool", action="store_true",
                    help="ship the model alone: do not mine the pattern pool and fit the pool's weights on "
                    "validation (by default the directory serves the model pooled with it, pool.json)")
+    p.add_argument("--no-horizon", action="store_true",
+                   help="do not fit the horizon scorer (horizon.json: p that a candidate call is issued "
+                   "before the next write, fitted on validation with the fan-out mined on train; with it "
+                   "`toolcast simulate --model DIR` adds the 'learned_horizon' policy)")
+    p.add_argument("--contracts", metavar="FILE",
+                   help="for the horizon scorer, which tools are reads and which change state: replay "
+                   "contracts JSON or a coding contracts file, as `toolcast simulate --contracts` (default: "
+                   "the builtin name patterns and the shipped coding contracts)")
     p.add_argument(
         "--no-export",
         action="store_true",
         help="skip the ONNX export (`toolcast export DIR`) that otherwise runs at the end",
     )
     p.set_defaults(func=run)
+
+
+def _contracts(path: str | None):
+    """The replay contracts the horizon scorer is fitted with (`toolcast simulate`'s, see --contracts)."""
+    from toolcast.runtime.coding_contracts import load_coding_contracts, replay_contracts_for
+    from toolcast.runtime.replay_contracts import replay_policy
+
+    if path is not None:
+        return replay_contracts_for(path)[0]
+    return load_coding_contracts().policy(replay_policy())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
         return fail("--max-epochs must be at least 1")
     if args.num_nodes < 1 or (args.featurize_procs is not None and args.featurize_procs < 1):
         return fail("--num-nodes and --featurize-procs must be at least 1")
+    horizon = None
+    if not args.no_horizon:
+        try:
+            policy = _contracts(args.contracts)
+        except ValueError as e:
+            return fail(str(e))
+        horizon = (lambda t: policy.for_tool(t).speculable, lambda t: policy.for_tool(t).state_changing)
     try:
         out = train(
             args.data,
@@ -129,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             grow_tools=args.max_tools is None,
             featurize_procs=args.featurize_procs,
             pool=not args.no_pool,
+            horizon=horizon,
         )
     except TraceFormatError as e:
         return report_format_error(e)

@@ -53,6 +53,8 @@ FEATURES: tuple[str, ...] = ("bias", "fan", "fan_logit", "model", "model_logit",
                              "since_write")
 """Every feature a candidate has; a scorer uses those it was fitted with (`HorizonScorer.features`)."""
 FORMAT = "toolcast.horizon_scorer"
+HORIZON_FILE = "horizon.json"
+"""A model directory's horizon scorer (`training.horizon_fit`), which `toolcast simulate --model` uses."""
 BASE_K = 8
 FAN_K = 32
 PATTERN_K = 8

@@ -15,7 +15,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from toolcast.data.schema import Trace
 from toolcast.data.splits import default_cache_dir
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
 from toolcast.predictor.features.extractors import extract_candidates
+from toolcast.predictor.horizon import HORIZON_FILE
 from toolcast.predictor.modeldir import Calibration, ModelParts
 from toolcast.predictor.torch.model import INPUT_NAMES, MASKED, NextCallModel
 from toolcast.predictor.torch.predictor import LearnedPredictor, save_pretrained
@@ -154,6 +155,7 @@ def train(
     grow_tools: bool = True,
     featurize_procs: int | None = None,
     pool: bool = True,
+    horizon: tuple[Callable[[str], bool], Callable[[str], bool]] | None = None,
 ) -> Path | None:
     """Train on the logs at `data` and write a model directory to `out`.
 
@@ -170,6 +172,9 @@ def train(
     featurize_procs: processes that featurize the examples (None: one per core).
     pool: also mine the pattern pool and fit the pool's weights on validation (`training/pool_fit.py`),
     so that the directory serves the model pooled with it (`toolcast.predictor.pooling`).
+    horizon: (is_read, is_write), which tools are reads the fan-out may propose and which change state:
+    also fit the directory's horizon scorer on validation (`training/horizon_fit.py`,
+    `horizon.json`, which `toolcast simulate --model` uses for the `learned_horizon` view).
     Returns `out` on rank 0, None on the other ranks.
     """
     started = time.perf_counter()
@@ -263,6 +268,13 @@ def train(
 
         metrics["pool"] = fit_pool(path, splits["train"], splits["validation"], progress=progress,
                                    cache_dir=cache.parent / "text_encoder")
+    (path / HORIZON_FILE).unlink(missing_ok=True)  # a scorer of an earlier model must not score this one
+    if horizon is not None and splits["validation"]:
+        from toolcast.training.horizon_fit import fit_horizon_file
+
+        is_read, is_write = horizon
+        metrics["horizon"] = fit_horizon_file(path, splits["train"], splits["validation"], is_read=is_read,
+                                              is_write=is_write)
     if evaluate_test and "test" in dm.examples:
         metrics["test"] = evaluate_split(path, splits["test"])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)

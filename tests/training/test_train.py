@@ -59,7 +59,7 @@ def test_holdout_predicate(make_trace):
         holdout_predicate("retail")
 
 
-def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, monkeypatch):
+def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, monkeypatch, capsys):
     from toolcast.cli.eval_cmd import load_model
     from toolcast.training.train import train
 
@@ -74,6 +74,7 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
         model=TINY,
         train_config=TrainConfig(batch_size=16, warmup_steps=2),
         progress=False,
+        horizon=(lambda t: t.startswith("get_"), lambda t: not t.startswith("get_")),
     )
     assert out is not None
     names = {p.name for p in out.iterdir()}
@@ -102,6 +103,14 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
     assert isinstance(predictor, PooledPredictor)
     assert predictor.fitted.experts == ["learned", "pattern", "semantic"]
     assert metrics["pool"]["fitted_on"] > 0 and "pooled" in metrics["test"]
+    # ... and has a horizon scorer, which `toolcast simulate --model` turns into the learned_horizon policy
+    from toolcast.cli.main import main
+    from toolcast.predictor.horizon import HorizonScorer
+
+    assert metrics["horizon"]["candidates"] > 0
+    assert HorizonScorer.load(out / "horizon.json").mlp is not None
+    assert main(["simulate", "--model", str(out), "--data", str(data), "--json"]) == 0
+    assert "learned_horizon" in json.loads(capsys.readouterr().out)
 
 
 def test_train_command_is_registered():
@@ -167,3 +176,15 @@ def test_with_ema_the_kept_weights_are_the_averaged_ones_that_were_validated():
 def test_ema_epochs_is_validated():
     with pytest.raises(ValueError, match="ema_epochs"):
         TrainConfig(ema_epochs=-1.0)
+
+
+def test_train_command_rejects_a_bad_contracts_file_before_training(tmp_path, capsys):
+    from toolcast.cli.main import build_parser, main
+
+    bad = tmp_path / "contracts.json"
+    bad.write_text("{not json", encoding="utf-8")
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--contracts", str(bad)])
+    assert code != 0 and "contracts.json" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    args = build_parser().parse_args(["train", "--data", "x", "--out", "y", "--no-horizon"])
+    assert args.no_horizon and args.contracts is None
