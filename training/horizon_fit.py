@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolcast.data.schema import Trace
-from toolcast.predictor.baselines.fanout import fit_fanout
+from toolcast.predictor.baselines.fanout import FANOUT_FILE, fit_fanout
 from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
 from toolcast.predictor.horizon import HORIZON_FILE, HorizonPredictor
 from toolcast.predictor.loading import load
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 def fit_horizon_file(model_dir: str | Path, train: Sequence[Trace], validation: Sequence[Trace], *,
                      is_read: Callable[[str], bool], is_write: Callable[[str], bool]) -> dict[str, Any]:
-    """Fit a model directory's horizon scorer and write it there (`HORIZON_FILE`): the directory's
+    """Fit a model directory's horizon scorer and write it there with its fan-out (`HORIZON_FILE`,
+    `FANOUT_FILE`: what an agent process needs for the horizon view beside the model): the directory's
     predictor (pooled when it has a pool) with the fan-out and a pattern pool mined on `train`, scored on
     `validation`, as `benchmarks/spec_sets.py` measures it (the model and these two never saw
     validation; the pool's own pattern pool, fitted on train + validation, did). `is_read` / `is_write`:
@@ -32,7 +33,8 @@ def fit_horizon_file(model_dir: str | Path, train: Sequence[Trace], validation: 
     no scorer, and the report says why."""
     started = time.perf_counter()
     path = Path(model_dir)
-    (path / HORIZON_FILE).unlink(missing_ok=True)  # a stale scorer must not score the new model
+    for name in (HORIZON_FILE, FANOUT_FILE):  # a stale scorer must not score the new model
+        (path / name).unlink(missing_ok=True)
     fanout = fit_fanout(train, is_read=is_read, is_write=is_write)
     pattern = PatternPoolPredictor().fit(train)
     horizon = HorizonPredictor(load(path), fanout, pattern=pattern, is_write=is_write)
@@ -41,6 +43,7 @@ def fit_horizon_file(model_dir: str | Path, train: Sequence[Trace], validation: 
     except ValueError as e:  # no candidate call on the validation split
         log.warning("no horizon scorer: %s", e)
         return {"skipped": str(e)}
+    fanout.save(path / FANOUT_FILE)
     scorer.save(path / HORIZON_FILE)
     ece = (scorer.reliability or [{}])[-1].get("ece")
     ece = None if ece is None else float(ece)

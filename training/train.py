@@ -28,6 +28,7 @@ from torch.optim.swa_utils import get_ema_avg_fn
 
 from toolcast.data.schema import Trace
 from toolcast.data.splits import default_cache_dir
+from toolcast.predictor.baselines.fanout import FANOUT_FILE
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
 from toolcast.predictor.features.extractors import extract_candidates
 from toolcast.predictor.horizon import HORIZON_FILE
@@ -268,7 +269,8 @@ def train(
 
         metrics["pool"] = fit_pool(path, splits["train"], splits["validation"], progress=progress,
                                    cache_dir=cache.parent / "text_encoder")
-    (path / HORIZON_FILE).unlink(missing_ok=True)  # a scorer of an earlier model must not score this one
+    for name in (HORIZON_FILE, FANOUT_FILE):  # an earlier model's scorer must not score this one
+        (path / name).unlink(missing_ok=True)
     if horizon is not None and splits["validation"]:
         from toolcast.training.horizon_fit import fit_horizon_file
 

@@ -28,10 +28,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolcast.data import jsonpaths
 from toolcast.data.schema import Context, ToolCall, Trace, decision_positions
+from toolcast.predictor.baselines.io import read_state, state_file, write_state
 from toolcast.predictor.baselines.kept import KeptPerConversation
 from toolcast.predictor.baselines.value_maps import ContextIndex, coerce, describe, match_key, slot_types
 from toolcast.predictor.features.extractors import MAX_LEAVES, value_id
@@ -51,6 +53,9 @@ PRIOR = (1.0, 3.0)
 """(hits, offers) pseudo-counts every rule's precision starts from (~0.33)."""
 MAX_REPLAYS = 256
 """Conversations whose replay `predict` keeps (least recently used out first)."""
+FORMAT = "toolcast.fanout"
+FANOUT_FILE = "fanout.json.gz"
+"""A model directory's fan-out (`toolcast train` writes it beside `horizon.json`)."""
 
 
 @dataclass
@@ -240,9 +245,67 @@ class FanoutPredictor:
         return scored[:k]
 
     def to_dict(self) -> dict[str, Any]:
+        """The rules as people read them (output sources described), for reports; `save` writes them
+        as they load back."""
         return {"rules": [{"rule": [describe(x) if isinstance(x, tuple) and x and x[0] == "output" else x
                                     for x in rule], "offered": st.offered, "hits": st.hits,
                            "next_hits": st.next_hits} for rule, st in self.rules.items()]}
+
+    # ---- saved and loaded: one JSON file, no logs needed ----------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted rules, their counts and the slot types (`FANOUT_FILE` in a directory, or the
+        .json / .json.gz file named), atomically; `load` reads it back."""
+        target = state_file(path, FANOUT_FILE)
+        write_state(target, FORMAT, {
+            "horizon": self.horizon, "min_groups": self.min_groups,
+            "types": [[tool, slot, kind] for (tool, slot), kind in self.types.items()],
+            "rules": [{"rule": _as_lists(rule), "offered": st.offered, "hits": st.hits,
+                       "next_hits": st.next_hits} for rule, st in self.rules.items()]})
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> FanoutPredictor:
+        """A saved fan-out; ValueError naming the file and the field it rejects."""
+        source = state_file(path, FANOUT_FILE)
+        d = read_state(source, FORMAT)
+        where = str(source)
+
+        def count(v: Any, field_name: str) -> int:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{where}: field '{field_name}' must be a non-negative integer, got {v!r}")
+            return v
+
+        def counts(v: Any, field_name: str) -> list[int]:
+            if not isinstance(v, list) or len(v) != len(AGES):
+                raise ValueError(f"{where}: field '{field_name}' must be a list of {len(AGES)} counts")
+            return [count(x, field_name) for x in v]
+
+        self = cls(count(d.get("horizon"), "horizon"), count(d.get("min_groups"), "min_groups"))
+        types = d.get("types")
+        if not isinstance(types, list) or not all(
+                isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t) for t in types):
+            raise ValueError(f"{where}: field 'types' must be a list of [tool, slot, type] strings")
+        self.types = {(tool, slot): kind for tool, slot, kind in types}
+        rules = d.get("rules")
+        if not isinstance(rules, list):
+            raise ValueError(f"{where}: field 'rules' must be a list")
+        for i, r in enumerate(rules):
+            rule = _as_tuples(r.get("rule")) if isinstance(r, dict) else None
+            if not isinstance(rule, tuple) or len(rule) < 4 or rule[0] not in ("value", "record") or not all(
+                    isinstance(x, str) for x in rule[1:3]):
+                raise ValueError(f"{where}: field 'rules[{i}].rule' must be a 'value' or 'record' rule")
+            self.rules[rule] = RuleStats(*(counts(r.get(k), f"rules[{i}].{k}")
+                                           for k in ("offered", "hits", "next_hits")))
+        return self
+
+
+def _as_lists(x: Any) -> Any:
+    return [_as_lists(v) for v in x] if isinstance(x, tuple) else x
+
+
+def _as_tuples(x: Any) -> Any:
+    """`_as_lists` undone: a rule is tuples all the way down (it is a dict key), so every list was one."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, list) else x
 
 
 class _Replay:

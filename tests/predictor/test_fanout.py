@@ -4,6 +4,7 @@ mined horizon precision; the scorer is plain JSON and learns which signals say "
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -270,3 +271,39 @@ def test_the_pattern_pool_is_a_third_source_with_features_of_its_own():
     after_read = Context(events=t.events[:5], tools=t.tools)  # one reservation read: the same tool next
     assert all(x[FEATURES.index("last_tool")] == 1.0 for c, x in h.candidates(after_read)
                if c.tool == "get_reservation")
+
+
+def test_a_saved_fanout_loads_back_and_offers_the_same_calls(tmp_path):
+    from toolcast.data.load import load_traces
+    from toolcast.data.samples import sample_files
+    from toolcast.runtime.replay_contracts import replay_policy
+
+    policy = replay_policy()
+    traces = [t for t in load_traces(*sample_files()) if t.calls][:80]
+    f = FanoutPredictor().fit(traces[10:], is_read=lambda t: policy.for_tool(t).speculable,
+                              is_write=lambda t: policy.for_tool(t).state_changing)
+    assert f.rules, "the sample should mine some fan-out rules"
+    path = f.save(tmp_path)
+    assert path.name == "fanout.json.gz" and list(tmp_path.iterdir()) == [path]
+    again = FanoutPredictor.load(tmp_path)
+    assert again.rules == f.rules and again.types == f.types and again.horizon == f.horizon
+    for t in traces[:10]:
+        for n in range(1, len(t.events), 3):
+            ctx = Context(events=t.events[:n], tools=t.tools)
+            assert again.predict(ctx, k=32) == f.predict(ctx, k=32)
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"horizon": 8, "min_groups": 2, "types": [], "rules": [{"rule": ["nope", "t", "s", "x"]}]},
+     "rules[0].rule"),
+    ({"horizon": 8, "min_groups": 2, "types": [["t", "s"]], "rules": []}, "types"),
+    ({"horizon": -1, "min_groups": 2, "types": [], "rules": []}, "horizon"),
+    ({"horizon": 8, "min_groups": 2, "types": [], "rules": [
+        {"rule": ["value", "t", "s", ["output", "u", "a"]], "offered": [1], "hits": [0], "next_hits": [0]}]},
+     "rules[0].offered"),
+])
+def test_a_bad_fanout_file_names_the_file_and_field(tmp_path, bad, field):
+    path = tmp_path / "fanout.json"
+    path.write_text(json.dumps({"format": "toolcast.fanout", "version": 1, **bad}))
+    with pytest.raises(ValueError, match=rf"fanout.json: field '{re.escape(field)}'"):
+        FanoutPredictor.load(path)

@@ -109,6 +109,9 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
 
     assert metrics["horizon"]["candidates"] > 0
     assert HorizonScorer.load(out / "horizon.json").mlp is not None
+    from toolcast.predictor.baselines.fanout import FanoutPredictor
+
+    FanoutPredictor.load(out)  # what an agent process builds the horizon view with, beside the model
     assert main(["simulate", "--model", str(out), "--data", str(data), "--json"]) == 0
     assert "learned_horizon" in json.loads(capsys.readouterr().out)
 
