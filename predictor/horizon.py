@@ -35,6 +35,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ import numpy as np
 from toolcast.data.schema import Context, Message, ToolCall, Trace, decision_positions
 from toolcast.predictor.baselines.fanout import HORIZON, FanoutPredictor
 from toolcast.predictor.baselines.io import read_state, write_state
+from toolcast.predictor.horizon_mlp import check_mlp, fit_mlp, mlp_arrays, mlp_forward
 from toolcast.predictor.protocol import CallPrediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -85,10 +87,17 @@ class HorizonScorer:
 
     def p(self, x: np.ndarray) -> np.ndarray:
         """p_horizon of candidates whose full feature rows (order of `FEATURES`) are `x`."""
-        cols = [FEATURES.index(f) for f in self.features]
-        if self.mlp is not None:
-            return mlp_p(self.mlp, x[:, cols])
-        return 1.0 / (1.0 + np.exp(-(x[:, cols] @ np.asarray(self.weights))))
+        cols, weights, nets = self._arrays
+        if nets is not None:
+            return mlp_forward(nets, x[:, cols])
+        return 1.0 / (1.0 + np.exp(-(x[:, cols] @ weights)))
+
+    @cached_property
+    def _arrays(self) -> tuple[list[int], np.ndarray, tuple | None]:
+        """Its columns of `FEATURES` and its weights as arrays, converted once (`p` runs at every
+        prediction of the horizon view); a scorer is not changed after it is made."""
+        nets = mlp_arrays(self.mlp) if self.mlp is not None else None
+        return [FEATURES.index(f) for f in self.features], np.asarray(self.weights), nets
 
     def to_dict(self) -> dict[str, Any]:
         d = {"features": list(self.features), "weights": self.weights, "fitted_on": self.fitted_on,
@@ -112,7 +121,7 @@ class HorizonScorer:
             raise ValueError(f"{where}: field 'weights' must be {len(names)} numbers (one per feature)")
         mlp = d.get("mlp")
         if mlp is not None:
-            _check_mlp(mlp, len(names), where)
+            check_mlp(mlp, len(names), where)
         return cls([float(v) for v in w], tuple(names), int(d.get("fitted_on", 0)), d.get("reliability"), mlp)
 
     def save(self, path: str | Path) -> None:
@@ -123,71 +132,6 @@ class HorizonScorer:
     def load(cls, path: str | Path) -> HorizonScorer:
         """A saved scorer; a file saved before scorers had a format field loads too."""
         return cls.from_dict(read_state(Path(path), FORMAT, unversioned=True), str(path))
-
-
-def _check_mlp(mlp: Any, n: int, where: str) -> None:
-    def shape(v: Any) -> tuple[int, ...] | None:
-        try:
-            a = np.asarray(v, dtype=float)
-        except (TypeError, ValueError):
-            return None
-        return a.shape if np.all(np.isfinite(a)) else None
-
-    ok = isinstance(mlp, dict) and shape(mlp.get("mean")) == (n,) and shape(mlp.get("scale")) == (n,)
-    nets = mlp.get("nets") if isinstance(mlp, dict) else None
-    ok = ok and isinstance(nets, list) and bool(nets)
-    for net in nets if ok else []:
-        w1 = shape(net.get("w1")) if isinstance(net, dict) else None
-        ok = ok and w1 is not None and len(w1) == 2 and w1[0] == n and shape(net.get("b1")) == (w1[1],) \
-            and shape(net.get("w2")) == (w1[1],) and shape(net.get("b2")) == ()
-    if not ok:
-        raise ValueError(f"{where}: field 'mlp' must hold 'mean' and 'scale' ({n} numbers each) and 'nets', "
-                         f"each with 'w1' ({n} x hidden), 'b1' and 'w2' (hidden numbers) and 'b2' (a number)")
-
-
-def mlp_p(mlp: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """An `HorizonScorer.mlp`'s probabilities for feature rows `x` (its features, in its order)."""
-    z = (x - np.asarray(mlp["mean"])) / np.asarray(mlp["scale"])
-    ps = [1.0 / (1.0 + np.exp(-(np.tanh(z @ np.asarray(n["w1"]) + np.asarray(n["b1"])) @ np.asarray(n["w2"])
-                                 + float(n["b2"])))) for n in mlp["nets"]]
-    return np.mean(ps, axis=0)
-
-
-MLP_HIDDEN = 32
-MLP_NETS = 3
-MLP_STEPS = 200
-
-
-def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = MLP_HIDDEN, nets: int = MLP_NETS,
-            steps: int = MLP_STEPS, l2: float = 1e-4, lr: float = 1e-2, seed: int = 0) -> dict[str, Any]:
-    """`nets` one-hidden-layer tanh networks (full-batch Adam on the log loss, L2 `l2` on every weight),
-    each from its own seed, for `HorizonScorer.mlp`. Column 0 (the bias feature) is not standardised."""
-    mean, scale = x.mean(0), x.std(0)
-    scale[scale < 1e-6] = 1.0
-    mean[0], scale[0] = 0.0, 1.0
-    z = (x - mean) / scale
-    out = []
-    for k in range(nets):
-        rng = np.random.default_rng(seed + k)
-        params = [rng.normal(0, 1 / math.sqrt(z.shape[1]), (z.shape[1], hidden)), np.zeros(hidden),
-                  rng.normal(0, 1 / math.sqrt(hidden), hidden), np.zeros(())]
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        for t in range(1, steps + 1):
-            w1, b1, w2, b2 = params
-            h = np.tanh(z @ w1 + b1)
-            p = 1.0 / (1.0 + np.exp(-(h @ w2 + b2)))
-            d = (p - y) / len(y)  # d loss / d logit
-            dh = np.outer(d, w2) * (1 - h * h)
-            grads = [z.T @ dh + l2 * w1, dh.sum(0) + l2 * b1, h.T @ d + l2 * w2, d.sum() + l2 * b2]
-            for i, g in enumerate(grads):  # Adam
-                m[i] = 0.9 * m[i] + 0.1 * g
-                v[i] = 0.999 * v[i] + 0.001 * g * g
-                step = (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
-                params[i] = params[i] - lr * step
-        w1, b1, w2, b2 = params
-        out.append({"w1": w1.tolist(), "b1": b1.tolist(), "w2": w2.tolist(), "b2": float(b2)})
-    return {"mean": mean.tolist(), "scale": scale.tolist(), "nets": out}
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 30) -> np.ndarray:

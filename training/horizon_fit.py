@@ -22,6 +22,12 @@ from toolcast.predictor.loading import load
 log = logging.getLogger(__name__)
 
 
+def drop_horizon_files(model_dir: Path) -> None:
+    """Remove a directory's horizon scorer and fan-out: an earlier model's must not score a new one."""
+    for name in (HORIZON_FILE, FANOUT_FILE):
+        (model_dir / name).unlink(missing_ok=True)
+
+
 def fit_horizon_file(model_dir: str | Path, train: Sequence[Trace], validation: Sequence[Trace], *,
                      is_read: Callable[[str], bool], is_write: Callable[[str], bool]) -> dict[str, Any]:
     """Fit a model directory's horizon scorer and write it there with its fan-out (`HORIZON_FILE`,
@@ -33,8 +39,7 @@ def fit_horizon_file(model_dir: str | Path, train: Sequence[Trace], validation: 
     no scorer, and the report says why."""
     started = time.perf_counter()
     path = Path(model_dir)
-    for name in (HORIZON_FILE, FANOUT_FILE):  # a stale scorer must not score the new model
-        (path / name).unlink(missing_ok=True)
+    drop_horizon_files(path)
     fanout = fit_fanout(train, is_read=is_read, is_write=is_write)
     pattern = PatternPoolPredictor().fit(train)
     horizon = HorizonPredictor(load(path), fanout, pattern=pattern, is_write=is_write)

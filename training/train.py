@@ -28,10 +28,8 @@ from torch.optim.swa_utils import get_ema_avg_fn
 
 from toolcast.data.schema import Trace
 from toolcast.data.splits import default_cache_dir
-from toolcast.predictor.baselines.fanout import FANOUT_FILE
 from toolcast.predictor.config import Config, ModelConfig, TrainConfig
 from toolcast.predictor.features.extractors import extract_candidates
-from toolcast.predictor.horizon import HORIZON_FILE
 from toolcast.predictor.modeldir import Calibration, ModelParts
 from toolcast.predictor.torch.model import INPUT_NAMES, MASKED, NextCallModel
 from toolcast.predictor.torch.predictor import LearnedPredictor, save_pretrained
@@ -269,14 +267,14 @@ def train(
 
         metrics["pool"] = fit_pool(path, splits["train"], splits["validation"], progress=progress,
                                    cache_dir=cache.parent / "text_encoder")
-    for name in (HORIZON_FILE, FANOUT_FILE):  # an earlier model's scorer must not score this one
-        (path / name).unlink(missing_ok=True)
-    if horizon is not None and splits["validation"]:
-        from toolcast.training.horizon_fit import fit_horizon_file
+    from toolcast.training.horizon_fit import drop_horizon_files, fit_horizon_file
 
+    if horizon is not None and splits["validation"]:
         is_read, is_write = horizon
         metrics["horizon"] = fit_horizon_file(path, splits["train"], splits["validation"], is_read=is_read,
                                               is_write=is_write)
+    else:
+        drop_horizon_files(path)  # an earlier model's must not score this one
     if evaluate_test and "test" in dm.examples:
         metrics["test"] = evaluate_split(path, splits["test"])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)

@@ -16,10 +16,9 @@ from toolcast.predictor.horizon import (
     HorizonPredictor,
     HorizonScorer,
     fit_logistic,
-    fit_mlp,
     horizon_labels,
-    mlp_p,
 )
+from toolcast.predictor.horizon_mlp import fit_mlp, mlp_p
 from toolcast.predictor.protocol import CallPrediction
 
 
