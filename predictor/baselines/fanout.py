@@ -23,7 +23,6 @@ change state (`is_write`; default: none), so one rule serves any harness.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -31,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolcast.data import jsonpaths
 from toolcast.data.schema import Context, ToolCall, Trace, decision_positions
+from toolcast.predictor.baselines.fanout_names import NAME_RULES, ToolSlots, name_offers
+from toolcast.predictor.baselines.fanout_state import Replay, State
 from toolcast.predictor.baselines.io import read_state, state_file, write_state
 from toolcast.predictor.baselines.kept import KeptPerConversation
-from toolcast.predictor.baselines.value_maps import ContextIndex, coerce, describe, match_key, slot_types
-from toolcast.predictor.features.extractors import MAX_LEAVES, value_id
+from toolcast.predictor.baselines.value_maps import coerce, describe, match_key, slot_types
+from toolcast.predictor.features.extractors import value_id
 from toolcast.predictor.protocol import CallPrediction
 
 log = logging.getLogger(__name__)
@@ -79,44 +79,6 @@ Rule = tuple
 ("record", tool, source tool, record shape, ((slot, field), ...))."""
 
 
-class _State:
-    """What a context offers: its value index, the records of its JSON outputs, the calls made."""
-
-    def __init__(self) -> None:
-        self.index = ContextIndex()
-        self.records: list[tuple[str, str, dict[str, Any]]] = []
-        """(tool, record shape e.g. `flights[*]`, field -> value) of every list element of every output."""
-        self.called: set[tuple[str, str]] = set()
-
-    def add(self, event: Any) -> None:
-        # Only tool calls feed it: offers come from outputs (messages never hold an "output" source),
-        # the values slots took and the calls made.
-        if isinstance(event, ToolCall):
-            self.index.add(event)
-            self.called.add(event.key)
-            self.records.extend((event.tool, shape, rec) for shape, rec in _records(event))
-
-
-def _records(call: ToolCall) -> list[tuple[str, dict[str, Any]]]:
-    """(shape, fields) of each list element in a call's JSON output (`flights[2].date` -> `flights[*]`)."""
-    out = call.output
-    if not out or out.lstrip()[:1] not in ("{", "["):
-        return []
-    try:
-        parsed = json.loads(out)
-    except (ValueError, RecursionError):
-        return []
-    recs: dict[str, dict[str, Any]] = {}
-    for n, (path, value) in enumerate(jsonpaths.leaves(parsed, with_keys=False)):
-        if n >= MAX_LEAVES:
-            break
-        cut = path.rfind("]")
-        if cut < 0 or cut + 2 >= len(path) or path[cut + 1] != ".":
-            continue
-        recs.setdefault(path[:cut + 1], {})[path[cut + 2:]] = value
-    return [(jsonpaths.generalize(prefix), fields) for prefix, fields in recs.items()]
-
-
 def _age_bucket(age: int) -> int:
     return max(i for i, lo in enumerate(AGES) if age >= lo)
 
@@ -131,7 +93,15 @@ class FanoutPredictor:
         self.min_groups = min_groups
         self.rules: dict[Rule, RuleStats] = {}
         self.types: dict[tuple[str, str], str] = {}
-        self._replays: KeptPerConversation[_Replay] = KeptPerConversation(MAX_REPLAYS)
+        self.name_rules: dict[Rule, RuleStats] = {}
+        """The rules by name (`fanout_names.py`), for reads no mined rule speaks for in a context (`_mined`);
+        empty: none offered."""
+        self._sources_for: dict | None = None
+        self._source_tools: dict[str, set[str]] = {}
+        self.is_read: Callable[[str], bool] | None = None
+        """Which tools the rules by name may offer (`fit` sets it from its own; a loaded fan-out offers any
+        tool, which the runtime's contracts then judge: set it to offer reads only)."""
+        self._replays: KeptPerConversation[Replay] = KeptPerConversation(MAX_REPLAYS)
         """Each conversation's replay, checked against the context before it is extended."""
 
     # ---- mining ------------------------------------------------------------------------------------
@@ -141,6 +111,9 @@ class FanoutPredictor:
         is_read = is_read or (lambda _t: True)
         is_write = is_write or (lambda _t: False)
         self.types = slot_types(traces)
+        self.is_read = is_read
+        self.name_rules = {r: RuleStats() for r in NAME_RULES}
+        called_slots = ToolSlots.of_calls(c for t in traces for c in t.calls)
         groups: dict[Rule, set[str]] = defaultdict(set)
         for trace in traces:
             for state, _i, calls in _contexts(trace):
@@ -157,11 +130,12 @@ class FanoutPredictor:
                             groups[rule].add(trace.group)
         self.rules = {r: RuleStats() for r, g in groups.items() if len(g) >= self.min_groups}
         for trace in traces:
-            self._count(trace, is_write)
+            self._count(trace, is_write, called_slots)
         log.info("fan-out: %d rules over %d tools", len(self.rules), len({r[1] for r in self.rules}))
         return self
 
-    def _count(self, trace: Trace, is_write: Callable[[str], bool]) -> None:
+    def _count(self, trace: Trace, is_write: Callable[[str], bool],
+               called_slots: dict[str, tuple[str, ...]]) -> None:
         points = list(_contexts(trace, keep=False))
         # For each decision point: the calls issued from it on, up to the next write and the horizon.
         future: list[dict[tuple[str, str], int]] = []
@@ -178,23 +152,31 @@ class FanoutPredictor:
                     break
             future.append(seen)
         first_offer: dict[tuple[str, str], int] = {}
-        state = _State()
+        first_named: dict[tuple[str, str], int] = {}
+        state = State(trace.tools)
+        state.tools.add_missing(called_slots)  # a log without a tool list still counts its reads
         done = 0
+        reads = self.is_read or (lambda _t: True)
         for d, (_, i, _calls) in enumerate(points):
             while done < i:
                 state.add(trace.events[done])
                 done += 1
-            for cand, rule in self._offers(state):
-                stats = self.rules[rule]
-                age = _age_bucket(d - first_offer.setdefault(cand.key, d))
-                stats.offered[age] += 1
-                ahead = future[d].get(cand.key)
-                if ahead is not None:
-                    stats.hits[age] += 1
-                    stats.next_hits[age] += ahead == 0
+            # the mined rules' offers, and apart, the rules by name as if every tool here were new
+            for offers, stats_of, first in ((self._offers(state, names=False), self.rules, first_offer),
+                                            (name_offers(state, reads, MAX_VALUES), self.name_rules,
+                                             first_named)):
+                for cand, rule in offers:
+                    stats = stats_of[rule]
+                    age = _age_bucket(d - first.setdefault(cand.key, d))
+                    stats.offered[age] += 1
+                    ahead = future[d].get(cand.key)
+                    if ahead is not None:
+                        stats.hits[age] += 1
+                        stats.next_hits[age] += ahead == 0
 
     # ---- prediction --------------------------------------------------------------------------------
-    def _offers(self, state: _State) -> list[tuple[CallPrediction, Rule]]:
+    def _offers(self, state: State, names: bool = True) -> list[tuple[CallPrediction, Rule]]:
+        """The mined rules' candidates, then (`names`) the rules by name's for tools the logs never called."""
         out: list[tuple[CallPrediction, Rule]] = []
         seen: set[tuple[str, str]] = set(state.called)
         index = state.index
@@ -225,20 +207,43 @@ class FanoutPredictor:
                     seen.add(pred.key)
                     out.append((pred, rule))
                     n += 1
+        if names and self.name_rules:
+            is_read, sources, called = self.is_read, self._sources(), state.called_tools
+
+            def new_read(tool: str) -> bool:
+                # a tool of the same name in other logs (BFCL's get_order_details is not retail's) is new
+                # here unless a source of its mined rules was called in this context
+                return not (sources.get(tool, set()) & called) and (is_read is None or is_read(tool))
+
+            out.extend((pred, rule) for pred, rule in name_offers(state, new_read, MAX_VALUES)
+                       if pred.key not in seen)
         return out
+
+    def _sources(self) -> dict[str, set[str]]:
+        """Each tool's mined rules' source tools (cached until the rules change)."""
+        if self._sources_for is not self.rules:
+            self._source_tools = defaultdict(set)
+            for rule in self.rules:
+                self._source_tools[rule[1]].add(rule[3][1] if rule[0] == "value" else rule[2])
+            self._sources_for = self.rules
+        return self._source_tools
+
+    def stats(self, rule: Rule) -> RuleStats:
+        """A rule's counts: a mined rule's own, or its kind's for a rule by name."""
+        return self.name_rules[rule] if rule in self.name_rules else self.rules[rule]
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
         """Every fan-out candidate (up to k), best first by p_horizon; ages from the context itself.
 
         A candidate's age is the number of decision points it has been on offer, so the context's decision
-        points are replayed; the replay is kept per conversation (`_Replay`) and only extended by the new
-        events, so a session pays for each decision point once, not at every prediction."""
-        replay = self._replays.take(context.events) or _Replay()
-        offers, d, first = replay.advance(self, context.events)
+        points are replayed; the replay is kept per conversation (`fanout_state.Replay`) and only extended
+        by the new events, so a session pays for each decision point once, not at every prediction."""
+        replay = self._replays.take(context.events) or Replay()
+        offers, d, first = replay.advance(self, context.events, context.tools)
         self._replays.keep(context.events, replay)
         scored = []
         for cand, rule in offers:
-            p_h, p_next = self.rules[rule].p(_age_bucket(d - first.get(cand.key, d)))
+            p_h, p_next = self.stats(rule).p(_age_bucket(d - first.get(cand.key, d)))
             scored.append(CallPrediction(cand.tool, dict(cand.args), sources=dict(cand.sources),
                                          p_tool=p_next, p_call=p_next, p_horizon=p_h))
         scored.sort(key=lambda c: (-c.p_horizon, c.tool, str(c.args)))
@@ -260,7 +265,9 @@ class FanoutPredictor:
             "horizon": self.horizon, "min_groups": self.min_groups,
             "types": [[tool, slot, kind] for (tool, slot), kind in self.types.items()],
             "rules": [{"rule": _as_lists(rule), "offered": st.offered, "hits": st.hits,
-                       "next_hits": st.next_hits} for rule, st in self.rules.items()]})
+                       "next_hits": st.next_hits} for rule, st in self.rules.items()],
+            "name_rules": [{"rule": list(rule), "offered": st.offered, "hits": st.hits,
+                            "next_hits": st.next_hits} for rule, st in self.name_rules.items()]})
         return target
 
     @classmethod
@@ -296,6 +303,16 @@ class FanoutPredictor:
                 raise ValueError(f"{where}: field 'rules[{i}].rule' must be a 'value' or 'record' rule")
             self.rules[rule] = RuleStats(*(counts(r.get(k), f"rules[{i}].{k}")
                                            for k in ("offered", "hits", "next_hits")))
+        # a file saved before the rules by name has neither field: it offers none
+        named = d.get("name_rules", [])
+        if not isinstance(named, list):
+            raise ValueError(f"{where}: field 'name_rules' must be a list")
+        for i, r in enumerate(named):
+            rule = tuple(r.get("rule")) if isinstance(r, dict) and isinstance(r.get("rule"), list) else None
+            if rule not in NAME_RULES:
+                raise ValueError(f"{where}: field 'name_rules[{i}].rule' must be one of {list(NAME_RULES)}")
+            self.name_rules[rule] = RuleStats(*(counts(r.get(k), f"name_rules[{i}].{k}")
+                                                for k in ("offered", "hits", "next_hits")))
         return self
 
 
@@ -308,63 +325,7 @@ def _as_tuples(x: Any) -> Any:
     return tuple(_as_tuples(v) for v in x) if isinstance(x, list) else x
 
 
-class _Replay:
-    """A context's decision points replayed so far: the state at its last event, the decision point at
-    which each candidate was first offered, and the offers at the last event.
-
-    `advance` extends it to a longer context when that context is this one's continuation (same tool calls
-    at the same places, same outputs, same decision points), else starts over: what it returns is always
-    what a replay from scratch gives. The decision points of a context before its last event do not change
-    when it grows (`decision_positions` looks at an event and the one before it); the context's end is one
-    too (its candidates' ages are counted there), but only for this context, so it is not committed."""
-
-    def __init__(self) -> None:
-        self.state = _State()
-        self.done = 0
-        """Events the state has seen."""
-        self.calls: list[tuple[int, ToolCall, Any, bool]] = []
-        """(index, call, its output, its error flag) of each call the state has seen."""
-        self.positions: list[int] = []
-        """Committed decision points (each before the end of the context it came from)."""
-        self.first: dict[tuple[str, str], int] = {}
-        self.offers: tuple[int, list[tuple[CallPrediction, Rule]]] | None = None
-        """(position, offers there) of the last position looked at."""
-
-    def _continues(self, events: list, positions: list[int]) -> bool:
-        if len(events) < self.done or positions[:len(self.positions)] != self.positions:
-            return False
-        if any(p < self.done for p in positions[len(self.positions):-1]):
-            return False
-        calls = [(j, e) for j, e in enumerate(events[:self.done]) if isinstance(e, ToolCall)]
-        return len(calls) == len(self.calls) and all(
-            j == j0 and (e is e0 or e == e0) and e.output == out and e.error == err
-            for (j, e), (j0, e0, out, err) in zip(calls, self.calls, strict=True))
-
-    def advance(self, fanout: FanoutPredictor, events: list) -> tuple[list[tuple[CallPrediction, Rule]],
-                                                                         int, dict[tuple[str, str], int]]:
-        """(offers at the context's end, its decision index, first offer of each candidate)."""
-        n = len(events)
-        positions = sorted({i for i, _ in decision_positions(events) if i < n} | {n})
-        if not self._continues(events, positions):
-            self.__init__()
-        for i in positions[len(self.positions):]:
-            if self.offers is None or self.offers[0] != i:
-                while self.done < i:
-                    e = events[self.done]
-                    self.state.add(e)
-                    if isinstance(e, ToolCall):
-                        self.calls.append((self.done, e, e.output, e.error))
-                    self.done += 1
-                self.offers = (i, fanout._offers(self.state))
-            if i == n:
-                break
-            for cand, _ in self.offers[1]:
-                self.first.setdefault(cand.key, len(self.positions))
-            self.positions.append(i)
-        return self.offers[1], len(self.positions), self.first
-
-
-def _record_rules(call: ToolCall, state: _State) -> set[Rule]:
+def _record_rules(call: ToolCall, state: State) -> set[Rule]:
     """The records of earlier outputs that hold every argument of a multi-slot call, as rules."""
     want = {slot: match_key(v) for slot, v in call.args.items()}
     rules: set[Rule] = set()
@@ -380,7 +341,7 @@ def _record_rules(call: ToolCall, state: _State) -> set[Rule]:
 
 def _contexts(trace: Trace, keep: bool = True):
     """(state, position, calls) at each decision point; with keep=False the state is not built."""
-    state = _State() if keep else None
+    state = State(trace.tools) if keep else None
     done = 0
     for i, calls in decision_positions(trace.events):
         if state is not None:

@@ -104,6 +104,10 @@ class ContextIndex:
                 self.used[(event.tool, slot)].add(value_id(value))
         self.n += 1
 
+    def keys(self) -> list[SourceKey]:
+        """Every source that has listed a value so far."""
+        return list(self._blocks)
+
     def sources_holding(self, value: Any) -> set[SourceKey]:
         """The sources whose lists hold `value` (loosely matched)."""
         return self._where.get(match_key(value), set())

@@ -179,13 +179,73 @@ def test_fanout_pairs_the_slots_of_one_record():
         "HAT9902024-05-10", "HAT9912024-05-11"]
 
 
+def shop_trace(i: int, orders: int = 3, shape: str = "list") -> Trace:
+    """A tool set the fan-out never saw: a customer record lists orders (ids, or records with an `id`);
+    the listed `get_order(order_id)` and `get_shipment(order_id, carrier)` are new reads."""
+    ids = [f"#O{i}{j}" for j in range(orders)]
+    listed = ids if shape == "list" else [{"id": o, "carrier": "UPS"} for o in ids]
+    key = "orders" if shape != "shipments" else "shipments"
+    if shape == "shipments":
+        listed = [{"order_id": o, "carrier": "UPS"} for o in ids]
+    events = [Message("user", f"customer c{i}"), Message("assistant", "", turn=1),
+              ToolCall(f"s{i}", 1, "get_customer", {"customer_id": f"c{i}"}, json.dumps({key: listed}))]
+    tools = [ToolSpec("get_customer", parameters={"properties": {"customer_id": {"type": "string"}}}),
+             ToolSpec("get_order", parameters={"properties": {"order_id": {"type": "string"}, "verbose": {}},
+                                               "required": ["order_id"]}),
+             ToolSpec("get_shipment", parameters={"properties": {"order_id": {}, "carrier": {}}}),
+             ToolSpec("cancel_order", parameters={"properties": {"order_id": {"type": "string"}}})]
+    return Trace(f"s{i}", f"sg{i}", "test", {}, tools, events)
+
+
+def test_reads_the_logs_never_had_are_fanned_out_by_their_slot_names():
+    """Fitted on the reservations logs only, a shop's new tools: `get_order(order_id)` takes each id of
+    `orders[*]` (or the `id` of each order record), `get_shipment(order_id, carrier)` each shipment record;
+    a write is never offered (is_read); the price is the rules by name's, counted on the fitting logs."""
+    f = FanoutPredictor().fit([profile_trace(i) for i in range(6)], is_read=lambda t: not is_write(t)
+                              and t != "cancel_order", is_write=is_write)
+    assert f.name_rules[("name", "list")].offered[0] > 0  # get_reservation <- reservations[*], counted
+    for shape in ("list", "records"):
+        t = shop_trace(1, shape=shape)
+        preds = f.predict(Context(events=t.events, tools=t.tools), k=10)
+        got = sorted((p.tool, p.args["order_id"]) for p in preds)
+        assert got == [("get_order", f"#O1{j}") for j in range(3)]
+        assert all(0 < p.p_horizon < 1 for p in preds)
+    t = shop_trace(2, shape="shipments")
+    preds = f.predict(Context(events=t.events, tools=t.tools), k=10)
+    assert {(p.tool, tuple(sorted(p.args.items()))) for p in preds} >= {
+        ("get_shipment", (("carrier", "UPS"), ("order_id", f"#O2{j}"))) for j in range(3)}
+    assert not any(p.tool == "cancel_order" for p in preds)
+
+
+def test_rules_by_name_leave_the_tools_the_logs_had_to_the_mined_rules():
+    f = fitted()
+    t = profile_trace(99)
+    preds = f.predict(Context(events=t.events[:3], tools=t.tools), k=10)
+    rules = {p.sources["reservation_id"] for p in preds}
+    assert rules == {"get_user output reservations[*]"}
+    f.name_rules.clear()  # an older fan-out file: no rules by name, nothing for new tools
+    t = shop_trace(1)
+    assert f.predict(Context(events=t.events, tools=t.tools), k=10) == []
+
+
+@pytest.mark.parametrize("name, want", [("order_id", "order"), ("orders", "order"), ("order_ids", "order"),
+                                        ("reservation_id", "reservation"), ("flight_number", "flight"),
+                                        ("categories", "category"), ("address", "address"), ("id", ""),
+                                        ("ids", "")])
+def test_stems_of_slot_and_list_names(name, want):
+    from toolcast.predictor.baselines.fanout_names import stem
+
+    assert stem(name) == want
+
+
 def _replayed_from_scratch(f: FanoutPredictor, context: Context, k: int) -> list[CallPrediction]:
     """The fan-out's prediction as it was computed before the replay was kept per conversation: every
     decision point of the context replayed at each call (the reference the incremental one must equal)."""
     from toolcast.data.schema import decision_positions
-    from toolcast.predictor.baselines.fanout import _age_bucket, _State
+    from toolcast.predictor.baselines.fanout import _age_bucket
+    from toolcast.predictor.baselines.fanout_state import State as _State
 
-    state, first, d, done, offers = _State(), {}, 0, 0, []
+    state, first, d, done, offers = _State(context.tools), {}, 0, 0, []
     for i in sorted({i for i, _ in decision_positions(context.events)} | {len(context.events)}):
         while done < i:
             e = context.events[done]
@@ -197,7 +257,7 @@ def _replayed_from_scratch(f: FanoutPredictor, context: Context, k: int) -> list
         d += 1
     out = []
     for cand, rule in offers:
-        p_h, p_next = f.rules[rule].p(_age_bucket(d - 1 - first[cand.key]))
+        p_h, p_next = f.stats(rule).p(_age_bucket(d - 1 - first[cand.key]))
         cand.p_tool, cand.p_call, cand.p_horizon = p_next, p_next, p_h
         out.append(cand)
     out.sort(key=lambda c: (-c.p_horizon, c.tool, str(c.args)))
@@ -286,6 +346,8 @@ def test_a_saved_fanout_loads_back_and_offers_the_same_calls(tmp_path):
     assert path.name == "fanout.json.gz" and list(tmp_path.iterdir()) == [path]
     again = FanoutPredictor.load(tmp_path)
     assert again.rules == f.rules and again.types == f.types and again.horizon == f.horizon
+    assert again.name_rules == f.name_rules and f.name_rules
+    again.is_read = f.is_read  # not saved: the runtime's contracts (or the caller) say what a read is
     for t in traces[:10]:
         for n in range(1, len(t.events), 3):
             ctx = Context(events=t.events[:n], tools=t.tools)
@@ -297,6 +359,8 @@ def test_a_saved_fanout_loads_back_and_offers_the_same_calls(tmp_path):
      "rules[0].rule"),
     ({"horizon": 8, "min_groups": 2, "types": [["t", "s"]], "rules": []}, "types"),
     ({"horizon": -1, "min_groups": 2, "types": [], "rules": []}, "horizon"),
+    ({"horizon": 8, "min_groups": 2, "types": [], "rules": [], "name_rules": [{"rule": ["name", "x"]}]},
+     "name_rules[0].rule"),
     ({"horizon": 8, "min_groups": 2, "types": [], "rules": [
         {"rule": ["value", "t", "s", ["output", "u", "a"]], "offered": [1], "hits": [0], "next_hits": [0]}]},
      "rules[0].offered"),

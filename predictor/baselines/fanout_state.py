@@ -1,0 +1,125 @@
+"""What a context offers the fan-out (`fanout.py`), and its replay kept per conversation.
+
+`State` is a context's value index, the records of its JSON outputs, the calls made and the slots of its
+tools, built event by event. `Replay` holds a conversation's decision points replayed so far, so that a
+session pays for each decision point once, not at every prediction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from toolcast.data import jsonpaths
+from toolcast.data.schema import ToolCall, ToolSpec, decision_positions
+from toolcast.predictor.baselines.fanout_names import ToolSlots
+from toolcast.predictor.baselines.value_maps import ContextIndex
+from toolcast.predictor.features.extractors import MAX_LEAVES
+from toolcast.predictor.protocol import CallPrediction
+
+if TYPE_CHECKING:
+    from toolcast.predictor.baselines.fanout import FanoutPredictor, Rule
+
+
+class State:
+    """What a context offers: its value index, the records of its JSON outputs, the calls made."""
+
+    def __init__(self, tools: Iterable[ToolSpec] = ()) -> None:
+        self.index = ContextIndex()
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+        """(tool, record shape e.g. `flights[*]`, field -> value) of every list element of every output."""
+        self.called: set[tuple[str, str]] = set()
+        self.called_tools: set[str] = set()
+        self.tools = ToolSlots(tools)
+        """The slots of the tools the context lists or called (for the rules by name)."""
+
+    def add(self, event: Any) -> None:
+        # Only tool calls feed it: offers come from outputs (messages never hold an "output" source),
+        # the values slots took and the calls made.
+        if isinstance(event, ToolCall):
+            self.index.add(event)
+            self.called.add(event.key)
+            self.called_tools.add(event.tool)
+            self.tools.add_call(event)
+            self.records.extend((event.tool, shape, rec) for shape, rec in records_of(event))
+
+
+def records_of(call: ToolCall) -> list[tuple[str, dict[str, Any]]]:
+    """(shape, fields) of each list element in a call's JSON output (`flights[2].date` -> `flights[*]`)."""
+    out = call.output
+    if not out or out.lstrip()[:1] not in ("{", "["):
+        return []
+    try:
+        parsed = json.loads(out)
+    except (ValueError, RecursionError):
+        return []
+    recs: dict[str, dict[str, Any]] = {}
+    for n, (path, value) in enumerate(jsonpaths.leaves(parsed, with_keys=False)):
+        if n >= MAX_LEAVES:
+            break
+        cut = path.rfind("]")
+        if cut < 0 or cut + 2 >= len(path) or path[cut + 1] != ".":
+            continue
+        recs.setdefault(path[:cut + 1], {})[path[cut + 2:]] = value
+    return [(jsonpaths.generalize(prefix), fields) for prefix, fields in recs.items()]
+
+
+class Replay:
+    """A context's decision points replayed so far: the state at its last event, the decision point at
+    which each candidate was first offered, and the offers at the last event.
+
+    `advance` extends it to a longer context when that context is this one's continuation (same tool calls
+    at the same places, same outputs, same decision points), else starts over: what it returns is always
+    what a replay from scratch gives. The decision points of a context before its last event do not change
+    when it grows (`decision_positions` looks at an event and the one before it); the context's end is one
+    too (its candidates' ages are counted there), but only for this context, so it is not committed."""
+
+    def __init__(self, tools: list[ToolSpec] | tuple = ()) -> None:
+        self.state = State(tools)
+        self.tool_names = tuple(t.name for t in tools)
+        """The context's tool list it was built for (the rules by name read its slots)."""
+        self.done = 0
+        """Events the state has seen."""
+        self.calls: list[tuple[int, ToolCall, Any, bool]] = []
+        """(index, call, its output, its error flag) of each call the state has seen."""
+        self.positions: list[int] = []
+        """Committed decision points (each before the end of the context it came from)."""
+        self.first: dict[tuple[str, str], int] = {}
+        self.offers: tuple[int, list[tuple[CallPrediction, Rule]]] | None = None
+        """(position, offers there) of the last position looked at."""
+
+    def _continues(self, events: list, positions: list[int], tools: list[ToolSpec] | tuple) -> bool:
+        if tuple(t.name for t in tools) != self.tool_names:
+            return False
+        if len(events) < self.done or positions[:len(self.positions)] != self.positions:
+            return False
+        if any(p < self.done for p in positions[len(self.positions):-1]):
+            return False
+        calls = [(j, e) for j, e in enumerate(events[:self.done]) if isinstance(e, ToolCall)]
+        return len(calls) == len(self.calls) and all(
+            j == j0 and (e is e0 or e == e0) and e.output == out and e.error == err
+            for (j, e), (j0, e0, out, err) in zip(calls, self.calls, strict=True))
+
+    def advance(self, fanout: FanoutPredictor, events: list, tools: list[ToolSpec] | tuple = (),
+                ) -> tuple[list[tuple[CallPrediction, Rule]], int, dict[tuple[str, str], int]]:
+        """(offers at the context's end, its decision index, first offer of each candidate)."""
+        n = len(events)
+        positions = sorted({i for i, _ in decision_positions(events) if i < n} | {n})
+        if not self._continues(events, positions, tools):
+            self.__init__(tools)
+        for i in positions[len(self.positions):]:
+            if self.offers is None or self.offers[0] != i:
+                while self.done < i:
+                    e = events[self.done]
+                    self.state.add(e)
+                    if isinstance(e, ToolCall):
+                        self.calls.append((self.done, e, e.output, e.error))
+                    self.done += 1
+                self.offers = (i, fanout._offers(self.state))
+            if i == n:
+                break
+            for cand, _ in self.offers[1]:
+                self.first.setdefault(cand.key, len(self.positions))
+            self.positions.append(i)
+        return self.offers[1], len(self.positions), self.first
