@@ -27,6 +27,7 @@ from toolcast.predictor.horizon import BASE_K, HorizonPredictor, HorizonScorer
 from toolcast.runtime.planner import PlannerConfig
 from toolcast.runtime.replay_contracts import replay_policy
 from toolcast.runtime.simulate import SimConfig, simulate
+from toolcast.training.datamodule import holdout_predicate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 log = logging.getLogger("spec_sets")
@@ -50,6 +51,11 @@ def main() -> None:
                     help="price with the runtime's online calibration (its default; off here by default, as "
                     "the recorded figures were measured)")
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--holdout", metavar="KEY=VALUE",
+                    help="replay the traces matching it (key=value or key~part, as `toolcast train "
+                         "--holdout`) and fit every predictor and scorer on the others' train / validation "
+                         "splits: a harness or tool set none of them saw (give --model a model trained with "
+                         "the same --holdout)")
     ap.add_argument("--policies", nargs="+", help="keep only these predictors")
     ap.add_argument("--scorer", help="a fitted horizon.json to use instead of fitting one")
     ap.add_argument("--base-k", type=int, default=BASE_K,
@@ -68,10 +74,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     traces = load_traces(*args.data)
-    split = {t.trace_id: split_of(t.group, 0) for t in traces}
-    train = [t for t in traces if split[t.trace_id] == "train"]
-    valid = [t for t in traces if split[t.trace_id] == "validation"]
-    test = [t for t in traces if split[t.trace_id] == "test"][: args.limit]
+    train, valid, test = splits(traces, args.holdout)
+    test = test[: args.limit]
     contracts = replay_policy()
     is_read = lambda t: contracts.for_tool(t).speculable  # noqa: E731
     is_write = lambda t: contracts.for_tool(t).state_changing  # noqa: E731
@@ -83,6 +87,7 @@ def main() -> None:
         from toolcast.predictor import load
 
         learned = load(args.model)  # the ONNX export when the directory has one, else the torch model
+        _check_card(Path(args.model), args.holdout)
         predictors["learned"] = learned
         horizon = HorizonPredictor(learned, fanout, name="learned_horizon",
                                    pattern=None if args.no_horizon_pattern else predictors["pattern"],
@@ -122,6 +127,32 @@ def main() -> None:
             log.info("sessions %d, lambda %g: %.0f s", sessions, lam, time.perf_counter() - t0)
             (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
             print(table(results[-1]), flush=True)
+
+
+def splits(traces, holdout: str | None) -> tuple[list, list, list]:
+    """(train, validation, test): the task-grouped split of seed 0; with `holdout`, the matching traces
+    are the test set and leave train and validation (as `toolcast train --holdout` splits)."""
+    held = holdout_predicate(holdout)
+    split = {t.trace_id: split_of(t.group, 0) for t in traces}
+    if held is None:
+        return tuple([t for t in traces if split[t.trace_id] == name]
+                     for name in ("train", "validation", "test"))
+    test = [t for t in traces if held(t)]
+    if not test:
+        raise SystemExit(f"--holdout {holdout!r} matches no trace")
+    rest = [t for t in traces if not held(t)]
+    return ([t for t in rest if split[t.trace_id] == "train"],
+            [t for t in rest if split[t.trace_id] == "validation"], test)
+
+
+def _check_card(model: Path, holdout: str | None) -> None:
+    """Warn when the model was trained on a split other than the one replayed (its card's holdout)."""
+    card = model / "metrics.json"
+    if card.is_file():
+        trained = json.loads(card.read_text(encoding="utf-8")).get("holdout")
+        if trained != holdout:
+            log.warning("%s was trained with holdout %r, the replay uses %r: its test traces may be in the "
+                        "model's training data", model, trained, holdout)
 
 
 def _planner(args, lam: float) -> PlannerConfig:

@@ -271,8 +271,9 @@ class FanoutPredictor:
         return target
 
     @classmethod
-    def load(cls, path: str | Path) -> FanoutPredictor:
-        """A saved fan-out; ValueError naming the file and the field it rejects."""
+    def load(cls, path: str | Path, is_read: Callable[[str], bool] | None = None) -> FanoutPredictor:
+        """A saved fan-out; ValueError naming the file and the field it rejects. `is_read`: which tools its
+        rules by name may offer (not saved: the runtime's contracts say; None offers any tool)."""
         source = state_file(path, FANOUT_FILE)
         d = read_state(source, FORMAT)
         where = str(source)
@@ -303,7 +304,8 @@ class FanoutPredictor:
                 raise ValueError(f"{where}: field 'rules[{i}].rule' must be a 'value' or 'record' rule")
             self.rules[rule] = RuleStats(*(counts(r.get(k), f"rules[{i}].{k}")
                                            for k in ("offered", "hits", "next_hits")))
-        # a file saved before the rules by name has neither field: it offers none
+        self.is_read = is_read
+        # a file saved before the rules by name has no such field: it offers none
         named = d.get("name_rules", [])
         if not isinstance(named, list):
             raise ValueError(f"{where}: field 'name_rules' must be a list")

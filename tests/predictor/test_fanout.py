@@ -347,7 +347,7 @@ def test_a_saved_fanout_loads_back_and_offers_the_same_calls(tmp_path):
     again = FanoutPredictor.load(tmp_path)
     assert again.rules == f.rules and again.types == f.types and again.horizon == f.horizon
     assert again.name_rules == f.name_rules and f.name_rules
-    again.is_read = f.is_read  # not saved: the runtime's contracts (or the caller) say what a read is
+    again = FanoutPredictor.load(tmp_path, is_read=f.is_read)  # not saved: the contracts say what reads are
     for t in traces[:10]:
         for n in range(1, len(t.events), 3):
             ctx = Context(events=t.events[:n], tools=t.tools)
