@@ -2,7 +2,8 @@
 
 Steps: read the sample logs; split them by task group; train a small model (CPU, a few minutes) and
 export it; measure it and both baselines on the test split (`toolcast eval`'s numbers); replay the test
-split serial vs speculative (`toolcast simulate`); write report.md with plots and print its path.
+split serial vs speculative (`toolcast simulate`, with the fan-out and, from the model directory's
+`horizon.json`, the learned model's horizon view); write report.md with plots and print its path.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from toolcast.cli.common import fail
 
 log = logging.getLogger("toolcast.demo")
 SEED = 0
+REPLAY_K = 16
+REPLAY_LAMBDA = 0.7
+"""The replay's candidates per decision point and price of waste: the settings README recommends for
+the horizon view (`toolcast simulate -k 16 --lambda 0.7`)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     featured = "learned" if learned is not None else "pattern"
     _reliability(outcomes[featured], out / "reliability.png", featured)
     figures[f"Reliability diagram ({featured})"] = "reliability.png"
-    sim, per_tool, sim_note = _simulate(test, fit, predictors)
+    sim, per_tool, sim_note = _simulate(test, fit, predictors, model_dir if learned is not None else None)
     from toolcast.cli.report import plot_hit_rate_per_tool, write_report
     from toolcast.cli.simulate_cmd import plot_summary
 
@@ -86,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         {k: v for k, v in per_tool.items() if k != "serial"}, out / "hit_rate_per_tool.png"
     )
     figures["Hit rate per tool"] = "hit_rate_per_tool.png"
+    notes.append(
+        f"Replay: {REPLAY_K} candidates per decision point, price of waste λ0 = {REPLAY_LAMBDA}. `fanout` "
+        "launches every listed value a read has not taken yet (mined from the fitting logs); "
+        "`learned_horizon` scores the model's, the fan-out's and the pattern pool's candidates by p(issued "
+        "before the next write), "
+        "with the scorer `toolcast train` fitted on the validation split."
+    )
     if learned is None:
         notes.append("No learned model in this run (--no-train): baselines only.")
     notes.append(f"The whole demo took {time.perf_counter() - started:.0f} s.")
@@ -164,18 +176,24 @@ def _reliability(outcomes: list, path: Path, name: str) -> None:
         plot_reliability(outcomes, f, title=name)
 
 
-def _simulate(test: list, fit: list, predictors: dict[str, Any]) -> tuple[dict, dict, str]:
+def _simulate(test: list, fit: list, predictors: dict[str, Any], model_dir: Any) -> tuple[dict, dict, str]:
+    from toolcast.cli.simulate_cmd import set_policies
     from toolcast.runtime.latency import LatencyProfile
+    from toolcast.runtime.planner import PlannerConfig
     from toolcast.runtime.replay_contracts import load_replay_policy
     from toolcast.runtime.simulate import SimConfig, simulate
 
+    contracts = load_replay_policy(None)
+    scorer = Path(model_dir) / "horizon.json" if model_dir is not None else None
+    fitted = str(scorer) if scorer is not None and scorer.exists() else None
+    sets = set_policies(fit, contracts, predictors.get("learned"), fitted, predictors.get("pattern"))
     report = simulate(
         test,
-        predictors,
+        {**predictors, **sets},
         train=fit,
         profile=LatencyProfile.default(),
-        contracts=load_replay_policy(None),
-        config=SimConfig(),
+        contracts=contracts,
+        config=SimConfig(k=REPLAY_K, planner=PlannerConfig(lambda0=REPLAY_LAMBDA)),
     )
     per_tool = {
         name: {tool: ts.to_dict() for tool, ts in run.stats.tools.items()}

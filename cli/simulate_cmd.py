@@ -177,25 +177,42 @@ def _predictors(args: argparse.Namespace, train: list[Trace], contracts: Any = N
     for name in BASELINES:
         log.info("fitting the %s baseline on %d traces", name, len(train))
         out[name] = fit_baseline(name, train)
+    sets: dict[str, Predictor] = {}
     if contracts is not None and not getattr(args, "no_fanout", False):
-        from toolcast.predictor.baselines.fanout import fit_fanout
-
-        log.info("mining the fan-out baseline on %d traces", len(train))
-        out["fanout"] = fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable,
-                                   is_write=lambda t: contracts.for_tool(t).state_changing)
+        scorer = getattr(args, "horizon_scorer", None)
+        if scorer is None and args.model and (Path(args.model) / "horizon.json").exists():
+            scorer = str(Path(args.model) / "horizon.json")
+        sets = set_policies(train, contracts, learned, scorer, out.get("pattern"))
+    if "fanout" in sets:
+        out["fanout"] = sets["fanout"]
     if learned is not None:
         out["learned"] = learned
-        scorer = getattr(args, "horizon_scorer", None)
-        if scorer is None and (Path(args.model) / "horizon.json").exists():
-            scorer = str(Path(args.model) / "horizon.json")
-        if scorer is not None and "fanout" in out:
-            from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+    if "learned_horizon" in sets:
+        out["learned_horizon"] = sets["learned_horizon"]
+    return out
 
-            fitted = HorizonScorer.load(scorer)
-            pattern = out.get("pattern") if any(f.startswith("pat") for f in fitted.features) else None
-            out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], fitted, name="learned_horizon",
-                                                      pattern=pattern,
-                                                      is_write=lambda t: contracts.for_tool(t).state_changing)
+
+def set_policies(train: list[Trace], contracts: Any, learned: Predictor | None, scorer: str | None,
+                 pattern: Predictor | None) -> dict[str, Predictor]:
+    """The fan-out baseline mined on `train` (reads and writes from `contracts`) and, with a learned model
+    and its fitted horizon scorer (`horizon.json`), its horizon view `learned_horizon` (the pattern pool
+    a third source when the scorer was fitted with one)."""
+    from toolcast.predictor.baselines.fanout import fit_fanout
+
+    def is_write(tool: str) -> bool:
+        return contracts.for_tool(tool).state_changing
+
+    log.info("mining the fan-out baseline on %d traces", len(train))
+    out: dict[str, Predictor] = {
+        "fanout": fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable, is_write=is_write)}
+    if learned is not None and scorer is not None:
+        from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
+
+        fitted = HorizonScorer.load(scorer)
+        uses_pattern = any(f.startswith("pat") for f in fitted.features)
+        out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], fitted, name="learned_horizon",
+                                                  pattern=pattern if uses_pattern else None,
+                                                  is_write=is_write)
     return out
 
 

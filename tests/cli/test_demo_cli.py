@@ -14,4 +14,5 @@ def test_demo_writes_a_report_with_plots(tmp_path, capsys):
     for png in re.findall(r"\]\(([^)]+\.png)\)", report):
         assert (out / png).stat().st_size > 1000
     assert "| markov |" in report and "| pattern |" in report and "| oracle |" in report
+    assert "| fanout |" in report  # the fan-out is replayed with the baselines
     assert "No learned model" in report
