@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--online-calibration", action="store_true",
                     help="price with the runtime's online calibration (its default; off here by default, as "
                     "the recorded figures were measured)")
+    ap.add_argument("--no-horizon-calibration", action="store_true",
+                    help="with --online-calibration, leave the candidates' horizon p uncorrected")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--holdout", metavar="KEY=VALUE",
                     help="replay the traces matching it (key=value or key~part, as `toolcast train "
@@ -159,7 +161,8 @@ def _planner(args, lam: float) -> PlannerConfig:
     # the figures in BENCHMARKS "Speculating sets" were measured before online calibration became the
     # runtime's default: off here, so the commands there give the same numbers
     return PlannerConfig(lambda0=lam, spec_per_call=args.spec_per_call, max_per_session=args.max_per_session,
-                         max_in_flight=args.max_in_flight, online_calibration=args.online_calibration)
+                         max_in_flight=args.max_in_flight, online_calibration=args.online_calibration,
+                         calibrate_horizon=not args.no_horizon_calibration)
 
 
 def explain(args, test, train, predictor, contracts, out: Path) -> None:

@@ -289,10 +289,12 @@ class SpeculativeRuntime:
             if ch.eligible and pred.key not in keys:
                 keys.add(pred.key)
                 contract = self._tools[pred.tool].contract.for_call(pred.args)
+                p_h = pred.p_horizon
                 s.pending.append(Candidate(pred.key, max(0.0, min(1.0, pred.p_call)),
-                                           contract.read_keys(pred.args), now + contract.stable_for))
+                                           contract.read_keys(pred.args), now + contract.stable_for,
+                                           None if p_h is None else max(0.0, min(1.0, p_h))))
         for c in s.pending[:-MAX_PENDING]:
-            self.planner.calibration.observe(c.p, False)
+            self._observe(c, False)
         s.pending = s.pending[-MAX_PENDING:]
         for ch in choices:
             if ch.launch:
@@ -324,10 +326,18 @@ class SpeculativeRuntime:
         keep = []
         for c in s.pending:
             if which(c):
-                self.planner.calibration.observe(c.p, hit)
+                self._observe(c, hit)
             else:
                 keep.append(c)
         s.pending = keep
+
+    def _observe(self, c: Candidate, hit: bool) -> None:
+        """An outcome for the table that corrects the p the candidate was priced by: its horizon p when it
+        had one, else its p(call)."""
+        if c.p_horizon is not None and self.planner.config.calibrate_horizon:
+            self.planner.horizon_calibration.observe(c.p_horizon, hit, c.key[0])
+        else:
+            self.planner.calibration.observe(c.p, hit, c.key[0])
 
     def _invalidate(self, s: Session, mutated: frozenset[str] | None) -> None:
         """Runtime-wide with `shared_state` (only this session's candidates are scored: others' are

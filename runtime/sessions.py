@@ -21,10 +21,13 @@ class Candidate:
     p: float
     reads: frozenset[str] | None
     expires_at: float
+    p_horizon: float | None = None
 
 
-MAX_PENDING = 64
-"""Candidates kept per session awaiting their outcome; the oldest are scored as misses beyond it."""
+MAX_PENDING = 512
+"""Candidates kept per session awaiting their outcome; the oldest are scored as misses beyond it. A
+horizon view offers 16 candidates a decision point, and a call it was right about can come 8 points
+later: at 64 (before session 10) such outcomes were scored as misses."""
 SWEEP_BATCH = 64
 """Sessions looked at per sweep at most (each touch adds at most one: sweeping keeps up, in O(1))."""
 

@@ -134,6 +134,20 @@ def test_online_calibration_starts_at_the_predictors_p_and_follows_outcomes():
     assert cal.adjust(0.95) == pytest.approx(0.95)  # other bins untouched
 
 
+def test_online_calibration_keeps_each_tools_table_shrunk_toward_the_shared_one():
+    from toolcast.runtime.planner import OnlineCalibration
+
+    cal = OnlineCalibration(weight=5.0)
+    for _ in range(40):
+        cal.observe(0.45, hit=True, tool="a")
+        cal.observe(0.45, hit=False, tool="b")
+    shared = cal.adjust(0.45)
+    assert shared == pytest.approx((40 + 5 * 0.45) / 85)
+    assert cal.adjust(0.45, "a") == pytest.approx((40 + 5 * shared) / 45)
+    assert cal.adjust(0.45, "b") == pytest.approx((0 + 5 * shared) / 45)
+    assert cal.adjust(0.45, "never seen") == shared
+
+
 def test_online_calibration_changes_what_launches_only_when_enabled():
     for enabled in (False, True):
         p = planner(lambda0=1.0, online_calibration=enabled)

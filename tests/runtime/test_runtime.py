@@ -358,6 +358,37 @@ def test_candidates_are_scored_as_their_speculative_results_would_have_fared(fk)
     assert sum(cal.seen) == 12
 
 
+def test_horizon_candidates_are_scored_per_tool_and_by_their_horizon_p_too(fk):
+    """A candidate with a horizon p is an outcome for the horizon table (not the p(call) one: its horizon p
+    prices its later claims), filed under its tool: a read this agent never makes is priced down for that
+    tool alone."""
+    from toolcast.predictor.protocol import CallPrediction
+
+    tools = fk.FakeTools()
+    preds = [CallPrediction("get", {"x": 1}, p_tool=0.2, p_call=0.2, p_horizon=0.85),
+             CallPrediction("look", {"x": 1}, p_tool=0.2, p_call=0.2, p_horizon=0.85)]
+    rt = runtime([tools.make("get", fk.READ), tools.make("look", fk.READ)], fk.ScriptedPredictor(preds))
+
+    async def agent():
+        for _ in range(4):
+            rt.observe_user("s", "hi")
+            await asyncio.sleep(2.0)
+            await rt.call("s", "get", {"x": 1})
+            rt.observe("s", "assistant", "done")
+        await rt.aclose()
+
+    run_virtual(agent())
+    h = rt.planner.horizon_calibration
+    assert sum(h.seen) > 0 and sum(rt.planner.calibration.seen) == 0
+    get_seen, look_seen = sum(h.by_tool["get"][1]), sum(h.by_tool["look"][1])
+    assert get_seen == look_seen and sum(h.by_tool["look"][0]) == 0 < sum(h.by_tool["get"][0])
+    assert h.adjust(0.85, "look") < h.adjust(0.85) < h.adjust(0.85, "get")
+    # the planner prices with the corrected horizon p (online calibration is on by default), and the
+    # candidate's own p(call) as it is
+    assert rt.planner.p_horizon_of(preds[1]) == h.adjust(0.85, "look")
+    assert rt.planner.p_of(preds[1]) == 0.2
+
+
 def test_a_state_change_scores_the_candidates_it_would_have_invalidated_as_misses(fk):
     tools = fk.FakeTools()
     rt = runtime([tools.make("get", fk.READ), tools.make("put")], first_point(fk, fk.pred("get", 0.35, x=1)))
