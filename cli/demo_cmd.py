@@ -93,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     figures["Hit rate per tool"] = "hit_rate_per_tool.png"
     notes.append(
         f"Replay: {REPLAY_K} candidates per decision point, price of waste λ0 = {REPLAY_LAMBDA}. `fanout` "
-        "launches every listed value a read has not taken yet (mined from the fitting logs); "
-        "`learned_horizon` scores the model's, the fan-out's and the pattern pool's candidates by p(issued "
-        "before the next write), "
-        "with the scorer `toolcast train` fitted on the validation split."
+        "launches every listed value a read has not taken yet (mined from the fitting logs)"
+        + ("; `learned_horizon` scores the model's, the fan-out's and the pattern pool's candidates by "
+           "p(issued before the next write), with the scorer `toolcast train` fitted on the validation split."
+           if "learned_horizon" in sim else ".")
     )
     if learned is None:
         notes.append("No learned model in this run (--no-train): baselines only.")
@@ -123,8 +123,13 @@ def _train(files: list[Path], model_dir: Path, max_epochs: int, notes: list[str]
         notes.append(f"Training skipped: the [train] extra is not installed ({e}).")
         log.warning("training skipped: %s", e)
         return None
+    from toolcast.runtime.replay_contracts import load_replay_policy
+
+    policy = load_replay_policy(None)  # which tools are reads and writes, for the horizon scorer
     t0 = time.perf_counter()
-    path = train([str(f) for f in files], model_dir, max_epochs=max_epochs, seed=SEED, progress=True)
+    reads_writes = (lambda t: policy.for_tool(t).speculable, lambda t: policy.for_tool(t).state_changing)
+    path = train([str(f) for f in files], model_dir, max_epochs=max_epochs, seed=SEED, progress=True,
+                 horizon=reads_writes)
     notes.append(
         f"Model trained in {time.perf_counter() - t0:.0f} s on CPU (at most {max_epochs} epochs, "
         f"early stopping on validation loss): {model_dir}."

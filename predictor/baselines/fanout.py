@@ -128,7 +128,10 @@ class FanoutPredictor:
                     else:
                         for rule in _record_rules(call, state):
                             groups[rule].add(trace.group)
-        self.rules = {r: RuleStats() for r, g in groups.items() if len(g) >= self.min_groups}
+        # in a fixed order: the first rule that offers a call prices it, and the places a value was found
+        # come from a set, whose order changes from one process to the next
+        self.rules = {r: RuleStats() for r, g in sorted(groups.items(), key=lambda rg: repr(rg[0]))
+                      if len(g) >= self.min_groups}
         for trace in traces:
             self._count(trace, is_write, called_slots)
         log.info("fan-out: %d rules over %d tools", len(self.rules), len({r[1] for r in self.rules}))
