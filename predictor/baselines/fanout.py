@@ -19,6 +19,10 @@ What the runtime does with them is its own business (`runtime/planner.py` prices
 the horizon utility); dropping results on writes is the speculation cache's invalidation. Nothing here
 knows tool contracts: `fit` takes which tools are reads (`is_read`; default: every tool) and which
 change state (`is_write`; default: none), so one rule serves any harness.
+
+A read the mined rules do not speak for in a context (a tool set the logs never had) is fanned out by the
+names of its slots and of earlier outputs' lists instead (`fanout_names.py`), priced by those rules'
+precision counted on the same logs.
 """
 
 from __future__ import annotations
@@ -94,8 +98,8 @@ class FanoutPredictor:
         self.rules: dict[Rule, RuleStats] = {}
         self.types: dict[tuple[str, str], str] = {}
         self.name_rules: dict[Rule, RuleStats] = {}
-        """The rules by name (`fanout_names.py`), for reads no mined rule speaks for in a context (`_mined`);
-        empty: none offered."""
+        """The rules by name (`fanout_names.py`), for reads no mined rule speaks for in a context (none of
+        the tool's mined rules' source tools was called there: `_sources`); empty: none offered."""
         self._sources_for: dict | None = None
         self._source_tools: dict[str, set[str]] = {}
         self.is_read: Callable[[str], bool] | None = None
@@ -223,7 +227,8 @@ class FanoutPredictor:
         return out
 
     def _sources(self) -> dict[str, set[str]]:
-        """Each tool's mined rules' source tools (cached until the rules change)."""
+        """Each tool's mined rules' source tools (cached until `rules` is replaced, as `fit` does; it is
+        not changed in place after a prediction)."""
         if self._sources_for is not self.rules:
             self._source_tools = defaultdict(set)
             for rule in self.rules:

@@ -82,8 +82,9 @@ class ToolSlots:
         return {tool: tuple(sorted(names)) for tool, names in common.items() if names}
 
     def add_call(self, call: ToolCall) -> None:
-        """A called tool the list did not have: its slots are the call's arguments."""
-        if call.tool not in self.slots and call.args:
+        """A called tool the list did not have (or listed without parameters): its slots are the call's
+        arguments."""
+        if not self.slots.get(call.tool) and call.args:
             self.slots[call.tool] = tuple(sorted(call.args))
 
 
