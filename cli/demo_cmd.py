@@ -130,11 +130,29 @@ def _train(files: list[Path], model_dir: Path, max_epochs: int, notes: list[str]
     reads_writes = (lambda t: policy.for_tool(t).speculable, lambda t: policy.for_tool(t).state_changing)
     path = train([str(f) for f in files], model_dir, max_epochs=max_epochs, seed=SEED, progress=True,
                  horizon=reads_writes)
+    _export(path, notes)
     notes.append(
         f"Model trained in {time.perf_counter() - t0:.0f} s on CPU (at most {max_epochs} epochs, "
         f"early stopping on validation loss): {model_dir}."
     )
     return path
+
+
+def _export(model_dir: Path, notes: list[str]) -> None:
+    """The ONNX export `toolcast train` ends with (what an agent process embeds); the demo then measures
+    and replays it. If it cannot be made, the demo goes on with the torch model and says so."""
+    from toolcast.predictor.modeldir import ModelDirError
+    from toolcast.predictor.torch.export import ExportValidationError, export_onnx
+
+    try:
+        r = export_onnx(str(model_dir))
+    except (ModelDirError, ExportValidationError) as e:
+        notes.append(f"ONNX export failed ({e}); measured with the torch model.")
+        log.warning("ONNX export failed: %s", e)
+        return
+    worst = max(r.validation["max_abs_diff"].values())
+    notes.append(f"Exported to ONNX for the embedded predictor (largest |onnxruntime - torch| {worst:.1e} on "
+                 f"{r.validation['examples']} validation contexts): the figures are the ONNX predictor's.")
 
 
 def _predictors(fit: list, learned: Any) -> dict[str, Any]:
