@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from toolcast.data.schema import Context, ToolCall, Trace, decision_positions
-from toolcast.predictor.baselines.fanout_names import NAME_RULES, ToolSlots, name_offers
-from toolcast.predictor.baselines.fanout_state import Replay, State
+from toolcast.predictor.baselines.fanout_names import NAME_RULES, name_offers
+from toolcast.predictor.baselines.fanout_state import Replay, State, ToolSlots, slot_offers
 from toolcast.predictor.baselines.io import read_state, state_file, write_state
 from toolcast.predictor.baselines.kept import KeptPerConversation
 from toolcast.predictor.baselines.value_maps import coerce, describe, match_key, slot_types
-from toolcast.predictor.features.extractors import value_id
 from toolcast.predictor.protocol import CallPrediction
 
 log = logging.getLogger(__name__)
@@ -99,9 +98,9 @@ class FanoutPredictor:
         self.types: dict[tuple[str, str], str] = {}
         self.name_rules: dict[Rule, RuleStats] = {}
         """The rules by name (`fanout_names.py`), for reads no mined rule speaks for in a context (none of
-        the tool's mined rules' source tools was called there: `_sources`); empty: none offered."""
-        self._sources_for: dict | None = None
+        the tool's mined rules' source tools was called there: `_source_tools`); empty: none offered."""
         self._source_tools: dict[str, set[str]] = {}
+        """Each tool's mined rules' source tools (`_index_sources`, once `rules` is fitted or loaded)."""
         self.is_read: Callable[[str], bool] | None = None
         """Which tools the rules by name may offer (`fit` sets it from its own; a loaded fan-out offers any
         tool, which the runtime's contracts then judge: set it to offer reads only)."""
@@ -136,6 +135,7 @@ class FanoutPredictor:
         # come from a set, whose order changes from one process to the next
         self.rules = {r: RuleStats() for r, g in sorted(groups.items(), key=lambda rg: repr(rg[0]))
                       if len(g) >= self.min_groups}
+        self._index_sources()
         for trace in traces:
             self._count(trace, is_write, called_slots)
         log.info("fan-out: %d rules over %d tools", len(self.rules), len({r[1] for r in self.rules}))
@@ -183,19 +183,15 @@ class FanoutPredictor:
 
     # ---- prediction --------------------------------------------------------------------------------
     def _offers(self, state: State, names: bool = True) -> list[tuple[CallPrediction, Rule]]:
-        """The mined rules' candidates, then (`names`) the rules by name's for tools the logs never called."""
+        """The mined rules' candidates, then (`names`) the rules by name's for the reads no mined rule
+        speaks for here."""
         out: list[tuple[CallPrediction, Rule]] = []
         seen: set[tuple[str, str]] = set(state.called)
         index = state.index
         for rule in self.rules:
             if rule[0] == "value":
                 _, tool, slot, src = rule
-                used = index.used.get((tool, slot), set())
-                for raw in index.values(src, limit=MAX_VALUES, exclude=used):
-                    v = coerce(raw, self.types.get((tool, slot)))
-                    if v is None or value_id(v) in used:
-                        continue
-                    pred = CallPrediction(tool, {slot: v}, sources={slot: describe(src)})
+                for pred in slot_offers(index, src, tool, slot, self.types.get((tool, slot)), MAX_VALUES):
                     if pred.key not in seen:
                         seen.add(pred.key)
                         out.append((pred, rule))
@@ -215,7 +211,7 @@ class FanoutPredictor:
                     out.append((pred, rule))
                     n += 1
         if names and self.name_rules:
-            is_read, sources, called = self.is_read, self._sources(), state.called_tools
+            is_read, sources, called = self.is_read, self._source_tools, state.called_tools
 
             def new_read(tool: str) -> bool:
                 # a tool of the same name in other logs (BFCL's get_order_details is not retail's) is new
@@ -226,15 +222,10 @@ class FanoutPredictor:
                        if pred.key not in seen)
         return out
 
-    def _sources(self) -> dict[str, set[str]]:
-        """Each tool's mined rules' source tools (cached until `rules` is replaced, as `fit` does; it is
-        not changed in place after a prediction)."""
-        if self._sources_for is not self.rules:
-            self._source_tools = defaultdict(set)
-            for rule in self.rules:
-                self._source_tools[rule[1]].add(rule[3][1] if rule[0] == "value" else rule[2])
-            self._sources_for = self.rules
-        return self._source_tools
+    def _index_sources(self) -> None:
+        self._source_tools = defaultdict(set)
+        for rule in self.rules:
+            self._source_tools[rule[1]].add(rule[3][1] if rule[0] == "value" else rule[2])
 
     def stats(self, rule: Rule) -> RuleStats:
         """A rule's counts: a mined rule's own, or its kind's for a rule by name."""
@@ -312,6 +303,7 @@ class FanoutPredictor:
                 raise ValueError(f"{where}: field 'rules[{i}].rule' must be a 'value' or 'record' rule")
             self.rules[rule] = RuleStats(*(counts(r.get(k), f"rules[{i}].{k}")
                                            for k in ("offered", "hits", "next_hits")))
+        self._index_sources()
         self.is_read = is_read
         # a file saved before the rules by name has no such field: it offers none
         named = d.get("name_rules", [])

@@ -2,7 +2,8 @@
 
 The fan-out's mined rules (`fanout.py`) name their tool, so a tool set the logs never had gets no
 candidates from them. These rules name no tool. For a read the context lists (its slots from the tool
-list's parameters, the required ones when it says which) that the fan-out's training logs never called:
+list's parameters, the required ones when it says which) that no mined rule speaks for in the context
+(`FanoutPredictor._offers`: none of its mined rules' source tools was called there):
 
 - `("name", "list")`: a one-slot read takes the values of an earlier output's list of scalars whose key
   names the slot (`orders[*]` for `order_id`, `reservation_ids[*]` for `reservation_id`: same `stem`);
@@ -18,12 +19,10 @@ mined rules: the price a new tool's candidates get until its own logs are mined.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from toolcast.data.schema import ToolCall, ToolSpec
-from toolcast.predictor.baselines.value_sources import coerce, describe
-from toolcast.predictor.features.extractors import value_id
+from toolcast.predictor.baselines.fanout_state import State, slot_offers
+from toolcast.predictor.baselines.value_sources import coerce
 from toolcast.predictor.protocol import CallPrediction
 
 NAME_RULES: tuple[tuple[str, str], ...] = (("name", "list"), ("name", "field"), ("name", "record"))
@@ -31,7 +30,6 @@ MAX_SLOTS = 4
 """A read with more slots than this is not fanned out by name (few records name them all by chance)."""
 _SUFFIXES = ("_ids", "_id", "ids", "id", "_numbers", "_number", "_codes", "_code", "_names", "_name",
              "_list")
-_JSON_TYPES = {"string": "str", "integer": "int", "number": "float"}
 
 
 def stem(name: str) -> str:
@@ -47,45 +45,6 @@ def stem(name: str) -> str:
     elif n.endswith("s") and not n.endswith("ss"):
         n = n[:-1]
     return n if len(n) >= 3 else ""
-
-
-class ToolSlots:
-    """The slots (and their JSON types) of every tool a context lists or has called."""
-
-    def __init__(self, tools: Iterable[ToolSpec] = ()) -> None:
-        self.slots: dict[str, tuple[str, ...]] = {}
-        self.types: dict[tuple[str, str], str] = {}
-        for spec in tools:
-            params = spec.parameters if isinstance(spec.parameters, dict) else {}
-            props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-            required = params.get("required")
-            names = [r for r in required if isinstance(r, str)] if isinstance(required, list) and required \
-                else list(props)
-            self.slots[spec.name] = tuple(names)
-            for name in names:
-                kind = props.get(name, {}).get("type") if isinstance(props.get(name), dict) else None
-                if isinstance(kind, str) and kind in _JSON_TYPES:
-                    self.types[(spec.name, name)] = _JSON_TYPES[kind]
-
-    def add_missing(self, slots: dict[str, tuple[str, ...]]) -> None:
-        """Slots for tools the list does not give any (e.g. what the logs' calls always passed)."""
-        for tool, names in slots.items():
-            if not self.slots.get(tool):
-                self.slots[tool] = names
-
-    @staticmethod
-    def of_calls(calls: Iterable[ToolCall]) -> dict[str, tuple[str, ...]]:
-        """Each tool's slots as its calls show them: the arguments every call of it passed."""
-        common: dict[str, set[str]] = {}
-        for call in calls:
-            common[call.tool] = common[call.tool] & set(call.args) if call.tool in common else set(call.args)
-        return {tool: tuple(sorted(names)) for tool, names in common.items() if names}
-
-    def add_call(self, call: ToolCall) -> None:
-        """A called tool the list did not have (or listed without parameters): its slots are the call's
-        arguments."""
-        if not self.slots.get(call.tool) and call.args:
-            self.slots[call.tool] = tuple(sorted(call.args))
 
 
 def _list_key(shape: str) -> str | None:
@@ -106,23 +65,21 @@ def _field_names(shape: str) -> tuple[str, str] | None:
     return (parent, name) if "." not in name and "[" not in name else None
 
 
-def name_offers(state: Any, reads: Callable[[str], bool], max_values: int,
+def name_offers(state: State, reads: Callable[[str], bool], max_values: int,
                 ) -> Iterator[tuple[CallPrediction, tuple[str, str]]]:
-    """Each (candidate call, name rule) for the reads `reads` admits, from `state` (the fan-out's
-    `fanout_state.State`: its value index, output records, calls made and `ToolSlots`). A call already made or
-    offered earlier in this pass is not offered again."""
-    index, seen = state.index, set(state.called)
+    """Each (candidate call, name rule) for the reads `reads` admits, from `state` (its value index, output
+    records, calls made and tools' slots). A call already made or offered earlier in this pass is not
+    offered again."""
+    index, seen, types = state.index, set(state.called), state.tools.types
     outputs = [key for key in index.keys() if key[0] == "output"]
     for tool, slots in state.tools.slots.items():
         if not slots or len(slots) > MAX_SLOTS or not reads(tool):
             continue
-        types = state.tools.types
         if len(slots) == 1:
             slot = slots[0]
             want = stem(slot)
             if not want:
                 continue
-            used = index.used.get((tool, slot), set())
             for src in outputs:
                 shape = src[2]
                 listed = _list_key(shape)
@@ -134,11 +91,7 @@ def name_offers(state: Any, reads: Callable[[str], bool], max_values: int,
                         field[1] == slot or (field[1].lower() == "id" and stem(field[0]) == want)) else None
                 if rule is None:
                     continue
-                for raw in index.values(src, limit=max_values, exclude=used):
-                    v = coerce(raw, types.get((tool, slot)))
-                    if v is None or value_id(v) in used:
-                        continue
-                    pred = CallPrediction(tool, {slot: v}, sources={slot: describe(src)})
+                for pred in slot_offers(index, src, tool, slot, types.get((tool, slot)), max_values):
                     if pred.key not in seen:
                         seen.add(pred.key)
                         yield pred, rule

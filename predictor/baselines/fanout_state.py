@@ -8,18 +8,60 @@ session pays for each decision point once, not at every prediction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from toolcast.data import jsonpaths
 from toolcast.data.schema import ToolCall, ToolSpec, decision_positions
-from toolcast.predictor.baselines.fanout_names import ToolSlots
 from toolcast.predictor.baselines.value_maps import ContextIndex
-from toolcast.predictor.features.extractors import MAX_LEAVES
+from toolcast.predictor.baselines.value_sources import SourceKey, coerce, describe
+from toolcast.predictor.features.extractors import MAX_LEAVES, value_id
 from toolcast.predictor.protocol import CallPrediction
 
 if TYPE_CHECKING:
     from toolcast.predictor.baselines.fanout import FanoutPredictor, Rule
+
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float"}
+
+
+class ToolSlots:
+    """The slots (and their JSON types) of every tool a context lists or has called."""
+
+    def __init__(self, tools: Iterable[ToolSpec] = ()) -> None:
+        self.slots: dict[str, tuple[str, ...]] = {}
+        self.types: dict[tuple[str, str], str] = {}
+        for spec in tools:
+            params = spec.parameters if isinstance(spec.parameters, dict) else {}
+            props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+            required = params.get("required")
+            names = [r for r in required if isinstance(r, str)] if isinstance(required, list) and required \
+                else list(props)
+            self.slots[spec.name] = tuple(names)
+            for name in names:
+                kind = props.get(name, {}).get("type") if isinstance(props.get(name), dict) else None
+                if isinstance(kind, str) and kind in _JSON_TYPES:
+                    self.types[(spec.name, name)] = _JSON_TYPES[kind]
+
+    def add_missing(self, slots: dict[str, tuple[str, ...]]) -> None:
+        """Slots for tools the list does not give any (e.g. what the logs' calls always passed)."""
+        for tool, names in slots.items():
+            if not self.slots.get(tool):
+                self.slots[tool] = names
+
+    @staticmethod
+    def of_calls(calls: Iterable[ToolCall]) -> dict[str, tuple[str, ...]]:
+        """Each tool's slots as its calls show them: the arguments every call of it passed."""
+        common: dict[str, set[str]] = {}
+        for call in calls:
+            common[call.tool] = common[call.tool] & set(call.args) if call.tool in common else set(call.args)
+        return {tool: tuple(sorted(names)) for tool, names in common.items() if names}
+
+    def add_call(self, call: ToolCall) -> None:
+        """A called tool the list did not have (or listed without parameters): its slots are the call's
+        arguments."""
+        if not self.slots.get(call.tool) and call.args:
+            self.slots[call.tool] = tuple(sorted(call.args))
+
 
 
 class State:
@@ -43,6 +85,17 @@ class State:
             self.called_tools.add(event.tool)
             self.tools.add_call(event)
             self.records.extend((event.tool, shape, rec) for shape, rec in records_of(event))
+
+
+def slot_offers(index: ContextIndex, src: SourceKey, tool: str, slot: str, type_: str | None,
+                limit: int) -> Iterator[CallPrediction]:
+    """Calls of a one-slot read with each value `src` lists (newest first, up to `limit`) that the slot has
+    not taken yet, converted to the slot's type (`type_`)."""
+    used = index.used.get((tool, slot), set())
+    for raw in index.values(src, limit=limit, exclude=used):
+        v = coerce(raw, type_)
+        if v is not None and value_id(v) not in used:
+            yield CallPrediction(tool, {slot: v}, sources={slot: describe(src)})
 
 
 def records_of(call: ToolCall) -> list[tuple[str, dict[str, Any]]]:
