@@ -222,20 +222,28 @@ class Planner:
         """The p the planner prices a candidate with: the predictor's, or its online-corrected value.
         A p that is not a finite number (NaN from a broken model) is 0, never clipped to certainty."""
         p = max(0.0, min(1.0, pred.p_call)) if math.isfinite(pred.p_call) else 0.0
-        if not self.config.online_calibration or self._horizon_calibrated(pred):
+        if not self.config.online_calibration or self._by_horizon(pred.p_horizon):
             return p  # a horizon candidate's later claims are its horizon p's to price, corrected there
         return self.calibration.adjust(p, pred.tool)
-
-    def _horizon_calibrated(self, pred: CallPrediction) -> bool:
-        return pred.p_horizon is not None and self.config.calibrate_horizon
 
     def p_horizon_of(self, pred: CallPrediction) -> float | None:
         """A candidate's horizon p (None without one), online-corrected like `p_of`."""
         if pred.p_horizon is None:
             return None
         p = max(0.0, min(1.0, pred.p_horizon)) if math.isfinite(pred.p_horizon) else 0.0
-        on = self.config.online_calibration and self.config.calibrate_horizon
+        on = self.config.online_calibration and self._by_horizon(p)
         return self.horizon_calibration.adjust(p, pred.tool) if on else p
+
+    def observe(self, p: float, p_horizon: float | None, tool: str, hit: bool) -> None:
+        """A candidate's outcome (`OnlineCalibration`), in the table that corrects the p it is priced by:
+        its horizon p when it has one (and `calibrate_horizon`), else its p(call)."""
+        if self._by_horizon(p_horizon):
+            self.horizon_calibration.observe(p_horizon, hit, tool)
+        else:
+            self.calibration.observe(p, hit, tool)
+
+    def _by_horizon(self, p_horizon: float | None) -> bool:
+        return p_horizon is not None and self.config.calibrate_horizon
 
     def price_of_waste(self, occ: Occupancy) -> float:
         """lambda: lambda0 on an idle pool, growing as it fills, infinite while real calls wait."""

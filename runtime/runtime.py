@@ -294,7 +294,7 @@ class SpeculativeRuntime:
                                            contract.read_keys(pred.args), now + contract.stable_for,
                                            None if p_h is None else max(0.0, min(1.0, p_h))))
         for c in s.pending[:-MAX_PENDING]:
-            self._observe(c, False)
+            self.planner.observe(c.p, c.p_horizon, c.key[0], False)
         s.pending = s.pending[-MAX_PENDING:]
         for ch in choices:
             if ch.launch:
@@ -326,18 +326,10 @@ class SpeculativeRuntime:
         keep = []
         for c in s.pending:
             if which(c):
-                self._observe(c, hit)
+                self.planner.observe(c.p, c.p_horizon, c.key[0], hit)
             else:
                 keep.append(c)
         s.pending = keep
-
-    def _observe(self, c: Candidate, hit: bool) -> None:
-        """An outcome for the table that corrects the p the candidate was priced by: its horizon p when it
-        had one, else its p(call)."""
-        if c.p_horizon is not None and self.planner.config.calibrate_horizon:
-            self.planner.horizon_calibration.observe(c.p_horizon, hit, c.key[0])
-        else:
-            self.planner.calibration.observe(c.p, hit, c.key[0])
 
     def _invalidate(self, s: Session, mutated: frozenset[str] | None) -> None:
         """Runtime-wide with `shared_state` (only this session's candidates are scored: others' are
