@@ -82,8 +82,7 @@ def main() -> None:
     elif args.predictor in ("fanout", "learned_horizon"):
         from toolcast.predictor.baselines.fanout import fit_fanout
 
-        predictor = fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable,
-                               is_write=lambda t: contracts.for_tool(t).state_changing)
+        predictor = fit_fanout(train, is_read=contracts.is_read, is_write=contracts.is_write)
         if args.predictor == "learned_horizon":
             predictor = _learned_horizon(args, predictor, train, contracts)
     else:
@@ -162,7 +161,7 @@ def _learned_horizon(args, fanout, train, contracts):
     scorer = HorizonScorer.load(args.scorer or Path(args.model) / "horizon.json")
     pattern = fit_baseline("pattern", train) if any(f.startswith("pat") for f in scorer.features) else None
     return HorizonPredictor(OnnxPredictor.load(args.model), fanout, scorer, name="learned_horizon",
-                            pattern=pattern, is_write=lambda t: contracts.for_tool(t).state_changing)
+                            pattern=pattern, is_write=contracts.is_write)
 
 
 class _Timed:

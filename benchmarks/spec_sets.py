@@ -79,8 +79,7 @@ def main() -> None:
     train, valid, test = splits(traces, args.holdout)
     test = test[: args.limit]
     contracts = replay_policy()
-    is_read = lambda t: contracts.for_tool(t).speculable  # noqa: E731
-    is_write = lambda t: contracts.for_tool(t).state_changing  # noqa: E731
+    is_read, is_write = contracts.is_read, contracts.is_write
 
     predictors = {name: fit_baseline(name, train) for name in ("markov", "pattern")}
     fanout = fit_fanout(train, is_read=is_read, is_write=is_write)

@@ -127,9 +127,8 @@ def _train(files: list[Path], model_dir: Path, max_epochs: int, notes: list[str]
 
     policy = load_replay_policy(None)  # which tools are reads and writes, for the horizon scorer
     t0 = time.perf_counter()
-    reads_writes = (lambda t: policy.for_tool(t).speculable, lambda t: policy.for_tool(t).state_changing)
     path = train([str(f) for f in files], model_dir, max_epochs=max_epochs, seed=SEED, progress=True,
-                 horizon=reads_writes)
+                 horizon=(policy.is_read, policy.is_write))
     _export(path, notes)
     notes.append(
         f"Model trained in {time.perf_counter() - t0:.0f} s on CPU (at most {max_epochs} epochs, "

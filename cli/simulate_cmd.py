@@ -199,12 +199,9 @@ def set_policies(train: list[Trace], contracts: Any, learned: Predictor | None, 
     a third source when the scorer was fitted with one)."""
     from toolcast.predictor.baselines.fanout import fit_fanout
 
-    def is_write(tool: str) -> bool:
-        return contracts.for_tool(tool).state_changing
-
     log.info("mining the fan-out baseline on %d traces", len(train))
     out: dict[str, Predictor] = {
-        "fanout": fit_fanout(train, is_read=lambda t: contracts.for_tool(t).speculable, is_write=is_write)}
+        "fanout": fit_fanout(train, is_read=contracts.is_read, is_write=contracts.is_write)}
     if learned is not None and scorer is not None:
         from toolcast.predictor.horizon import HorizonPredictor, HorizonScorer
 
@@ -212,7 +209,7 @@ def set_policies(train: list[Trace], contracts: Any, learned: Predictor | None, 
         uses_pattern = any(f.startswith("pat") for f in fitted.features)
         out["learned_horizon"] = HorizonPredictor(learned, out["fanout"], fitted, name="learned_horizon",
                                                   pattern=pattern if uses_pattern else None,
-                                                  is_write=is_write)
+                                                  is_write=contracts.is_write)
     return out
 
 

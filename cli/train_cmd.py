@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             policy = _contracts(args.contracts)
         except ValueError as e:
             return fail(str(e))
-        horizon = (lambda t: policy.for_tool(t).speculable, lambda t: policy.for_tool(t).state_changing)
+        horizon = (policy.is_read, policy.is_write)
     try:
         out = train(
             args.data,

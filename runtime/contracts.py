@@ -228,6 +228,15 @@ class ContractPolicy:
                 return contract
         return self.default
 
+    def is_read(self, name: str) -> bool:
+        """Whether the tool may run ahead (its contract is speculable): the fan-out's and the horizon
+        scorer's reads."""
+        return self.for_tool(name).speculable
+
+    def is_write(self, name: str) -> bool:
+        """Whether the tool changes state (a speculative result read before it is stale after it)."""
+        return self.for_tool(name).state_changing
+
 
 def read_contracts_file(path: str | Path, what: str) -> Any:
     """A contracts file's JSON; a file that cannot be read or parsed is a ValueError naming it (and the
