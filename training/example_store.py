@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -88,14 +88,30 @@ development logs the second half of the training split took twice the first's ti
 one shard per process left one waiting for the other."""
 ShardFn = Callable[[Dataset, int], Any]
 """`fn(shard, start)`: a `ShardMap` function, run on the shard's traces (rows start, start + 1, ...)."""
-_SHARD_JOB: list[tuple[Dataset, ShardFn, int, int]] | None = None
-"""What `ShardMap`'s processes run, one (traces, fn, start, stop) per shard: set before they fork, so they
-inherit it (nothing pickled)."""
+_FORK_JOB: Any = None
+"""What the processes of `_forked_pool` run (`ShardMap`'s shards, `in_forked_child`'s function): set before
+they fork, so they inherit it (nothing pickled), and cleared here after."""
+
+
+def _forked_pool(procs: int, job: Any, run: Callable[[int], Any], calls: int,
+                 ) -> tuple[ProcessPoolExecutor, list[Future]]:
+    """`run(i)` for i < `calls` in `procs` forked processes that inherit `job` as `_FORK_JOB`. A forking
+    executor starts every process at the first submit, and a process that dies (out of memory) fails its
+    future with BrokenProcessPool where a multiprocessing.Pool would hang."""
+    global _FORK_JOB
+    if _FORK_JOB is not None:
+        raise RuntimeError("one forked job at a time")
+    _FORK_JOB = job
+    try:
+        pool = ProcessPoolExecutor(procs, mp_context=mp.get_context("fork"))
+        return pool, [pool.submit(run, i) for i in range(calls)]
+    finally:
+        _FORK_JOB = None  # the processes have their copy
 
 
 def _run_shard(index: int) -> Any:
-    assert _SHARD_JOB is not None, "a shard process must be forked by ShardMap"
-    traces, fn, start, stop = _SHARD_JOB[index]
+    assert _FORK_JOB is not None, "a shard process must be forked by ShardMap"
+    traces, fn, start, stop = _FORK_JOB[index]
     return fn(traces.select(range(start, stop)), start)
 
 
@@ -145,7 +161,6 @@ class ShardMap:
         return self
 
     def _start(self, jobs: list[tuple[Dataset, ShardFn]], num_proc: int) -> None:
-        global _SHARD_JOB
         self.job_list = jobs
         self.procs, first = shard_plan(sum(len(t) for t, _fn in jobs), num_proc)
         if self.procs > 1:
@@ -154,16 +169,9 @@ class ShardMap:
         self.bounds = self.bounds_of[0]
         self.pool: ProcessPoolExecutor | None = None
         if self.procs > 1:
-            if _SHARD_JOB is not None:
-                raise RuntimeError("one ShardMap at a time")
-            _SHARD_JOB = [(t, fn, a, b) for (t, fn), bounds in zip(jobs, self.bounds_of, strict=True)
-                          for a, b in bounds]
-            try:  # forking executors start every process at the first submit; a process that dies (out of
-                # memory) fails `results()` with BrokenProcessPool where a multiprocessing.Pool would hang
-                self.pool = ProcessPoolExecutor(self.procs, mp_context=mp.get_context("fork"))
-                self.pending = [self.pool.submit(_run_shard, i) for i in range(len(_SHARD_JOB))]
-            finally:
-                _SHARD_JOB = None  # the processes have their copy
+            shards = [(t, fn, a, b) for (t, fn), bounds in zip(jobs, self.bounds_of, strict=True)
+                      for a, b in bounds]
+            self.pool, self.pending = _forked_pool(self.procs, shards, _run_shard, len(shards))
 
     def iter_results(self) -> Iterator[Any]:
         """Every job's results in order, each given as soon as it and the ones before it are done and let
@@ -192,18 +200,16 @@ class ShardMap:
         return self.all_results()[0]
 
 
-_CHILD_JOB: tuple[Callable[..., Any], tuple[Any, ...], Any] | None = None
-"""`in_forked_child`'s function, arguments and log queue, set before it forks."""
-
-
 class _ToQueue(logging.handlers.QueueHandler):
     def enqueue(self, record: logging.LogRecord) -> None:
         self.queue.put(record)  # a SimpleQueue: no put_nowait
 
 
 def _run_child(_: int) -> Any:
-    assert _CHILD_JOB is not None, "in_forked_child sets the job before it forks"
-    fn, args, queue = _CHILD_JOB
+    global _FORK_JOB
+    assert _FORK_JOB is not None, "in_forked_child sets the job before it forks"
+    fn, args, queue = _FORK_JOB
+    _FORK_JOB = None  # this process forks jobs of its own (a ShardMap)
     # the child's log records go to the parent, which handles them as its own (its handlers, its caplog)
     loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
                                       if isinstance(x, logging.Logger))]
@@ -224,19 +230,10 @@ def in_forked_child(fn: Callable[..., Any], *args: Any) -> Any:
     memory it leaves behind (freed but resident, as allocators keep it) goes with the child. Its log
     records are handled here as they come, its exceptions raised here. Where processes cannot fork, here.
     """
-    global _CHILD_JOB
     if "fork" not in mp.get_all_start_methods():
         return fn(*args)
-    if _CHILD_JOB is not None:
-        raise RuntimeError("one in_forked_child at a time")
-    ctx = mp.get_context("fork")
-    queue = ctx.SimpleQueue()  # put() writes at once: every record is in before the result comes
-    _CHILD_JOB = (fn, args, queue)
-    try:
-        pool = ProcessPoolExecutor(1, mp_context=ctx)
-        future = pool.submit(_run_child, 0)
-    finally:
-        _CHILD_JOB = None
+    queue = mp.get_context("fork").SimpleQueue()  # put() writes at once: every record is in before the result
+    pool, (future,) = _forked_pool(1, (fn, args, queue), _run_child, 1)
     relay = threading.Thread(target=_relay_logs, args=(queue,), name="child-logs", daemon=True)
     relay.start()
     try:
