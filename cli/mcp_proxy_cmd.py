@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="an upstream's name (its serverInfo.name) whose tool annotations are honoured; "
                         "repeat for several")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", metavar="DIR", help="a trained model directory (the embedded ONNX predictor)")
+    src.add_argument("--model", metavar="DIR",
+                     help="a trained model directory (the embedded ONNX predictor: its horizon view when the "
+                     "directory has one)")
     src.add_argument("--baseline", metavar="TRACES",
                      help="toolcast JSONL logs to fit the pattern-pool baseline on, instead of a model")
     p.add_argument("--stable-for", type=float, default=30.0, metavar="SECONDS",
@@ -45,9 +47,9 @@ def _predictor(args: argparse.Namespace):
     if args.model:
         if not os.path.isdir(args.model):
             raise ValueError(f"model directory {args.model!r} does not exist or is not a directory")
-        from toolcast.predictor import Predictor
+        from toolcast.predictor import load
 
-        return Predictor.load(args.model)
+        return load(args.model, view="auto")  # the horizon view when `toolcast train` wrote it
     if args.baseline:
         from toolcast.data.load import load_traces
         from toolcast.predictor.baselines import fit_baseline

@@ -225,7 +225,7 @@ def load_predictor(model_dir: Path | None, training: list[Trace]) -> tuple[Predi
     from toolcast.predictor import load
 
     try:
-        return load(model_dir), f"learned model {model_dir}"
+        return load(model_dir, view="auto"), f"learned model {model_dir}"
     except Exception as e:  # noqa: BLE001 - any failure to load is reported as one clear line
         raise TranscriptError(f"--model {model_dir}: cannot load the model: {e}") from None
 

@@ -169,6 +169,16 @@ class HorizonPredictor:
         self.fan_k = fan_k
         self.pattern_k = pattern_k
 
+    def use_contracts(self, is_read: Callable[[str], bool], is_write: Callable[[str], bool]) -> None:
+        """Which tools may run ahead and which change state, from the runtime that will launch this view's
+        candidates (`SpeculativeRuntime` calls it with its tools' contracts): what was not given when
+        the view was made is taken from here, so a view loaded from a model directory proposes the
+        runtime's own reads, including tools its training logs never had."""
+        if self.is_write is None:
+            self.is_write = is_write
+        if self.fanout.is_read is None:
+            self.fanout.is_read = is_read
+
     def candidates(self, context: Context) -> list[tuple[CallPrediction, np.ndarray]]:
         """Each complete candidate call with its feature vector (order of `FEATURES`)."""
         model = self.base.predict(context, self.base_k)
@@ -234,7 +244,8 @@ class HorizonPredictor:
         if self.scorer is not None and self.is_write is None and (
                 {"write_p", "since_write"} & set(self.scorer.features)):
             raise ValueError("this horizon scorer uses write_p / since_write: give the HorizonPredictor "
-                             "is_write (which tools change state)")
+                             "is_write (which tools change state), or use it through a SpeculativeRuntime, "
+                             "which gives its tools' contracts")
         cands = self.candidates(context)
         if not cands:
             return []

@@ -8,7 +8,12 @@ models through this function, so they agree on which backend serves a directory:
   (`torch.predictor.LearnedPredictor`, needs the `[train]` extra);
 - `backend="onnx"` / `backend="torch"`: that one, or a `ModelDirError` saying why not;
 - then, when the directory has a pool (`pool.json`, written by `toolcast train`), that model pooled with
-  the mined pattern pool saved beside it (`pooling.PooledPredictor`); `pooled=False` gives the model alone.
+  the mined pattern pool saved beside it (`pooling.PooledPredictor`); `pooled=False` gives the model alone;
+- `view="horizon"`: that predictor's horizon view (`horizon.HorizonPredictor`: its candidates pooled with
+  the directory's fan-out and pattern pool, ranked by p(issued before the next write), `horizon.json`),
+  what a runtime speculates sets of calls with; `view="next"` (default) ranks the next call, what
+  `toolcast eval` measures and the endpoint serves; `view="auto"`: the horizon view when the directory
+  has its files, else the next-call one (what `toolcast mcp-proxy` runs).
 
 Every problem is a `ModelDirError` (a `ValueError`) naming the directory. Importing this module imports
 neither onnxruntime nor torch; the backend is imported when a model is loaded.
@@ -17,6 +22,7 @@ neither onnxruntime nor torch; the backend is imported when a model is loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,26 +30,76 @@ from toolcast.predictor.protocol import Predictor
 
 Backend = Literal["auto", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = ("auto", "onnx", "torch")
+View = Literal["next", "horizon", "auto"]
+VIEWS: tuple[str, ...] = ("next", "horizon", "auto")
 
 
 def load(model_dir: str | os.PathLike, *, backend: Backend = "auto", pooled: bool = True,
-         **kwargs: Any) -> Predictor:
+         view: View = "next", is_read: Callable[[str], bool] | None = None,
+         is_write: Callable[[str], bool] | None = None, **kwargs: Any) -> Predictor:
     """The predictor of a model directory. kwargs go to the backend's `load`: `calibrated` (both),
     `threads` and `variant` (ONNX only: onnxruntime intra-op threads, "float" or "int8").
 
     pooled: when the directory has a pool (`pool.json` and the pattern pool beside it, written by
     `toolcast train`), the model pooled with the mined pattern pool (`pooling.PooledPredictor`, what
-    the product serves); False: the model alone."""
-    model = _load_model(model_dir, backend, **kwargs)
-    if not pooled or kwargs.get("calibrated") is False:
-        return model
-    from toolcast.predictor.modeldir import ModelDirError
-    from toolcast.predictor.pooling import load_pooled
+    the product serves); False: the model alone.
 
+    view: "next" ranks the next call; "horizon" gives the horizon view, which saves more when a runtime
+    launches its candidates (BENCHMARKS "Speculating sets"). It needs the directory's `horizon.json` and
+    `fanout.json.gz` (`toolcast train` writes them) and which tools are reads (`is_read`: the fan-out
+    proposes those) and which change state (`is_write`); a `SpeculativeRuntime` gives both from its
+    tools' contracts when they are left out here. "auto": "horizon" when the directory has those files,
+    else "next"."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+    model = _load_model(model_dir, backend, **kwargs)
+    from toolcast.predictor.modeldir import ModelDirError
+
+    if pooled and kwargs.get("calibrated") is not False:
+        from toolcast.predictor.pooling import load_pooled
+
+        try:
+            model = load_pooled(model_dir, model)
+        except ValueError as e:
+            raise ModelDirError(Path(model_dir), str(e)) from None
+    if view == "auto":
+        view = "horizon" if all((Path(model_dir) / f).exists() for f in _horizon_files()) else "next"
+    if view == "next":
+        return model
     try:
-        return load_pooled(model_dir, model)
+        return _horizon_view(Path(model_dir), model, is_read, is_write)
     except ValueError as e:
         raise ModelDirError(Path(model_dir), str(e)) from None
+
+
+def _horizon_files() -> tuple[str, str]:
+    from toolcast.predictor.baselines.fanout import FANOUT_FILE
+    from toolcast.predictor.horizon import HORIZON_FILE
+
+    return HORIZON_FILE, FANOUT_FILE
+
+
+def _horizon_view(path: Path, model: Predictor, is_read: Callable[[str], bool] | None,
+                  is_write: Callable[[str], bool] | None) -> Predictor:
+    from toolcast.predictor.baselines.fanout import FanoutPredictor
+    from toolcast.predictor.horizon import HORIZON_FILE, HorizonPredictor, HorizonScorer
+
+    missing = [f for f in _horizon_files() if not (path / f).exists()]
+    if missing:
+        raise ValueError(f"no {' or '.join(missing)} for the horizon view (`toolcast train` writes them "
+                         f"unless given --no-horizon, or when the logs have no validation split)")
+    scorer = HorizonScorer.load(path / HORIZON_FILE)
+    pattern = None
+    if any(f.startswith("pat") for f in scorer.features):
+        experts = getattr(model, "experts", {})
+        pattern = experts.get("pattern")
+        if pattern is None:
+            from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+
+            pattern = PatternPoolPredictor.load(path)
+    return HorizonPredictor(model, FanoutPredictor.load(path, is_read=is_read), scorer,
+                            name=f"{getattr(model, 'name', 'learned')}_horizon", pattern=pattern,
+                            is_write=is_write)
 
 
 def _load_model(model_dir: str | os.PathLike, backend: Backend, **kwargs: Any) -> Predictor:

@@ -98,6 +98,9 @@ class SpeculativeRuntime:
         self._real_lane = ThreadLane(self.config.workers * 4, "toolcast-tool")
         self._spec_lane = ThreadLane(self.config.workers, "toolcast-speculative")
         self._prediction = PredictionStep(self.config)
+        use_contracts = getattr(predictor, "use_contracts", None)
+        if callable(use_contracts):  # a horizon view proposes this runtime's reads (`load(view="horizon")`)
+            use_contracts(self.may_run_ahead, self.changes_state)
 
     @property
     def estimates(self) -> Estimates:
@@ -110,6 +113,16 @@ class SpeculativeRuntime:
         if tool.name in self._tools:
             raise ValueError(f"a tool named {tool.name!r} is registered already")
         self._tools[tool.name] = tool
+
+    def may_run_ahead(self, tool: str) -> bool:
+        """Whether a tool's contract lets it run ahead (an unregistered tool's never does)."""
+        t = self._tools.get(tool)
+        return t is not None and t.contract.speculable
+
+    def changes_state(self, tool: str) -> bool:
+        """Whether a real call of a tool may make what was read ahead stale (an unregistered tool may)."""
+        t = self._tools.get(tool)
+        return t is None or t.contract.state_changing
 
     def session_ids(self) -> list[str]:
         """The live sessions, least recently active first."""

@@ -370,3 +370,37 @@ def test_a_bad_fanout_file_names_the_file_and_field(tmp_path, bad, field):
     path.write_text(json.dumps({"format": "toolcast.fanout", "version": 1, **bad}))
     with pytest.raises(ValueError, match=rf"fanout.json: field '{re.escape(field)}'"):
         FanoutPredictor.load(path)
+
+
+def test_a_runtime_gives_a_horizon_view_its_tools_contracts(tmp_path):
+    """A view loaded from files knows neither reads nor writes; the runtime it is handed to gives both from
+    its tools' contracts, so the rules by name offer the runtime's reads (a new tool set's) and never a
+    tool whose contract keeps it from running ahead."""
+    from toolcast.runtime import SpeculativeRuntime, Tool, ToolContract, read_only
+
+    f = fitted()
+    h = HorizonPredictor(ToolOnly(), f)
+    h.fit([profile_trace(i) for i in range(10, 14)], is_write=is_write).save(tmp_path / "horizon.json")
+    f.save(tmp_path)
+    view = HorizonPredictor(ToolOnly(), FanoutPredictor.load(tmp_path),
+                            HorizonScorer.load(tmp_path / "horizon.json"))
+    t = shop_trace(1)
+    with pytest.raises(ValueError, match="SpeculativeRuntime"):
+        view.horizon(Context(events=t.events, tools=t.tools))
+
+    def fn(**_kw):
+        return "{}"
+
+    tools = [Tool("get_customer", fn, contract=read_only(60.0)),
+             Tool("get_order", fn, contract=read_only(60.0)), Tool("get_shipment", fn),  # no contract
+             Tool("cancel_order", fn, contract=ToolContract(mutates=["order:{order_id}"]))]
+    runtime = SpeculativeRuntime(tools, view)
+    assert view.is_write("cancel_order") and view.is_write("get_shipment") and view.is_write("unregistered")
+    assert not view.is_write("get_order")
+    preds = view.horizon(Context(events=t.events, tools=t.tools), k=10)
+    assert sorted((p.tool, p.args["order_id"]) for p in preds) == [("get_order", f"#O1{j}") for j in range(3)]
+    runtime.add_tool(Tool("get_shipment_v2", fn, contract=read_only(60.0)))  # contracts are looked up live
+    assert view.fanout.is_read("get_shipment_v2") and not view.fanout.is_read("cancel_order")
+    given = HorizonPredictor(ToolOnly(), fitted(), is_write=is_write)
+    SpeculativeRuntime(tools, given)
+    assert given.is_write is is_write and given.fanout.is_read("get_user")  # what was given stays

@@ -112,6 +112,20 @@ def test_train_end_to_end_writes_a_model_that_eval_loads(shop_traces, tmp_path, 
     from toolcast.predictor.baselines.fanout import FanoutPredictor
 
     FanoutPredictor.load(out)  # what an agent process builds the horizon view with, beside the model
+    from toolcast.predictor import load
+    from toolcast.predictor.horizon import HorizonPredictor
+
+    view = load(out, view="horizon", is_read=lambda t: t.startswith("get_"),
+                is_write=lambda t: not t.startswith("get_"))
+    assert isinstance(view, HorizonPredictor) and view.pattern is view.base.experts["pattern"]  # loaded once
+    horizon_preds = view.predict(context, k=16)
+    assert horizon_preds and all(p.p_horizon is not None for p in horizon_preds)
+    with pytest.raises(ValueError, match="view must be"):
+        load(out, view="later")
+    (out / "horizon.json").rename(tmp_path / "horizon.json")
+    with pytest.raises(ValueError, match=r"model directory .*: no horizon\.json for the horizon view"):
+        load(out, view="horizon")
+    (tmp_path / "horizon.json").rename(out / "horizon.json")
     assert main(["simulate", "--model", str(out), "--data", str(data), "--json"]) == 0
     assert "learned_horizon" in json.loads(capsys.readouterr().out)
 
