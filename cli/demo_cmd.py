@@ -19,10 +19,6 @@ from toolcast.cli.common import fail
 
 log = logging.getLogger("toolcast.demo")
 SEED = 0
-REPLAY_K = 16
-REPLAY_LAMBDA = 0.7
-"""The replay's candidates per decision point and price of waste: the settings README recommends for
-the horizon view (`toolcast simulate -k 16 --lambda 0.7`)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,8 +87,12 @@ def run(args: argparse.Namespace) -> int:
         {k: v for k, v in per_tool.items() if k != "serial"}, out / "hit_rate_per_tool.png"
     )
     figures["Hit rate per tool"] = "hit_rate_per_tool.png"
+    from toolcast.runtime.simulate import SimConfig
+
+    replay = SimConfig()
     notes.append(
-        f"Replay: {REPLAY_K} candidates per decision point, price of waste λ0 = {REPLAY_LAMBDA}. `fanout` "
+        f"Replay at the runtime's defaults: {replay.k} candidates per decision point, price of waste "
+        f"λ0 = {replay.planner.lambda0}. `fanout` "
         "launches every listed value a read has not taken yet (mined from the fitting logs)"
         + ("; `learned_horizon` scores the model's, the fan-out's and the pattern pool's candidates by "
            "p(issued before the next write), with the scorer `toolcast train` fitted on the validation split."
@@ -201,7 +201,6 @@ def _reliability(outcomes: list, path: Path, name: str) -> None:
 def _simulate(test: list, fit: list, predictors: dict[str, Any], model_dir: Any) -> tuple[dict, dict, str]:
     from toolcast.cli.simulate_cmd import set_policies
     from toolcast.runtime.latency import LatencyProfile
-    from toolcast.runtime.planner import PlannerConfig
     from toolcast.runtime.replay_contracts import load_replay_policy
     from toolcast.runtime.simulate import SimConfig, simulate
 
@@ -215,7 +214,7 @@ def _simulate(test: list, fit: list, predictors: dict[str, Any], model_dir: Any)
         train=fit,
         profile=LatencyProfile.default(),
         contracts=contracts,
-        config=SimConfig(k=REPLAY_K, planner=PlannerConfig(lambda0=REPLAY_LAMBDA)),
+        config=SimConfig(),  # the runtime's defaults: 16 candidates, lambda0 0.7
     )
     per_tool = {
         name: {tool: ts.to_dict() for tool, ts in run.stats.tools.items()}

@@ -55,9 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "coding_contracts.json)")
     p.add_argument("--sessions", type=int, default=1, help="traces replayed at once (default 1)")
     p.add_argument("--workers", type=int, default=8, help="tool workers shared by all sessions (default 8)")
-    p.add_argument("-k", type=int, default=3, help="candidates asked of each predictor (default 3)")
-    p.add_argument("--lambda", dest="lambda0", type=float, default=1.0,
-                   help="price of a wasted tool-second against a saved second on an idle pool (default 1)")
+    p.add_argument("-k", type=int, default=16,
+                   help="candidates asked of each predictor (default 16, the runtime's: RuntimeConfig.k)")
+    p.add_argument("--lambda", dest="lambda0", type=float, default=0.7,
+                   help="price of a wasted tool-second against a saved second on an idle pool (default 0.7, "
+                   "the runtime's: PlannerConfig.lambda0)")
     p.add_argument("--spec-per-call", type=float, metavar="R",
                    help="cap speculative launches per real call in a session (default: no cap)")
     p.add_argument("--stream", action="store_true",

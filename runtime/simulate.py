@@ -54,7 +54,7 @@ class SimConfig:
     """Traces replayed at once, sharing one tool-worker pool."""
     workers: int = 8
     """Tool calls running at once over all sessions."""
-    k: int = 3
+    k: int = RuntimeConfig.k
     tool_time: ToolTime = "profile"
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     stream: bool = False
