@@ -101,12 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _contracts(path: str | None):
     """The replay contracts the horizon scorer is fitted with (`toolcast simulate`'s, see --contracts)."""
-    from toolcast.runtime.coding_contracts import load_coding_contracts, replay_contracts_for
-    from toolcast.runtime.replay_contracts import replay_policy
+    from toolcast.runtime.coding_contracts import naming_policy
 
-    if path is not None:
-        return replay_contracts_for(path)[0]
-    return load_coding_contracts().policy(replay_policy())
+    return naming_policy(path)
 
 
 def run(args: argparse.Namespace) -> int:

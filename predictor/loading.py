@@ -63,13 +63,15 @@ def load(model_dir: str | os.PathLike, *, backend: Backend = "auto", pooled: boo
         except ValueError as e:
             raise ModelDirError(Path(model_dir), str(e)) from None
     if view == "auto":
-        view = "horizon" if all((Path(model_dir) / f).exists() for f in _horizon_files()) else "next"
+        view = "horizon" if has_horizon_view(model_dir) else "next"
     if view == "next":
         return model
-    try:
-        return _horizon_view(Path(model_dir), model, is_read, is_write)
-    except ValueError as e:
-        raise ModelDirError(Path(model_dir), str(e)) from None
+    return horizon_view(model_dir, model, is_read=is_read, is_write=is_write)
+
+
+def has_horizon_view(model_dir: str | os.PathLike) -> bool:
+    """Whether the directory has what its horizon view needs (`toolcast train` writes it)."""
+    return all((Path(model_dir) / f).exists() for f in _horizon_files())
 
 
 def _horizon_files() -> tuple[str, str]:
@@ -79,27 +81,36 @@ def _horizon_files() -> tuple[str, str]:
     return HORIZON_FILE, FANOUT_FILE
 
 
-def _horizon_view(path: Path, model: Predictor, is_read: Callable[[str], bool] | None,
-                  is_write: Callable[[str], bool] | None) -> Predictor:
+def horizon_view(model_dir: str | os.PathLike, model: Predictor, *,
+                 is_read: Callable[[str], bool] | None = None,
+                 is_write: Callable[[str], bool] | None = None) -> Predictor:
+    """The horizon view of `model`, a predictor already loaded from `model_dir` (`load(view="horizon")`
+    without loading the model twice: the server answers both views from one model). A `ModelDirError`
+    names what the directory lacks or what is wrong in it."""
     from toolcast.predictor.baselines.fanout import FanoutPredictor
     from toolcast.predictor.horizon import HORIZON_FILE, HorizonPredictor, HorizonScorer
+    from toolcast.predictor.modeldir import ModelDirError
 
+    path = Path(model_dir)
     missing = [f for f in _horizon_files() if not (path / f).exists()]
     if missing:
-        raise ValueError(f"no {' or '.join(missing)} for the horizon view (`toolcast train` writes them "
-                         f"unless given --no-horizon, or when the logs have no validation split)")
-    scorer = HorizonScorer.load(path / HORIZON_FILE)
-    pattern = None
-    if any(f.startswith("pat") for f in scorer.features):
-        experts = getattr(model, "experts", {})
-        pattern = experts.get("pattern")
-        if pattern is None:
-            from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+        raise ModelDirError(path, f"no {' or '.join(missing)} for the horizon view (`toolcast train` "
+                                  "writes them unless given --no-horizon, or when the logs have no "
+                                  "validation split)")
+    try:
+        scorer = HorizonScorer.load(path / HORIZON_FILE)
+        fanout = FanoutPredictor.load(path, is_read=is_read)
+        pattern = None
+        if any(f.startswith("pat") for f in scorer.features):
+            pattern = getattr(model, "experts", {}).get("pattern")  # the pool's: loaded once
+            if pattern is None:
+                from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
 
-            pattern = PatternPoolPredictor.load(path)
-    return HorizonPredictor(model, FanoutPredictor.load(path, is_read=is_read), scorer,
-                            name=f"{getattr(model, 'name', 'learned')}_horizon", pattern=pattern,
-                            is_write=is_write)
+                pattern = PatternPoolPredictor.load(path)
+    except ValueError as e:
+        raise ModelDirError(path, str(e)) from None
+    return HorizonPredictor(model, fanout, scorer, name=f"{getattr(model, 'name', 'learned')}_horizon",
+                            pattern=pattern, is_write=is_write)
 
 
 def _load_model(model_dir: str | os.PathLike, backend: Backend, **kwargs: Any) -> Predictor:

@@ -303,6 +303,17 @@ def replay_contracts_for(path: str | None, traces: Iterable[Any] = ()) -> tuple[
     return replay_policy(), "builtin name patterns"
 
 
+def naming_policy(path: str | None = None) -> ContractPolicy:
+    """Which tools are reads and which change state when no runtime says (`toolcast train` fitting the
+    horizon view, `toolcast serve` serving it): a contracts file's (`--contracts`, as
+    `replay_contracts_for`), else the shipped coding contracts and the builtin name patterns together."""
+    from toolcast.runtime.replay_contracts import replay_policy
+
+    if path is not None:
+        return replay_contracts_for(path)[0]
+    return load_coding_contracts().policy(replay_policy())
+
+
 def is_coding_session(traces: Iterable[Any]) -> bool:
     """Are these a coding agent's sessions (a source the shipped contracts file lists)?"""
     sources = set(load_coding_contracts().sources)

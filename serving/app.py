@@ -21,13 +21,20 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from toolcast import __version__
+from toolcast.predictor.protocol import Predictor
 from toolcast.serving import routes_health, routes_model, routes_predict
 from toolcast.serving.auth import token_error
 from toolcast.serving.batching import DirectScheduler, MicroBatcher, Scheduler, run_predictor
 from toolcast.serving.errors import install_error_handlers
 from toolcast.serving.interning import EventInterner
 from toolcast.serving.limits import BodyLimitMiddleware, document_limits
-from toolcast.serving.loading import ModelLoadError, describe, load_predictor
+from toolcast.serving.loading import (
+    ModelInfo,
+    ModelLoadError,
+    describe,
+    load_horizon,
+    load_predictor,
+)
 from toolcast.serving.middleware import RequestContextMiddleware
 from toolcast.serving.settings import ServeSettings
 from toolcast.serving.state import ServingState
@@ -92,6 +99,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.metrics.model_loaded.set(0)
 
 
+async def _load_horizon(state: ServingState, predictor: Predictor, info: ModelInfo) -> None:
+    """The horizon view beside the next-call one (`loading.load_horizon`), run one request at a time in
+    the thread pool (it has no batch path). A directory whose horizon files cannot be read still serves
+    the next-call view; requests for the horizon one are told why."""
+    settings = state.settings
+    try:
+        horizon = await asyncio.to_thread(settings.horizon_loader or load_horizon, settings.model_dir,
+                                          predictor)
+    except Exception as e:  # noqa: BLE001 - the next-call view still serves; the reason is kept
+        state.no_horizon = f"the horizon view failed to load: {e}"
+        log.error("no horizon view: %s", e)
+        return
+    if horizon is None:
+        return
+    state.horizon_scheduler = DirectScheduler(functools.partial(run_predictor, horizon),
+                                              max_queue=settings.max_queue, metrics=state.metrics)
+    info.views.append("horizon")
+
+
 async def _load(state: ServingState) -> None:
     settings = state.settings
     loader = settings.loader or load_predictor
@@ -112,6 +138,7 @@ async def _load(state: ServingState) -> None:
     else:
         scheduler = DirectScheduler(run, max_queue=settings.max_queue, metrics=state.metrics)
     scheduler.start()
+    await _load_horizon(state, predictor, info)
     state.predictor, state.info, state.scheduler = predictor, info, scheduler
     state.status = "ready"
     state.metrics.model_loaded.set(1)

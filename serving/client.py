@@ -1,6 +1,7 @@
 """`Client`: the hosted endpoint as a `Predictor`, so the runtime can use it in place of the embedded one.
 
     client = Client("http://predictor:8000", token=os.environ.get("TOOLCAST_TOKEN"))
+    speculator = Client("http://predictor:8000", view="horizon")  # sets of calls to run ahead (a runtime's)
     calls = client.predict(context, k=3)              # sync, like any Predictor
     calls = await client.apredict(context, k=3)       # async, from the agent's event loop
     many = client.predict_batch([c1, c2], k=3)        # one HTTP request (chunked at max_batch)
@@ -34,22 +35,29 @@ class ServingError(RuntimeError):
         self.request_id = request_id
 
 
-def context_body(context: Context, k: int) -> dict[str, Any]:
+def context_body(context: Context, k: int, view: str = "next") -> dict[str, Any]:
     """The request body of POST /v1/predict for one context (the canonical event and tool dicts)."""
-    return {"events": [e.to_dict() for e in context.events], "tools": [t.to_dict() for t in context.tools],
+    body = {"events": [e.to_dict() for e in context.events], "tools": [t.to_dict() for t in context.tools],
             "metadata": context.metadata, "k": k}
+    if view != "next":  # a server from before views knows no such field
+        body["view"] = view
+    return body
 
 
 def record_body(record: Any, k: int, format: str = "auto",
-                metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+                metadata: dict[str, Any] | None = None, view: str = "next") -> dict[str, Any]:
     """The request body of POST /v1/predict/native: the record as the agent holds it, read by the server."""
-    return {"record": record, "format": format, "k": k, "metadata": metadata or {}}
+    body = {"record": record, "format": format, "k": k, "metadata": metadata or {}}
+    if view != "next":
+        body["view"] = view
+    return body
 
 
 def _predictions(answer: dict[str, Any]) -> list[CallPrediction]:
     return [CallPrediction(tool=p["tool"], args=p.get("args", {}), free=p.get("free", []),
                            p_tool=p.get("p_tool", 0.0), p_call=p.get("p_call", 0.0),
-                           sources=p.get("sources", {})) for p in answer["predictions"]]
+                           sources=p.get("sources", {}), p_horizon=p.get("p_horizon"))
+            for p in answer["predictions"]]
 
 
 def _check(response: httpx.Response) -> dict[str, Any]:
@@ -71,8 +79,14 @@ class Client:
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000", *, token: str | None = None,
                  timeout: float = 5.0, name: str = "toolcast-serve", max_batch: int = 256,
-                 http: httpx.Client | None = None, async_http: httpx.AsyncClient | None = None):
-        """`http` / `async_http` replace the clients this one would make (shared pools, tests)."""
+                 http: httpx.Client | None = None, async_http: httpx.AsyncClient | None = None,
+                 view: str = "next"):
+        """`http` / `async_http` replace the clients this one would make (shared pools, tests). `view`:
+        "next" (the next calls) or "horizon" (the set of calls likely before the next write, what a
+        runtime runs ahead; the server answers 409 when its model has none)."""
+        if view not in ("next", "horizon"):
+            raise ValueError(f"view must be 'next' or 'horizon', got {view!r}")
+        self.view = view
         self.name = name
         self.max_batch = max_batch
         self._base_url = base_url.rstrip("/")
@@ -100,12 +114,12 @@ class Client:
         return _check(response)
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        return _predictions(self._request("POST", "/v1/predict", context_body(context, k)))
+        return _predictions(self._request("POST", "/v1/predict", context_body(context, k, self.view)))
 
     def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
         out: list[list[CallPrediction]] = []
         for chunk in _chunks(contexts, self.max_batch):
-            body = {"requests": [context_body(c, k) for c in chunk]}
+            body = {"requests": [context_body(c, k, self.view) for c in chunk]}
             out.extend(_predictions(r) for r in self._request("POST", "/v1/predict/batch", body)["results"])
         return out
 
@@ -114,7 +128,7 @@ class Client:
         """Top-k next calls at the end of a conversation in the agent's own format (POST /v1/predict/native):
         `{"messages": messages, "tools": tools}` (OpenAI chat), an Anthropic, Gemini or Responses body, a
         LangChain message list. A record the server cannot read is a ServingError 422 naming the field."""
-        body = record_body(record, k, format, metadata)
+        body = record_body(record, k, format, metadata, self.view)
         return _predictions(self._request("POST", "/v1/predict/native", body))
 
     def info(self) -> dict[str, Any]:
@@ -152,19 +166,19 @@ class Client:
         return _check(response)
 
     async def apredict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        return _predictions(await self._arequest("POST", "/v1/predict", context_body(context, k)))
+        return _predictions(await self._arequest("POST", "/v1/predict", context_body(context, k, self.view)))
 
     async def apredict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
         out: list[list[CallPrediction]] = []
         for chunk in _chunks(contexts, self.max_batch):
-            body = {"requests": [context_body(c, k) for c in chunk]}
+            body = {"requests": [context_body(c, k, self.view) for c in chunk]}
             answer = await self._arequest("POST", "/v1/predict/batch", body)
             out.extend(_predictions(r) for r in answer["results"])
         return out
 
     async def apredict_record(self, record: Any, k: int = 3, format: str = "auto",
                               metadata: dict[str, Any] | None = None) -> list[CallPrediction]:
-        body = record_body(record, k, format, metadata)
+        body = record_body(record, k, format, metadata, self.view)
         return _predictions(await self._arequest("POST", "/v1/predict/native", body))
 
     async def ainfo(self) -> dict[str, Any]:

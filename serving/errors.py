@@ -27,8 +27,9 @@ from toolcast.serving.schemas import field_loc
 REQUEST_ID_HEADER = "x-request-id"
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
-                 422: "invalid_request", 500: "internal_error", 503: "unavailable"}
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error",
+                 503: "unavailable"}
 
 
 class ApiError(Exception):

@@ -63,6 +63,22 @@ def load_predictor(model_dir: Path) -> Predictor:
     return predictor
 
 
+def load_horizon(model_dir: Path | None, predictor: Predictor) -> Predictor | None:
+    """The directory's horizon view around the served predictor (`toolcast.predictor.loading.horizon_view`:
+    one model answers both views), or None when the directory has none. Which tools are reads and which
+    change state: the builtin name patterns and the shipped coding contracts, as `toolcast train` fitted
+    it with (the agent's runtime still launches only what its own contracts allow)."""
+    if model_dir is None:
+        return None
+    from toolcast.predictor.loading import has_horizon_view, horizon_view
+    from toolcast.runtime.coding_contracts import naming_policy
+
+    if not has_horizon_view(model_dir):
+        return None
+    policy = naming_policy()
+    return horizon_view(model_dir, predictor, is_read=policy.is_read, is_write=policy.is_write)
+
+
 @dataclass
 class ModelInfo:
     """What GET /v1/model reports about the loaded predictor."""
@@ -73,6 +89,8 @@ class ModelInfo:
     card: dict[str, Any] = field(default_factory=dict)
     batched: bool = False
     """The predictor has `predict_batch` (one run for many contexts)."""
+    views: list[str] = field(default_factory=lambda: ["next"])
+    """What `view` a request may ask for: "next", and "horizon" when the directory has one."""
 
 
 def describe(predictor: Predictor, default_version: str | None = None) -> ModelInfo:

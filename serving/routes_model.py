@@ -20,6 +20,7 @@ async def model(state: Ready) -> ModelResponse:
     assert info is not None  # Ready guarantees it
     return ModelResponse(
         name=info.name, version=info.version, tools=info.tools, card=info.card, batched=info.batched,
+        views=list(info.views),
         limits=LimitsOut(max_body_bytes=s.max_body_bytes, max_events=s.max_events, max_k=s.max_k,
                          max_batch_items=s.max_batch_items),
         batching=BatchingOut(enabled=s.batching, max_batch_size=s.max_batch_size, max_wait_ms=s.max_wait_ms),

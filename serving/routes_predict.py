@@ -29,7 +29,7 @@ from toolcast.serving.schemas import (
 from toolcast.serving.state import Ready, ServingState
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Authorized],
-                   responses=error_responses(400, 401, 413, 422, 500, 503))
+                   responses=error_responses(400, 401, 409, 413, 422, 500, 503))
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Top-k next calls for one context")
@@ -37,8 +37,8 @@ async def predict(body: PredictRequest, state: Ready) -> PredictResponse:
     """The k most likely next calls (or `<respond>`), best first, each with p(tool), p(call), the argument
     values the model could fill, where each came from (`sources`) and the slots it could not (`free`)."""
     check_predict_request(body, state.settings)
-    (answer,) = await _run(state, [(_context(state, body, ""), body.k)])
-    return _response(state, answer, body.k)
+    (answer,) = await _run(state, [(_context(state, body, ""), body.k)], body.view)
+    return _response(state, answer, body.k, body.view)
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse,
@@ -49,8 +49,12 @@ async def predict_batch(body: BatchPredictRequest, state: Ready) -> BatchPredict
     for i, req in enumerate(body.requests):
         check_predict_request(req, state.settings, f"requests[{i}].")
     items = [(_context(state, req, f"requests[{i}]."), req.k) for i, req in enumerate(body.requests)]
-    answers = await _run(state, items)
-    return BatchPredictResponse(results=[_response(state, a, req.k)
+    answers: list[list[CallPrediction] | None] = [None] * len(items)
+    for view in sorted({req.view for req in body.requests}):  # each view's requests in one run
+        which = [i for i, req in enumerate(body.requests) if req.view == view]
+        for i, answer in zip(which, await _run(state, [items[i] for i in which], view), strict=True):
+            answers[i] = answer
+    return BatchPredictResponse(results=[_response(state, a or [], req.k, req.view)
                                          for a, req in zip(answers, body.requests, strict=True)])
 
 
@@ -67,8 +71,8 @@ async def predict_native(body: NativePredictRequest, state: Ready) -> PredictRes
     except TraceFormatError as e:
         raise ApiError.from_format_error(e) from None
     check_native_history(len(context.events), state.settings)
-    (answer,) = await _run(state, [(context, body.k)])
-    return _response(state, answer, body.k)
+    (answer,) = await _run(state, [(context, body.k)], body.view)
+    return _response(state, answer, body.k, body.view)
 
 
 def _context(state: ServingState, req: PredictRequest, path: str):
@@ -78,10 +82,13 @@ def _context(state: ServingState, req: PredictRequest, path: str):
         raise ApiError.from_schema_error(e) from None
 
 
-async def _run(state: ServingState, items: list[Item]) -> list[list[CallPrediction]]:
-    assert state.scheduler is not None  # Ready guarantees it
+async def _run(state: ServingState, items: list[Item], view: str = "next") -> list[list[CallPrediction]]:
+    scheduler = state.scheduler if view == "next" else state.horizon_scheduler
+    if scheduler is None:
+        raise ApiError(409, state.no_horizon, code="no_horizon_view",
+                       detail=[{"loc": ["body", "view"], "msg": state.no_horizon, "type": "value_error"}])
     try:
-        return await state.scheduler.predict(items)
+        return await scheduler.predict(items)
     except Overloaded as e:
         raise ApiError(503, f"server overloaded: {e}; retry shortly", code="overloaded",
                        headers={"Retry-After": "1"}) from None
@@ -89,7 +96,7 @@ async def _run(state: ServingState, items: list[Item]) -> list[list[CallPredicti
         raise ApiError(503, str(e), code="unavailable") from None
 
 
-def _response(state: ServingState, answer: list[CallPrediction], k: int) -> PredictResponse:
+def _response(state: ServingState, answer: list[CallPrediction], k: int, view: str) -> PredictResponse:
     name = state.info.name if state.info is not None else "unknown"
     return PredictResponse(predictions=[CallPredictionOut.from_prediction(p) for p in answer],
-                           predictor=name, k=k)
+                           predictor=name, k=k, view=view)

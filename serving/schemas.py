@@ -100,6 +100,13 @@ class _Readable(BaseModel):
         return data
 
 
+View = Literal["next", "horizon"]
+VIEW_DESCRIPTION = (
+    "`next`: the most likely next calls, by p(call). `horizon`: the calls likely to be issued before the "
+    "session's next state change (a set to run ahead), by p_horizon, when the model directory has a horizon "
+    "view (GET /v1/model lists `views`); else a 409.")
+
+
 class ToolSpecIn(BaseModel):
     """A tool the agent can call (the canonical ToolSpec)."""
 
@@ -120,6 +127,7 @@ class PredictRequest(_Readable):
     tools: list[ToolSpecIn] = Field(default_factory=list, description="The tools available now.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Trace metadata (agent model...).")
     k: int = Field(default=3, ge=1, le=K_CEILING, description="How many candidate calls to return.")
+    view: View = Field(default="next", description=VIEW_DESCRIPTION)
 
     def to_context(self, path: str = "", interner: EventInterner | None = None) -> Context:
         """The canonical Context; raises SchemaError naming the field (path-prefixed, e.g. events[2].tool).
@@ -196,6 +204,7 @@ class NativePredictRequest(_Readable):
     format: NativeFormat = Field(default="auto", description=(
         "The record's format; `auto` picks it from the record's shape, as `toolcast import` does."))
     k: int = Field(default=3, ge=1, le=K_CEILING, description="How many candidate calls to return.")
+    view: View = Field(default="next", description=VIEW_DESCRIPTION)
     metadata: dict[str, Any] = Field(default_factory=dict, description=(
         "Merged over the metadata read from the record (e.g. agent_model when the record has no model)."))
 
@@ -224,11 +233,15 @@ class CallPredictionOut(BaseModel):
     p_tool: float = Field(description="Calibrated probability of the tool.")
     p_call: float = Field(description="p(tool) x the product of the filled slots' value probabilities.")
     complete: bool = Field(description="Every slot has a value: the call can be run ahead as it stands.")
+    p_horizon: float | None = Field(default=None, description=(
+        "The horizon view's p(this call is issued before the session's next state change, within the next "
+        "few decision points); absent in the next-call view."))
 
     @classmethod
     def from_prediction(cls, p: CallPrediction) -> CallPredictionOut:
         return cls(tool=p.tool, args=p.args, free=list(p.free), sources=dict(p.sources),
-                   p_tool=float(p.p_tool), p_call=float(p.p_call), complete=p.complete)
+                   p_tool=float(p.p_tool), p_call=float(p.p_call), complete=p.complete,
+                   p_horizon=None if p.p_horizon is None else float(p.p_horizon))
 
 
 class PredictResponse(BaseModel):
@@ -238,6 +251,7 @@ class PredictResponse(BaseModel):
     predictions: list[CallPredictionOut] = Field(description="Best first, at most k.")
     predictor: str = Field(description="Name of the predictor that answered.")
     k: int
+    view: View = Field(default="next", description="The view that answered (the request's).")
 
 
 class BatchPredictResponse(BaseModel):
@@ -265,6 +279,8 @@ class ModelResponse(BaseModel):
     tools: list[str] = Field(description="Tools the model was trained on (it also ranks unseen tools).")
     card: dict[str, Any] = Field(description="The model's metrics card, as the model directory has it.")
     batched: bool = Field(description="The predictor answers many contexts in one run.")
+    views: list[View] = Field(default_factory=lambda: ["next"],
+                              description="What a request may ask for as `view`.")
     limits: LimitsOut
     batching: BatchingOut
 
@@ -304,6 +320,7 @@ def field_loc(path: str) -> list[str | int]:
 _ERROR_DESCRIPTIONS = {
     400: "The body could not be read as text (not UTF-8 JSON).",
     401: "Missing, malformed or wrong bearer token.",
+    409: "The loaded model has no such view (`view: horizon` without a horizon view).",
     413: "Too large: request body, history (events) or batch.",
     422: "Invalid request: the detail names the field.",
     500: "Internal error: only a request id; the server log has the rest.",

@@ -22,6 +22,9 @@ ENV_PREFIX = "TOOLCAST_SERVE_"
 """Environment variables read by `ServeSettings.from_env`: TOOLCAST_SERVE_MODEL_DIR, ..._TOKEN, ..."""
 
 Loader = Callable[[Path], Predictor]
+HorizonLoader = Callable[[Path | None, Predictor], Predictor | None]
+"""(model_dir, the loaded predictor) -> its horizon view, or None when there is none."""
+_NOT_IN_ENV = ("loader", "horizon_loader")
 
 
 @dataclass
@@ -32,6 +35,9 @@ class ServeSettings:
     """The model directory handed to the loader (may be None when a custom `loader` needs none)."""
     loader: Loader | None = field(default=None, repr=False)
     """Builds the predictor from `model_dir` inside the lifespan; None = `loading.load_predictor`."""
+    horizon_loader: HorizonLoader | None = field(default=None, repr=False)
+    """Builds the horizon view around the loaded predictor; None = `loading.load_horizon` (the model
+    directory's, when it has one)."""
     token: str | None = field(default=None, repr=False)
     """When set, every /v1 request needs `Authorization: Bearer <token>`."""
     max_body_bytes: int = 1_000_000
@@ -88,7 +94,7 @@ class ServeSettings:
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or f.name == "loader":
+            if raw is None or f.name in _NOT_IN_ENV:
                 continue
             kwargs[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].default)
         return cls(**kwargs)
@@ -98,7 +104,7 @@ class ServeSettings:
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "loader" or value is None:
+            if f.name in _NOT_IN_ENV or value is None:
                 continue
             out[ENV_PREFIX + f.name.upper()] = str(int(value)) if isinstance(value, bool) else str(value)
         return out

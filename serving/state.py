@@ -35,6 +35,10 @@ class ServingState:
     predictor: Predictor | None = None
     info: ModelInfo | None = None
     scheduler: Scheduler | None = None
+    horizon_scheduler: Scheduler | None = None
+    """Runs the horizon view (requests with `"view": "horizon"`); None when the model has none."""
+    no_horizon: str = "this model directory has no horizon view (horizon.json and fanout.json.gz)"
+    """What a request for the horizon view is told when there is none."""
     interner: EventInterner | None = None
     """Shares event objects across requests (None: interning off, `settings.intern_events` = 0)."""
 

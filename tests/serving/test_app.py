@@ -23,8 +23,8 @@ def test_predict_happy_path(fake, settings, body, batching):
     first = out["predictions"][0]
     assert first == {"tool": "get_user", "args": {"user_id": "user_1"}, "free": [],
                      "sources": {"user_id": "args:get_user.user_id"}, "p_tool": 0.5, "p_call": 0.4,
-                     "complete": True}
-    assert len(out["predictions"]) == 3
+                     "complete": True, "p_horizon": None}
+    assert len(out["predictions"]) == 3 and out["view"] == "next"
     assert out["predictions"][2]["free"] == ["order_id"] and not out["predictions"][2]["complete"]
 
 
