@@ -13,6 +13,7 @@ seconds per prediction is what bounds throughput on two cores.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import statistics
@@ -121,7 +122,7 @@ def breakdown(contexts: list[dict[str, Any]], kind: str, model: str | None, data
 
 
 def session_replay(data: list[str], split: str, kind: str, model: str | None, max_requests: int,
-                   json_out: str | None) -> None:
+                   json_out: str | None, view: str = "next", k: int = 3) -> None:
     """What the server gains by keeping event objects across requests (`serving.interning`).
 
     The embedded predictor caches per event *object* (event rows, extractor findings, a session's
@@ -130,10 +131,12 @@ def session_replay(data: list[str], split: str, kind: str, model: str | None, ma
     split's traces are sent in session order (trace by trace, step by step, as agents send them),
     converted as the server does with interning off (`intern_events=0`) and, second, with the server's
     `EventInterner` at its default size (the same JSON -> the same object), each with a fresh predictor;
-    per-request predictor CPU and wall time for both.
+    per-request predictor CPU and wall time for both. `view="horizon"`: the server's horizon view
+    (`serving.loading.load_horizon`) around the loaded model, asked for `k` calls.
     """
     from toolcast.data import load_traces
     from toolcast.data.splits import split_of
+    from toolcast.serving.batching import run_predictor
     from toolcast.serving.client import context_body
     from toolcast.serving.interning import EventInterner
     from toolcast.serving.schemas import PredictRequest
@@ -144,12 +147,19 @@ def session_replay(data: list[str], split: str, kind: str, model: str | None, ma
         if split_of(trace.group, 0) != split:
             continue
         for context, _ in trace.decision_points():
-            bodies.append(json.dumps(context_body(context, 3)).encode())
+            bodies.append(json.dumps(context_body(context, k, view)).encode())
         if len(bodies) >= max_requests:
             break
-    result: dict[str, Any] = {"requests": len(bodies)}
+    result: dict[str, Any] = {"requests": len(bodies), "view": view, "k": k}
     for mode in ("interning off", "interning on"):
         predictor = _load(kind, model, data)
+        if view == "horizon":
+            from toolcast.serving.loading import load_horizon
+
+            predictor = load_horizon(Path(model), predictor) if model else None
+            if predictor is None:
+                raise SystemExit(f"--view horizon: {model} has no horizon view")
+        run = functools.partial(run_predictor, predictor)  # what the server's schedulers run
         interner = EventInterner(ServeSettings.intern_events) if mode == "interning on" else None
         wall, cpu, intern = [], [], []
         for body in bodies:
@@ -158,7 +168,7 @@ def session_replay(data: list[str], split: str, kind: str, model: str | None, ma
             context = req.to_context(interner=interner)
             intern.append(time.perf_counter() - i0)
             c0, t0 = time.thread_time(), time.perf_counter()
-            predictor.predict_batch([context], req.k)
+            run([(context, req.k)])
             wall.append(time.perf_counter() - t0)
             cpu.append(time.thread_time() - c0)
         result[mode] = {"convert_ms": _ms(intern), "predict_ms": _ms(wall), "predict_cpu_ms": _ms(cpu)}

@@ -292,6 +292,9 @@ def main() -> None:
                    help="no server: up to N requests in session order, events converted with the server's "
                         "interning off vs on; the --split of --data, test by default")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--view", choices=("next", "horizon"), default="next",
+                   help="--session-replay: the view asked for (horizon: the model directory's horizon view)")
+    p.add_argument("-k", type=int, default=3, help="--session-replay: candidates asked for (default: 3)")
     args = p.parse_args()
     kind = "model" if args.model else args.predictor
     levels = [int(c) for c in args.clients.split(",")]
@@ -300,7 +303,8 @@ def main() -> None:
     if args.session_replay:
         from serve_breakdown import session_replay
 
-        session_replay(args.data, args.split or "test", kind, args.model, args.session_replay, args.json)
+        session_replay(args.data, args.split or "test", kind, args.model, args.session_replay, args.json,
+                       args.view, args.k)
         return
     contexts = contexts_as_json(args.data, args.contexts, args.split)
     print(describe_mix(contexts))
