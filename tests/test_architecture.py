@@ -99,7 +99,7 @@ PREDICTOR_PARTS: dict[str, set[str]] = {
     "session": {"config", "features", "session"},
     "onnx": {"protocol", "config", "features", "session", "modeldir", "onnx"},
     "torch": {"protocol", "config", "features", "modeldir", "versioning", "onnx", "torch"},
-    "loading": {"protocol", "modeldir", "onnx", "torch", "pooling"},
+    "loading": {"protocol", "modeldir", "onnx", "torch", "pooling", "horizon", "baselines"},  # views
     "horizon": {"protocol", "baselines", "horizon_mlp"},
     "horizon_mlp": set(),
     "pooling": {"protocol", "baselines", "features"},
