@@ -199,6 +199,11 @@ class ValueMaps:
     constants: ConstantTable
     pooled: dict[SourceKey, SourceStats] = field(default_factory=dict)
     """Generic sources' statistics over all slots: the prior of each slot's estimate."""
+    _ranked: dict[tuple[str, str], tuple[dict, list[tuple[SourceKey, SourceStats, list[float]]]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    """(tool, slot) -> (the slot's sources dict it was made from, its sources best first, each with its
+    p_hit at every rank): `candidates` runs for every slot of every candidate tool at every step, and
+    the ranking depends on the mined counts only (a third of a pooled step went to re-sorting them)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"slots": [[tool, slot, m.to_dict()] for (tool, slot), m in self.slots.items()],
@@ -224,10 +229,21 @@ class ValueMaps:
 
     def ranked(self, tool: str, slot: str) -> list[tuple[SourceKey, SourceStats]]:
         """The slot's sources, best first by their estimated precision at rank 0."""
+        return [(key, stats) for key, stats, _ in self._ranked_slot(tool, slot)]
+
+    def _ranked_slot(self, tool: str, slot: str) -> list[tuple[SourceKey, SourceStats, list[float]]]:
+        """`ranked` with each source's p_hit per rank, made once per slot (maps are not changed once mined:
+        a slot whose sources dict was replaced is ranked again)."""
         slot_map = self.slots.get((tool, slot))
         if slot_map is None:
             return []
-        return sorted(slot_map.sources.items(), key=lambda kv: (-self.p_hit(kv[0], kv[1], 0), kv[0]))
+        kept = self._ranked.get((tool, slot))
+        if kept is not None and kept[0] is slot_map.sources:
+            return kept[1]
+        order = sorted(slot_map.sources.items(), key=lambda kv: (-self.p_hit(kv[0], kv[1], 0), kv[0]))
+        ranked = [(key, stats, [self.p_hit(key, stats, r) for r in range(MAX_RANK)]) for key, stats in order]
+        self._ranked[(tool, slot)] = (slot_map.sources, ranked)
+        return ranked
 
     def candidates(self, index: ContextIndex, tool: str, slot: str, group: str | None = None,
                    top_sources: int = 16) -> list[tuple[Any, float, str]]:
@@ -240,9 +256,9 @@ class ValueMaps:
         if slot_map is None:
             return []
         best: dict[str, tuple[Any, float, str]] = {}
-        for key, stats in self.ranked(tool, slot)[:top_sources]:
+        for key, _stats, p_at in self._ranked_slot(tool, slot)[:top_sources]:
             for rank, value in enumerate(self.offer(index, key, tool, slot, slot_map.type, group)):
-                p = self.p_hit(key, stats, rank)
+                p = p_at[rank]
                 vid = value_id(value)
                 if vid not in best or p > best[vid][1]:
                     best[vid] = (value, p, describe(key))
