@@ -38,7 +38,8 @@ def well_formed(raw: Any, k: int) -> list[CallPrediction]:
             continue
         out.append(replace(p, args=json.loads(cargs), free=list(p.free),
                            p_call=min(1.0, max(0.0, float(p.p_call))),
-                           p_tool=min(1.0, max(0.0, float(p.p_tool)))))
+                           p_tool=min(1.0, max(0.0, float(p.p_tool))),
+                           p_horizon=None if p.p_horizon is None else min(1.0, max(0.0, float(p.p_horizon)))))
     return out
 
 
@@ -52,7 +53,7 @@ def malformed(p: Any) -> str | None:
         return "arguments that are not an object"
     if not isinstance(p.free, (list, tuple)) or not all(isinstance(f, str) for f in p.free):
         return "free slots that are not a list of names"
-    for v in (p.p_call, p.p_tool):
+    for v in (p.p_call, p.p_tool, 0.0 if p.p_horizon is None else p.p_horizon):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return f"a probability of {v!r}"
     return None

@@ -245,7 +245,9 @@ def test_a_slow_predictor_never_stalls_the_agents_loop(fk):
     CallPrediction("get", {"x": {1, 2}}, p_tool=0.9, p_call=0.9),
     {"tool": "get", "args": {"x": 1}},
     None,
-], ids=["nan", "list-args", "str-free", "int-tool", "set-arg", "dict", "none"])
+    CallPrediction("get", {"x": 1}, p_tool=0.9, p_call=0.9, p_horizon="0.9"),  # type: ignore[arg-type]
+    CallPrediction("get", {"x": 1}, p_tool=0.9, p_call=0.9, p_horizon=math.nan),
+], ids=["nan", "list-args", "str-free", "int-tool", "set-arg", "dict", "none", "str-horizon", "nan-horizon"])
 def test_garbage_predictions_never_launch_nor_leak_workers(fk, garbage):
     tools = fk.FakeTools()
     good = fk.pred("get", 0.9, x=2)
