@@ -181,9 +181,8 @@ class HorizonPredictor:
 
     def candidates(self, context: Context) -> list[tuple[CallPrediction, np.ndarray]]:
         """Each complete candidate call with its feature vector (order of `FEATURES`)."""
-        model = self.base.predict(context, self.base_k)
+        model, pat = self._base_and_pattern(context)
         fan = self.fanout.predict(context, self.fan_k)
-        pat = self.pattern.predict(context, self.pattern_k) if self.pattern is not None else []
         tool_p: dict[str, float] = {}
         respond = 0.0
         for p in model:
@@ -228,6 +227,22 @@ class HorizonPredictor:
                           math.log1p(since_write)])
             out.append((c, x))
         return [(self._merged(c), x) for c, x in out]
+
+    def _base_and_pattern(self, context: Context) -> tuple[list[CallPrediction], list[CallPrediction]]:
+        """The base's top `base_k` and the pattern pool's top `pattern_k`. When the base is a pool whose
+        expert is this pattern pool, its answer there is taken when it holds at least `pattern_k` calls
+        (the pattern pool's top k is a prefix of its top K: `rank_calls` ranks, then cuts); asking again
+        cost a third of a step."""
+        with_answers = getattr(self.base, "predict_with_answers", None)
+        if self.pattern is None or not callable(with_answers):
+            model = self.base.predict(context, self.base_k)
+            return model, self.pattern.predict(context, self.pattern_k) if self.pattern is not None else []
+        model, answers = with_answers(context, self.base_k)
+        experts = getattr(self.base, "experts", {})
+        given = next((answers[n] for n, e in experts.items() if e is self.pattern and n in answers), None)
+        if given is None or len(given) < self.pattern_k:
+            return model, self.pattern.predict(context, self.pattern_k)
+        return model, given[:self.pattern_k]
 
     @staticmethod
     def _merged(c: dict[str, Any]) -> CallPrediction:

@@ -237,9 +237,17 @@ class PooledPredictor:
         self.alone = fallback_weights(self.weights.experts)
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        views, names = expert_views(self.experts.values(), context, self.expert_k)
+        return self.predict_with_answers(context, k)[0]
+
+    def predict_with_answers(self, context: Context, k: int = 3
+                             ) -> tuple[list[CallPrediction], dict[str, list[CallPrediction]]]:
+        """`predict`, and each expert's own answer it pooled (by expert name; its top `asked_k`): the
+        horizon view takes the pattern pool's candidates from here rather than asking it again."""
+        names = universe(context)
+        answers = {n: e.predict(context, k=asked_k(e, self.expert_k)) for n, e in self.experts.items()}
+        views = [expert_view(e, answers[n], names) for n, e in self.experts.items()]
         return combine(views, self.weights.tool_weights, self.weights.arg_weights, k, names,
-                       self.weights.call_map, self.alone)
+                       self.weights.call_map, self.alone), answers
 
     def predict_batch(self, contexts: Sequence[Context], k: int = 3) -> list[list[CallPrediction]]:
         """One batched run per expert that has `predict_batch` (the ONNX model), `predict` otherwise."""

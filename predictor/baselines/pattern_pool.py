@@ -78,15 +78,8 @@ class _KeptIndex:
             self.seen.append((e, _content(e)))
 
 
-def _content(event: Event | None) -> Any:
-    if event is None:
-        return None
+def _content(event: Event) -> Any:
     return (event.output, event.error, event.args) if isinstance(event, ToolCall) else event.text
-
-
-def _copy(c: CallPrediction) -> CallPrediction:
-    return CallPrediction(c.tool, dict(c.args), list(c.free), c.p_tool, c.p_call, dict(c.sources),
-                          c.p_horizon)
 
 
 def pattern_chain(context: Context) -> tuple[Hashable, ...]:
@@ -112,9 +105,6 @@ class PatternPoolPredictor:
         self.toolsets = Toolsets()
         self.value_maps: ValueMaps | None = None
         self._indexes: KeptPerConversation[_KeptIndex] = KeptPerConversation(MAX_KEPT_INDEXES)
-        self._last: tuple[Context, int, Event | None, Any, int, list[CallPrediction]] | None = None
-        """The last answer: (context, its length, its last event and that event's content, k, the
-        calls). A horizon view asks the pool again for the context its pooled model just asked about."""
         """Each conversation's context index (`_index`)."""
 
     def fit(self, traces: Iterable[Trace], progress: bool = False) -> PatternPoolPredictor:
@@ -143,20 +133,6 @@ class PatternPoolPredictor:
         return boosted(p, cued_tools(context, allowed), self.cue_weight) if self.cue_weight else p
 
     def predict(self, context: Context, k: int = 3) -> list[CallPrediction]:
-        """Top-k calls; asked again about the same context object, unchanged, for k no larger than the
-        last time, the last answer's first k (the top k is a prefix of the top K: `rank_calls` ranks every
-        call of the likeliest tools and cuts), copied."""
-        n = len(context.events)
-        tail = context.events[-1] if n else None
-        last = self._last  # one read: another thread may replace it meanwhile
-        if (last is not None and last[0] is context and last[1] == n and last[2] is tail
-                and last[3] == _content(tail) and k <= last[4]):
-            return [_copy(c) for c in last[5][:k]]
-        out = self._predict(context, k)
-        self._last = (context, n, tail, _content(tail), k, out)
-        return [_copy(c) for c in out]
-
-    def _predict(self, context: Context, k: int) -> list[CallPrediction]:
         if self.value_maps is None:
             raise RuntimeError("PatternPoolPredictor.predict before fit")
         maps = self.value_maps

@@ -204,7 +204,6 @@ def test_pattern_pool_keeps_each_conversations_index_and_predicts_as_from_scratc
 
     def fresh(ctx):
         pool._indexes.clear()
-        pool._last = None
         return pool.predict(ctx, k=8)
 
     t = traces[0]
@@ -225,34 +224,3 @@ def test_pattern_pool_keeps_each_conversations_index_and_predicts_as_from_scratc
     ctx = Context(events, t.tools, t.metadata)
     assert pool.predict(ctx, k=8) == fresh(ctx)
 
-
-def test_pattern_pool_answers_the_same_context_again_from_its_last_answer():
-    """A horizon view asks the pool about the context its pooled model just asked about: the same
-    context object, unchanged, for k no larger gets the last answer's first k (copies); a context that
-    changed, or a larger k, is predicted again."""
-    from toolcast.data.load import load_traces
-    from toolcast.data.samples import sample_files
-    from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
-
-    traces = [t for t in load_traces(sample_files()[0]) if len(t.events) >= 12][:8]
-    pool = PatternPoolPredictor().fit(traces[2:])
-    t = traces[0]
-    events = list(t.events)
-    n = next(i for i, e in enumerate(events) if isinstance(e, ToolCall) and e.output) + 1
-    ctx = Context(events[:n], t.tools, t.metadata)
-    first = pool.predict(ctx, k=16)
-    calls = pool._predict
-    pool._predict = None  # asked again: must not predict
-    again = pool.predict(ctx, k=8)
-    assert again == first[:8] and all(a is not b for a, b in zip(again, first, strict=False))
-    again[0].args["x"] = 1  # a caller changing its copy changes nothing kept
-    assert pool.predict(ctx, k=8)[0] == first[0]
-    pool._predict = calls
-    assert pool.predict(ctx, k=16) == first
-    ctx.events[-1].output = json.dumps({"note": "changed", "id": "ZZZ999"})  # filled in anew: predicted again
-    pool._indexes.clear()
-    changed = pool.predict(ctx, k=8)
-    pool._last = None
-    pool._indexes.clear()
-    assert changed == pool.predict(ctx, k=8)
-    assert pool.predict(Context(events[:n], t.tools, t.metadata), k=8) == changed  # another object: predicted

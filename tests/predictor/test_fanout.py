@@ -404,3 +404,35 @@ def test_a_runtime_gives_a_horizon_view_its_tools_contracts(tmp_path):
     given = HorizonPredictor(ToolOnly(), fitted(), is_write=is_write)
     SpeculativeRuntime(tools, given)
     assert given.is_write is is_write and given.fanout.is_read("get_user")  # what was given stays
+
+
+def test_a_pooled_base_hands_the_horizon_view_its_pattern_pools_answer():
+    """The horizon view's third source is the pool's own pattern pool: its answer inside the pooled
+    prediction is taken, not asked for again, and the view is what asking again gives."""
+    from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+    from toolcast.predictor.pooling import PooledPredictor, PoolWeights
+
+    traces = [profile_trace(i) for i in range(8)]
+    pattern = PatternPoolPredictor().fit(traces)
+    asked = []
+
+    class Counting(PatternPoolPredictor):
+        def predict(self, context, k=3):
+            asked.append(k)
+            return pattern.predict(context, k)
+
+    counting = Counting()
+    counting.value_maps, counting.ngram = pattern.value_maps, pattern.ngram  # the same pool, counted
+    counting.signatures, counting.toolsets = pattern.signatures, pattern.toolsets
+    pool = PooledPredictor({"learned": ToolOnly(), "pattern": counting},
+                           PoolWeights(["learned", "pattern"], [1.0, 1.0], [0.5, 0.5]))
+    f = fitted()
+    t = profile_trace(99)
+    ctx = Context(events=t.events[:5], tools=t.tools)
+    view = HorizonPredictor(pool, f, pattern=counting, is_write=is_write)
+    got = view.candidates(ctx)
+    assert len(asked) == 1  # once, by the pool
+    alone = HorizonPredictor(pool, f, pattern=pattern, is_write=is_write)  # a pattern pool apart: asked again
+    want = alone.candidates(ctx)
+    assert [(c.key, x.tolist()) for c, x in got] == [(c.key, x.tolist()) for c, x in want]
+    assert any(x[FEATURES.index("pat")] for _, x in got)  # the pattern pool did offer candidates
