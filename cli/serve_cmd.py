@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--intern-events", type=int, default=16_384, metavar="N",
                    help="recent request events kept so a session's next request reuses the predictor's "
                         "per-event work (0: off; default: 16384)")
+    p.add_argument("--contracts", metavar="FILE",
+                   help="which tools the horizon view may propose and which change state: the file "
+                        "`toolcast train --contracts` was given (default: the builtin name patterns and the "
+                        "shipped coding contracts, as train's default)")
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     p.set_defaults(func=run)
 
@@ -56,10 +60,15 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--workers must be at least 1, got {args.workers}")
     try:
         find_loader()
+        if args.contracts is not None:  # read now: a bad file stops here, not at the first horizon request
+            from toolcast.runtime.coding_contracts import naming_policy
+
+            naming_policy(args.contracts)
         settings = ServeSettings(
             model_dir=args.model, token=args.token or None, batching=args.batching,
             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_k=args.max_k,
-            max_events=args.max_events, max_body_bytes=args.max_body_bytes, intern_events=args.intern_events)
+            max_events=args.max_events, max_body_bytes=args.max_body_bytes, intern_events=args.intern_events,
+            contracts=args.contracts)
     except (ModelLoadError, ValueError) as e:
         return fail(str(e))
     common = {"host": args.host, "port": args.port, "access_log": args.access_log, "log_level": "info"}

@@ -31,6 +31,7 @@ pattern pool's). numpy only: no torch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -169,15 +170,20 @@ class HorizonPredictor:
         self.fan_k = fan_k
         self.pattern_k = pattern_k
 
-    def use_contracts(self, is_read: Callable[[str], bool], is_write: Callable[[str], bool]) -> None:
-        """Which tools may run ahead and which change state, from the runtime that will launch this view's
-        candidates (`SpeculativeRuntime` calls it with its tools' contracts): what was not given when
-        the view was made is taken from here, so a view loaded from a model directory proposes the
-        runtime's own reads, including tools its training logs never had."""
-        if self.is_write is None:
-            self.is_write = is_write
+    def for_runtime(self, is_read: Callable[[str], bool],
+                    is_write: Callable[[str], bool]) -> HorizonPredictor:
+        """This view for the runtime it is handed to (`SpeculativeRuntime` calls it with its tools'
+        contracts): which tools may run ahead (the fan-out's rules by name propose those, new tools
+        included) and which change state, where this view was not given them. A copy sharing the model,
+        the scorer and the mined rules, so one loaded view serves several runtimes, each with its own
+        contracts; this one when it has both already."""
+        if self.is_write is not None and self.fanout.is_read is not None:
+            return self
+        other = copy.copy(self)
+        other.is_write = self.is_write or is_write
         if self.fanout.is_read is None:
-            self.fanout.is_read = is_read
+            other.fanout = self.fanout.with_reads(is_read)
+        return other
 
     def candidates(self, context: Context) -> list[tuple[CallPrediction, np.ndarray]]:
         """Each complete candidate call with its feature vector (order of `FEATURES`)."""
@@ -259,8 +265,8 @@ class HorizonPredictor:
         if self.scorer is not None and self.is_write is None and (
                 {"write_p", "since_write"} & set(self.scorer.features)):
             raise ValueError("this horizon scorer uses write_p / since_write: give the HorizonPredictor "
-                             "is_write (which tools change state), or use it through a SpeculativeRuntime, "
-                             "which gives its tools' contracts")
+                             "is_write (which tools change state), or use the view a SpeculativeRuntime "
+                             "made of it (runtime.predictor), which has its tools' contracts")
         cands = self.candidates(context)
         if not cands:
             return []

@@ -98,9 +98,9 @@ class SpeculativeRuntime:
         self._real_lane = ThreadLane(self.config.workers * 4, "toolcast-tool")
         self._spec_lane = ThreadLane(self.config.workers, "toolcast-speculative")
         self._prediction = PredictionStep(self.config)
-        use_contracts = getattr(predictor, "use_contracts", None)
-        if callable(use_contracts):  # a horizon view proposes this runtime's reads (`load(view="horizon")`)
-            use_contracts(self.may_run_ahead, self.changes_state)
+        for_runtime = getattr(predictor, "for_runtime", None)
+        if callable(for_runtime):  # a horizon view, made to propose this runtime's reads (`load(view=...)`)
+            self.predictor = for_runtime(self.may_run_ahead, self.changes_state)
 
     @property
     def estimates(self) -> Estimates:

@@ -105,16 +105,18 @@ async def _load_horizon(state: ServingState, predictor: Predictor, info: ModelIn
     the next-call view; requests for the horizon one are told why."""
     settings = state.settings
     try:
-        horizon = await asyncio.to_thread(settings.horizon_loader or load_horizon, settings.model_dir,
-                                          predictor)
+        loader = settings.horizon_loader or functools.partial(load_horizon, contracts=settings.contracts)
+        horizon = await asyncio.to_thread(loader, settings.model_dir, predictor)
     except Exception as e:  # noqa: BLE001 - the next-call view still serves; the reason is kept
         state.no_horizon = f"the horizon view failed to load: {e}"
         log.error("no horizon view: %s", e)
         return
     if horizon is None:
         return
+    # its own in-flight bound (max_queue) beside the next-call scheduler's; no queue-depth gauge of its
+    # own (the metrics have one, the next-call scheduler's); its requests are counted like any other
     state.horizon_scheduler = DirectScheduler(functools.partial(run_predictor, horizon),
-                                              max_queue=settings.max_queue, metrics=state.metrics)
+                                              max_queue=settings.max_queue)
     info.views.append("horizon")
 
 

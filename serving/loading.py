@@ -63,11 +63,13 @@ def load_predictor(model_dir: Path) -> Predictor:
     return predictor
 
 
-def load_horizon(model_dir: Path | None, predictor: Predictor) -> Predictor | None:
+def load_horizon(model_dir: Path | None, predictor: Predictor, contracts: str | None = None
+                 ) -> Predictor | None:
     """The directory's horizon view around the served predictor (`toolcast.predictor.loading.horizon_view`:
     one model answers both views), or None when the directory has none. Which tools are reads and which
-    change state: the builtin name patterns and the shipped coding contracts, as `toolcast train` fitted
-    it with (the agent's runtime still launches only what its own contracts allow)."""
+    change state: `contracts` (a file, as `toolcast train --contracts`), else the builtin name patterns
+    and the shipped coding contracts, train's default (the agent's runtime still launches only what its
+    own contracts allow)."""
     if model_dir is None:
         return None
     from toolcast.predictor.loading import has_horizon_view, horizon_view
@@ -75,7 +77,7 @@ def load_horizon(model_dir: Path | None, predictor: Predictor) -> Predictor | No
 
     if not has_horizon_view(model_dir):
         return None
-    policy = naming_policy()
+    policy = naming_policy(contracts)
     return horizon_view(model_dir, predictor, is_read=policy.is_read, is_write=policy.is_write)
 
 

@@ -35,6 +35,9 @@ class ServeSettings:
     """The model directory handed to the loader (may be None when a custom `loader` needs none)."""
     loader: Loader | None = field(default=None, repr=False)
     """Builds the predictor from `model_dir` inside the lifespan; None = `loading.load_predictor`."""
+    contracts: str | None = None
+    """A contracts file (`toolcast train --contracts`): which tools the horizon view may propose and which
+    change state; None: the builtin name patterns and the shipped coding contracts (train's default)."""
     horizon_loader: HorizonLoader | None = field(default=None, repr=False)
     """Builds the horizon view around the loaded predictor; None = `loading.load_horizon` (the model
     directory's, when it has one)."""

@@ -27,6 +27,7 @@ precision counted on the same logs.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -106,6 +107,14 @@ class FanoutPredictor:
         tool, which the runtime's contracts then judge: set it to offer reads only)."""
         self._replays: KeptPerConversation[Replay] = KeptPerConversation(MAX_REPLAYS)
         """Each conversation's replay, checked against the context before it is extended."""
+
+    def with_reads(self, is_read: Callable[[str], bool]) -> FanoutPredictor:
+        """This fan-out (its rules shared, not copied) whose rules by name offer `is_read`'s tools, with
+        replays of its own (a replay's offers depend on which tools are reads)."""
+        other = copy.copy(self)
+        other.is_read = is_read
+        other._replays = KeptPerConversation(MAX_REPLAYS)
+        return other
 
     # ---- mining ------------------------------------------------------------------------------------
     def fit(self, traces: Iterable[Trace], *, is_read: Callable[[str], bool] | None = None,

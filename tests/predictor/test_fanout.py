@@ -395,15 +395,24 @@ def test_a_runtime_gives_a_horizon_view_its_tools_contracts(tmp_path):
              Tool("get_order", fn, contract=read_only(60.0)), Tool("get_shipment", fn),  # no contract
              Tool("cancel_order", fn, contract=ToolContract(mutates=["order:{order_id}"]))]
     runtime = SpeculativeRuntime(tools, view)
-    assert view.is_write("cancel_order") and view.is_write("get_shipment") and view.is_write("unregistered")
-    assert not view.is_write("get_order")
-    preds = view.horizon(Context(events=t.events, tools=t.tools), k=10)
+    bound = runtime.predictor  # the view made for this runtime; the loaded one is left as it was
+    assert bound is not view and view.is_write is None and view.fanout.is_read is None
+    assert all(bound.is_write(tool) for tool in ("cancel_order", "get_shipment", "unregistered"))
+    assert not bound.is_write("get_order")
+    preds = bound.horizon(Context(events=t.events, tools=t.tools), k=10)
     assert sorted((p.tool, p.args["order_id"]) for p in preds) == [("get_order", f"#O1{j}") for j in range(3)]
     runtime.add_tool(Tool("get_shipment_v2", fn, contract=read_only(60.0)))  # contracts are looked up live
-    assert view.fanout.is_read("get_shipment_v2") and not view.fanout.is_read("cancel_order")
+    assert bound.fanout.is_read("get_shipment_v2") and not bound.fanout.is_read("cancel_order")
+    # the same loaded view handed to a second runtime, whose contracts differ: each proposes its own reads
+    other = SpeculativeRuntime([Tool("get_customer", fn, contract=read_only(60.0)), Tool("get_order", fn),
+                                Tool("get_shipment", fn, contract=read_only(60.0))], view).predictor
+    assert other.fanout.is_read("get_shipment") and not other.fanout.is_read("get_order")
+    assert not bound.fanout.is_read("get_shipment") and bound.fanout.is_read("get_order")
+    ctx = Context(events=t.events, tools=t.tools)
+    assert {p.tool for p in bound.horizon(ctx, k=10)} == {"get_order"}
+    assert "get_order" not in {p.tool for p in other.horizon(ctx, k=10)}
     given = HorizonPredictor(ToolOnly(), fitted(), is_write=is_write)
-    SpeculativeRuntime(tools, given)
-    assert given.is_write is is_write and given.fanout.is_read("get_user")  # what was given stays
+    assert SpeculativeRuntime(tools, given).predictor is given  # what was given stays as given
 
 
 def test_a_pooled_base_hands_the_horizon_view_its_pattern_pools_answer():

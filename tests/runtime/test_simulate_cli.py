@@ -74,3 +74,13 @@ def test_model_directory_errors_are_clear(logs, tmp_path, capsys):
     code = main(["simulate", "--data", str(logs), "--train", str(logs), "--model", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert code == 1 and "nope" in err and "Traceback" not in err
+
+
+def test_simulate_replays_at_the_runtimes_defaults_unless_told():
+    """`toolcast simulate` measures what a runtime left at its defaults does (its -k and --lambda are
+    written out so that `toolcast --help` need not import the runtime)."""
+    from toolcast.cli.main import build_parser
+    from toolcast.runtime import PlannerConfig, RuntimeConfig
+
+    args = build_parser().parse_args(["simulate", "--data", "x", "--baseline", "pattern"])
+    assert (args.k, args.lambda0) == (RuntimeConfig().k, PlannerConfig().lambda0)

@@ -3,6 +3,7 @@ write (what a runtime runs ahead), from the same loaded model; a model without o
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -92,3 +93,21 @@ def test_a_broken_horizon_file_leaves_the_next_call_view_serving(horizon_dir, tm
         r = http.post("/v1/predict", json=context_body(context, 3, "horizon"))
         assert r.status_code == 409 and "horizon view failed to load" in r.json()["message"]
         assert "horizon.json" in r.json()["message"]
+
+
+def test_the_servers_contracts_decide_what_its_horizon_view_proposes(horizon_dir, tmp_path, shop_traces):
+    """`toolcast serve --contracts FILE` (ServeSettings.contracts): the reads and writes `train
+    --contracts` fitted with. A file under which get_order is no read makes it a state change to the
+    scorer (`write_p`, `since_write`), so the view prices its calls otherwise."""
+    contracts = tmp_path / "contracts.json"
+    contracts.write_text(json.dumps({"read_only": ["get_user"]}), encoding="utf-8")
+    context = after_profile(shop_traces)
+    got = {}
+    for name, file in (("default", None), ("file", str(contracts))):
+        settings = ServeSettings(model_dir=horizon_dir, load_in_background=False, contracts=file)
+        with TestClient(create_app(settings)) as http:
+            answer = http.post("/v1/predict", json=context_body(context, 16, "horizon")).json()
+            got[name] = {(p["tool"], json.dumps(p["args"], sort_keys=True)): p["p_horizon"]
+                         for p in answer["predictions"]}
+    assert ("get_order", '{"order_id": "#W9901"}') in got["default"]
+    assert got["file"] != got["default"]
