@@ -224,3 +224,17 @@ def test_pattern_pool_keeps_each_conversations_index_and_predicts_as_from_scratc
     ctx = Context(events, t.tools, t.metadata)
     assert pool.predict(ctx, k=8) == fresh(ctx)
 
+
+
+def test_a_slots_ranked_sources_are_made_once_and_again_when_its_sources_change(shop_traces):
+    from toolcast.predictor.baselines.pattern_pool import PatternPoolPredictor
+
+    pool = PatternPoolPredictor().fit(shop_traces(12))
+    maps = pool.value_maps
+    slot_map = maps.slots[("get_order", "order_id")]
+    fresh = sorted(slot_map.sources.items(), key=lambda kv: (-maps.p_hit(kv[0], kv[1], 0), kv[0]))
+    assert maps.ranked("get_order", "order_id") == fresh
+    assert maps._ranked_slot("get_order", "order_id") is maps._ranked_slot("get_order", "order_id")
+    kept = dict(list(slot_map.sources.items())[:1])
+    slot_map.sources = kept  # a slot whose sources were replaced is ranked again
+    assert maps.ranked("get_order", "order_id") == list(kept.items())
